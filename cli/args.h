@@ -1,0 +1,37 @@
+// A small command-line parser for kvrag's subcommands: --name value,
+// --name=value, boolean --flag, and positional arguments. Unknown options
+// and bad values are errors that name the option.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace kvrag::cli {
+
+class Args {
+ public:
+  // `value_options` take a value, `flags` do not; anything else starting
+  // with "--" is an Error(kInvalidArgument) naming it.
+  Args(const std::vector<std::string>& argv, const std::set<std::string>& value_options,
+       const std::set<std::string>& flags);
+
+  bool has(const std::string& name) const { return values_.count(name) > 0; }
+  bool flag(const std::string& name) const { return flags_.count(name) > 0; }
+  std::string get(const std::string& name, const std::string& fallback) const;
+  // Error(kInvalidArgument) "missing --name" when absent.
+  std::string require(const std::string& name) const;
+  // Integer in [min, max]; Error(kInvalidArgument) naming the option otherwise.
+  int64_t get_int(const std::string& name, int64_t fallback, int64_t min, int64_t max) const;
+  double get_double(const std::string& name, double fallback) const;
+  const std::vector<std::string>& positional() const { return positional_; }
+
+ private:
+  std::map<std::string, std::string> values_;
+  std::set<std::string> flags_;
+  std::vector<std::string> positional_;
+};
+
+}  // namespace kvrag::cli

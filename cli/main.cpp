@@ -1,0 +1,80 @@
+// The kvrag command: dispatches to a subcommand and turns errors into a
+// message on stderr and a non-zero exit code.
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <map>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace {
+
+struct Command {
+  std::function<int(const std::vector<std::string>&)> run;
+  const char* usage;
+  const char* summary;
+};
+
+const std::map<std::string, Command>& commands() {
+  static const std::map<std::string, Command> table = {
+      {"generate",
+       {kvrag::cli::run_generate, kvrag::cli::kGenerateUsage,
+        "generate text from a prompt with a T5 model folder"}},
+  };
+  return table;
+}
+
+void print_help() {
+  std::cout << "kvrag: retrieval-augmented generation over cached cross-attention K/V\n\n"
+               "usage: kvrag COMMAND [options]\n\ncommands:\n";
+  for (const auto& [name, command] : commands()) {
+    std::cout << "  " << name << std::string(12 - name.size(), ' ') << command.summary << "\n";
+  }
+  std::cout << "\n`kvrag COMMAND --help` shows a command's options.\n";
+}
+
+// Exit codes: 2 for bad usage or input, 3 for a missing file or record, 1 otherwise.
+int exit_code(kvrag::ErrorKind kind) {
+  switch (kind) {
+    case kvrag::ErrorKind::kInvalidArgument:
+      return 2;
+    case kvrag::ErrorKind::kNotFound:
+      return 3;
+    default:
+      return 1;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
+      !std::strcmp(argv[1], "help")) {
+    print_help();
+    return argc < 2 ? 2 : 0;
+  }
+  const auto it = commands().find(argv[1]);
+  if (it == commands().end()) {
+    std::cerr << "kvrag: unknown command '" << argv[1] << "'\n";
+    print_help();
+    return 2;
+  }
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  for (const std::string& arg : args) {
+    if (arg == "--help" || arg == "-h") {
+      std::cout << it->second.usage;
+      return 0;
+    }
+  }
+  try {
+    return it->second.run(args);
+  } catch (const kvrag::Error& e) {
+    std::cerr << "kvrag " << argv[1] << ": error: " << e.what() << "\n";
+    if (e.kind() == kvrag::ErrorKind::kInvalidArgument) std::cerr << it->second.usage;
+    return exit_code(e.kind());
+  } catch (const std::exception& e) {
+    std::cerr << "kvrag " << argv[1] << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,115 @@
+#include "core/ops.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+
+namespace kvrag {
+namespace {
+
+void check_same_shape(ConstView a, ConstView b, const char* op) {
+  KVRAG_CHECK(a.rows == b.rows && a.cols == b.cols, kInternal, op, ": shape [", a.rows, ", ",
+              a.cols, "] vs [", b.rows, ", ", b.cols, "]");
+}
+
+}  // namespace
+
+void gemm(ConstView a, bool trans_a, ConstView b, bool trans_b, View c, float alpha, float beta) {
+  const int64_t m = trans_a ? a.cols : a.rows;
+  const int64_t k = trans_a ? a.rows : a.cols;
+  const int64_t kb = trans_b ? b.cols : b.rows;
+  const int64_t n = trans_b ? b.rows : b.cols;
+  KVRAG_CHECK(k == kb && c.rows == m && c.cols == n, kInternal, "gemm: op(a) [", m, ", ", k,
+              "] · op(b) [", kb, ", ", n, "] into [", c.rows, ", ", c.cols, "]");
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) c.row(i)[j] *= beta;
+    }
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+              trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
+              static_cast<int>(k), alpha, a.data, static_cast<int>(a.ld), b.data,
+              static_cast<int>(b.ld), beta, c.data, static_cast<int>(c.ld));
+}
+
+void linear(ConstView x, ConstView w, View out, bool accumulate) {
+  gemm(x, false, w, true, out, 1.0f, accumulate ? 1.0f : 0.0f);
+}
+
+void rms_norm(ConstView x, ConstView weight, float eps, View out) {
+  check_same_shape(x, out, "rms_norm");
+  KVRAG_CHECK(weight.rows == 1 && weight.cols == x.cols, kInternal, "rms_norm: weight [",
+              weight.rows, ", ", weight.cols, "] for rows of ", x.cols);
+  for (int64_t i = 0; i < x.rows; ++i) {
+    const float* xi = x.row(i);
+    // Hugging Face accumulates the variance in float32; double here keeps
+    // the sum exact enough and stays well inside the parity tolerance.
+    double sum_sq = 0.0;
+    for (int64_t j = 0; j < x.cols; ++j) sum_sq += double(xi[j]) * xi[j];
+    const float inv = 1.0f / std::sqrt(float(sum_sq / double(x.cols)) + eps);
+    float* oi = out.row(i);
+    for (int64_t j = 0; j < x.cols; ++j) oi[j] = weight.data[j] * (xi[j] * inv);
+  }
+}
+
+void softmax_rows(View x) {
+  for (int64_t i = 0; i < x.rows; ++i) {
+    float* xi = x.row(i);
+    float max_value = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < x.cols; ++j) max_value = std::max(max_value, xi[j]);
+    float sum = 0.0f;
+    for (int64_t j = 0; j < x.cols; ++j) {
+      xi[j] = std::exp(xi[j] - max_value);
+      sum += xi[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < x.cols; ++j) xi[j] *= inv;
+  }
+}
+
+void relu(View x) {
+  for (int64_t i = 0; i < x.rows; ++i) {
+    float* xi = x.row(i);
+    for (int64_t j = 0; j < x.cols; ++j) xi[j] = std::max(xi[j], 0.0f);
+  }
+}
+
+namespace {
+inline float gelu_tanh_scalar(float v) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  return 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
+}
+}  // namespace
+
+void gelu_tanh(View x) {
+  for (int64_t i = 0; i < x.rows; ++i) {
+    float* xi = x.row(i);
+    for (int64_t j = 0; j < x.cols; ++j) xi[j] = gelu_tanh_scalar(xi[j]);
+  }
+}
+
+void gated_gelu(View gate, ConstView up) {
+  check_same_shape(gate, up, "gated_gelu");
+  for (int64_t i = 0; i < gate.rows; ++i) {
+    float* gi = gate.row(i);
+    const float* ui = up.row(i);
+    for (int64_t j = 0; j < gate.cols; ++j) gi[j] = gelu_tanh_scalar(gi[j]) * ui[j];
+  }
+}
+
+void add_inplace(View y, ConstView x) {
+  check_same_shape(y, x, "add_inplace");
+  for (int64_t i = 0; i < y.rows; ++i) {
+    float* yi = y.row(i);
+    const float* xi = x.row(i);
+    for (int64_t j = 0; j < y.cols; ++j) yi[j] += xi[j];
+  }
+}
+
+}  // namespace kvrag

@@ -1,0 +1,119 @@
+#include "decoder/t5_decoder.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/ops.h"
+#include "encoder/t5_layers.h"
+
+namespace kvrag {
+
+T5Decoder::T5Decoder(std::shared_ptr<const T5Model> model) : model_(std::move(model)) {}
+
+DecoderCache T5Decoder::new_cache() const {
+  const T5Config& c = model_->config;
+  DecoderCache cache;
+  for (int64_t l = 0; l < c.num_decoder_layers; ++l) {
+    cache.k.emplace_back(0, c.inner_dim());
+    cache.v.emplace_back(0, c.inner_dim());
+  }
+  return cache;
+}
+
+DecoderOutputs T5Decoder::forward(std::span<const DecoderInput> inputs,
+                                  const CrossKV& memory) const {
+  const T5Config& c = model_->config;
+  const T5Weights& w = model_->weights;
+  const int64_t inner = c.inner_dim();
+  KVRAG_CHECK(memory.layers() == c.num_decoder_layers, kInvalidArgument, "memory has ",
+              memory.layers(), " layers of K/V, the model has ", c.num_decoder_layers,
+              " decoder layers");
+  KVRAG_CHECK(memory.tokens() > 0, kInvalidArgument, "memory is empty");
+  KVRAG_CHECK(memory.k.front().cols() == inner, kInvalidArgument, "memory K/V width ",
+              memory.k.front().cols(), " differs from the model's inner_dim ", inner);
+
+  // Input s owns rows [begin[s], begin[s + 1]); its queries sit at absolute
+  // positions start[s] .. start[s] + count − 1.
+  std::vector<int64_t> begin = {0};
+  std::vector<int64_t> start;
+  std::vector<int32_t> ids;
+  std::vector<Tensor> biases;
+  for (const DecoderInput& in : inputs) {
+    KVRAG_CHECK(in.cache && in.cache->layers_match(c.num_decoder_layers), kInternal,
+                "decoder cache does not match the model");
+    const int64_t count = static_cast<int64_t>(in.tokens.size());
+    start.push_back(in.cache->length());
+    ids.insert(ids.end(), in.tokens.begin(), in.tokens.end());
+    begin.push_back(static_cast<int64_t>(ids.size()));
+    biases.push_back(position_bias(w.decoder_relative_bias, start.back(), count,
+                                   start.back() + count, false, c.relative_attention_max_distance));
+  }
+  Tensor h = embed_tokens(w.shared, ids);
+  const int64_t rows = h.rows();
+
+  DecoderOutputs out;
+  out.cross_attention = Tensor(rows, memory.tokens());
+  View mass = out.cross_attention.view();
+  Tensor normed(rows, c.d_model);
+  Tensor qkv(rows, 3 * inner);
+  Tensor q(rows, inner);
+  Tensor attn(rows, inner);
+  for (int64_t l = 0; l < c.num_decoder_layers; ++l) {
+    const DecoderBlockWeights& block = w.decoder[l];
+    rms_norm(h.view(), block.self_norm.view(), c.layer_norm_epsilon, normed.view());
+    linear(normed.view(), block.self.qkv.view(), qkv.view());
+    for (size_t s = 0; s < inputs.size(); ++s) {
+      const int64_t b = begin[s];
+      const int64_t count = begin[s + 1] - b;
+      ConstView rows_s = qkv.view().rows_slice(b, count);
+      Tensor& cache_k = inputs[s].cache->k[l];
+      Tensor& cache_v = inputs[s].cache->v[l];
+      cache_k.append_rows(rows_s.cols_slice(inner, inner));
+      cache_v.append_rows(rows_s.cols_slice(2 * inner, inner));
+      AttentionMask mask;
+      mask.bias = &biases[s];
+      mask.causal_offset = start[s];
+      multi_head_attention(rows_s.cols_slice(0, inner), cache_k.view(), cache_v.view(), c.num_heads,
+                           mask, attn.view().rows_slice(b, count));
+    }
+    linear(attn.view(), block.self.o.view(), h.view(), /*accumulate=*/true);
+
+    rms_norm(h.view(), block.cross_norm.view(), c.layer_norm_epsilon, normed.view());
+    linear(normed.view(), block.cross_q.view(), q.view());
+    AttentionMask cross_mask;
+    cross_mask.key_valid = memory.valid;
+    multi_head_attention(q.view(), memory.k[l].view(), memory.v[l].view(), c.num_heads, cross_mask,
+                         attn.view(), &mass);
+    linear(attn.view(), block.cross_o.view(), h.view(), /*accumulate=*/true);
+
+    rms_norm(h.view(), block.ffn_norm.view(), c.layer_norm_epsilon, normed.view());
+    feed_forward(block.ffn, c, normed.view(), h.view(), /*accumulate=*/true);
+  }
+  const float layer_share = 1.0f / static_cast<float>(c.num_decoder_layers);
+  for (int64_t i = 0; i < out.cross_attention.size(); ++i) {
+    out.cross_attention.data()[i] *= layer_share;
+  }
+
+  out.hidden = Tensor(rows, c.d_model);
+  rms_norm(h.view(), w.decoder_final_norm.view(), c.layer_norm_epsilon, out.hidden.view());
+  out.logits = Tensor(rows, c.vocab_size);
+  if (c.tie_word_embeddings) {
+    // transformers rescales by d_model^-0.5 before a tied LM head.
+    Tensor scaled = out.hidden;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.d_model));
+    for (int64_t i = 0; i < scaled.size(); ++i) scaled.data()[i] *= scale;
+    linear(scaled.view(), w.shared.view(), out.logits.view());
+  } else {
+    linear(out.hidden.view(), w.lm_head.view(), out.logits.view());
+  }
+  return out;
+}
+
+DecoderOutputs T5Decoder::teacher_forced(std::span<const int32_t> ids,
+                                         const CrossKV& memory) const {
+  DecoderCache cache = new_cache();
+  const DecoderInput input{ids, &cache};
+  return forward({&input, 1}, memory);
+}
+
+}  // namespace kvrag

@@ -1,0 +1,35 @@
+// The T5 encoder stack: token ids in, final-layer-normed hidden states out.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/tensor.h"
+#include "encoder/t5_model.h"
+
+namespace kvrag {
+
+class T5Encoder {
+ public:
+  explicit T5Encoder(std::shared_ptr<const T5Model> model);
+
+  // Encoder output of one sequence: (ids.size(), d_model), after
+  // encoder.final_layer_norm. Every id is attended (no padding). Throws
+  // Error(kInvalidArgument) for an empty sequence or an id outside the vocabulary.
+  Tensor encode(std::span<const int32_t> ids) const;
+
+  // Several sequences of unequal lengths: the projections and FFNs run over
+  // all their tokens stacked in one matrix (no padding work), attention runs
+  // per sequence. Result i is (batch[i].size(), d_model) and equals
+  // encode(batch[i]).
+  std::vector<Tensor> encode_batch(const std::vector<std::vector<int32_t>>& batch) const;
+
+  const T5Model& model() const { return *model_; }
+
+ private:
+  std::shared_ptr<const T5Model> model_;
+};
+
+}  // namespace kvrag

@@ -1,0 +1,99 @@
+#include "encoder/t5_model.h"
+
+#include <filesystem>
+#include <random>
+
+#include "core/error.h"
+#include "core/hash.h"
+#include "core/safetensors.h"
+
+namespace kvrag {
+namespace fs = std::filesystem;
+
+const Tokenizer& T5Model::require_tokenizer() const {
+  KVRAG_CHECK(tokenizer.has_value(), kNotFound, dir,
+              "/spiece.model: no such file (the model has no tokenizer; pass token ids)");
+  return *tokenizer;
+}
+
+std::shared_ptr<const T5Model> load_t5_model(const std::string& dir) {
+  KVRAG_CHECK(fs::is_directory(dir), kNotFound, dir, ": no such model folder");
+  auto model = std::make_shared<T5Model>();
+  model->dir = dir;
+  const std::string config_path = (fs::path(dir) / "config.json").string();
+  model->config = load_t5_config(config_path);
+  const SafeTensorsCheckpoint checkpoint(dir);
+  model->weights = load_t5_weights(checkpoint, model->config);
+  const std::string spiece = (fs::path(dir) / "spiece.model").string();
+  if (fs::exists(spiece)) model->tokenizer.emplace(spiece);
+
+  uint64_t h = hash_file(config_path);
+  for (const std::string& file : checkpoint.files()) h = hash_file(file, h);
+  model->fingerprint = hex64(h);
+  return model;
+}
+
+namespace {
+
+// Normal(0, stddev) values for a (rows, cols) tensor.
+Tensor random_tensor(std::mt19937_64& rng, int64_t rows, int64_t cols, float stddev) {
+  std::normal_distribution<float> normal(0.0f, stddev);
+  Tensor t(rows, cols);
+  for (int64_t i = 0; i < t.size(); ++i) t.data()[i] = normal(rng);
+  return t;
+}
+
+Tensor ones(int64_t cols) {
+  Tensor t(1, cols);
+  for (int64_t j = 0; j < cols; ++j) t.data()[j] = 1.0f;
+  return t;
+}
+
+}  // namespace
+
+std::shared_ptr<const T5Model> make_random_t5_model(const T5Config& config, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const int64_t d = config.d_model;
+  const int64_t inner = config.inner_dim();
+  const int64_t wi_rows = config.is_gated_act ? 2 * config.d_ff : config.d_ff;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  auto model = std::make_shared<T5Model>();
+  model->dir = "(random weights)";
+  model->config = config;
+  T5Weights& w = model->weights;
+  w.shared = random_tensor(rng, config.vocab_size, d, 1.0f);
+  if (!config.tie_word_embeddings) w.lm_head = random_tensor(rng, config.vocab_size, d, scale);
+  w.encoder_relative_bias =
+      random_tensor(rng, config.relative_attention_num_buckets, config.num_heads, 1.0f);
+  w.decoder_relative_bias =
+      random_tensor(rng, config.relative_attention_num_buckets, config.num_heads, 1.0f);
+  auto feed_forward = [&] {
+    return FeedForwardWeights{random_tensor(rng, wi_rows, d, scale),
+                              random_tensor(rng, d, config.d_ff, scale)};
+  };
+  for (int64_t i = 0; i < config.num_layers; ++i) {
+    w.encoder.push_back(
+        {ones(d),
+         {random_tensor(rng, 3 * inner, d, scale), random_tensor(rng, d, inner, scale)},
+         ones(d),
+         feed_forward()});
+  }
+  for (int64_t i = 0; i < config.num_decoder_layers; ++i) {
+    DecoderBlockWeights b;
+    b.self_norm = ones(d);
+    b.self = {random_tensor(rng, 3 * inner, d, scale), random_tensor(rng, d, inner, scale)};
+    b.cross_norm = ones(d);
+    b.cross_q = random_tensor(rng, inner, d, scale);
+    b.cross_o = random_tensor(rng, d, inner, scale);
+    b.ffn_norm = ones(d);
+    b.ffn = feed_forward();
+    w.decoder.push_back(std::move(b));
+  }
+  w.cross_kv = random_tensor(rng, 2 * config.num_decoder_layers * inner, d, scale);
+  w.encoder_final_norm = ones(d);
+  w.decoder_final_norm = ones(d);
+  model->fingerprint = "random-" + hex64(seed);
+  return model;
+}
+
+}  // namespace kvrag

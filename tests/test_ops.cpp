@@ -1,0 +1,107 @@
+// Kernels against naive scalar references.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "core/error.h"
+#include "core/ops.h"
+
+namespace kvrag {
+namespace {
+
+Tensor random_matrix(int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  Tensor t(rows, cols);
+  for (int64_t i = 0; i < t.size(); ++i) t.data()[i] = normal(rng);
+  return t;
+}
+
+TEST(Ops, LinearMatchesScalarReference) {
+  const Tensor x = random_matrix(5, 7, 1);
+  const Tensor w = random_matrix(3, 7, 2);
+  Tensor out(5, 3);
+  linear(x.view(), w.view(), out.view());
+  for (int64_t i = 0; i < 5; ++i) {
+    for (int64_t o = 0; o < 3; ++o) {
+      double ref = 0;
+      for (int64_t k = 0; k < 7; ++k) ref += double(x.at(i, k)) * w.at(o, k);
+      EXPECT_NEAR(out.at(i, o), ref, 1e-5);
+    }
+  }
+  linear(x.view(), w.view(), out.view(), /*accumulate=*/true);
+  double ref00 = 0;
+  for (int64_t k = 0; k < 7; ++k) ref00 += double(x.at(0, k)) * w.at(0, k);
+  EXPECT_NEAR(out.at(0, 0), 2 * ref00, 1e-5);
+}
+
+TEST(Ops, GemmOnStridedColumnSlices) {
+  const Tensor a = random_matrix(4, 6, 3);  // two "heads" of width 3
+  const Tensor b = random_matrix(5, 6, 4);
+  Tensor c(4, 5);
+  gemm(a.view().cols_slice(3, 3), false, b.view().cols_slice(3, 3), true, c.view());
+  for (int64_t i = 0; i < 4; ++i) {
+    for (int64_t j = 0; j < 5; ++j) {
+      double ref = 0;
+      for (int64_t k = 0; k < 3; ++k) ref += double(a.at(i, 3 + k)) * b.at(j, 3 + k);
+      EXPECT_NEAR(c.at(i, j), ref, 1e-5);
+    }
+  }
+}
+
+TEST(Ops, GemmRejectsMismatchedShapes) {
+  const Tensor a(2, 3);
+  const Tensor b(4, 2);
+  Tensor c(2, 2);
+  EXPECT_THROW(gemm(a.view(), false, b.view(), false, c.view()), Error);
+}
+
+TEST(Ops, RmsNormHasNoMeanSubtraction) {
+  Tensor x(1, 4, {1.0f, 2.0f, 3.0f, 4.0f});
+  const Tensor w(1, 4, {1.0f, 0.5f, 2.0f, 1.0f});
+  Tensor out(1, 4);
+  rms_norm(x.view(), w.view(), 1e-6f, out.view());
+  const double rms = std::sqrt((1 + 4 + 9 + 16) / 4.0 + 1e-6);
+  EXPECT_NEAR(out.at(0, 0), 1.0 / rms, 1e-6);
+  EXPECT_NEAR(out.at(0, 1), 0.5 * 2.0 / rms, 1e-6);
+  EXPECT_NEAR(out.at(0, 2), 2.0 * 3.0 / rms, 1e-6);
+}
+
+TEST(Ops, SoftmaxRowsSumToOneAndSurviveLargeLogits) {
+  Tensor x(2, 3, {1000.0f, 1001.0f, 1002.0f, -INFINITY, 0.0f, 0.0f});
+  softmax_rows(x.view());
+  EXPECT_NEAR(x.at(0, 0) + x.at(0, 1) + x.at(0, 2), 1.0f, 1e-6);
+  EXPECT_NEAR(x.at(0, 2), 1.0 / (1 + std::exp(-1.0) + std::exp(-2.0)), 1e-6);
+  EXPECT_EQ(x.at(1, 0), 0.0f);
+  EXPECT_NEAR(x.at(1, 1), 0.5f, 1e-7);
+}
+
+TEST(Ops, GeluIsTheTanhForm) {
+  Tensor x(1, 3, {-1.0f, 0.5f, 3.0f});
+  gelu_tanh(x.view());
+  for (auto [got, v] : {std::pair{x.at(0, 0), -1.0}, {x.at(0, 1), 0.5}, {x.at(0, 2), 3.0}}) {
+    const double ref = 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+    EXPECT_NEAR(got, ref, 1e-6);
+    const double erf_form = 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+    EXPECT_GT(std::abs(got - erf_form), 1e-5) << "must not be the erf GELU";
+  }
+}
+
+TEST(Ops, GatedGeluAndRelu) {
+  Tensor gate(1, 2, {1.0f, -2.0f});
+  const Tensor up(1, 2, {2.0f, 3.0f});
+  gated_gelu(gate.view(), up.view());
+  const auto gelu = [](double v) {
+    return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+  };
+  EXPECT_NEAR(gate.at(0, 0), gelu(1.0) * 2.0, 1e-6);
+  EXPECT_NEAR(gate.at(0, 1), gelu(-2.0) * 3.0, 1e-6);
+  Tensor r(1, 3, {-1.0f, 0.0f, 2.0f});
+  relu(r.view());
+  EXPECT_EQ(r.at(0, 0), 0.0f);
+  EXPECT_EQ(r.at(0, 2), 2.0f);
+}
+
+}  // namespace
+}  // namespace kvrag

@@ -1,0 +1,69 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "encoder/t5_config.h"
+
+namespace kvrag {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(T5Config, DefaultsFollowTransformers) {
+  const T5Config c = parse_t5_config(R"({"model_type": "t5", "num_layers": 3})", "cfg");
+  EXPECT_EQ(c.num_decoder_layers, 3) << "absent num_decoder_layers means num_layers";
+  EXPECT_TRUE(c.tie_word_embeddings) << "absent tie_word_embeddings means true";
+  EXPECT_EQ(c.activation, Activation::kRelu);
+  EXPECT_FALSE(c.is_gated_act);
+  EXPECT_EQ(c.decoder_start_token_id, 0);
+  EXPECT_FLOAT_EQ(c.layer_norm_epsilon, 1e-6f);
+}
+
+TEST(T5Config, GatedGeluIsTanhGelu) {
+  const T5Config c = parse_t5_config(
+      R"({"model_type": "t5", "feed_forward_proj": "gated-gelu", "d_kv": 12, "num_heads": 3,
+          "d_model": 48, "tie_word_embeddings": false})",
+      "cfg");
+  EXPECT_TRUE(c.is_gated_act);
+  EXPECT_EQ(c.activation, Activation::kGeluTanh);
+  EXPECT_EQ(c.inner_dim(), 36);
+  EXPECT_FALSE(c.tie_word_embeddings);
+}
+
+void expect_format_error(const std::string& json, const std::string& phrase) {
+  try {
+    parse_t5_config(json, "my/config.json");
+    FAIL() << "accepted " << json;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kFormat);
+    EXPECT_THAT(e.what(), HasSubstr("my/config.json"));
+    EXPECT_THAT(e.what(), HasSubstr(phrase));
+  }
+}
+
+TEST(T5Config, RejectsWhatItCannotRun) {
+  expect_format_error("{not json", "not valid JSON");
+  expect_format_error(R"({"model_type": "bart"})", "unsupported model_type 'bart'");
+  expect_format_error(R"({"d_model": 4})", "model_type");
+  expect_format_error(R"({"model_type": "t5", "feed_forward_proj": "gated-silu"})",
+                      "unsupported feed_forward_proj 'gated-silu'");
+  expect_format_error(R"({"model_type": "t5", "d_model": "512"})", "'d_model' must be an integer");
+  expect_format_error(R"({"model_type": "t5", "num_heads": 0})", "'num_heads' must be positive");
+  expect_format_error(R"({"model_type": "t5", "tie_word_embeddings": 1})",
+                      "'tie_word_embeddings' must be true or false");
+  expect_format_error(R"({"model_type": "t5", "vocab_size": 10, "eos_token_id": 12})",
+                      "outside the vocabulary");
+}
+
+TEST(T5Config, MissingFileIsNotFound) {
+  try {
+    load_t5_config("/nonexistent/config.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNotFound);
+    EXPECT_THAT(e.what(), HasSubstr("/nonexistent/config.json: no such file"));
+  }
+}
+
+}  // namespace
+}  // namespace kvrag
