@@ -1,4 +1,5 @@
 // kvrag generate: sequence-to-sequence generation with a model folder.
+#include <cstdint>
 #include <iostream>
 #include <sstream>
 
@@ -24,8 +25,9 @@ std::vector<int32_t> parse_ids(const std::string& text) {
     try {
       size_t used = 0;
       const long value = std::stol(token, &used);
-      KVRAG_CHECK(used == token.size() && value >= 0, kInvalidArgument, "--ids: '", token,
-                  "' is not a token id");
+      // The range check keeps 4294967301 from wrapping to id 5 in the cast.
+      KVRAG_CHECK(used == token.size() && value >= 0 && value <= INT32_MAX, kInvalidArgument,
+                  "--ids: '", token, "' is not a token id");
       ids.push_back(static_cast<int32_t>(value));
     } catch (const std::logic_error&) {
       KVRAG_THROW(kInvalidArgument, "--ids: '", token, "' is not a token id");

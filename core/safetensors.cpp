@@ -15,6 +15,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/half.h"
 
 namespace kvrag {
 
@@ -63,25 +64,6 @@ uint64_t dtype_size(DType dtype) {
   }
   return 1;
 }
-
-// IEEE 754 binary16 -> binary32; exact for every input, NaN payloads kept.
-float half_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exponent = (h >> 10) & 0x1fu;
-  const uint32_t mantissa = h & 0x3ffu;
-  if (exponent == 0) {
-    // Zero or subnormal: mantissa * 2^-24, representable exactly in float.
-    const float magnitude = std::ldexp(static_cast<float>(mantissa), -24);
-    return sign ? -magnitude : magnitude;
-  }
-  if (exponent == 0x1f) {
-    return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));
-  }
-  // Rebias the exponent from 15 to 127.
-  return std::bit_cast<float>(sign | ((exponent + 112u) << 23) | (mantissa << 13));
-}
-
-float bf16_to_float(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
 
 std::string offsets_string(uint64_t begin, uint64_t end) {
   return str_cat("[", begin, ", ", end, "]");

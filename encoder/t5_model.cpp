@@ -17,7 +17,10 @@ const Tokenizer& T5Model::require_tokenizer() const {
 }
 
 std::shared_ptr<const T5Model> load_t5_model(const std::string& dir) {
-  KVRAG_CHECK(fs::is_directory(dir), kNotFound, dir, ": no such model folder");
+  // The error_code overloads: a path that cannot be stat'ed (EACCES) must be
+  // a kvrag::Error, not an escaping std::filesystem_error.
+  std::error_code ec;
+  KVRAG_CHECK(fs::is_directory(dir, ec), kNotFound, dir, ": no such model folder");
   auto model = std::make_shared<T5Model>();
   model->dir = dir;
   const std::string config_path = (fs::path(dir) / "config.json").string();
@@ -25,7 +28,7 @@ std::shared_ptr<const T5Model> load_t5_model(const std::string& dir) {
   const SafeTensorsCheckpoint checkpoint(dir);
   model->weights = load_t5_weights(checkpoint, model->config);
   const std::string spiece = (fs::path(dir) / "spiece.model").string();
-  if (fs::exists(spiece)) model->tokenizer.emplace(spiece);
+  if (fs::exists(spiece, ec)) model->tokenizer.emplace(spiece);
 
   uint64_t h = hash_file(config_path);
   for (const std::string& file : checkpoint.files()) h = hash_file(file, h);

@@ -1,0 +1,394 @@
+// Google Benchmark microbenchmarks of the T5 engine on random-weight models of
+// real T5 shapes, with the two machine figures they are read against:
+//   BM_Sgemm/<m>/<n>/<k>          the sgemm rate kvrag::gemm reaches (compute roof)
+//   BM_StreamRead/<MiB>           the rate a large buffer can be read (memory roof)
+//   BM_Gemv/<rows>/<cols>         one row through kvrag::linear: weights streamed
+//   BM_Sgemv/<rows>/<cols>        the same through cblas_sgemv, for comparison
+//   BM_Encoder/<shape>/<tokens>   encoder throughput, achieved GFLOP/s
+//   BM_DecoderStep/<shape>/<mem>  one decoded token over a <mem>-token memory
+// How to run and read them: bench/README.md. Rate counters named "GFLOP/s" and
+// "GB/s" hold values in those units (1e9 per second), so the console shows
+// e.g. "GFLOP/s=41.2/s" and JSON/CSV hold 41.2.
+
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "core/ops.h"
+#include "core/tensor.h"
+#include "decoder/t5_decoder.h"
+#include "encoder/cross_kv.h"
+#include "encoder/t5_config.h"
+#include "encoder/t5_encoder.h"
+#include "encoder/t5_model.h"
+
+namespace {
+
+using kvrag::CrossKV;
+using kvrag::DecoderCache;
+using kvrag::DecoderInput;
+using kvrag::T5Config;
+using kvrag::T5Decoder;
+using kvrag::T5Encoder;
+using kvrag::T5Model;
+using kvrag::Tensor;
+
+constexpr uint64_t kModelSeed = 42;
+constexpr int64_t kDecoderPrefix = 16;  // self-attention cache length before the timed step
+
+// A counter of `per_iteration` units per iteration reported per second and
+// scaled by 1e-9, so "GFLOP/s" and "GB/s" hold values in those units.
+benchmark::Counter giga_rate(double per_iteration, const benchmark::State& state) {
+  return benchmark::Counter(per_iteration * 1e-9 * static_cast<double>(state.iterations()),
+                            benchmark::Counter::kIsRate);
+}
+
+// A (rows, cols) matrix of deterministic values in [-0.5, 0.5). Speed does not
+// depend on the values (no denormals), and this fills 256 MiB in well under a
+// second where std::normal_distribution would not.
+Tensor filled(int64_t rows, int64_t cols, uint64_t seed) {
+  Tensor t(rows, cols);
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (int64_t i = 0; i < t.size(); ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    t.data()[i] = static_cast<float>(x >> 40) / static_cast<float>(1 << 24) - 0.5f;
+  }
+  return t;
+}
+
+// `count` token ids spread over the vocabulary.
+std::vector<int32_t> token_ids(int64_t count, int64_t vocab, int64_t salt) {
+  std::vector<int32_t> ids;
+  for (int64_t i = 0; i < count; ++i)
+    ids.push_back(static_cast<int32_t>((i * 7919 + salt) % vocab));
+  return ids;
+}
+
+// ---------------------------------------------------------------------------
+// Models
+
+enum class Shape { kSmall, kBase };
+
+const char* shape_name(Shape shape) { return shape == Shape::kSmall ? "t5-small" : "t5-base"; }
+
+// T5 v1.0 shapes: ReLU FFN, tied embeddings, vocabulary 32128.
+T5Config shape_config(Shape shape) {
+  T5Config c;
+  c.vocab_size = 32128;
+  c.d_kv = 64;
+  c.feed_forward_proj = "relu";
+  c.activation = kvrag::Activation::kRelu;
+  c.is_gated_act = false;
+  c.tie_word_embeddings = true;
+  if (shape == Shape::kSmall) {
+    c.d_model = 512;
+    c.num_heads = 8;
+    c.d_ff = 2048;
+    c.num_layers = 6;
+    c.num_decoder_layers = 6;
+  } else {
+    c.d_model = 768;
+    c.num_heads = 12;
+    c.d_ff = 3072;
+    c.num_layers = 12;
+    c.num_decoder_layers = 12;
+  }
+  return c;
+}
+
+// Each shape's model is built on first use and kept for the process:
+// make_random_t5_model takes seconds for T5-base, and Google Benchmark calls a
+// benchmark function several times while it settles the iteration count. The
+// benchmarks run on the main thread only, so the map needs no lock.
+std::shared_ptr<const T5Model> random_model(Shape shape) {
+  static std::map<Shape, std::shared_ptr<const T5Model>> models;
+  std::shared_ptr<const T5Model>& model = models[shape];
+  if (!model) model = kvrag::make_random_t5_model(shape_config(shape), kModelSeed);
+  return model;
+}
+
+// ---------------------------------------------------------------------------
+// Analytic FLOP and byte counts (multiply-add = 2 FLOPs; norms, softmax,
+// activations and the embedding lookup are left out as they are O(d) a token).
+
+// One token through one encoder layer attending over `seq_len` positions.
+double encoder_layer_flops_per_token(const T5Config& c, int64_t seq_len) {
+  const double d = static_cast<double>(c.d_model);
+  const double inner = static_cast<double>(c.inner_dim());
+  const double ff = static_cast<double>(c.d_ff);
+  const double gate = c.is_gated_act ? 2.0 : 1.0;
+  return 2 * d * 3 * inner                                // q, k, v
+         + 2 * inner * d                                  // o
+         + 2 * d * ff * gate                              // wi (wi_0 and wi_1 when gated)
+         + 2 * ff * d                                     // wo
+         + 2 * 2 * static_cast<double>(seq_len) * inner;  // q·kᵀ and p·v
+}
+
+// One token through the whole decoder (every layer and the LM head), with
+// `self_len` positions in the self-attention cache after appending it and
+// `memory_tokens` positions of cross-attention memory.
+double decoder_step_flops(const T5Config& c, int64_t self_len, int64_t memory_tokens) {
+  const double d = static_cast<double>(c.d_model);
+  const double inner = static_cast<double>(c.inner_dim());
+  const double ff = static_cast<double>(c.d_ff);
+  const double gate = c.is_gated_act ? 2.0 : 1.0;
+  const double layer = 2 * d * 3 * inner                                     // self q, k, v
+                       + 2 * inner * d                                       // self o
+                       + 2 * 2 * static_cast<double>(self_len) * inner       // self attention
+                       + 2 * d * inner                                       // cross q
+                       + 2 * 2 * static_cast<double>(memory_tokens) * inner  // cross attention
+                       + 2 * inner * d                                       // cross o
+                       + 2 * d * ff * gate + 2 * ff * d;                     // FFN
+  return static_cast<double>(c.num_decoder_layers) * layer +
+         2 * d * static_cast<double>(c.vocab_size);  // LM head
+}
+
+// Bytes a decoder step must read at least once: every decoder block's
+// weights, the LM head (the shared embedding when tied) and the memory's K/V.
+// The self-attention cache (2·layers·16·inner floats) is left out as noise.
+double decoder_step_bytes(const T5Model& model, const CrossKV& memory) {
+  const kvrag::T5Weights& w = model.weights;
+  int64_t floats = 0;
+  for (const kvrag::DecoderBlockWeights& b : w.decoder) {
+    floats += b.self_norm.size() + b.self.qkv.size() + b.self.o.size() + b.cross_norm.size() +
+              b.cross_q.size() + b.cross_o.size() + b.ffn_norm.size() + b.ffn.wi.size() +
+              b.ffn.wo.size();
+  }
+  floats += w.decoder_final_norm.size();
+  floats += model.config.tie_word_embeddings ? w.shared.size() : w.lm_head.size();
+  for (int64_t l = 0; l < memory.layers(); ++l) floats += memory.k[l].size() + memory.v[l].size();
+  return 4.0 * static_cast<double>(floats);
+}
+
+// ---------------------------------------------------------------------------
+// Machine roofs
+
+// c (m, n) = a (m, k) · b (n, k)ᵀ: the layout kvrag::linear uses for every
+// projection (x · wᵀ), so this is the peak the model's GEMMs can approach.
+void BM_Sgemm(benchmark::State& state) {
+  const int64_t m = state.range(0);
+  const int64_t n = state.range(1);
+  const int64_t k = state.range(2);
+  const Tensor a = filled(m, k, 1);
+  const Tensor b = filled(n, k, 2);
+  Tensor c(m, n);
+  for (auto _ : state) {
+    kvrag::gemm(a.view(), false, b.view(), true, c.view());
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = giga_rate(2.0 * static_cast<double>(m * n * k), state);
+}
+BENCHMARK(BM_Sgemm)
+    ->Args({512, 2048, 512})
+    ->Args({1024, 1024, 1024})
+    ->Args({256, 3072, 768})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// Sums `count` floats into 16 independent accumulators: no sum is
+// reassociated, so the compiler vectorises it without -ffast-math and the
+// loop runs well above memory speed.
+float read_sum(const float* p, int64_t count) {
+  float acc[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= count; i += 16) {
+    for (int j = 0; j < 16; ++j) acc[j] += p[i + j];
+  }
+  for (; i < count; ++i) acc[0] += p[i];
+  float sum = 0.0f;
+  for (float a : acc) sum += a;
+  return sum;
+}
+
+// Reads a buffer far larger than the caches once, split over one thread per
+// core (as OpenBLAS splits its kernels): the memory bandwidth a
+// weight-streaming decoder step could get at best.
+void BM_StreamRead(benchmark::State& state) {
+  const int64_t floats = state.range(0) * (int64_t{1} << 20) / 4;
+  const int64_t threads = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  const Tensor x = filled(1, floats, 3);
+  std::vector<float> sums(static_cast<size_t>(threads));
+  for (auto _ : state) {
+    std::vector<std::thread> pool;
+    for (int64_t t = 0; t < threads; ++t) {
+      const int64_t begin = floats * t / threads;
+      const int64_t end = floats * (t + 1) / threads;
+      pool.emplace_back([&sums, &x, t, begin, end] {
+        sums[static_cast<size_t>(t)] = read_sum(x.data() + begin, end - begin);
+      });
+    }
+    for (std::thread& th : pool) th.join();
+    benchmark::DoNotOptimize(sums.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = giga_rate(4.0 * static_cast<double>(floats), state);
+  state.counters["threads"] = static_cast<double>(threads);
+}
+BENCHMARK(BM_StreamRead)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// One row through kvrag::linear (cblas_sgemm with m = 1), the shape of every
+// projection in a one-token decoder step: the bandwidth the engine's own
+// kernel gets when it streams a weight matrix.
+void BM_Gemv(benchmark::State& state) {
+  const int64_t rows = state.range(0);
+  const int64_t cols = state.range(1);
+  const Tensor w = filled(rows, cols, 4);
+  const Tensor x = filled(1, cols, 5);
+  Tensor y(1, rows);
+  for (auto _ : state) {
+    kvrag::linear(x.view(), w.view(), y.view());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = giga_rate(4.0 * static_cast<double>(rows * cols), state);
+  state.counters["GFLOP/s"] = giga_rate(2.0 * static_cast<double>(rows * cols), state);
+}
+BENCHMARK(BM_Gemv)->Args({65536, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The same product through cblas_sgemv, which the engine does not call: the
+// bandwidth a gemv-specialised kernel gets, to tell how much of BM_Gemv's gap
+// to BM_StreamRead is the sgemm m = 1 path.
+void BM_Sgemv(benchmark::State& state) {
+  const int64_t rows = state.range(0);
+  const int64_t cols = state.range(1);
+  const Tensor w = filled(rows, cols, 4);
+  const Tensor x = filled(1, cols, 5);
+  Tensor y(1, rows);
+  for (auto _ : state) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(rows), static_cast<int>(cols), 1.0f,
+                w.data(), static_cast<int>(cols), x.data(), 1, 0.0f, y.data(), 1);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = giga_rate(4.0 * static_cast<double>(rows * cols), state);
+  state.counters["GFLOP/s"] = giga_rate(2.0 * static_cast<double>(rows * cols), state);
+}
+BENCHMARK(BM_Sgemv)->Args({65536, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// ---------------------------------------------------------------------------
+// Model benchmarks
+
+// `batch` sequences of `seq_len` tokens; one sequence goes through encode(),
+// several through encode_batch().
+void BM_Encoder(benchmark::State& state, Shape shape, int64_t batch, int64_t seq_len) {
+  const T5Encoder encoder(random_model(shape));
+  const T5Config& c = encoder.model().config;
+  std::vector<std::vector<int32_t>> inputs;
+  for (int64_t s = 0; s < batch; ++s) inputs.push_back(token_ids(seq_len, c.vocab_size, 11 + s));
+  for (auto _ : state) {
+    if (batch == 1) {
+      Tensor out = encoder.encode(inputs.front());
+      benchmark::DoNotOptimize(out.data());
+    } else {
+      std::vector<Tensor> out = encoder.encode_batch(inputs);
+      benchmark::DoNotOptimize(out.data());
+    }
+    benchmark::ClobberMemory();
+  }
+  const double tokens = static_cast<double>(batch * seq_len);
+  const double flops =
+      tokens * static_cast<double>(c.num_layers) * encoder_layer_flops_per_token(c, seq_len);
+  state.counters["tokens/s"] = benchmark::Counter(tokens * static_cast<double>(state.iterations()),
+                                                  benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = giga_rate(flops, state);
+}
+
+// A decoder with a memory of `memory_tokens` positions (project_cross_kv of a
+// random (memory_tokens, d_model) encoder output) and a self-attention cache
+// of kDecoderPrefix positions. Kept per (shape, memory) for the process: the
+// T5-base projection alone is tens of GFLOPs.
+struct DecoderFixture {
+  std::shared_ptr<const T5Model> model;
+  std::unique_ptr<T5Decoder> decoder;
+  CrossKV memory;
+  DecoderCache prefix;
+};
+
+const DecoderFixture& decoder_fixture(Shape shape, int64_t memory_tokens) {
+  static std::map<std::pair<Shape, int64_t>, std::unique_ptr<DecoderFixture>> fixtures;
+  std::unique_ptr<DecoderFixture>& f = fixtures[{shape, memory_tokens}];
+  if (!f) {
+    f = std::make_unique<DecoderFixture>();
+    f->model = random_model(shape);
+    f->decoder = std::make_unique<T5Decoder>(f->model);
+    const T5Config& c = f->model->config;
+    const Tensor encoder_output = filled(memory_tokens, c.d_model, 6);
+    f->memory = kvrag::project_cross_kv(*f->model, encoder_output.view());
+    f->prefix = f->decoder->new_cache();
+    const std::vector<int32_t> ids = token_ids(kDecoderPrefix, c.vocab_size, 13);
+    const DecoderInput input{ids, &f->prefix};
+    f->decoder->forward({&input, 1}, f->memory);
+  }
+  return *f;
+}
+
+// One token through T5Decoder::forward, as in greedy decoding of one sequence.
+// The cache is cut back to kDecoderPrefix rows after each step (resize_rows
+// keeps the capacity, so this is O(1) and the next append does not allocate).
+void BM_DecoderStep(benchmark::State& state, Shape shape, int64_t memory_tokens) {
+  const DecoderFixture& f = decoder_fixture(shape, memory_tokens);
+  const T5Config& c = f.model->config;
+  DecoderCache cache = f.prefix;
+  const std::vector<int32_t> next = {42};
+  const DecoderInput input{next, &cache};
+  for (auto _ : state) {
+    kvrag::DecoderOutputs out = f.decoder->forward({&input, 1}, f.memory);
+    benchmark::DoNotOptimize(out.logits.data());
+    benchmark::ClobberMemory();
+    for (int64_t l = 0; l < c.num_decoder_layers; ++l) {
+      cache.k[l].resize_rows(kDecoderPrefix);
+      cache.v[l].resize_rows(kDecoderPrefix);
+    }
+  }
+  const double bytes = decoder_step_bytes(*f.model, f.memory);
+  state.counters["GFLOP/s"] =
+      giga_rate(decoder_step_flops(c, kDecoderPrefix + 1, memory_tokens), state);
+  state.counters["GB/s"] = giga_rate(bytes, state);
+  // Not a rate: the bytes one step streams, to set against BM_StreamRead's GB/s.
+  state.counters["MB/step"] = bytes * 1e-6;
+}
+
+void register_model_benchmarks() {
+  for (Shape shape : {Shape::kSmall, Shape::kBase}) {
+    const std::string name = shape_name(shape);
+    for (int64_t seq_len : {64, 256}) {
+      benchmark::RegisterBenchmark(("BM_Encoder/" + name + "/" + std::to_string(seq_len)).c_str(),
+                                   BM_Encoder, shape, int64_t{1}, seq_len)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
+    benchmark::RegisterBenchmark(("BM_Encoder/" + name + "/16x64").c_str(), BM_Encoder, shape,
+                                 int64_t{16}, int64_t{64})
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
+  for (Shape shape : {Shape::kSmall, Shape::kBase}) {
+    const int64_t memory_tokens = 2000;
+    benchmark::RegisterBenchmark(
+        ("BM_DecoderStep/" + std::string(shape_name(shape)) + "/" + std::to_string(memory_tokens))
+            .c_str(),
+        BM_DecoderStep, shape, memory_tokens)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_model_benchmarks();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,160 @@
+#include "data/kv_blob.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/half.h"
+
+namespace kvrag {
+namespace {
+
+constexpr char kMagic[4] = {'K', 'V', 'B', '1'};
+constexpr uint32_t kVersion = 1;
+
+struct Header {
+  char magic[4];
+  uint32_t version;
+  uint32_t dtype;
+  uint32_t matrices;
+  uint32_t rows;
+  uint32_t cols;
+};
+static_assert(sizeof(Header) == 24);
+
+size_t payload_size(KvDtype dtype, int64_t matrices, int64_t rows, int64_t cols) {
+  const size_t values = static_cast<size_t>(matrices * rows * cols);
+  switch (dtype) {
+    case KvDtype::kF32:
+      return values * 4;
+    case KvDtype::kF16:
+      return values * 2;
+    case KvDtype::kInt8:
+      return values + static_cast<size_t>(matrices * rows) * sizeof(float);
+  }
+  return 0;
+}
+
+}  // namespace
+
+const char* kv_dtype_name(KvDtype dtype) {
+  switch (dtype) {
+    case KvDtype::kF32:
+      return "f32";
+    case KvDtype::kF16:
+      return "f16";
+    case KvDtype::kInt8:
+      return "int8";
+  }
+  return "?";
+}
+
+KvDtype parse_kv_dtype(const std::string& name) {
+  if (name == "f32") return KvDtype::kF32;
+  if (name == "f16") return KvDtype::kF16;
+  if (name == "int8") return KvDtype::kInt8;
+  KVRAG_THROW(kInvalidArgument, "unknown K/V dtype '", name, "' (expected f32, f16 or int8)");
+}
+
+size_t kv_blob_size(KvDtype dtype, int64_t matrices, int64_t rows, int64_t cols) {
+  return sizeof(Header) + payload_size(dtype, matrices, rows, cols);
+}
+
+std::vector<uint8_t> encode_kv_blob(KvDtype dtype, std::span<const ConstView> matrices) {
+  KVRAG_CHECK(!matrices.empty(), kInternal, "encode_kv_blob: no matrices");
+  const int64_t rows = matrices.front().rows;
+  const int64_t cols = matrices.front().cols;
+  for (const ConstView& m : matrices) {
+    KVRAG_CHECK(m.rows == rows && m.cols == cols, kInternal, "encode_kv_blob: matrices of [", rows,
+                ", ", cols, "] and [", m.rows, ", ", m.cols, "]");
+  }
+  std::vector<uint8_t> blob(kv_blob_size(dtype, static_cast<int64_t>(matrices.size()), rows, cols));
+  Header header{};
+  std::memcpy(header.magic, kMagic, 4);
+  header.version = kVersion;
+  header.dtype = static_cast<uint32_t>(dtype);
+  header.matrices = static_cast<uint32_t>(matrices.size());
+  header.rows = static_cast<uint32_t>(rows);
+  header.cols = static_cast<uint32_t>(cols);
+  std::memcpy(blob.data(), &header, sizeof(header));
+  uint8_t* out = blob.data() + sizeof(header);
+  for (const ConstView& m : matrices) {
+    for (int64_t i = 0; i < rows; ++i) {
+      const float* row = m.row(i);
+      if (dtype == KvDtype::kF32) {
+        std::memcpy(out, row, sizeof(float) * cols);
+        out += sizeof(float) * cols;
+      } else if (dtype == KvDtype::kF16) {
+        for (int64_t j = 0; j < cols; ++j) {
+          const uint16_t h = float_to_half(row[j]);
+          std::memcpy(out, &h, 2);
+          out += 2;
+        }
+      } else {
+        float max_abs = 0.0f;
+        for (int64_t j = 0; j < cols; ++j) max_abs = std::max(max_abs, std::abs(row[j]));
+        const float scale = max_abs / 127.0f;
+        const float inv = scale > 0 ? 1.0f / scale : 0.0f;
+        std::memcpy(out, &scale, sizeof(float));
+        out += sizeof(float);
+        for (int64_t j = 0; j < cols; ++j) {
+          const float q = std::clamp(std::nearbyint(row[j] * inv), -127.0f, 127.0f);
+          *out++ = static_cast<uint8_t>(static_cast<int8_t>(q));
+        }
+      }
+    }
+  }
+  return blob;
+}
+
+std::vector<Tensor> decode_kv_blob(std::span<const uint8_t> blob, const std::string& what) {
+  Header header{};
+  KVRAG_CHECK(blob.size() >= sizeof(header), kFormat, what, ": K/V blob of ", blob.size(),
+              " bytes is shorter than its header");
+  std::memcpy(&header, blob.data(), sizeof(header));
+  KVRAG_CHECK(std::memcmp(header.magic, kMagic, 4) == 0, kFormat, what,
+              ": not a kvrag K/V blob (bad magic)");
+  KVRAG_CHECK(header.version == kVersion, kFormat, what, ": K/V blob format version ",
+              header.version, ", this build reads version ", kVersion,
+              "; rebuild the index with this version of kvrag");
+  KVRAG_CHECK(header.dtype <= static_cast<uint32_t>(KvDtype::kInt8), kFormat, what,
+              ": unknown K/V dtype code ", header.dtype);
+  const auto dtype = static_cast<KvDtype>(header.dtype);
+  const int64_t rows = header.rows;
+  const int64_t cols = header.cols;
+  const size_t expected = kv_blob_size(dtype, header.matrices, rows, cols);
+  KVRAG_CHECK(blob.size() == expected, kFormat, what, ": K/V blob has ", blob.size(),
+              " bytes, its header (", header.matrices, " × [", rows, ", ", cols, "] ",
+              kv_dtype_name(dtype), ") needs ", expected);
+  const uint8_t* in = blob.data() + sizeof(header);
+  std::vector<Tensor> out;
+  out.reserve(header.matrices);
+  for (uint32_t m = 0; m < header.matrices; ++m) {
+    Tensor t(rows, cols);
+    for (int64_t i = 0; i < rows; ++i) {
+      float* row = t.row(i);
+      if (dtype == KvDtype::kF32) {
+        std::memcpy(row, in, sizeof(float) * cols);
+        in += sizeof(float) * cols;
+      } else if (dtype == KvDtype::kF16) {
+        for (int64_t j = 0; j < cols; ++j) {
+          uint16_t h;
+          std::memcpy(&h, in, 2);
+          row[j] = half_to_float(h);
+          in += 2;
+        }
+      } else {
+        float scale;
+        std::memcpy(&scale, in, sizeof(float));
+        in += sizeof(float);
+        for (int64_t j = 0; j < cols; ++j)
+          row[j] = static_cast<float>(static_cast<int8_t>(*in++)) * scale;
+      }
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+}  // namespace kvrag

@@ -1,0 +1,40 @@
+// The binary layout of a chunk's cached memory in the store: a list of
+// equal-shape float matrices (per decoder layer K then V, or the encoder
+// output alone) in f32, f16 or int8 with a per-row scale.
+//
+// Layout, little-endian:
+//   header  "KVB1" magic, u32 format version, u32 dtype, u32 matrices,
+//           u32 rows (tokens), u32 cols (inner_dim or d_model)
+//   f32     matrices × rows × cols float32
+//   f16     matrices × rows × cols binary16
+//   int8    per row of every matrix: float32 scale, then cols int8 values
+//           (value = q × scale, scale = max |row| / 127)
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace kvrag {
+
+enum class KvDtype : uint32_t { kF32 = 0, kF16 = 1, kInt8 = 2 };
+
+const char* kv_dtype_name(KvDtype dtype);
+// "f32", "f16" or "int8"; anything else is Error(kInvalidArgument).
+KvDtype parse_kv_dtype(const std::string& name);
+
+// Bytes of the blob for `matrices` matrices of (rows, cols).
+size_t kv_blob_size(KvDtype dtype, int64_t matrices, int64_t rows, int64_t cols);
+
+// Encodes matrices of one shape; Error(kInternal) for unequal shapes.
+std::vector<uint8_t> encode_kv_blob(KvDtype dtype, std::span<const ConstView> matrices);
+
+// Decodes a blob into float32 matrices. Error(kFormat) for a bad magic, a
+// format version this build does not read, an unknown dtype or a size that
+// disagrees with the header; `what` names the blob in the message.
+std::vector<Tensor> decode_kv_blob(std::span<const uint8_t> blob, const std::string& what);
+
+}  // namespace kvrag

@@ -1,0 +1,128 @@
+#include "data/sqlite.h"
+
+#include <sqlite3.h>
+
+#include "core/error.h"
+
+namespace kvrag::sql {
+
+Database::Database(const std::string& path) : path_(path) {
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    const std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    sqlite3_close(db_);
+    db_ = nullptr;
+    KVRAG_THROW(kIo, path, ": cannot open SQLite database: ", message);
+  }
+  // Writers wait for each other instead of failing at once.
+  sqlite3_busy_timeout(db_, 10000);
+}
+
+Database::~Database() { sqlite3_close_v2(db_); }
+
+void Database::exec(const std::string& sql) {
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error);
+  if (rc != SQLITE_OK) {
+    const std::string message = error ? error : sqlite3_errstr(rc);
+    sqlite3_free(error);
+    KVRAG_THROW(kIo, path_, ": SQLite error: ", message, " (in: ", sql.substr(0, 80), ")");
+  }
+}
+
+int64_t Database::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
+int Database::changes() const { return sqlite3_changes(db_); }
+
+Statement::Statement(Database& db, const std::string& sql) : db_(db), sql_(sql) {
+  check(sqlite3_prepare_v2(db.handle(), sql.c_str(), static_cast<int>(sql.size()), &stmt_, nullptr),
+        "prepare");
+}
+
+Statement::~Statement() { sqlite3_finalize(stmt_); }
+
+void Statement::check(int rc, const char* what) const {
+  if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return;
+  KVRAG_THROW(kIo, db_.path(), ": SQLite ", what, " failed: ", sqlite3_errmsg(db_.handle()),
+              " (in: ", sql_.substr(0, 80), ")");
+}
+
+Statement& Statement::bind(int index, int64_t value) {
+  check(sqlite3_bind_int64(stmt_, index, value), "bind");
+  return *this;
+}
+Statement& Statement::bind(int index, double value) {
+  check(sqlite3_bind_double(stmt_, index, value), "bind");
+  return *this;
+}
+Statement& Statement::bind(int index, const std::string& value) {
+  check(sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()),
+                          SQLITE_TRANSIENT),
+        "bind");
+  return *this;
+}
+Statement& Statement::bind_blob(int index, std::span<const uint8_t> value) {
+  check(sqlite3_bind_blob64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT), "bind");
+  return *this;
+}
+Statement& Statement::bind_null(int index) {
+  check(sqlite3_bind_null(stmt_, index), "bind");
+  return *this;
+}
+
+bool Statement::step() {
+  const int rc = sqlite3_step(stmt_);
+  check(rc, "step");
+  return rc == SQLITE_ROW;
+}
+
+void Statement::run() {
+  const bool row = step();
+  KVRAG_CHECK(!row, kInternal, "statement returned a row: ", sql_);
+  reset();
+}
+
+void Statement::reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+}
+
+int64_t Statement::column_int(int index) const { return sqlite3_column_int64(stmt_, index); }
+double Statement::column_double(int index) const { return sqlite3_column_double(stmt_, index); }
+std::string Statement::column_text(int index) const {
+  const auto* text = sqlite3_column_text(stmt_, index);
+  return text ? std::string(reinterpret_cast<const char*>(text),
+                            static_cast<size_t>(sqlite3_column_bytes(stmt_, index)))
+              : std::string();
+}
+std::span<const uint8_t> Statement::column_blob_view(int index) const {
+  const auto* data = static_cast<const uint8_t*>(sqlite3_column_blob(stmt_, index));
+  return {data, static_cast<size_t>(sqlite3_column_bytes(stmt_, index))};
+}
+std::vector<uint8_t> Statement::column_blob(int index) const {
+  const auto view = column_blob_view(index);
+  return {view.begin(), view.end()};
+}
+bool Statement::column_is_null(int index) const {
+  return sqlite3_column_type(stmt_, index) == SQLITE_NULL;
+}
+
+Transaction::Transaction(Database& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+
+Transaction::~Transaction() {
+  if (!done_) {
+    try {
+      db_.exec("ROLLBACK");
+    } catch (const Error&) {
+      // The transaction may already have been rolled back by SQLite itself.
+    }
+  }
+}
+
+void Transaction::commit() {
+  db_.exec("COMMIT");
+  done_ = true;
+}
+
+}  // namespace kvrag::sql

@@ -1,0 +1,64 @@
+// The dense-retrieval index of an index folder (vectors.faiss): a FAISS
+// IndexIDMap2 over an index_factory string, inner product, whose ids are
+// chunk ids. Derived data: the store's embeddings are the truth and the file
+// is rebuilt from them when missing or stale. FAISS types stay in this file's
+// .cpp; FAISS exceptions come out as kvrag::Error.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace faiss {
+struct Index;
+}
+
+namespace kvrag {
+
+struct ScoredId {
+  int64_t id;
+  float score;
+};
+
+class FaissIndex {
+ public:
+  // An empty index of `dim` dimensions built from `factory` ("Flat",
+  // "IVF64,Flat", "HNSW32", "IVF16,PQ8" ...); Error(kInvalidArgument) for a
+  // string FAISS rejects.
+  FaissIndex(int64_t dim, const std::string& factory);
+  ~FaissIndex();
+
+  // Reads `path`; Error(kFormat) if FAISS cannot read it (truncated, not an
+  // index) or its dimension is not `dim`.
+  static std::unique_ptr<FaissIndex> load(const std::string& path, int64_t dim,
+                                          const std::string& factory);
+
+  // Adds vectors (n × dim, row-major) with their ids. An untrained index
+  // (IVF, PQ) is first trained on them; with fewer vectors than it needs to
+  // train, they are kept pending and the index answers by exact search.
+  void add(std::span<const int64_t> ids, std::span<const float> vectors);
+  void remove(std::span<const int64_t> ids);
+  // The k best ids by inner product with `query` (dim), best first.
+  std::vector<ScoredId> search(std::span<const float> query, int64_t k) const;
+  int64_t size() const;
+  int64_t dim() const { return dim_; }
+  const std::string& factory() const { return factory_; }
+
+  // Writes to `path` atomically: a temporary file in the same folder, then
+  // rename, so a crash leaves the old file or the new one.
+  void save(const std::string& path) const;
+
+ private:
+  int64_t dim_;
+  std::string factory_;
+  std::unique_ptr<faiss::Index> index_;
+  // Vectors waiting for enough data to train an IVF/PQ index (see add()).
+  std::vector<int64_t> pending_ids_;
+  std::vector<float> pending_vectors_;
+  mutable std::mutex mutex_;
+};
+
+}  // namespace kvrag
