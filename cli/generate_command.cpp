@@ -37,9 +37,7 @@ std::vector<int32_t> parse_ids(const std::string& text) {
   return ids;
 }
 
-}  // namespace
-
-const char* kGenerateUsage =
+constexpr const char* kGenerateUsage =
     "usage: kvrag generate --model DIR [--max-new-tokens N] [--beams N]\n"
     "                      [--length-penalty X] (\"text\" | --ids \"3,4,1\")\n"
     "  Encodes the text (or token ids, for models without spiece.model) and\n"
@@ -77,4 +75,8 @@ int run_generate(const std::vector<std::string>& argv) {
   return 0;
 }
 
+const RegisterCommand kRegisterGenerate(
+    "generate", {run_generate, kGenerateUsage, "generate text from a prompt with a T5 model folder"});
+
+}  // namespace
 }  // namespace kvrag::cli

@@ -10,20 +10,7 @@
 
 namespace {
 
-struct Command {
-  std::function<int(const std::vector<std::string>&)> run;
-  const char* usage;
-  const char* summary;
-};
-
-const std::map<std::string, Command>& commands() {
-  static const std::map<std::string, Command> table = {
-      {"generate",
-       {kvrag::cli::run_generate, kvrag::cli::kGenerateUsage,
-        "generate text from a prompt with a T5 model folder"}},
-  };
-  return table;
-}
+const std::map<std::string, kvrag::cli::Command>& commands() { return kvrag::cli::command_table(); }
 
 void print_help() {
   std::cout << "kvrag: retrieval-augmented generation over cached cross-attention K/V\n\n"
@@ -47,6 +34,15 @@ int exit_code(kvrag::ErrorKind kind) {
 }
 
 }  // namespace
+
+namespace kvrag::cli {
+std::map<std::string, Command>& command_table() {
+  // A function-local static: registrations run during static initialisation
+  // of other files, in unspecified order.
+  static std::map<std::string, Command> table;
+  return table;
+}
+}  // namespace kvrag::cli
 
 int main(int argc, char** argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||

@@ -5,6 +5,23 @@
 #include "core/error.h"
 
 namespace kvrag::sql {
+namespace {
+
+// A broken constraint (a duplicate id) is the caller's mistake; a file that
+// is not a database or is damaged is a format error; the rest is I/O.
+ErrorKind error_kind(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+      return ErrorKind::kInvalidArgument;
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+      return ErrorKind::kFormat;
+    default:
+      return ErrorKind::kIo;
+  }
+}
+
+}  // namespace
 
 Database::Database(const std::string& path) : path_(path) {
   const int rc =
@@ -28,12 +45,14 @@ void Database::exec(const std::string& sql) {
   if (rc != SQLITE_OK) {
     const std::string message = error ? error : sqlite3_errstr(rc);
     sqlite3_free(error);
-    KVRAG_THROW(kIo, path_, ": SQLite error: ", message, " (in: ", sql.substr(0, 80), ")");
+    throw_error(error_kind(rc),
+                str_cat(path_, ": SQLite error: ", message, " (in: ", sql.substr(0, 80), ")"));
   }
 }
 
 int64_t Database::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
 int Database::changes() const { return sqlite3_changes(db_); }
+bool Database::in_transaction() const { return sqlite3_get_autocommit(db_) == 0; }
 
 Statement::Statement(Database& db, const std::string& sql) : db_(db), sql_(sql) {
   check(sqlite3_prepare_v2(db.handle(), sql.c_str(), static_cast<int>(sql.size()), &stmt_, nullptr),
@@ -44,8 +63,9 @@ Statement::~Statement() { sqlite3_finalize(stmt_); }
 
 void Statement::check(int rc, const char* what) const {
   if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return;
-  KVRAG_THROW(kIo, db_.path(), ": SQLite ", what, " failed: ", sqlite3_errmsg(db_.handle()),
-              " (in: ", sql_.substr(0, 80), ")");
+  throw_error(error_kind(rc), str_cat(db_.path(), ": SQLite ", what, " failed: ",
+                                      sqlite3_errmsg(db_.handle()), " (in: ", sql_.substr(0, 80),
+                                      ")"));
 }
 
 Statement& Statement::bind(int index, int64_t value) {
@@ -108,20 +128,22 @@ bool Statement::column_is_null(int index) const {
   return sqlite3_column_type(stmt_, index) == SQLITE_NULL;
 }
 
-Transaction::Transaction(Database& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+Transaction::Transaction(Database& db) : db_(db), nested_(db.in_transaction()) {
+  db_.exec(nested_ ? "SAVEPOINT kvrag_nested" : "BEGIN IMMEDIATE");
+}
 
 Transaction::~Transaction() {
-  if (!done_) {
-    try {
-      db_.exec("ROLLBACK");
-    } catch (const Error&) {
-      // The transaction may already have been rolled back by SQLite itself.
-    }
+  if (done_) return;
+  try {
+    db_.exec(nested_ ? "ROLLBACK TO kvrag_nested; RELEASE kvrag_nested" : "ROLLBACK");
+  } catch (const Error&) {
+    // SQLite rolls back by itself after some errors (SQLITE_FULL, SQLITE_IOERR):
+    // then there is nothing left to undo, and a destructor must not throw.
   }
 }
 
 void Transaction::commit() {
-  db_.exec("COMMIT");
+  db_.exec(nested_ ? "RELEASE kvrag_nested" : "COMMIT");
   done_ = true;
 }
 

@@ -1,5 +1,7 @@
 // Thin RAII wrappers over the SQLite C API, private to data/. Every return
-// code is checked; failures are Error(kIo) carrying sqlite3_errmsg.
+// code is checked; failures are Error carrying sqlite3_errmsg, of kind
+// kInvalidArgument for a broken constraint, kFormat for a file that is not a
+// database or is corrupt, kIo otherwise.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +28,8 @@ class Database {
   sqlite3* handle() const { return db_; }
   int64_t last_insert_rowid() const;
   int changes() const;
+  // True between BEGIN and COMMIT/ROLLBACK.
+  bool in_transaction() const;
   const std::string& path() const { return path_; }
 
  private:
@@ -68,8 +72,11 @@ class Statement {
   std::string sql_;
 };
 
-// BEGIN IMMEDIATE on construction; ROLLBACK in the destructor unless
-// commit() ran, so an exception leaves the database as it was.
+// A write transaction: BEGIN IMMEDIATE on construction (the write lock is
+// taken at once, so a read-then-write cannot fail later with
+// SQLITE_BUSY_SNAPSHOT), or a SAVEPOINT when the connection is already inside
+// a transaction, so transactions nest. ROLLBACK (TO the savepoint) in the
+// destructor unless commit() ran: an exception leaves the database as it was.
 class Transaction {
  public:
   explicit Transaction(Database& db);
@@ -80,6 +87,7 @@ class Transaction {
 
  private:
   Database& db_;
+  bool nested_ = false;
   bool done_ = false;
 };
 

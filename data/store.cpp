@@ -15,8 +15,9 @@ using Lock = std::lock_guard<std::recursive_mutex>;
 // Schema of DESIGN.md. chunk_kv holds whatever the index caches per chunk
 // (per-layer K/V or the encoder output, named by meta 'cache'); the FTS5
 // table keeps its rowid equal to the chunk id.
+constexpr const char* kMetaSchema =
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)";
 constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
   id INTEGER PRIMARY KEY,
   external_id TEXT NOT NULL UNIQUE,
@@ -121,15 +122,22 @@ Store::~Store() = default;
 void Store::create_schema() {
   Lock lock(mutex_);
   sql::Transaction txn(*db_);
-  db_->exec(kSchema);
+  // The version is checked before anything else is created, so a store of
+  // another version fails with this message rather than an SQL error.
+  db_->exec(kMetaSchema);
   const auto version = meta("schema_version");
   if (!version) {
+    sql::Statement tables(*db_, "SELECT count(*) FROM sqlite_master WHERE tbl_name <> 'meta'");
+    tables.step();
+    KVRAG_CHECK(tables.column_int(0) == 0, kFormat, path_,
+                ": not a kvrag store (an SQLite database without a schema version)");
     set_meta("schema_version", std::to_string(kSchemaVersion));
   } else {
     KVRAG_CHECK(*version == std::to_string(kSchemaVersion), kFormat, path_,
                 ": store schema version ", *version, ", this build reads version ", kSchemaVersion,
                 "; rebuild the index with this version of kvrag");
   }
+  db_->exec(kSchema);
   txn.commit();
 }
 
@@ -150,6 +158,8 @@ void Store::set_meta(const std::string& key, const std::string& value) {
 }
 
 void Store::write_transaction(const std::function<void()>& body) {
+  // Without the mutex another thread's statements would run inside this
+  // transaction, since all share one connection.
   Lock lock(mutex_);
   sql::Transaction txn(*db_);
   body();
@@ -189,6 +199,7 @@ int64_t Store::add_document(const Document& doc, const std::string& content_hash
 
 std::vector<int64_t> Store::remove_document(int64_t id) {
   Lock lock(mutex_);
+  sql::Transaction txn(*db_);
   std::vector<int64_t> chunk_ids;
   {
     sql::Statement st(*db_, "SELECT id FROM chunks WHERE document_id = ?");
@@ -202,11 +213,13 @@ std::vector<int64_t> Store::remove_document(int64_t id) {
   // chunks and chunk_kv go with the document through ON DELETE CASCADE.
   sql::Statement st(*db_, "DELETE FROM documents WHERE id = ?");
   st.bind(1, id).run();
+  txn.commit();
   return chunk_ids;
 }
 
 int64_t Store::add_chunk(int64_t document_id, const NewChunk& chunk) {
   Lock lock(mutex_);
+  sql::Transaction txn(*db_);
   sql::Statement st(*db_,
                     "INSERT INTO chunks(document_id, position, text, token_ids, content_hash, "
                     "embedding) VALUES(?, ?, ?, ?, ?, ?)");
@@ -222,6 +235,7 @@ int64_t Store::add_chunk(int64_t document_id, const NewChunk& chunk) {
   kv.bind(1, chunk_id).bind(2, chunk.memory_tokens).bind_blob(3, chunk.memory_blob).run();
   sql::Statement fts(*db_, "INSERT INTO chunks_fts(rowid, text) VALUES(?, ?)");
   fts.bind(1, chunk_id).bind(2, chunk.text).run();
+  txn.commit();
   return chunk_id;
 }
 
@@ -273,16 +287,39 @@ void Store::for_each_embedding(
 
 std::vector<std::pair<int64_t, double>> Store::search_bm25(const std::string& query,
                                                            int64_t k) const {
+  KVRAG_CHECK(k >= 0, kInvalidArgument, "search_bm25: k must be >= 0, got ", k);
   const std::string match = fts_query(query);
-  if (match.empty()) return {};
+  if (match.empty() || k == 0) return {};
   Lock lock(mutex_);
   sql::Statement st(*db_,
                     "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
-                    "ORDER BY bm25(chunks_fts) LIMIT ?");
+                    "ORDER BY bm25(chunks_fts), rowid LIMIT ?");
   st.bind(1, match).bind(2, k);
   std::vector<std::pair<int64_t, double>> out;
   while (st.step()) out.emplace_back(st.column_int(0), -st.column_double(1));
   return out;
+}
+
+std::vector<int64_t> Store::chunk_ids() const {
+  Lock lock(mutex_);
+  sql::Statement st(*db_, "SELECT id FROM chunks ORDER BY id");
+  std::vector<int64_t> out;
+  while (st.step()) out.push_back(st.column_int(0));
+  return out;
+}
+
+int64_t Store::document_count() const {
+  Lock lock(mutex_);
+  sql::Statement st(*db_, "SELECT count(*) FROM documents");
+  st.step();
+  return st.column_int(0);
+}
+
+int64_t Store::chunk_count() const {
+  Lock lock(mutex_);
+  sql::Statement st(*db_, "SELECT count(*) FROM chunks");
+  st.step();
+  return st.column_int(0);
 }
 
 StoreStats Store::stats() const {

@@ -75,8 +75,10 @@ class Store {
  public:
   static constexpr int kSchemaVersion = 1;
 
-  // Opens or creates store.sqlite at `path`, creating the schema. A store of
-  // another schema version is Error(kFormat) saying what to do.
+  // Opens or creates store.sqlite at `path` (its folder must exist), creating
+  // the schema. A store of another schema version, an SQLite database that
+  // is not a kvrag store, or a file that is not a database is
+  // Error(kFormat) saying what to do; SQLite failures are Error(kIo).
   explicit Store(const std::string& path);
   ~Store();
 
@@ -86,17 +88,23 @@ class Store {
   void set_meta(const std::string& key, const std::string& value);
 
   // Runs `body` in one write transaction (BEGIN IMMEDIATE ... COMMIT); an
-  // exception rolls everything back and is rethrown.
+  // exception rolls everything back and is rethrown. Other threads wait
+  // until it ends. Nested calls (and the methods below, which each run in a
+  // transaction of their own) become savepoints of the outer transaction.
   void write_transaction(const std::function<void()>& body);
 
   std::optional<DocumentRecord> find_document(const std::string& external_id) const;
   // Error(kNotFound) when absent.
   DocumentRecord document(int64_t id) const;
-  // Inserts the document row; returns its id.
+  // Inserts the document row; returns its id. An external id already
+  // stored is Error(kInvalidArgument).
   int64_t add_document(const Document& doc, const std::string& content_hash);
   // Deletes the document with its chunks, memory blobs and FTS rows; returns
   // the ids of the chunks removed.
   std::vector<int64_t> remove_document(int64_t id);
+  // Inserts the chunk, its memory blob and its FTS row (rowid = chunk id)
+  // together; returns the chunk id. An unknown document is
+  // Error(kInvalidArgument) (foreign key).
   int64_t add_chunk(int64_t document_id, const NewChunk& chunk);
 
   std::optional<StoredEncoding> find_encoding(const std::string& content_hash) const;
@@ -108,9 +116,16 @@ class Store {
   void for_each_embedding(
       const std::function<void(int64_t chunk_id, std::span<const float> embedding)>& fn) const;
   // BM25 over chunk text through FTS5: up to k (chunk id, score) pairs, best
-  // first, score = −bm25() so higher is better. The query's words are
-  // matched with OR; FTS5 syntax in the query is treated as plain words.
+  // first (equal scores by ascending id), score = −bm25() so higher is
+  // better. The query's words (runs of letters and digits) are matched with
+  // OR; FTS5 syntax in the query is treated as plain words. k < 0 is
+  // Error(kInvalidArgument).
   std::vector<std::pair<int64_t, double>> search_bm25(const std::string& query, int64_t k) const;
+
+  // Every chunk id, ascending: what the FAISS index must hold.
+  std::vector<int64_t> chunk_ids() const;
+  int64_t document_count() const;
+  int64_t chunk_count() const;
 
   StoreStats stats() const;
   // Ids of rows that lost their parent (should be none; for tests and `info`).

@@ -33,25 +33,40 @@ class FaissIndex {
 
   // Reads `path`; Error(kFormat) if FAISS cannot read it (truncated, not an
   // index) or its dimension is not `dim`.
+  // A file of another index kind than `factory` builds is Error(kFormat)
+  // too, so the caller rebuilds it from the store.
   static std::unique_ptr<FaissIndex> load(const std::string& path, int64_t dim,
                                           const std::string& factory);
 
   // Adds vectors (n × dim, row-major) with their ids. An untrained index
   // (IVF, PQ) is first trained on them; with fewer vectors than it needs to
-  // train, they are kept pending and the index answers by exact search.
+  // train (39 per centroid, FAISS's own threshold for sound k-means), they
+  // are kept pending and the index answers by exact search. An id already
+  // held is Error(kInvalidArgument).
   void add(std::span<const int64_t> ids, std::span<const float> vectors);
+  // Removes the ids that are held; ids not held are ignored. An index kind
+  // that cannot remove (HNSW) is rebuilt from its remaining vectors.
   void remove(std::span<const int64_t> ids);
-  // The k best ids by inner product with `query` (dim), best first.
+  // The min(k, size()) best ids by inner product with `query` (dim), best
+  // first; an approximate index (IVF, HNSW) may return fewer.
   std::vector<ScoredId> search(std::span<const float> query, int64_t k) const;
+  // Vectors held, pending ones included.
   int64_t size() const;
+  // Every id held, pending ones included, ascending: what the pipeline
+  // compares with the store's chunk ids to see whether the file is stale.
+  std::vector<int64_t> ids() const;
   int64_t dim() const { return dim_; }
   const std::string& factory() const { return factory_; }
 
   // Writes to `path` atomically: a temporary file in the same folder, then
-  // rename, so a crash leaves the old file or the new one.
+  // rename, so a crash leaves the old file or the new one. Pending vectors
+  // are written as a flat index that load() takes back as pending.
   void save(const std::string& path) const;
 
  private:
+  FaissIndex(int64_t dim, const std::string& factory, std::unique_ptr<faiss::Index> index);
+  void train_if_ready();
+
   int64_t dim_;
   std::string factory_;
   std::unique_ptr<faiss::Index> index_;

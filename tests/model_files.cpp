@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <bit>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -45,16 +44,6 @@ std::vector<NamedTensor> read_tensors(const std::string& path) {
   return tensors;
 }
 
-namespace {
-
-uint16_t float_to_bf16(float f) {
-  const uint32_t bits = std::bit_cast<uint32_t>(f);
-  const uint32_t round = 0x7fffu + ((bits >> 16) & 1u);  // to nearest even
-  return static_cast<uint16_t>((bits + round) >> 16);
-}
-
-}  // namespace
-
 float round_to_dtype(float value, DType dtype) {
   switch (dtype) {
     case DType::kF16:
@@ -64,46 +53,6 @@ float round_to_dtype(float value, DType dtype) {
     default:
       return value;
   }
-}
-
-namespace {
-
-void append_values(const std::vector<float>& values, DType dtype, std::string* data) {
-  for (const float v : values) {
-    if (dtype == DType::kF32) {
-      data->append(reinterpret_cast<const char*>(&v), sizeof(v));
-    } else {
-      const uint16_t bits = dtype == DType::kF16 ? float_to_half(v) : float_to_bf16(v);
-      data->append(reinterpret_cast<const char*>(&bits), sizeof(bits));
-    }
-  }
-}
-
-}  // namespace
-
-void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                       DType dtype) {
-  ASSERT_TRUE(dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16)
-      << "write_safetensors writes float tensors only";
-  nlohmann::json header = nlohmann::json::object();
-  header["__metadata__"] = {{"format", "pt"}};
-  std::string data;
-  for (const NamedTensor& t : tensors) {
-    const uint64_t begin = data.size();
-    append_values(t.values, dtype, &data);
-    header[t.name] = {{"dtype", dtype_name(dtype)},
-                      {"shape", t.shape},
-                      {"data_offsets", {begin, static_cast<uint64_t>(data.size())}}};
-  }
-  std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');
-  const uint64_t length = text.size();
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  ASSERT_TRUE(out.good()) << "cannot write " << path;
-  out.write(reinterpret_cast<const char*>(&length), sizeof(length));
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-  ASSERT_TRUE(out.good()) << "cannot write " << path;
 }
 
 void write_sharded(const fs::path& dir, const std::vector<NamedTensor>& tensors, int shards,

@@ -1,5 +1,5 @@
 // Helpers for tests that build model folders on disk: a temporary folder,
-// a safetensors writer, copies of a fixture folder with edits, a tiny
+// sharded safetensors checkpoints, copies of a fixture folder with edits, a tiny
 // trained SentencePiece model, and an error matcher for kvrag::Error.
 #pragma once
 
@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "core/safetensors_writer.h"
 
 namespace kvrag::testing {
 
@@ -35,12 +36,10 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-// One tensor held as float32, whatever dtype it is written in.
-struct NamedTensor {
-  std::string name;
-  std::vector<int64_t> shape;
-  std::vector<float> values;  // row-major, product(shape) values
-};
+// The safetensors writer lives in core (core/safetensors_writer.h); tests
+// name it through this namespace too.
+using kvrag::NamedTensor;
+using kvrag::write_safetensors;
 
 // The fixture case folder called `name` (e.g. "t5v1_relu_tied"), or an
 // empty string when the fixtures are not there.
@@ -52,12 +51,6 @@ float round_to_dtype(float value, DType dtype);
 
 // Every tensor of a safetensors file (F32, F16 or BF16), sorted by name.
 std::vector<NamedTensor> read_tensors(const std::string& path);
-
-// Writes `tensors` as a safetensors file with every tensor stored as `dtype`
-// (kF32, kF16 or kBF16; F16 and BF16 round to nearest even). The header is
-// padded to a multiple of 8 and carries {"format": "pt"} as metadata.
-void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                       DType dtype = DType::kF32);
 
 // Writes `tensors` as `shards` files model-0000i-of-0000n.safetensors in
 // `dir` plus model.safetensors.index.json, tensors dealt out in order.

@@ -551,6 +551,10 @@ def main():
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--smoke", action="store_true", help="tiny config, writes to /tmp/kvrag-demo-smoke")
     ap.add_argument("--out", default=OUT)
+    ap.add_argument("--init-from", default="",
+                    help="start from this model folder's weights (fresh optimizer and schedule)")
+    ap.add_argument("--export-reference", action="store_true",
+                    help="no training: load --out/model.safetensors and write --out/reference.safetensors")
     args = ap.parse_args()
 
     torch.set_num_threads(1)
@@ -580,6 +584,16 @@ def main():
 
     model = T5(cfg, dropout=args.dropout)
     init_weights(model, cfg)
+    if args.init_from:
+        model.load_state_dict(load_safetensors(os.path.join(args.init_from, "model.safetensors")))
+        log(f"initialised from {args.init_from}")
+    if args.export_reference:
+        # The committed model's run was cut off after its last periodic export, which writes
+        # model.safetensors but not the reference; this recreates it from the weights alone.
+        model.load_state_dict(load_safetensors(os.path.join(args.out, "model.safetensors")))
+        export_reference(model, data, args.out)
+        log(f"wrote {os.path.join(args.out, 'reference.safetensors')}")
+        return
     nparam = sum(p.numel() for p in model.parameters())
     log(f"model: {nparam:,} parameters ({nparam * 4 / 1e6:.1f} MB F32); config {json.dumps({k: cfg[k] for k in ('d_model', 'd_kv', 'num_heads', 'd_ff', 'num_layers', 'num_decoder_layers', 'vocab_size')})}")
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "relative_attention_bias" not in n]

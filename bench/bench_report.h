@@ -1,0 +1,160 @@
+// What `kvrag bench` measured, and the writers of its report: a Markdown
+// page, a CSV with one row per measured cell, and SVG charts. Everything
+// here is plain data; bench/rag_bench.h fills it from RagPipeline runs.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bench/bench_stats.h"
+
+namespace kvrag::bench {
+
+// Median and 95th percentile of one figure over a cell's timed answers.
+struct Spread {
+  double median = 0.0;
+  double p95 = 0.0;
+};
+Spread spread_of(const std::vector<double>& values);
+
+// One way of answering as the benchmark times it: a mode, and for `cached`
+// where the chunks' K/V came from. "cached-sqlite" reads every chunk from the
+// store (the pipeline is opened with its RAM cache disabled); "cached-ram"
+// finds every chunk in the RAM cache (an untimed answer on the same chunks
+// runs first). "concat" and "fid" read nothing from the store.
+struct Variant {
+  std::string name;  // "cached-sqlite" | "cached-ram" | "concat" | "fid"
+  std::string mode;  // "cached" | "concat" | "fid"
+};
+
+// The figures of one (model, chunk length, k, variant): medians and p95 over
+// questions × repeats.
+struct BenchCell {
+  std::string model;  // e.g. "kvrag-demo" or "t5-base shape"
+  bool random_weights = false;
+  std::string variant;
+  std::string mode;
+  int64_t chunk_tokens = 0;  // the index's chunk length (max tokens)
+  int64_t k = 0;
+  int64_t questions = 0;
+  int64_t samples = 0;          // timed answers
+  double context_tokens = 0.0;  // median positions the decoder cross-attended to
+  Spread first_token_ms;
+  Spread total_ms;
+  Spread encode_ms;
+  Spread load_kv_ms;
+  Spread decode_ms_per_token;
+  double tokens_per_s = 0.0;      // median
+  double generated_tokens = 0.0;  // mean
+  double store_bytes_read = 0.0;  // median per answer
+  double ram_hit_rate = 0.0;      // RAM cache hits / chunks looked up (cached mode), else 0
+  int64_t peak_rss_bytes = 0;     // process peak resident memory during the answers
+  int64_t rss_growth_bytes = 0;   // the most an answer raised it above its start
+  // Over the questions, in percent; only for trained models with gold answers.
+  std::optional<double> exact_match;
+  std::optional<double> f1;
+};
+
+// How often two modes gave the same answer (SQuAD-normalised text).
+struct AgreementRow {
+  std::string model;
+  int64_t chunk_tokens = 0;
+  int64_t k = 0;
+  std::string mode_a;
+  std::string mode_b;
+  int64_t questions = 0;
+  double rate = 0.0;  // in [0, 1]
+};
+
+// The size of an index's cached memory for one dtype and granularity,
+// computed from its token counts (the index itself stores one of them).
+struct StorageRow {
+  std::string granularity;  // "kv" | "hidden"
+  std::string dtype;        // "f32" | "f16" | "int8"
+  double bytes_per_token = 0.0;
+  double bytes_per_chunk = 0.0;  // mean over the index's chunks
+  int64_t index_bytes = 0;
+  bool stored = false;  // the combination the index was built with
+};
+
+struct StorageSummary {
+  std::string model;
+  int64_t chunk_tokens = 0;
+  int64_t documents = 0;
+  int64_t chunks = 0;
+  int64_t memory_tokens = 0;
+  int64_t text_bytes = 0;
+  int64_t stored_memory_bytes = 0;  // as the store counts it
+  int64_t file_bytes = 0;           // store.sqlite on disk
+  std::vector<StorageRow> rows;
+};
+
+// How a variant's cost grows with the tokens of context it reads.
+struct ScalingFit {
+  std::string model;
+  std::string variant;
+  std::string figure;  // "encode_ms" | "first_token_ms"
+  PowerLawFit fit;
+};
+
+// Speed-up of cached mode over concatenation in time to first token.
+struct SpeedupRow {
+  std::string model;
+  int64_t chunk_tokens = 0;
+  int64_t k = 0;
+  std::optional<double> sqlite_over_concat;  // concat TTFT / cached-sqlite TTFT
+  std::optional<double> ram_over_concat;     // concat TTFT / cached-ram TTFT
+  std::optional<double> ram_over_fid;        // fid TTFT / cached-ram TTFT
+};
+
+struct MachineInfo {
+  std::string cpu_model;
+  int64_t cores = 0;
+  int64_t memory_bytes = 0;
+  int64_t threads = 0;  // OpenBLAS threads every variant ran with
+};
+
+struct BenchReport {
+  MachineInfo machine;
+  std::string command;  // the command line, for rerunning
+  int64_t max_new_tokens = 0;
+  int64_t num_beams = 1;
+  int64_t repeat = 0;
+  int64_t warmup = 0;
+  std::vector<BenchCell> cells;
+  std::vector<AgreementRow> agreement;
+  std::vector<StorageSummary> storage;
+  std::vector<std::string> notes;  // printed under the heading
+};
+
+// Per model and variant, power-law fits of encoder time and of time to
+// first token against context tokens, over the cells with at least two
+// distinct context lengths (variants with no encoder time get no encode fit).
+std::vector<ScalingFit> fit_scaling(const std::vector<BenchCell>& cells);
+
+// One row per (model, chunk length, k) that has a concat or fid cell.
+std::vector<SpeedupRow> speedups(const std::vector<BenchCell>& cells);
+
+// One header line, then one line per cell, in order; times in ms, bytes as
+// integers, quality empty when absent. Fields with commas or quotes are quoted.
+std::string cells_csv(const std::vector<BenchCell>& cells);
+
+// The whole report as Markdown: settings and machine, per model a table of
+// the cells, speed-ups, agreement, storage and the fitted growth exponents;
+// models with random weights are labelled as such and show no quality.
+// `chart_files` are linked as images.
+std::string report_markdown(const BenchReport& report, const std::vector<std::string>& chart_files);
+
+// Writes report.md, results.csv and the charts (latency against k for each
+// model, and the speed-up of cached over concat against k) into `dir`,
+// created if needed; returns the paths written. Error(kIo) when a file
+// cannot be written.
+std::vector<std::string> write_report(const BenchReport& report, const std::string& dir);
+
+// `name` lower-cased with every run of other characters than [a-z0-9]
+// turned into one '-': a file name part ("T5-base shape" -> "t5-base-shape").
+std::string slug(const std::string& name);
+
+}  // namespace kvrag::bench

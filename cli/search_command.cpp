@@ -1,0 +1,58 @@
+// kvrag search: the chunks a retriever finds for a query, no generation.
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "pipeline/rag_pipeline.h"
+#include "server/responses.h"
+
+namespace kvrag::cli {
+namespace {
+
+constexpr const char* kSearchUsage =
+    "usage: kvrag search --index PATH [--k 5] [--retriever dense|bm25|hybrid] [--model DIR]\n"
+    "                    [--json] \"query\"\n"
+    "  Prints the top k chunks with their document, title and retriever score\n"
+    "  (inner product for dense, -bm25 for bm25, reciprocal rank fusion for hybrid);\n"
+    "  --json prints the HTTP API's /v1/search body.\n";
+
+int run_search(const std::vector<std::string>& argv) {
+  const Args args(argv, {"index", "k", "retriever", "model"}, {"json"});
+  const int64_t k = args.get_int("k", 5, 1, kMaxK);
+  const RetrieverKind retriever = parse_retriever(args.get("retriever", "dense"));
+  std::string query;
+  for (const std::string& word : args.positional()) query += (query.empty() ? "" : " ") + word;
+  KVRAG_CHECK(!query.empty(), kInvalidArgument, "give the query to search for");
+
+  OpenOptions open;
+  open.model_dir = args.get("model", "");
+  const auto pipeline = RagPipeline::open(args.require("index"), open);
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<RetrievedChunk> chunks = pipeline->retrieve(query, k, retriever);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  if (args.flag("json")) {
+    std::cout << server::dump(server::search_json(chunks, ms)) << "\n";
+    return 0;
+  }
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    const RetrievedChunk& chunk = chunks[i];
+    char score[32];
+    std::snprintf(score, sizeof(score), "%.4f", chunk.score);
+    std::cout << i + 1 << ". " << chunk.external_id << " \"" << chunk.title << "\" chunk "
+              << chunk.position << " (chunk id " << chunk.chunk_id << ")  score " << score << "\n   "
+              << chunk.text << "\n";
+  }
+  std::cerr << chunks.size() << " chunks (" << retriever_name(retriever) << ") in " << ms
+            << " ms\n";
+  return 0;
+}
+
+const RegisterCommand kRegisterSearch(
+    "search", {run_search, kSearchUsage, "print the chunks a retriever finds for a query"});
+
+}  // namespace
+}  // namespace kvrag::cli

@@ -1,0 +1,290 @@
+// The asking half of RagPipeline: retrieval (dense, BM25, hybrid), the
+// decoder memory of each mode, generation, sources with attention shares and
+// timings. Indexing lives in rag_pipeline.cpp.
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+#include "core/error.h"
+#include "data/kv_blob.h"
+#include "pipeline/kv_ram_cache.h"
+#include "pipeline/prompts.h"
+#include "pipeline/rag_pipeline.h"
+#include "retriever/embedder.h"
+#include "retriever/faiss_index.h"
+#include "retriever/fusion.h"
+
+namespace kvrag {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+bool is_blank(const std::string& text) {
+  return std::all_of(text.begin(), text.end(),
+                     [](unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); });
+}
+
+void check_question(const std::string& question, const char* field) {
+  KVRAG_CHECK(!is_blank(question), kInvalidArgument, field, " is empty");
+}
+
+// Encoder outputs stacked on the time axis, projected with one GEMM: the
+// projection is per position, so this equals projecting each and appending.
+CrossKV project_stacked(const T5Model& model, const std::vector<const Tensor*>& parts) {
+  Tensor stacked;
+  for (const Tensor* part : parts) stacked.append_rows(part->view());
+  return project_cross_kv(model, stacked.view());
+}
+
+// A chunk's memory decoded from its blob, checked against the model and the
+// index's granularity (a blob from another model or setting is kFormat).
+std::shared_ptr<const ChunkMemory> decode_chunk_memory(const T5Model& model,
+                                                       CacheGranularity granularity,
+                                                       std::span<const uint8_t> blob,
+                                                       int64_t chunk_id) {
+  const std::string what = str_cat("memory of chunk ", chunk_id);
+  std::vector<Tensor> matrices = decode_kv_blob(blob, what);
+  const T5Config& c = model.config;
+  auto memory = std::make_shared<ChunkMemory>();
+  if (granularity == CacheGranularity::kHidden) {
+    KVRAG_CHECK(matrices.size() == 1 && matrices[0].cols() == c.d_model, kFormat, what, " has ",
+                matrices.size(), " matrices of width ", matrices.empty() ? 0 : matrices[0].cols(),
+                "; a hidden-state index stores 1 of width d_model ", c.d_model);
+    memory->hidden = std::move(matrices[0]);
+    return memory;
+  }
+  const size_t expected = static_cast<size_t>(2 * c.num_decoder_layers);
+  KVRAG_CHECK(matrices.size() == expected && matrices[0].cols() == c.inner_dim(), kFormat, what,
+              " has ", matrices.size(), " matrices of width ",
+              matrices.empty() ? 0 : matrices[0].cols(), "; the model needs ", expected,
+              " (K and V per decoder layer) of width inner_dim ", c.inner_dim());
+  for (size_t i = 0; i < matrices.size(); i += 2) {
+    memory->kv.k.push_back(std::move(matrices[i]));
+    memory->kv.v.push_back(std::move(matrices[i + 1]));
+  }
+  return memory;
+}
+
+// Sum of `attention` over [begin, end).
+double mass_of(const std::vector<float>& attention, std::pair<int64_t, int64_t> span) {
+  double sum = 0.0;
+  for (int64_t i = span.first; i < span.second && i < static_cast<int64_t>(attention.size()); ++i) {
+    sum += attention[static_cast<size_t>(i)];
+  }
+  return sum;
+}
+
+// The part of a template before its {passages} placeholder, filled.
+std::string concat_head(const PromptTemplates& prompts, const std::string& question) {
+  const size_t at = prompts.concat.find("{passages}");
+  KVRAG_CHECK(at != std::string::npos, kInvalidArgument, "the concat template '", prompts.concat,
+              "' has no {passages} placeholder");
+  return fill_prompt(prompts.concat.substr(0, at), PromptFields{question, {}, {}, {}});
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- retrieval
+
+std::vector<RetrievedChunk> RagPipeline::retrieve(const std::string& query, int64_t k,
+                                                  RetrieverKind retriever) const {
+  check_question(query, "query");
+  KVRAG_CHECK(k >= 1 && k <= kMaxK, kInvalidArgument, "k must be in 1..", kMaxK, ", got ", k);
+  using Ranked = std::vector<std::pair<int64_t, double>>;
+  auto dense = [&] {
+    const std::vector<int32_t> ids = prompt_ids(
+        *model_, fill_prompt(settings_.prompts.question, PromptFields{query, {}, {}, {}}));
+    const std::vector<float> embedding = embed(encoder_.encode(ids).view());
+    Ranked ranked;
+    for (const ScoredId& hit : faiss_->search(embedding, k)) ranked.emplace_back(hit.id, hit.score);
+    return ranked;
+  };
+  auto bm25 = [&] { return store_->search_bm25(query, k); };
+  Ranked ranked;
+  switch (retriever) {
+    case RetrieverKind::kDense:
+      ranked = dense();
+      break;
+    case RetrieverKind::kBm25:
+      ranked = bm25();
+      break;
+    case RetrieverKind::kHybrid:
+      ranked = reciprocal_rank_fusion({dense(), bm25()});
+      if (static_cast<int64_t>(ranked.size()) > k) ranked.resize(static_cast<size_t>(k));
+      break;
+  }
+  // Several chunks of one document are common: read each document once.
+  std::map<int64_t, DocumentRecord> documents;
+  std::vector<RetrievedChunk> chunks;
+  for (const auto& [chunk_id, score] : ranked) {
+    const ChunkRecord record = store_->chunk(chunk_id);
+    auto doc = documents.find(record.document_id);
+    if (doc == documents.end()) {
+      doc = documents.emplace(record.document_id, store_->document(record.document_id)).first;
+    }
+    chunks.push_back({.chunk_id = chunk_id,
+                      .document_id = record.document_id,
+                      .external_id = doc->second.external_id,
+                      .title = doc->second.title,
+                      .text = record.text,
+                      .position = record.position,
+                      .score = score});
+  }
+  return chunks;
+}
+
+// ---------------------------------------------------------------- memories
+
+AnswerMemory RagPipeline::build_memory(const std::string& question,
+                                       const std::vector<RetrievedChunk>& chunks, Mode mode,
+                                       AskTimings& timings) const {
+  check_question(question, "question");
+  const PromptTemplates& prompts = settings_.prompts;
+  AnswerMemory memory;
+
+  if (mode == Mode::kCached) {
+    // Load first (the timings keep SQLite apart from encoder work).
+    const auto load_start = Clock::now();
+    std::vector<std::shared_ptr<const ChunkMemory>> loaded;
+    for (const RetrievedChunk& chunk : chunks) {
+      std::shared_ptr<const ChunkMemory> found =
+          kv_cache_ ? kv_cache_->get(chunk.chunk_id) : nullptr;
+      if (found) {
+        ++timings.kv_cache_hits;
+      } else {
+        ++timings.kv_cache_misses;
+        const std::vector<uint8_t> blob = store_->memory_blob(chunk.chunk_id);
+        timings.store_bytes_read += static_cast<int64_t>(blob.size());
+        found = decode_chunk_memory(*model_, settings_.cache, blob, chunk.chunk_id);
+        if (kv_cache_) kv_cache_->put(chunk.chunk_id, found);
+      }
+      loaded.push_back(std::move(found));
+    }
+    timings.load_kv_ms += ms_since(load_start);
+
+    const auto encode_start = Clock::now();
+    const Tensor question_hidden = encoder_.encode(
+        prompt_ids(*model_, fill_prompt(prompts.question, PromptFields{question, {}, {}, {}})));
+    if (settings_.cache == CacheGranularity::kHidden) {
+      std::vector<const Tensor*> parts{&question_hidden};
+      for (const auto& chunk_memory : loaded) parts.push_back(&chunk_memory->hidden);
+      memory.kv = project_stacked(*model_, parts);
+    } else {
+      memory.kv = project_cross_kv(*model_, question_hidden.view());
+      // Appending copies each chunk's K/V once into the joint memory; the
+      // decoder's attention needs them contiguous per layer.
+      for (const auto& chunk_memory : loaded) memory.kv.append(chunk_memory->kv);
+    }
+    timings.encode_ms += ms_since(encode_start);
+    int64_t at = question_hidden.rows();
+    for (const auto& chunk_memory : loaded) {
+      memory.spans.emplace_back(at, at + chunk_memory->tokens());
+      at += chunk_memory->tokens();
+    }
+  } else if (mode == Mode::kFid) {
+    KVRAG_CHECK(!chunks.empty(), kInvalidArgument, "fid mode needs at least one chunk");
+    const auto encode_start = Clock::now();
+    std::vector<std::vector<int32_t>> batch;
+    for (const RetrievedChunk& chunk : chunks) {
+      batch.push_back(prompt_ids(
+          *model_, fill_prompt(prompts.fid, PromptFields{question, chunk.title, chunk.text, {}})));
+    }
+    const std::vector<Tensor> hidden = encoder_.encode_batch(batch);
+    std::vector<const Tensor*> parts;
+    int64_t at = 0;
+    for (const Tensor& h : hidden) {
+      parts.push_back(&h);
+      memory.spans.emplace_back(at, at + h.rows());
+      at += h.rows();
+    }
+    memory.kv = project_stacked(*model_, parts);
+    timings.encode_ms += ms_since(encode_start);
+  } else {
+    // One joint prompt. A passage's positions are found by tokenizing the
+    // prompt up to its start and up to its end: exact when the template
+    // separates passages by whitespace (the default), because SentencePiece
+    // never makes a piece across whitespace; otherwise a boundary piece may
+    // be counted on either side.
+    const auto encode_start = Clock::now();
+    const Tokenizer& tokenizer = model_->require_tokenizer();
+    std::string text = concat_head(prompts, question);
+    std::string passages;
+    for (const RetrievedChunk& chunk : chunks) {
+      if (!passages.empty()) passages += ' ';
+      const int64_t begin = static_cast<int64_t>(tokenizer.encode(text + passages).size());
+      passages +=
+          fill_prompt(prompts.concat_passage, PromptFields{{}, chunk.title, chunk.text, {}});
+      const int64_t end = static_cast<int64_t>(tokenizer.encode(text + passages).size());
+      memory.spans.emplace_back(begin, end);
+    }
+    const std::vector<int32_t> ids =
+        prompt_ids(*model_, fill_prompt(prompts.concat, PromptFields{question, {}, {}, passages}));
+    memory.kv = project_cross_kv(*model_, encoder_.encode(ids).view());
+    timings.encode_ms += ms_since(encode_start);
+  }
+  timings.memory_tokens = memory.kv.tokens();
+  return memory;
+}
+
+// ---------------------------------------------------------------- answering
+
+Answer RagPipeline::answer(const std::string& question, const std::vector<RetrievedChunk>& chunks,
+                           const AskOptions& options, const PieceCallback& on_piece) const {
+  const auto start = Clock::now();
+  Answer answer;
+  answer.mode = options.mode;
+  const AnswerMemory memory = build_memory(question, chunks, options.mode, answer.timings);
+
+  const Tokenizer& tokenizer = model_->require_tokenizer();
+  const int32_t eos = model_->config.eos_token_id;
+  std::vector<int32_t> streamed;
+  bool first = true;
+  auto on_token = [&](int32_t token) {
+    if (first) {
+      answer.timings.first_token_ms = ms_since(start);
+      first = false;
+    }
+    if (on_piece && token != eos) on_piece(tokenizer.piece_text(streamed, token));
+    streamed.push_back(token);
+  };
+  const auto decode_start = Clock::now();
+  const Generation generation = generate(decoder_, memory.kv, options.generation, on_token);
+  AskTimings& t = answer.timings;
+  t.decode_ms = ms_since(decode_start);
+
+  answer.ids.assign(generation.ids.begin() + 1, generation.ids.end());
+  answer.text = tokenizer.decode(answer.ids);
+  t.generated_tokens = static_cast<int64_t>(answer.ids.size());
+  t.tokens_per_s =
+      t.decode_ms > 0 ? 1000.0 * static_cast<double>(t.generated_tokens) / t.decode_ms : 0.0;
+
+  double on_sources = 0.0;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    const double share = mass_of(generation.attention, memory.spans[i]);
+    answer.sources.push_back({.chunk = chunks[i], .attention = share});
+    on_sources += share;
+  }
+  // The rest of the mass: positions in no span (the question's own tokens).
+  answer.question_attention =
+      std::max(0.0, mass_of(generation.attention, {0, memory.kv.tokens()}) - on_sources);
+  t.total_ms = ms_since(start);
+  return answer;
+}
+
+Answer RagPipeline::ask(const std::string& question, const AskOptions& options,
+                        const PieceCallback& on_piece) const {
+  const auto start = Clock::now();
+  check_question(question, "question");
+  const std::vector<RetrievedChunk> chunks = retrieve(question, options.k, options.retriever);
+  const double retrieve_ms = ms_since(start);
+  Answer answer = this->answer(question, chunks, options, on_piece);
+  answer.timings.retrieve_ms = retrieve_ms;
+  answer.timings.total_ms += retrieve_ms;  // first_token_ms stays relative to answer()
+  return answer;
+}
+
+}  // namespace kvrag

@@ -1,0 +1,166 @@
+#include "pipeline/document_encoder.h"
+
+#include <string_view>
+#include <unordered_map>
+
+#include "core/error.h"
+#include "core/hash.h"
+#include "data/chunker.h"
+#include "data/kv_blob.h"
+#include "encoder/cross_kv.h"
+#include "pipeline/prompts.h"
+#include "retriever/embedder.h"
+
+namespace kvrag {
+namespace {
+
+// A 128-bit hash as two 64-bit chains with different seeds, over pieces
+// each prefixed by its length so that ("ab", "c") and ("a", "bc") differ.
+class ContentHasher {
+ public:
+  ContentHasher& add(std::string_view piece) {
+    const uint64_t size = piece.size();
+    add_bytes(&size, sizeof size);
+    add_bytes(piece.data(), piece.size());
+    return *this;
+  }
+  ContentHasher& add(int64_t value) {
+    add_bytes(&value, sizeof value);
+    return *this;
+  }
+  ContentHasher& add(const std::vector<int32_t>& ids) {
+    const uint64_t size = ids.size();
+    add_bytes(&size, sizeof size);
+    add_bytes(ids.data(), ids.size() * sizeof(int32_t));
+    return *this;
+  }
+  std::string hex() const { return hex64(low_) + hex64(high_); }
+
+ private:
+  void add_bytes(const void* data, size_t size) {
+    low_ = hash_bytes(data, size, low_);
+    high_ = hash_bytes(data, size, high_);
+  }
+  uint64_t low_ = 0;
+  uint64_t high_ = 0x9e3779b97f4a7c15ull;
+};
+
+// The model, granularity and dtype: what every cached memory depends on.
+ContentHasher memory_hasher(const T5Model& model, const IndexSettings& settings) {
+  ContentHasher h;
+  h.add(model.fingerprint)
+      .add(cache_granularity_name(settings.cache))
+      .add(kv_dtype_name(settings.kv_dtype));
+  return h;
+}
+
+}  // namespace
+
+std::string document_content_hash(const T5Model& model, const IndexSettings& settings,
+                                  const Document& doc) {
+  ContentHasher h = memory_hasher(model, settings);
+  h.add(settings.chunking.max_tokens)
+      .add(settings.chunking.overlap)
+      .add(settings.prompts.chunk)
+      .add(doc.title)
+      .add(doc.text)
+      .add(doc.metadata_json);
+  return h.hex();
+}
+
+std::string chunk_content_hash(const T5Model& model, const IndexSettings& settings,
+                               const std::vector<int32_t>& prompt_ids) {
+  return memory_hasher(model, settings).add(prompt_ids).hex();
+}
+
+std::vector<int32_t> chunk_prompt_ids(const T5Model& model, const IndexSettings& settings,
+                                      const std::string& title, const std::string& chunk_text) {
+  PromptFields fields;
+  fields.title = title;
+  fields.text = chunk_text;
+  return prompt_ids(model, fill_prompt(settings.prompts.chunk, fields));
+}
+
+std::vector<NewChunk> chunk_document(const T5Model& model, const IndexSettings& settings,
+                                     const Document& doc,
+                                     std::vector<std::vector<int32_t>>& prompts) {
+  const Tokenizer& tokenizer = model.require_tokenizer();
+  const TokenizeFn tokenize = [&tokenizer](const std::string& word) {
+    return tokenizer.encode(word);
+  };
+  std::vector<NewChunk> chunks;
+  prompts.clear();
+  for (Chunk& c : chunk_text(doc.text, tokenize, settings.chunking)) {
+    prompts.push_back(chunk_prompt_ids(model, settings, doc.title, c.text));
+    NewChunk chunk;
+    chunk.position = c.position;
+    chunk.text = std::move(c.text);
+    chunk.token_ids = std::move(c.token_ids);
+    chunk.content_hash = chunk_content_hash(model, settings, prompts.back());
+    chunk.memory_tokens = static_cast<int64_t>(prompts.back().size());
+    chunks.push_back(std::move(chunk));
+  }
+  return chunks;
+}
+
+std::vector<uint8_t> encode_memory_blob(const T5Model& model, const IndexSettings& settings,
+                                        ConstView hidden) {
+  if (settings.cache == CacheGranularity::kHidden) {
+    return encode_kv_blob(settings.kv_dtype, std::span<const ConstView>(&hidden, 1));
+  }
+  const CrossKV kv = project_cross_kv(model, hidden);
+  std::vector<ConstView> matrices;
+  matrices.reserve(2 * kv.k.size());
+  for (size_t layer = 0; layer < kv.k.size(); ++layer) {
+    matrices.push_back(kv.k[layer].view());
+    matrices.push_back(kv.v[layer].view());
+  }
+  return encode_kv_blob(settings.kv_dtype, matrices);
+}
+
+int64_t encode_chunks(const T5Encoder& encoder, const Store& store, const IndexSettings& settings,
+                      const std::vector<PendingChunk>& pending, int64_t encode_batch) {
+  KVRAG_CHECK(encode_batch > 0, kInvalidArgument, "encode batch must be > 0, got ", encode_batch);
+  // Equal content in one batch is encoded once: later copies wait for the first.
+  std::unordered_map<std::string, const NewChunk*> first_by_hash;
+  std::vector<std::pair<NewChunk*, const NewChunk*>> copies;
+  std::vector<const PendingChunk*> to_encode;
+  int64_t reused = 0;
+  for (const PendingChunk& p : pending) {
+    NewChunk& chunk = *p.chunk;
+    if (const auto it = first_by_hash.find(chunk.content_hash); it != first_by_hash.end()) {
+      copies.emplace_back(&chunk, it->second);
+      ++reused;
+      continue;
+    }
+    first_by_hash.emplace(chunk.content_hash, &chunk);
+    if (auto stored = store.find_encoding(chunk.content_hash)) {
+      chunk.embedding = std::move(stored->embedding);
+      chunk.memory_blob = std::move(stored->memory_blob);
+      ++reused;
+      continue;
+    }
+    to_encode.push_back(&p);
+  }
+
+  const T5Model& model = encoder.model();
+  for (size_t begin = 0; begin < to_encode.size(); begin += static_cast<size_t>(encode_batch)) {
+    const size_t end = std::min(to_encode.size(), begin + static_cast<size_t>(encode_batch));
+    std::vector<std::vector<int32_t>> batch;
+    for (size_t i = begin; i < end; ++i) batch.push_back(*to_encode[i]->prompt_ids);
+    const std::vector<Tensor> hidden = encoder.encode_batch(batch);
+    for (size_t i = begin; i < end; ++i) {
+      NewChunk& chunk = *to_encode[i]->chunk;
+      const ConstView h = hidden[i - begin].view();
+      chunk.embedding = embed(h);
+      chunk.memory_blob = encode_memory_blob(model, settings, h);
+    }
+  }
+  for (auto& [copy, original] : copies) {
+    copy->embedding = original->embedding;
+    copy->memory_blob = original->memory_blob;
+  }
+  return reused;
+}
+
+}  // namespace kvrag

@@ -1,0 +1,155 @@
+#include "pipeline/evaluation.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "pipeline/qa_metrics.h"
+
+// A question file is an input at the edge, like a corpus file: it is parsed
+// with nlohmann/json here only, linked PRIVATE, so nothing that includes
+// pipeline/ sees it.
+
+namespace kvrag {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+EvalQuestion parse_question(const std::string& line, const std::string& where) {
+  json value;
+  try {
+    value = json::parse(line);
+  } catch (const json::parse_error& e) {
+    KVRAG_THROW(kFormat, where, ": invalid JSON: ", e.what());
+  }
+  KVRAG_CHECK(value.is_object(), kFormat, where, ": a line must be a JSON object");
+  EvalQuestion q;
+  const auto question = value.find("question");
+  KVRAG_CHECK(question != value.end() && question->is_string(), kFormat, where,
+              ": \"question\" must be a string");
+  q.question = question->get<std::string>();
+  KVRAG_CHECK(!q.question.empty(), kFormat, where, ": \"question\" is empty");
+  const auto answers = value.find("answers");
+  KVRAG_CHECK(answers != value.end() && answers->is_array() && !answers->empty(), kFormat, where,
+              ": \"answers\" must be a non-empty list of strings");
+  for (const json& answer : *answers) {
+    KVRAG_CHECK(answer.is_string(), kFormat, where,
+                ": \"answers\" must be a non-empty list of strings");
+    q.answers.push_back(answer.get<std::string>());
+  }
+  const auto document = value.find("document_id");
+  if (document != value.end() && !document->is_null()) {
+    KVRAG_CHECK(document->is_string(), kFormat, where, ": \"document_id\" must be a string");
+    q.document_id = document->get<std::string>();
+  }
+  return q;
+}
+
+// What one retrieval says about a question with a gold document.
+struct RecallHit {
+  bool document = false;
+  bool answer = false;
+};
+
+RecallHit recall_of(const std::vector<RetrievedChunk>& chunks, const EvalQuestion& q) {
+  RecallHit hit;
+  for (const RetrievedChunk& chunk : chunks) {
+    if (chunk.external_id != q.document_id) continue;
+    hit.document = true;
+    if (contains_answer(chunk.text, q.answers)) hit.answer = true;
+  }
+  return hit;
+}
+
+double mean(double sum, int64_t n) { return n > 0 ? sum / static_cast<double>(n) : 0.0; }
+
+}  // namespace
+
+std::vector<EvalQuestion> read_eval_questions(const std::string& path, int64_t limit) {
+  KVRAG_CHECK(limit >= 0, kInvalidArgument, "limit must be >= 0, got ", limit);
+  KVRAG_CHECK(std::filesystem::is_regular_file(path), kNotFound, "question file ", path,
+              " does not exist");
+  std::ifstream in(path);
+  KVRAG_CHECK(in.good(), kIo, "cannot read question file ", path);
+  std::vector<EvalQuestion> questions;
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r\n") == std::string::npos) continue;
+    questions.push_back(parse_question(line, str_cat(path, ":", number)));
+    if (limit > 0 && static_cast<int64_t>(questions.size()) == limit) break;
+  }
+  return questions;
+}
+
+bool contains_answer(const std::string& chunk_text, const std::vector<std::string>& answers) {
+  const std::string text = " " + normalize_answer(chunk_text) + " ";
+  for (const std::string& answer : answers) {
+    const std::string words = normalize_answer(answer);
+    if (!words.empty() && text.find(" " + words + " ") != std::string::npos) return true;
+  }
+  return false;
+}
+
+EvalReport evaluate(const RagPipeline& pipeline, const std::vector<EvalQuestion>& questions,
+                    const EvalOptions& options, const EvalProgress& progress) {
+  KVRAG_CHECK(!questions.empty(), kInvalidArgument, "no questions to evaluate");
+  KVRAG_CHECK(!options.modes.empty() || !options.retrievers.empty(), kInvalidArgument,
+              "nothing to evaluate: no modes and no retrievers");
+  KVRAG_CHECK(options.k >= 1 && options.k <= kMaxK, kInvalidArgument, "k must be in 1..", kMaxK,
+              ", got ", options.k);
+  const auto start = Clock::now();
+  EvalReport report;
+  report.questions = static_cast<int64_t>(questions.size());
+  report.k = options.k;
+  report.answer_retriever = options.answer_retriever;
+  for (Mode mode : options.modes) report.modes.push_back(ModeScore{mode, 0.0, 0.0, 0.0});
+  for (RetrieverKind kind : options.retrievers)
+    report.retrievers.push_back(RetrievalScore{kind, 0, 0.0, 0.0});
+
+  AskOptions ask;
+  ask.k = options.k;
+  ask.generation = options.generation;
+  for (size_t qi = 0; qi < questions.size(); ++qi) {
+    const EvalQuestion& q = questions[qi];
+    EvalItem item{.question = q.question, .predictions = {}};
+    std::vector<RetrievedChunk> shared;
+    if (!options.modes.empty())
+      shared = pipeline.retrieve(q.question, options.k, options.answer_retriever);
+    for (ModeScore& score : report.modes) {
+      ask.mode = score.mode;
+      const Answer answer = pipeline.answer(q.question, shared, ask);
+      score.exact_match += exact_match(answer.text, q.answers);
+      score.f1 += token_f1(answer.text, q.answers);
+      score.answer_ms += answer.timings.total_ms;
+      item.predictions.push_back(answer.text);
+    }
+    if (!q.document_id.empty()) {
+      for (RetrievalScore& score : report.retrievers) {
+        const bool reuse = !options.modes.empty() && score.retriever == options.answer_retriever;
+        const RecallHit hit = recall_of(
+            reuse ? shared : pipeline.retrieve(q.question, options.k, score.retriever), q);
+        ++score.questions;
+        score.document_recall += hit.document ? 1.0 : 0.0;
+        score.answer_recall += hit.answer ? 1.0 : 0.0;
+      }
+    }
+    report.items.push_back(std::move(item));
+    if (progress) progress(static_cast<int64_t>(qi + 1), report.questions);
+  }
+  for (ModeScore& score : report.modes) {
+    score.exact_match = mean(score.exact_match, report.questions);
+    score.f1 = mean(score.f1, report.questions);
+    score.answer_ms = mean(score.answer_ms, report.questions);
+  }
+  for (RetrievalScore& score : report.retrievers) {
+    score.document_recall = mean(score.document_recall, score.questions);
+    score.answer_recall = mean(score.answer_recall, score.questions);
+  }
+  report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return report;
+}
+
+}  // namespace kvrag

@@ -1,0 +1,39 @@
+// What an index folder records about itself in the store's meta table: the
+// model it was built with and the IndexSettings fixed at creation, so that
+// `open` needs nothing but the folder.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "data/store.h"
+#include "pipeline/rag_pipeline.h"
+
+namespace kvrag {
+
+struct IndexMeta {
+  std::string model_dir;          // absolute path of the model folder at creation
+  std::string model_fingerprint;  // T5Model::fingerprint
+  int64_t embedding_dim = 0;      // d_model: embeddings are mean-pooled encoder outputs
+  IndexSettings settings;
+};
+
+// Writes every key of `meta` (call inside the store's write transaction that
+// creates the index, so an index is never half-described).
+void write_index_meta(Store& store, const IndexMeta& meta);
+
+// Reads them back. Error(kFormat) naming the store and the key when one is
+// missing or malformed (an index whose creation did not finish).
+IndexMeta read_index_meta(const Store& store);
+
+// A counter in meta that every write transaction advances ("store_generation")
+// and the generation vectors.faiss was last saved at ("faiss_generation"):
+// unequal at open means the FAISS file may be stale even when its ids match
+// (SQLite hands out the ids of deleted chunks again). 0 when absent.
+int64_t read_generation(const Store& store, const std::string& key);
+void write_generation(Store& store, const std::string& key, int64_t value);
+
+constexpr const char* kStoreGeneration = "store_generation";
+constexpr const char* kFaissGeneration = "faiss_generation";
+
+}  // namespace kvrag

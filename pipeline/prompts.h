@@ -1,0 +1,32 @@
+// Filling the prompt templates of PromptTemplates (pipeline/rag_pipeline.h)
+// and turning a filled prompt into encoder input ids.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "encoder/t5_model.h"
+
+namespace kvrag {
+
+// The values that replace the placeholders {question}, {title}, {text} and
+// {passages} of a template.
+struct PromptFields {
+  std::string question;
+  std::string title;
+  std::string text;
+  std::string passages;
+};
+
+// `tmpl` with every {question}, {title}, {text} and {passages} replaced by
+// the field's value, in one left-to-right pass: a value that itself contains
+// "{text}" is copied as it is, never expanded again. Other braces are kept.
+std::string fill_prompt(const std::string& tmpl, const PromptFields& fields);
+
+// The encoder input of a filled prompt: the model's SentencePiece ids of
+// `prompt` followed by eos. Error(kNotFound) when the model has no
+// spiece.model.
+std::vector<int32_t> prompt_ids(const T5Model& model, const std::string& prompt);
+
+}  // namespace kvrag

@@ -1,0 +1,349 @@
+// RagPipeline: opening and creating an index folder, the enum names, and the
+// writing half (add_documents, remove_document). The question-answering half
+// is in answering.cpp.
+#include "pipeline/rag_pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <span>
+
+#include "core/error.h"
+#include "pipeline/document_encoder.h"
+#include "pipeline/index_meta.h"
+#include "pipeline/kv_ram_cache.h"
+#include "retriever/faiss_index.h"
+
+namespace kvrag {
+namespace {
+namespace fs = std::filesystem;
+
+constexpr const char* kStoreFile = "store.sqlite";
+constexpr const char* kFaissFile = "vectors.faiss";
+// Chunk prompts per T5Encoder::encode_batch call: bounds the encoder's
+// working memory whatever the document batch holds.
+constexpr int64_t kEncodeBatch = 32;
+
+std::string store_path(const std::string& dir) { return (fs::path(dir) / kStoreFile).string(); }
+std::string faiss_path(const std::string& dir) { return (fs::path(dir) / kFaissFile).string(); }
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Parses one of `names` (indexed by the enum's value) or throws naming `what`.
+template <typename Enum, size_t N>
+Enum parse_enum(const std::string& name, const char* const (&names)[N], const char* what) {
+  for (size_t i = 0; i < N; ++i) {
+    if (name == names[i]) return static_cast<Enum>(i);
+  }
+  std::string expected;
+  for (size_t i = 0; i < N; ++i) expected += std::string(i ? ", " : "") + names[i];
+  KVRAG_THROW(kInvalidArgument, "unknown ", what, " '", name, "' (expected ", expected, ")");
+}
+
+constexpr const char* kGranularityNames[] = {"kv", "hidden"};
+constexpr const char* kModeNames[] = {"cached", "concat", "fid"};
+constexpr const char* kRetrieverNames[] = {"dense", "bm25", "hybrid"};
+
+void check_settings(const IndexSettings& s) {
+  KVRAG_CHECK(s.chunking.max_tokens > 0, kInvalidArgument, "chunk tokens must be > 0, got ",
+              s.chunking.max_tokens);
+  KVRAG_CHECK(s.chunking.overlap >= 0 && s.chunking.overlap < s.chunking.max_tokens,
+              kInvalidArgument, "overlap must be in [0, chunk tokens ", s.chunking.max_tokens,
+              "), got ", s.chunking.overlap);
+  KVRAG_CHECK(!s.faiss_factory.empty(), kInvalidArgument, "the FAISS factory string is empty");
+  KVRAG_CHECK(s.prompts.chunk.find("{text}") != std::string::npos, kInvalidArgument,
+              "the chunk prompt template '", s.prompts.chunk, "' has no {text}");
+}
+
+void check_document(const Document& doc) {
+  KVRAG_CHECK(!doc.external_id.empty(), kInvalidArgument, "a document has an empty id (source '",
+              doc.source, "')");
+  KVRAG_CHECK(!doc.text.empty(), kInvalidArgument, "document '", doc.external_id, "' has no text");
+}
+
+void check_same_model(const std::string& dir, const IndexMeta& meta, const T5Model& model) {
+  KVRAG_CHECK(model.fingerprint == meta.model_fingerprint, kInvalidArgument, "the index ", dir,
+              " was built with the model ", meta.model_dir, " (fingerprint ",
+              meta.model_fingerprint, "), not with the model ", model.dir, " (fingerprint ",
+              model.fingerprint, ")");
+  KVRAG_CHECK(meta.embedding_dim == model.config.d_model, kFormat, store_path(dir),
+              ": embedding_dim ", meta.embedding_dim, " differs from the model's d_model ",
+              model.config.d_model);
+}
+
+// Saves vectors.faiss and records that it matches store generation
+// `generation` (see read_generation in index_meta.h).
+void save_faiss(const FaissIndex& index, Store& store, const std::string& dir, int64_t generation) {
+  index.save(faiss_path(dir));
+  write_generation(store, kFaissGeneration, generation);
+}
+
+// vectors.faiss when it holds exactly the store's chunk ids and was saved at
+// the store's generation; otherwise an index rebuilt from the stored
+// embeddings (and saved). A file FAISS cannot read counts as stale.
+std::unique_ptr<FaissIndex> load_or_rebuild_faiss(Store& store, const std::string& dir, int64_t dim,
+                                                  const std::string& factory) {
+  std::vector<int64_t> ids;
+  std::vector<float> vectors;
+  store.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
+    KVRAG_CHECK(static_cast<int64_t>(embedding.size()) == dim, kFormat, store.path(), ": chunk ",
+                id, " has an embedding of ", embedding.size(), " values, expected ", dim);
+    ids.push_back(id);
+    vectors.insert(vectors.end(), embedding.begin(), embedding.end());
+  });
+  const int64_t generation = read_generation(store, kStoreGeneration);
+  const std::string path = faiss_path(dir);
+  if (read_generation(store, kFaissGeneration) == generation && fs::exists(path)) {
+    try {
+      auto index = FaissIndex::load(path, dim, factory);
+      if (index->ids() == ids) return index;
+    } catch (const Error&) {
+      // Unreadable or truncated: rebuilt below from the source of truth.
+    }
+  }
+  auto index = std::make_unique<FaissIndex>(dim, factory);
+  if (!ids.empty()) index->add(ids, vectors);
+  save_faiss(*index, store, dir, generation);
+  return index;
+}
+
+// One document of a batch on its way into the store.
+struct BatchDocument {
+  const Document* doc = nullptr;
+  std::string content_hash;
+  bool unchanged = false;
+  std::vector<NewChunk> chunks;
+  std::vector<std::vector<int32_t>> prompts;  // parallel to chunks
+  int64_t id = 0;                             // store row id once known
+  bool replaced = false;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------- enum names
+
+const char* cache_granularity_name(CacheGranularity g) {
+  return kGranularityNames[static_cast<int>(g)];
+}
+CacheGranularity parse_cache_granularity(const std::string& name) {
+  return parse_enum<CacheGranularity>(name, kGranularityNames, "cache granularity");
+}
+const char* mode_name(Mode mode) { return kModeNames[static_cast<int>(mode)]; }
+Mode parse_mode(const std::string& name) { return parse_enum<Mode>(name, kModeNames, "mode"); }
+const char* retriever_name(RetrieverKind kind) { return kRetrieverNames[static_cast<int>(kind)]; }
+RetrieverKind parse_retriever(const std::string& name) {
+  return parse_enum<RetrieverKind>(name, kRetrieverNames, "retriever");
+}
+
+// ---------------------------------------------------------------- opening
+
+std::unique_ptr<RagPipeline> RagPipeline::create(const std::string& dir,
+                                                 const std::string& model_dir,
+                                                 const IndexSettings& settings,
+                                                 const OpenOptions& options) {
+  check_settings(settings);
+  KVRAG_CHECK(!fs::exists(store_path(dir)), kInvalidArgument, "the folder ", dir,
+              " already holds an index (", kStoreFile, "); open it or choose another folder");
+  auto model = load_t5_model(model_dir);
+  model->require_tokenizer();
+  // Built once here only to reject a factory string before anything is written.
+  FaissIndex(model->config.d_model, settings.faiss_factory);
+
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  KVRAG_CHECK(!ec, kIo, "cannot create the index folder ", dir, ": ", ec.message());
+  auto store = std::make_unique<Store>(store_path(dir));
+  IndexMeta meta;
+  meta.model_dir = fs::absolute(model_dir).lexically_normal().string();
+  meta.model_fingerprint = model->fingerprint;
+  meta.embedding_dim = model->config.d_model;
+  meta.settings = settings;
+  store->write_transaction([&] { write_index_meta(*store, meta); });
+  return std::unique_ptr<RagPipeline>(
+      new RagPipeline(dir, std::move(model), std::move(store), settings, options));
+}
+
+std::unique_ptr<RagPipeline> RagPipeline::open(const std::string& dir, const OpenOptions& options) {
+  const std::string path = store_path(dir);
+  KVRAG_CHECK(fs::is_regular_file(path), kNotFound, "no index in ", dir, " (", path,
+              " does not exist)");
+  auto store = std::make_unique<Store>(path);
+  const IndexMeta meta = read_index_meta(*store);
+  auto model = load_t5_model(options.model_dir.empty() ? meta.model_dir : options.model_dir);
+  check_same_model(dir, meta, *model);
+  return std::unique_ptr<RagPipeline>(
+      new RagPipeline(dir, std::move(model), std::move(store), meta.settings, options));
+}
+
+std::unique_ptr<RagPipeline> RagPipeline::open_or_create(const std::string& dir,
+                                                         const std::string& model_dir,
+                                                         const IndexSettings& settings,
+                                                         const OpenOptions& options) {
+  if (fs::exists(store_path(dir))) {
+    OpenOptions with_model = options;
+    if (with_model.model_dir.empty()) with_model.model_dir = model_dir;
+    return open(dir, with_model);
+  }
+  KVRAG_CHECK(!model_dir.empty(), kInvalidArgument, "no index in ", dir,
+              " yet: give the model folder to create one");
+  return create(dir, model_dir, settings, options);
+}
+
+RagPipeline::RagPipeline(std::string dir, std::shared_ptr<const T5Model> model,
+                         std::unique_ptr<Store> store, IndexSettings settings,
+                         const OpenOptions& options)
+    : dir_(std::move(dir)),
+      model_(model),
+      encoder_(model),
+      decoder_(model),
+      store_(std::move(store)),
+      kv_cache_(std::make_unique<KvRamCache>(options.kv_cache_bytes)),
+      settings_(std::move(settings)) {
+  faiss_ = load_or_rebuild_faiss(*store_, dir_, model_->config.d_model, settings_.faiss_factory);
+}
+
+RagPipeline::~RagPipeline() = default;
+
+// ---------------------------------------------------------------- writing
+
+IndexReport RagPipeline::add_documents(const std::vector<Document>& docs, int64_t batch,
+                                       const ProgressCallback& progress) {
+  KVRAG_CHECK(batch > 0, kInvalidArgument, "batch must be > 0, got ", batch);
+  for (const Document& doc : docs) check_document(doc);
+  std::lock_guard<std::mutex> lock(write_mutex_);
+  const auto start = std::chrono::steady_clock::now();
+  IndexReport report;
+  IndexProgress state;
+  state.documents_total = static_cast<int64_t>(docs.size());
+
+  for (size_t begin = 0; begin < docs.size(); begin += static_cast<size_t>(batch)) {
+    const size_t end = std::min(docs.size(), begin + static_cast<size_t>(batch));
+    // 1. Chunk and hash; a document whose content is already stored is skipped.
+    std::vector<BatchDocument> items(end - begin);
+    std::vector<PendingChunk> pending;
+    for (size_t i = begin; i < end; ++i) {
+      BatchDocument& item = items[i - begin];
+      item.doc = &docs[i];
+      item.content_hash = document_content_hash(*model_, settings_, docs[i]);
+      const auto existing = store_->find_document(docs[i].external_id);
+      if (existing && existing->content_hash == item.content_hash) {
+        item.unchanged = true;
+        item.id = existing->id;
+        continue;
+      }
+      item.chunks = chunk_document(*model_, settings_, docs[i], item.prompts);
+    }
+    // Pointers into items' chunk vectors: taken after every vector is final.
+    for (BatchDocument& item : items) {
+      for (size_t c = 0; c < item.chunks.size(); ++c) {
+        pending.push_back({&item.chunks[c], &item.prompts[c]});
+      }
+    }
+    // 2. Encode (or reuse) outside the transaction, so readers wait only for the write.
+    report.chunks_reused += encode_chunks(encoder_, *store_, settings_, pending, kEncodeBatch);
+
+    // 3. Write the whole batch in one transaction.
+    const int64_t generation = read_generation(*store_, kStoreGeneration) + 1;
+    std::vector<int64_t> removed;
+    std::vector<int64_t> added;
+    std::vector<float> vectors;
+    int64_t memory_bytes = 0;
+    store_->write_transaction([&] {
+      for (BatchDocument& item : items) {
+        if (item.unchanged) continue;
+        // Looked up again here: an id repeated within the batch replaces its predecessor.
+        if (const auto old = store_->find_document(item.doc->external_id)) {
+          const std::vector<int64_t> ids = store_->remove_document(old->id);
+          removed.insert(removed.end(), ids.begin(), ids.end());
+          item.replaced = true;
+        }
+        item.id = store_->add_document(*item.doc, item.content_hash);
+        for (const NewChunk& chunk : item.chunks) {
+          added.push_back(store_->add_chunk(item.id, chunk));
+          vectors.insert(vectors.end(), chunk.embedding.begin(), chunk.embedding.end());
+          memory_bytes += static_cast<int64_t>(chunk.memory_blob.size());
+        }
+      }
+      write_generation(*store_, kStoreGeneration, generation);
+    });
+
+    // 4. Derived state follows the committed store.
+    for (const int64_t id : removed) kv_cache_->erase(id);
+    if (!removed.empty()) faiss_->remove(removed);
+    if (!added.empty()) faiss_->add(added, vectors);
+    save_faiss(*faiss_, *store_, dir_, generation);
+
+    for (const BatchDocument& item : items) {
+      report.ids.emplace_back(item.doc->external_id, item.id);
+      if (item.unchanged) {
+        ++report.documents_unchanged;
+      } else if (item.replaced) {
+        ++report.documents_replaced;
+      } else {
+        ++report.documents_added;
+      }
+    }
+    report.chunks_added += static_cast<int64_t>(added.size());
+    report.memory_bytes_added += memory_bytes;
+    state.documents_done = static_cast<int64_t>(end);
+    state.chunks_done = report.chunks_added;
+    state.seconds = seconds_since(start);
+    if (progress) progress(state);
+  }
+  report.seconds = seconds_since(start);
+  return report;
+}
+
+bool RagPipeline::remove_document(const std::string& external_id) {
+  std::lock_guard<std::mutex> lock(write_mutex_);
+  const int64_t generation = read_generation(*store_, kStoreGeneration) + 1;
+  bool found = false;
+  std::vector<int64_t> removed;
+  store_->write_transaction([&] {
+    const auto doc = store_->find_document(external_id);
+    if (!doc) return;
+    found = true;
+    removed = store_->remove_document(doc->id);
+    write_generation(*store_, kStoreGeneration, generation);
+  });
+  if (!found) return false;
+  for (const int64_t id : removed) kv_cache_->erase(id);
+  if (!removed.empty()) faiss_->remove(removed);
+  save_faiss(*faiss_, *store_, dir_, generation);
+  return true;
+}
+
+// ---------------------------------------------------------------- reading
+
+std::optional<DocumentRecord> RagPipeline::find_document(const std::string& external_id) const {
+  return store_->find_document(external_id);
+}
+
+std::vector<ChunkRecord> RagPipeline::document_chunks(int64_t document_id) const {
+  return store_->document_chunks(document_id);
+}
+
+IndexStats RagPipeline::stats() const {
+  IndexStats s;
+  s.store = store_->stats();
+  s.faiss_vectors = faiss_->size();
+  s.faiss_factory = faiss_->factory();
+  s.model_dir = model_->dir;
+  s.model_fingerprint = model_->fingerprint;
+  s.settings = settings_;
+  // The blob of (matrices, tokens, cols) grows by exactly this per token.
+  const bool kv = settings_.cache == CacheGranularity::kKv;
+  const int64_t matrices = kv ? 2 * model_->config.num_decoder_layers : 1;
+  const int64_t cols = kv ? model_->config.inner_dim() : model_->config.d_model;
+  s.memory_bytes_per_token =
+      static_cast<int64_t>(kv_blob_size(settings_.kv_dtype, matrices, 2, cols) -
+                           kv_blob_size(settings_.kv_dtype, matrices, 1, cols));
+  s.kv_cache_bytes_used = kv_cache_->bytes_used();
+  s.kv_cache_hits = kv_cache_->hits();
+  s.kv_cache_misses = kv_cache_->misses();
+  return s;
+}
+
+}  // namespace kvrag

@@ -1,0 +1,335 @@
+#include "server/http_server.h"
+
+#include <httplib.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <regex>
+#include <thread>
+#include <vector>
+
+#include "core/error.h"
+#include "server/request_validation.h"
+#include "server/responses.h"
+#include "server/web_page.h"
+
+namespace kvrag::server {
+namespace {
+
+using httplib::Request;
+using httplib::Response;
+using nlohmann::json;
+
+constexpr const char* kJson = "application/json";
+
+// What every route handler reaches: the pipeline (all model work) and the
+// metrics it reports answers to.
+struct Context {
+  RagPipeline& pipeline;
+  Metrics& metrics;
+};
+
+using Handler = void (*)(Context& context, const Request& req, Response& res);
+
+// One route: `label` names it in metrics and messages, `pattern` is the
+// regular expression cpp-httplib matches the decoded path against.
+struct Route {
+  const char* label;
+  const char* pattern;
+  const char* method;
+  Handler handler;
+};
+
+void set_error(Response& res, int status, const std::string& code, const std::string& message) {
+  res.status = status;
+  res.set_content(error_body(code, message), kJson);
+}
+
+void set_json(Response& res, const json& body) { res.set_content(dump(body), kJson); }
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// ---------------------------------------------------------------- handlers
+
+void get_page(Context&, const Request&, Response& res) {
+  res.set_content(web_page_html(), "text/html; charset=utf-8");
+}
+
+void get_health(Context&, const Request&, Response& res) { set_json(res, {{"status", "ok"}}); }
+
+void get_stats(Context& context, const Request&, Response& res) {
+  set_json(res, stats_json(context.pipeline.stats()));
+}
+
+void get_metrics(Context& context, const Request&, Response& res) {
+  res.set_content(context.metrics.render(context.pipeline.stats()),
+                  "text/plain; version=0.0.4; charset=utf-8");
+}
+
+// Thrown from the piece callback when the client of a stream has gone, to
+// stop generating for nobody; caught by the stream's content provider.
+struct ClientGone {};
+
+// Streams one answer as server-sent events: "piece" {text} per generated
+// piece, then "done" with the same body a non-streamed ask returns, or
+// "error" {error: {code, message}} when answering fails after the headers
+// were sent. Runs on the worker thread writing the response.
+bool write_answer_events(Context& context, const AskRequest& request, httplib::DataSink& sink) {
+  const auto send = [&sink](const std::string& event) {
+    if (!sink.write(event.data(), event.size())) throw ClientGone{};
+  };
+  try {
+    const auto start = std::chrono::steady_clock::now();
+    const Answer answer = context.pipeline.ask(
+        request.question, request.options,
+        [&send](const std::string& piece) { send(sse_event("piece", {{"text", piece}})); });
+    context.metrics.observe_answer(answer.mode, seconds_since(start),
+                                   answer.timings.generated_tokens);
+    send(sse_event("done", answer_json(answer)));
+  } catch (const ClientGone&) {
+    return false;  // closes the connection; nothing more can be written
+  } catch (const Error& e) {
+    const HttpError error = http_error(e.kind());
+    send(sse_event("error", json::parse(error_body(error.code, e.what()))));
+  } catch (const std::exception& e) {
+    send(sse_event("error", json::parse(error_body("internal", e.what()))));
+  }
+  sink.done();
+  return true;
+}
+
+void post_ask(Context& context, const Request& req, Response& res) {
+  AskRequest request = parse_ask_request(req.body);
+  if (request.stream) {
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream", [&context, request](size_t, httplib::DataSink& sink) {
+          try {
+            return write_answer_events(context, request, sink);
+          } catch (const ClientGone&) {
+            return false;  // the error event itself could not be written
+          }
+        });
+    return;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const Answer answer = context.pipeline.ask(request.question, request.options);
+  context.metrics.observe_answer(answer.mode, seconds_since(start),
+                                 answer.timings.generated_tokens);
+  set_json(res, answer_json(answer));
+}
+
+void post_search(Context& context, const Request& req, Response& res) {
+  const SearchRequest request = parse_search_request(req.body);
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<RetrievedChunk> chunks =
+      context.pipeline.retrieve(request.query, request.k, request.retriever);
+  set_json(res, search_json(chunks, seconds_since(start) * 1000.0));
+}
+
+void post_documents(Context& context, const Request& req, Response& res) {
+  const std::vector<Document> docs = parse_documents_request(req.body);
+  set_json(res, index_report_json(context.pipeline.add_documents(docs)));
+}
+
+void get_document(Context& context, const Request& req, Response& res) {
+  const std::string id = req.matches[1];
+  const std::optional<DocumentRecord> doc = context.pipeline.find_document(id);
+  KVRAG_CHECK(doc.has_value(), kNotFound, "no document with id '", id, "'");
+  set_json(res, document_json(*doc, context.pipeline.document_chunks(doc->id)));
+}
+
+void delete_document(Context& context, const Request& req, Response& res) {
+  const std::string id = req.matches[1];
+  KVRAG_CHECK(context.pipeline.remove_document(id), kNotFound, "no document with id '", id, "'");
+  set_json(res, {{"deleted", id}});
+}
+
+// Every route the server answers; unmatched() and metrics labels read the
+// same table, so a path and its allowed methods are written down once.
+const std::vector<Route>& routes() {
+  static const std::vector<Route> table = {
+      {"/", "/", "GET", get_page},
+      {"/healthz", "/healthz", "GET", get_health},
+      {"/metrics", "/metrics", "GET", get_metrics},
+      {"/v1/stats", "/v1/stats", "GET", get_stats},
+      {"/v1/ask", "/v1/ask", "POST", post_ask},
+      {"/v1/search", "/v1/search", "POST", post_search},
+      {"/v1/documents", "/v1/documents", "POST", post_documents},
+      // Ids may hold '/' (a file's relative path), hence ".+".
+      {"/v1/documents/{id}", "/v1/documents/(.+)", "GET", get_document},
+      {"/v1/documents/{id}", "/v1/documents/(.+)", "DELETE", delete_document},
+  };
+  return table;
+}
+
+// The compiled patterns of routes(), index for index.
+const std::vector<std::regex>& route_patterns() {
+  static const std::vector<std::regex> patterns = [] {
+    std::vector<std::regex> out;
+    for (const Route& route : routes()) out.emplace_back(route.pattern);
+    return out;
+  }();
+  return patterns;
+}
+
+std::string route_label(const std::string& path) {
+  for (size_t i = 0; i < routes().size(); ++i) {
+    if (std::regex_match(path, route_patterns()[i])) return routes()[i].label;
+  }
+  return "unmatched";
+}
+
+// A request no route took: 405 with Allow when the path exists under other
+// methods, 404 otherwise.
+void unmatched(const Request& req, Response& res) {
+  std::string allow;
+  for (size_t i = 0; i < routes().size(); ++i) {
+    if (!std::regex_match(req.path, route_patterns()[i])) continue;
+    const std::string method = routes()[i].method;
+    allow += (allow.empty() ? "" : ", ") + method + (method == "GET" ? ", HEAD" : "");
+  }
+  if (allow.empty()) {
+    set_error(res, 404, "not_found", "no route for " + req.method + " " + req.path);
+    return;
+  }
+  res.set_header("Allow", allow);
+  set_error(res, 405, "method_not_allowed",
+            req.method + " is not allowed on " + req.path + " (allowed: " + allow + ")");
+}
+
+// Errors cpp-httplib answers itself before any route runs.
+std::string library_error_message(int status, int64_t max_body_bytes) {
+  if (status == 413) {
+    return "the request body is larger than the limit of " + std::to_string(max_body_bytes) +
+           " bytes (--max-body-bytes)";
+  }
+  if (status == 414) return "the request URI is too long";
+  return "malformed or unsupported HTTP request";
+}
+
+std::string library_error_code(int status) {
+  switch (status) {
+    case 413:
+      return "payload_too_large";
+    case 414:
+      return "uri_too_long";
+    case 404:
+      return "not_found";
+    case 400:
+      return error_kind_name(ErrorKind::kInvalidArgument);
+    default:
+      return error_kind_name(ErrorKind::kInternal);
+  }
+}
+
+}  // namespace
+
+HttpServer::HttpServer(RagPipeline& pipeline, const ServerOptions& options)
+    : pipeline_(pipeline), options_(options), http_(std::make_unique<httplib::Server>()) {
+  KVRAG_CHECK(options_.threads >= 0, kInvalidArgument, "threads must be >= 0, got ",
+              options_.threads);
+  KVRAG_CHECK(options_.max_body_bytes >= 1, kInvalidArgument, "max body bytes must be >= 1, got ",
+              options_.max_body_bytes);
+  if (options_.threads == 0) {
+    options_.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  const size_t threads = static_cast<size_t>(options_.threads);
+  http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http_->set_payload_max_length(static_cast<size_t>(options_.max_body_bytes));
+  add_routes();
+}
+
+HttpServer::~HttpServer() = default;
+
+void HttpServer::add_routes() {
+  // Handlers run with the context by reference; it lives as long as the
+  // server's routes do.
+  auto context = std::make_shared<Context>(Context{pipeline_, metrics_});
+  const int64_t max_body_bytes = options_.max_body_bytes;
+  for (const Route& route : routes()) {
+    const Handler handler = route.handler;
+    httplib::Server::Handler guarded = [context, handler, max_body_bytes](const Request& req,
+                                                                          Response& res) {
+      // set_payload_max_length only bounds bodies sent with Content-Length;
+      // a chunked body arrives whole and is measured here.
+      if (static_cast<int64_t>(req.body.size()) > max_body_bytes) {
+        set_error(res, 413, library_error_code(413), library_error_message(413, max_body_bytes));
+        return;
+      }
+      try {
+        handler(*context, req, res);
+      } catch (const Error& e) {
+        const HttpError error = http_error(e.kind());
+        set_error(res, error.status, error.code, e.what());
+      } catch (const std::exception& e) {
+        set_error(res, 500, error_kind_name(ErrorKind::kInternal), e.what());
+      }
+    };
+    const std::string method = route.method;
+    if (method == "GET") http_->Get(route.pattern, guarded);
+    if (method == "POST") http_->Post(route.pattern, guarded);
+    if (method == "DELETE") http_->Delete(route.pattern, guarded);
+  }
+  // Registered last, so they only see what no route above matched.
+  const httplib::Server::Handler fallback = [](const Request& req, Response& res) {
+    unmatched(req, res);
+  };
+  http_->Get(".*", fallback);
+  http_->Post(".*", fallback);
+  http_->Put(".*", fallback);
+  http_->Patch(".*", fallback);
+  http_->Delete(".*", fallback);
+  http_->Options(".*", fallback);
+
+  http_->set_error_handler([max_body_bytes](const Request&, Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    set_error(res, res.status, library_error_code(res.status),
+              library_error_message(res.status, max_body_bytes));
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  http_->set_logger([this](const Request& req, const Response& res) {
+    metrics_.count_request(route_label(req.path), req.method, res.status);
+  });
+}
+
+int HttpServer::bind() {
+  errno = 0;
+  const int port = options_.port == 0
+                       ? http_->bind_to_any_port(options_.host)
+                       : (http_->bind_to_port(options_.host, options_.port) ? options_.port : -1);
+  const int bind_errno = errno;
+  KVRAG_CHECK(port > 0, kUnavailable, "cannot listen on ", options_.host, ":", options_.port, ": ",
+              bind_errno ? std::strerror(bind_errno) : "the address cannot be bound");
+  options_.port = port;
+  return port;
+}
+
+void HttpServer::serve() {
+  {
+    const std::lock_guard<std::mutex> lock(lifecycle_mutex_);
+    if (stop_requested_) return;
+    serving_ = true;
+  }
+  http_->listen_after_bind();
+  serving_ = false;
+}
+
+void HttpServer::stop() {
+  {
+    const std::lock_guard<std::mutex> lock(lifecycle_mutex_);
+    stop_requested_ = true;
+    if (!serving_) return;
+  }
+  // serve() may not have reached httplib's accept loop yet, and
+  // httplib::Server::stop() does nothing before it has.
+  while (serving_ && !http_->is_running()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  http_->stop();
+}
+
+}  // namespace kvrag::server

@@ -1,0 +1,206 @@
+#include "server/request_validation.h"
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <set>
+
+#include "core/error.h"
+#include "core/hash.h"
+#include "data/corpus_reader.h"
+
+namespace kvrag::server {
+namespace {
+
+using nlohmann::json;
+
+// The JSON type of `value` as a client would name it, for error messages.
+const char* json_type_name(const json& value) {
+  if (value.is_number_integer()) return "an integer";
+  if (value.is_number()) return "a number";
+  if (value.is_string()) return "a string";
+  if (value.is_boolean()) return "a boolean";
+  if (value.is_array()) return "an array";
+  if (value.is_object()) return "an object";
+  return "null";
+}
+
+json parse_object(const std::string& body) {
+  json value;
+  try {
+    value = json::parse(body);
+  } catch (const json::parse_error& e) {
+    KVRAG_THROW(kInvalidArgument, "malformed JSON body: ", e.what());
+  }
+  KVRAG_CHECK(value.is_object(), kInvalidArgument, "the body must be a JSON object, got ",
+              json_type_name(value));
+  return value;
+}
+
+// Reads the fields of one JSON object, each checked for type and range;
+// `prefix` names the object in messages ("documents[2].").
+class FieldReader {
+ public:
+  FieldReader(const json& object, std::string prefix) : object_(object), prefix_(std::move(prefix)) {}
+
+  // Rejects any field not in `known`, naming it and the known ones.
+  void reject_unknown(const std::set<std::string>& known) const {
+    for (const auto& [name, value] : object_.items()) {
+      if (known.count(name)) continue;
+      std::string list;
+      for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
+      KVRAG_THROW(kInvalidArgument, "unknown field '", prefix_, name, "' (known fields: ", list,
+                  ")");
+    }
+  }
+
+  // The field, or nullptr when absent or null.
+  const json* find(const std::string& name) const {
+    const auto it = object_.find(name);
+    return it == object_.end() || it->is_null() ? nullptr : &*it;
+  }
+
+  std::optional<std::string> string(const std::string& name) const {
+    const json* value = find(name);
+    if (!value) return std::nullopt;
+    KVRAG_CHECK(value->is_string(), kInvalidArgument, "field '", prefix_, name,
+                "' must be a string, got ", json_type_name(*value));
+    return value->get<std::string>();
+  }
+
+  std::string required_string(const std::string& name) const {
+    std::optional<std::string> value = string(name);
+    KVRAG_CHECK(value.has_value(), kInvalidArgument, "missing field '", prefix_, name, "'");
+    return *value;
+  }
+
+  int64_t integer(const std::string& name, int64_t fallback, int64_t min, int64_t max) const {
+    const json* value = find(name);
+    if (!value) return fallback;
+    // An unsigned above INT64_MAX or a fractional number is out of range by
+    // type; both are reported with the range so the client sees what fits.
+    const bool in_range = value->is_number_integer() &&
+                          !(value->is_number_unsigned() &&
+                            value->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) &&
+                          value->get<int64_t>() >= min && value->get<int64_t>() <= max;
+    KVRAG_CHECK(in_range, kInvalidArgument, "field '", prefix_, name, "' must be an integer in ",
+                min, "..", max, ", got ", value->dump());
+    return value->get<int64_t>();
+  }
+
+  bool boolean(const std::string& name, bool fallback) const {
+    const json* value = find(name);
+    if (!value) return fallback;
+    KVRAG_CHECK(value->is_boolean(), kInvalidArgument, "field '", prefix_, name,
+                "' must be a boolean, got ", json_type_name(*value));
+    return value->get<bool>();
+  }
+
+  // A field parsed by one of the pipeline's name parsers (parse_mode, …),
+  // whose message lists the accepted names.
+  template <typename Parse>
+  auto named(const std::string& name, const std::string& fallback, Parse parse) const {
+    const std::string text = string(name).value_or(fallback);
+    try {
+      return parse(text);
+    } catch (const Error& e) {
+      KVRAG_THROW(kInvalidArgument, "field '", prefix_, name, "': ", e.what());
+    }
+  }
+
+ private:
+  const json& object_;
+  std::string prefix_;
+};
+
+// The question or query: non-blank and at most kMaxQuestionBytes.
+std::string checked_query(const FieldReader& fields, const std::string& name) {
+  std::string text = fields.required_string(name);
+  KVRAG_CHECK(text.find_first_not_of(" \t\r\n") != std::string::npos, kInvalidArgument, "field '",
+              name, "' is empty");
+  KVRAG_CHECK(static_cast<int64_t>(text.size()) <= kMaxQuestionBytes, kInvalidArgument, "field '",
+              name, "' is ", text.size(), " bytes, more than the limit of ", kMaxQuestionBytes);
+  return text;
+}
+
+Document parse_document(const json& value, size_t index) {
+  const std::string prefix = "documents[" + std::to_string(index) + "].";
+  KVRAG_CHECK(value.is_object(), kInvalidArgument, "field 'documents[", index,
+              "]' must be an object, got ", json_type_name(value));
+  const FieldReader fields(value, prefix);
+  fields.reject_unknown({"id", "title", "text", "metadata"});
+  Document doc;
+  doc.title = fields.string("title").value_or("");
+  const std::string raw_text = fields.required_string("text");
+  KVRAG_CHECK(raw_text.find('\0') == std::string::npos, kInvalidArgument, "field '", prefix,
+              "text' contains a NUL character");
+  doc.text = normalize_text(raw_text);
+  KVRAG_CHECK(!doc.text.empty(), kInvalidArgument, "field '", prefix, "text' is empty");
+  if (const json* id = fields.find("id")) {
+    KVRAG_CHECK(id->is_string() || id->is_number_integer(), kInvalidArgument, "field '", prefix,
+                "id' must be a string or an integer, got ", json_type_name(*id));
+    doc.external_id = id->is_string() ? id->get<std::string>() : id->dump();
+    KVRAG_CHECK(!doc.external_id.empty(), kInvalidArgument, "field '", prefix, "id' is empty");
+  } else {
+    doc.external_id = "doc-" + hex64(hash_string(doc.text, hash_string(doc.title)));
+  }
+  if (const json* metadata = fields.find("metadata")) {
+    KVRAG_CHECK(metadata->is_object(), kInvalidArgument, "field '", prefix,
+                "metadata' must be an object, got ", json_type_name(*metadata));
+    doc.metadata_json = metadata->dump();
+  }
+  doc.source = "http";
+  return doc;
+}
+
+}  // namespace
+
+AskRequest parse_ask_request(const std::string& body) {
+  const json object = parse_object(body);
+  const FieldReader fields(object, "");
+  fields.reject_unknown(
+      {"question", "k", "mode", "retriever", "max_new_tokens", "num_beams", "stream"});
+  AskRequest request;
+  request.question = checked_query(fields, "question");
+  request.options.k = fields.integer("k", kDefaultK, 1, kMaxK);
+  request.options.mode = fields.named("mode", "cached", parse_mode);
+  request.options.retriever = fields.named("retriever", "dense", parse_retriever);
+  request.options.generation.max_new_tokens =
+      fields.integer("max_new_tokens", request.options.generation.max_new_tokens, 1, kMaxNewTokens);
+  request.options.generation.num_beams = fields.integer("num_beams", 1, 1, kMaxBeams);
+  request.stream = fields.boolean("stream", false);
+  return request;
+}
+
+SearchRequest parse_search_request(const std::string& body) {
+  const json object = parse_object(body);
+  const FieldReader fields(object, "");
+  fields.reject_unknown({"query", "k", "retriever"});
+  SearchRequest request;
+  request.query = checked_query(fields, "query");
+  request.k = fields.integer("k", kDefaultK, 1, kMaxK);
+  request.retriever = fields.named("retriever", "dense", parse_retriever);
+  return request;
+}
+
+std::vector<Document> parse_documents_request(const std::string& body) {
+  const json object = parse_object(body);
+  const FieldReader fields(object, "");
+  fields.reject_unknown({"documents"});
+  const json* list = fields.find("documents");
+  KVRAG_CHECK(list != nullptr, kInvalidArgument, "missing field 'documents'");
+  KVRAG_CHECK(list->is_array(), kInvalidArgument, "field 'documents' must be an array, got ",
+              json_type_name(*list));
+  KVRAG_CHECK(!list->empty(), kInvalidArgument, "field 'documents' is empty");
+  std::vector<Document> docs;
+  std::set<std::string> ids;
+  for (size_t i = 0; i < list->size(); ++i) {
+    docs.push_back(parse_document((*list)[i], i));
+    KVRAG_CHECK(ids.insert(docs.back().external_id).second, kInvalidArgument, "field 'documents[",
+                i, "].id': '", docs.back().external_id,
+                "' is given twice in this request (an absent id is a hash of title and text)");
+  }
+  return docs;
+}
+
+}  // namespace kvrag::server

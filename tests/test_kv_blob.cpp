@@ -1,0 +1,180 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "data/kv_blob.h"
+#include "tests/model_files.h"
+
+namespace kvrag {
+namespace {
+
+using testing::throws_error;
+
+// `count` matrices of [rows, cols] with values of both signs over several
+// orders of magnitude, a zero and an exact ±127 multiple for int8's edges.
+std::vector<Tensor> random_matrices(int count, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> mantissa(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-6, 3);
+  std::vector<Tensor> out;
+  for (int m = 0; m < count; ++m) {
+    Tensor t(rows, cols);
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t j = 0; j < cols; ++j) t.at(i, j) = std::ldexp(mantissa(rng), exponent(rng));
+    }
+    t.at(0, 0) = 0.0f;
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::vector<ConstView> views_of(const std::vector<Tensor>& tensors) {
+  std::vector<ConstView> views;
+  for (const Tensor& t : tensors) views.push_back(t.view());
+  return views;
+}
+
+// Encodes and decodes, checking the blob size and the decoded shapes.
+std::vector<Tensor> round_trip(KvDtype dtype, const std::vector<Tensor>& in) {
+  const std::vector<ConstView> views = views_of(in);
+  const std::vector<uint8_t> blob = encode_kv_blob(dtype, views);
+  EXPECT_EQ(blob.size(), kv_blob_size(dtype, static_cast<int64_t>(in.size()), in[0].rows(),
+                                      in[0].cols()));
+  std::vector<Tensor> out = decode_kv_blob(blob, "chunk 7");
+  EXPECT_EQ(out.size(), in.size());
+  for (const Tensor& t : out) {
+    EXPECT_EQ(t.rows(), in[0].rows());
+    EXPECT_EQ(t.cols(), in[0].cols());
+  }
+  return out;
+}
+
+std::vector<uint8_t> sample_blob(KvDtype dtype) {
+  const std::vector<Tensor> in = random_matrices(2, 3, 4, 1);
+  return encode_kv_blob(dtype, views_of(in));
+}
+
+TEST(KvBlob, F32RoundTripIsExact) {
+  const std::vector<Tensor> in = random_matrices(6, 5, 16, 11);
+  const std::vector<Tensor> out = round_trip(KvDtype::kF32, in);
+  for (size_t m = 0; m < in.size(); ++m) {
+    EXPECT_EQ(std::memcmp(in[m].data(), out[m].data(), sizeof(float) * in[m].size()), 0) << m;
+  }
+}
+
+TEST(KvBlob, F16RoundTripWithinHalfAnUlp) {
+  const std::vector<Tensor> in = random_matrices(4, 7, 32, 12);
+  const std::vector<Tensor> out = round_trip(KvDtype::kF16, in);
+  for (size_t m = 0; m < in.size(); ++m) {
+    for (int64_t i = 0; i < in[m].size(); ++i) {
+      const float x = in[m].data()[i];
+      // binary16 keeps 11 significant bits: rounding error <= 2^-11 relative,
+      // or half the subnormal spacing 2^-25 below 2^-14.
+      const float bound = std::max(std::abs(x) * std::ldexp(1.0f, -11), std::ldexp(1.0f, -25));
+      ASSERT_LE(std::abs(out[m].data()[i] - x), bound) << "matrix " << m << " value " << i;
+    }
+  }
+}
+
+TEST(KvBlob, Int8RoundTripWithinHalfAStepOfItsRow) {
+  std::vector<Tensor> in = random_matrices(4, 6, 24, 13);
+  in[1].at(2, 5) = -3.5f;  // the row's largest magnitude, negative
+  for (int64_t j = 0; j < in[2].cols(); ++j) in[2].at(3, j) = 0.0f;  // an all-zero row
+  const std::vector<Tensor> out = round_trip(KvDtype::kInt8, in);
+  for (size_t m = 0; m < in.size(); ++m) {
+    for (int64_t i = 0; i < in[m].rows(); ++i) {
+      float max_abs = 0.0f;
+      for (int64_t j = 0; j < in[m].cols(); ++j) max_abs = std::max(max_abs, std::abs(in[m].at(i, j)));
+      // One step is max|row| / 127; rounding to the nearest step errs by at
+      // most half of it (plus float rounding of the scale).
+      const float bound = max_abs / 254.0f * (1.0f + 1e-5f);
+      for (int64_t j = 0; j < in[m].cols(); ++j) {
+        ASSERT_LE(std::abs(out[m].at(i, j) - in[m].at(i, j)), bound)
+            << "matrix " << m << " row " << i << " col " << j;
+      }
+    }
+  }
+  EXPECT_FLOAT_EQ(out[1].at(2, 5), -3.5f);  // ±127 steps is exact
+  for (int64_t j = 0; j < out[2].cols(); ++j) EXPECT_EQ(out[2].at(3, j), 0.0f);
+}
+
+TEST(KvBlob, EncodesStridedViews) {
+  // A column slice (ld > cols), as attention heads are taken.
+  Tensor wide = random_matrices(1, 3, 8, 14)[0];
+  const ConstView slice = wide.cview().cols_slice(2, 4);
+  const std::vector<uint8_t> blob = encode_kv_blob(KvDtype::kF32, std::vector<ConstView>{slice});
+  const std::vector<Tensor> out = decode_kv_blob(blob, "slice");
+  ASSERT_EQ(out.size(), 1u);
+  for (int64_t i = 0; i < 3; ++i) {
+    for (int64_t j = 0; j < 4; ++j) EXPECT_EQ(out[0].at(i, j), wide.at(i, j + 2));
+  }
+}
+
+TEST(KvBlob, UnequalShapesAreRejected) {
+  const Tensor a(2, 4);
+  const Tensor b(3, 4);
+  EXPECT_TRUE(throws_error(
+      [&] { encode_kv_blob(KvDtype::kF16, std::vector<ConstView>{a.view(), b.view()}); },
+      ErrorKind::kInternal, {"encode_kv_blob: matrices of [2, 4] and [3, 4]"}));
+}
+
+TEST(KvBlob, DtypeNames) {
+  for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
+    EXPECT_EQ(parse_kv_dtype(kv_dtype_name(dtype)), dtype);
+  }
+  EXPECT_TRUE(throws_error([] { parse_kv_dtype("bf16"); }, ErrorKind::kInvalidArgument,
+                           {"unknown K/V dtype 'bf16' (expected f32, f16 or int8)"}));
+}
+
+TEST(KvBlob, BadMagicIsAFormatError) {
+  std::vector<uint8_t> blob = sample_blob(KvDtype::kF16);
+  blob[0] = 'X';
+  EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
+                           {"chunk 7: not a kvrag K/V blob (bad magic)"}));
+}
+
+TEST(KvBlob, OtherFormatVersionSaysWhatToDo) {
+  std::vector<uint8_t> blob = sample_blob(KvDtype::kF16);
+  const uint32_t version = 2;
+  std::memcpy(blob.data() + 4, &version, sizeof(version));
+  EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
+                           {"chunk 7: K/V blob format version 2, this build reads version 1; "
+                            "rebuild the index with this version of kvrag"}));
+}
+
+TEST(KvBlob, UnknownDtypeIsAFormatError) {
+  std::vector<uint8_t> blob = sample_blob(KvDtype::kF32);
+  const uint32_t dtype = 9;
+  std::memcpy(blob.data() + 8, &dtype, sizeof(dtype));
+  EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
+                           {"chunk 7: unknown K/V dtype code 9"}));
+}
+
+TEST(KvBlob, TruncatedBlobIsAFormatError) {
+  std::vector<uint8_t> blob = sample_blob(KvDtype::kInt8);
+  // 2 matrices × 3 rows × (4 bytes of scale + 4 values) after 24 header bytes.
+  ASSERT_EQ(blob.size(), 24u + 2 * 3 * 8);
+  blob.pop_back();
+  EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
+                           {"chunk 7: K/V blob has 71 bytes, its header (2 × [3, 4] int8) needs 72"}));
+  blob.resize(10);
+  EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
+                           {"chunk 7: K/V blob of 10 bytes is shorter than its header"}));
+}
+
+TEST(KvBlob, TrailingBytesAreAFormatError) {
+  std::vector<uint8_t> blob = sample_blob(KvDtype::kF32);
+  blob.push_back(0);
+  EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
+                           {"K/V blob has 121 bytes", "needs 120"}));
+}
+
+}  // namespace
+}  // namespace kvrag
