@@ -107,7 +107,8 @@ std::string ratio_text(const std::optional<double>& r) {
 }
 
 void cells_table(const Group& group, std::ostringstream& md) {
-  md << "Medians over " << "questions × repeats, p95 in brackets; times in ms.\n\n"
+  md << "Medians over "
+     << "questions × repeats, p95 in brackets; times in ms.\n\n"
      << "| variant | k | context tokens | first token | total | encoder | K/V load | "
         "decode ms/token | tokens/s | store MiB read | RAM hits | peak RSS MiB | EM | F1 |\n"
      << "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
@@ -157,9 +158,10 @@ void agreement_table(const Group& group, const std::vector<AgreementRow>& rows,
 
 void storage_table(const StorageSummary& s, std::ostringstream& md) {
   md << "**Storage**: " << s.documents << " documents, " << s.chunks << " chunks, "
-     << s.memory_tokens << " cached tokens; document text " << mib(static_cast<double>(s.text_bytes))
-     << " MiB, cached memory " << mib(static_cast<double>(s.stored_memory_bytes))
-     << " MiB, store.sqlite " << mib(static_cast<double>(s.file_bytes)) << " MiB.\n\n"
+     << s.memory_tokens << " cached tokens; document text "
+     << mib(static_cast<double>(s.text_bytes)) << " MiB, cached memory "
+     << mib(static_cast<double>(s.stored_memory_bytes)) << " MiB, store.sqlite "
+     << mib(static_cast<double>(s.file_bytes)) << " MiB.\n\n"
      << "| cache | dtype | bytes per token | KiB per chunk | whole index MiB | × text size |\n"
      << "|---|---|--:|--:|--:|--:|\n";
   for (const StorageRow& r : s.rows) {
@@ -191,8 +193,8 @@ void scaling_table(const std::vector<ScalingFit>& fits, std::ostringstream& md) 
 
 LineChart latency_chart(const Group& group, bool first_token) {
   LineChart chart;
-  chart.title = std::string(first_token ? "Time to first token" : "Total latency") + ", " +
-                group.label();
+  chart.title =
+      std::string(first_token ? "Time to first token" : "Total latency") + ", " + group.label();
   chart.x_label = "k (retrieved chunks)";
   chart.y_label = first_token ? "time to first token (ms, median)" : "total latency (ms, median)";
   chart.log_x = true;
@@ -287,7 +289,8 @@ std::vector<ScalingFit> fit_scaling(const std::vector<BenchCell>& cells) {
       if (c->context_tokens > 0) distinct.insert(c->context_tokens);
     }
     if (distinct.size() < 2) continue;
-    const bool any_encode = std::any_of(encode.begin(), encode.end(), [](double v) { return v > 0; });
+    const bool any_encode =
+        std::any_of(encode.begin(), encode.end(), [](double v) { return v > 0; });
     if (any_encode) {
       fits.push_back({key.first, key.second, "encode_ms", fit_power_law(tokens, encode)});
     }
@@ -305,8 +308,8 @@ std::vector<SpeedupRow> speedups(const std::vector<BenchCell>& cells) {
       if (!concat && !fid) continue;
       const BenchCell* sqlite = find_cell(g, k, "cached-sqlite");
       const BenchCell* ram = find_cell(g, k, "cached-ram");
-      rows.push_back({g.model, g.chunk_tokens, k, ratio(concat, sqlite), ratio(concat, ram),
-                      ratio(fid, ram)});
+      rows.push_back(
+          {g.model, g.chunk_tokens, k, ratio(concat, sqlite), ratio(concat, ram), ratio(fid, ram)});
     }
   }
   return rows;
@@ -321,16 +324,16 @@ std::string cells_csv(const std::vector<BenchCell>& cells) {
          "store_bytes_read,ram_hit_rate,peak_rss_bytes,rss_growth_bytes,exact_match,f1\n";
   for (const BenchCell& c : cells) {
     csv << csv_field(c.model) << "," << (c.random_weights ? "true" : "false") << ","
-        << csv_field(c.variant) << "," << csv_field(c.mode) << "," << c.chunk_tokens << ","
-        << c.k << "," << c.questions << "," << c.samples << "," << csv_number(c.context_tokens);
+        << csv_field(c.variant) << "," << csv_field(c.mode) << "," << c.chunk_tokens << "," << c.k
+        << "," << c.questions << "," << c.samples << "," << csv_number(c.context_tokens);
     for (const Spread* s :
          {&c.first_token_ms, &c.total_ms, &c.encode_ms, &c.load_kv_ms, &c.decode_ms_per_token}) {
       csv << "," << csv_number(s->median) << "," << csv_number(s->p95);
     }
     csv << "," << csv_number(c.tokens_per_s) << "," << csv_number(c.generated_tokens) << ","
         << static_cast<int64_t>(std::llround(c.store_bytes_read)) << ","
-        << csv_number(c.ram_hit_rate) << "," << c.peak_rss_bytes << "," << c.rss_growth_bytes
-        << "," << (c.exact_match ? csv_number(*c.exact_match) : "") << ","
+        << csv_number(c.ram_hit_rate) << "," << c.peak_rss_bytes << "," << c.rss_growth_bytes << ","
+        << (c.exact_match ? csv_number(*c.exact_match) : "") << ","
         << (c.f1 ? csv_number(*c.f1) : "") << "\n";
   }
   return csv.str();

@@ -87,8 +87,7 @@ void check_points(const LineChart& chart) {
       KVRAG_CHECK(std::isfinite(x) && std::isfinite(y), kInvalidArgument, "chart '", chart.title,
                   "': series '", s.name, "' has a point that is not finite");
       KVRAG_CHECK((!chart.log_x || x > 0) && (!chart.log_y || y > 0), kInvalidArgument, "chart '",
-                  chart.title, "': series '", s.name,
-                  "' has a value <= 0 on a logarithmic axis");
+                  chart.title, "': series '", s.name, "' has a value <= 0 on a logarithmic axis");
       ++points;
     }
   }
@@ -101,12 +100,23 @@ std::string xml_escape(const std::string& text) {
   std::string out;
   for (const char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -136,8 +146,8 @@ std::string line_chart_svg(const LineChart& chart) {
   std::ostringstream svg;
   svg.precision(5);
   svg << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-      << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\""
-      << kHeight << "\" viewBox=\"0 0 " << kWidth << " " << kHeight
+      << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << kHeight
+      << "\" viewBox=\"0 0 " << kWidth << " " << kHeight
       << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       << "<text x=\"" << kWidth / 2 << "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">"
@@ -146,8 +156,8 @@ std::string line_chart_svg(const LineChart& chart) {
   for (const double t : x_ticks) {
     svg << "<line x1=\"" << px(t) << "\" y1=\"" << kTop << "\" x2=\"" << px(t) << "\" y2=\""
         << kTop + plot_h << "\" stroke=\"#ddd\"/>\n"
-        << "<text x=\"" << px(t) << "\" y=\"" << kTop + plot_h + 16
-        << "\" text-anchor=\"middle\">" << format_number(t) << "</text>\n";
+        << "<text x=\"" << px(t) << "\" y=\"" << kTop + plot_h + 16 << "\" text-anchor=\"middle\">"
+        << format_number(t) << "</text>\n";
   }
   for (const double t : y_ticks) {
     svg << "<line x1=\"" << kLeft << "\" y1=\"" << py(t) << "\" x2=\"" << kLeft + plot_w

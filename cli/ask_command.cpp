@@ -4,6 +4,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/format.h"
 #include "core/error.h"
 #include "pipeline/rag_pipeline.h"
 #include "server/responses.h"
@@ -55,16 +56,17 @@ void print_sources(const Answer& answer) {
 void print_timings(const AskTimings& t) {
   std::cout << "\ntimings: retrieve " << fixed(t.retrieve_ms, 1) << " ms, load K/V "
             << fixed(t.load_kv_ms, 1) << " ms (" << t.kv_cache_misses << " from the store, "
-            << t.store_bytes_read / 1024 << " KiB; " << t.kv_cache_hits << " from RAM), encode "
-            << fixed(t.encode_ms, 1) << " ms, first token " << fixed(t.first_token_ms, 1)
-            << " ms, decode " << fixed(t.decode_ms, 1) << " ms (" << t.generated_tokens
-            << " tokens, " << fixed(t.tokens_per_s, 0) << " tokens/s), memory " << t.memory_tokens
-            << " tokens, total " << fixed(t.total_ms, 1) << " ms\n";
+            << human_bytes(static_cast<double>(t.store_bytes_read)) << "; " << t.kv_cache_hits
+            << " from RAM), encode " << fixed(t.encode_ms, 1) << " ms, first token "
+            << fixed(t.first_token_ms, 1) << " ms, decode " << fixed(t.decode_ms, 1) << " ms ("
+            << t.generated_tokens << " tokens, " << fixed(t.tokens_per_s, 0)
+            << " tokens/s), memory " << t.memory_tokens << " tokens, total " << fixed(t.total_ms, 1)
+            << " ms\n";
 }
 
 int run_ask(const std::vector<std::string>& argv) {
-  const Args args(argv,
-                  {"index", "mode", "retriever", "k", "beams", "max-new-tokens", "model"}, {"json"});
+  const Args args(argv, {"index", "mode", "retriever", "k", "beams", "max-new-tokens", "model"},
+                  {"json"});
   AskOptions options;
   options.mode = parse_mode(args.get("mode", "cached"));
   options.retriever = parse_retriever(args.get("retriever", "dense"));
@@ -87,17 +89,17 @@ int run_ask(const std::vector<std::string>& argv) {
   }
   // Greedy decoding hands out pieces as it makes them; beam search all at
   // the end, once the best hypothesis is known.
-  const Answer answer = pipeline->ask(question, options, [](const std::string& piece) {
-    std::cout << piece << std::flush;
-  });
+  const Answer answer = pipeline->ask(
+      question, options, [](const std::string& piece) { std::cout << piece << std::flush; });
   std::cout << "\n";
   print_sources(answer);
   print_timings(answer.timings);
   return 0;
 }
 
-const RegisterCommand kRegisterAsk("ask", {run_ask, kAskUsage,
-                                           "answer a question from an index (cached, concat, fid)"});
+const RegisterCommand kRegisterAsk("ask",
+                                   {run_ask, kAskUsage,
+                                    "answer a question from an index (cached, concat, fid)"});
 
 }  // namespace
 }  // namespace kvrag::cli

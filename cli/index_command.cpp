@@ -116,7 +116,10 @@ class ProgressPrinter {
     const int filled = p.documents_total > 0
                            ? static_cast<int>(kBarWidth * p.documents_done / p.documents_total)
                            : kBarWidth;
-    return "[" + std::string(filled, '#') + std::string(kBarWidth - filled, '-') + "]";
+    std::string text = "[";
+    text.append(static_cast<size_t>(filled), '#')
+        .append(static_cast<size_t>(kBarWidth - filled), '-');
+    return text.append("]");
   }
 
   static std::string rate(int64_t count, double seconds) {

@@ -43,16 +43,18 @@ int run_search(const std::vector<std::string>& argv) {
     char score[32];
     std::snprintf(score, sizeof(score), "%.4f", chunk.score);
     std::cout << i + 1 << ". " << chunk.external_id << " \"" << chunk.title << "\" chunk "
-              << chunk.position << " (chunk id " << chunk.chunk_id << ")  score " << score << "\n   "
-              << chunk.text << "\n";
+              << chunk.position << " (chunk id " << chunk.chunk_id << ")  score " << score
+              << "\n   " << chunk.text << "\n";
   }
-  std::cerr << chunks.size() << " chunks (" << retriever_name(retriever) << ") in " << ms
+  char took[32];
+  std::snprintf(took, sizeof(took), "%.1f", ms);
+  std::cerr << chunks.size() << " chunks (" << retriever_name(retriever) << ") in " << took
             << " ms\n";
   return 0;
 }
 
-const RegisterCommand kRegisterSearch(
-    "search", {run_search, kSearchUsage, "print the chunks a retriever finds for a query"});
+const RegisterCommand kRegisterSearch("search", {run_search, kSearchUsage,
+                                                 "print the chunks a retriever finds for a query"});
 
 }  // namespace
 }  // namespace kvrag::cli

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "core/error.h"
@@ -23,17 +24,29 @@ struct Header {
 };
 static_assert(sizeof(Header) == 24);
 
+// Bytes after the header; SIZE_MAX when the product overflows, which a
+// corrupted header can ask for and no real blob has.
 size_t payload_size(KvDtype dtype, int64_t matrices, int64_t rows, int64_t cols) {
-  const size_t values = static_cast<size_t>(matrices * rows * cols);
+  size_t row_count = 0;
+  size_t values = 0;
+  if (__builtin_mul_overflow(static_cast<size_t>(matrices), static_cast<size_t>(rows),
+                             &row_count) ||
+      __builtin_mul_overflow(row_count, static_cast<size_t>(cols), &values)) {
+    return SIZE_MAX;
+  }
+  size_t bytes = 0;
   switch (dtype) {
     case KvDtype::kF32:
-      return values * 4;
+      return __builtin_mul_overflow(values, size_t{4}, &bytes) ? SIZE_MAX : bytes;
     case KvDtype::kF16:
-      return values * 2;
+      return __builtin_mul_overflow(values, size_t{2}, &bytes) ? SIZE_MAX : bytes;
     case KvDtype::kInt8:
-      return values + static_cast<size_t>(matrices * rows) * sizeof(float);
+      return __builtin_mul_overflow(row_count, sizeof(float), &bytes) ||
+                     __builtin_add_overflow(bytes, values, &bytes)
+                 ? SIZE_MAX
+                 : bytes;
   }
-  return 0;
+  return SIZE_MAX;
 }
 
 }  // namespace
@@ -58,7 +71,8 @@ KvDtype parse_kv_dtype(const std::string& name) {
 }
 
 size_t kv_blob_size(KvDtype dtype, int64_t matrices, int64_t rows, int64_t cols) {
-  return sizeof(Header) + payload_size(dtype, matrices, rows, cols);
+  const size_t payload = payload_size(dtype, matrices, rows, cols);
+  return payload > SIZE_MAX - sizeof(Header) ? SIZE_MAX : sizeof(Header) + payload;
 }
 
 std::vector<uint8_t> encode_kv_blob(KvDtype dtype, std::span<const ConstView> matrices) {

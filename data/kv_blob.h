@@ -26,7 +26,8 @@ const char* kv_dtype_name(KvDtype dtype);
 // "f32", "f16" or "int8"; anything else is Error(kInvalidArgument).
 KvDtype parse_kv_dtype(const std::string& name);
 
-// Bytes of the blob for `matrices` matrices of (rows, cols).
+// Bytes of the blob for `matrices` matrices of (rows, cols); SIZE_MAX when
+// that does not fit in size_t.
 size_t kv_blob_size(KvDtype dtype, int64_t matrices, int64_t rows, int64_t cols);
 
 // Encodes matrices of one shape; Error(kInternal) for unequal shapes.

@@ -63,9 +63,9 @@ Statement::~Statement() { sqlite3_finalize(stmt_); }
 
 void Statement::check(int rc, const char* what) const {
   if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return;
-  throw_error(error_kind(rc), str_cat(db_.path(), ": SQLite ", what, " failed: ",
-                                      sqlite3_errmsg(db_.handle()), " (in: ", sql_.substr(0, 80),
-                                      ")"));
+  throw_error(error_kind(rc),
+              str_cat(db_.path(), ": SQLite ", what, " failed: ", sqlite3_errmsg(db_.handle()),
+                      " (in: ", sql_.substr(0, 80), ")"));
 }
 
 Statement& Statement::bind(int index, int64_t value) {
@@ -104,6 +104,7 @@ void Statement::run() {
 }
 
 void Statement::reset() {
+  // sqlite3_reset repeats the error of the last step, which step() checked.
   sqlite3_reset(stmt_);
   sqlite3_clear_bindings(stmt_);
 }

@@ -113,7 +113,16 @@ constexpr const char* kChunkColumns =
 
 Store::Store(const std::string& path) : path_(path) {
   db_ = std::make_unique<sql::Database>(path);
-  db_->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+  // WAL lets readers (asks) go on while a writer indexes. SQLite answers
+  // with the mode it is in, which stays the old one where WAL cannot work
+  // (a network file system without shared memory).
+  {
+    sql::Statement wal(*db_, "PRAGMA journal_mode=WAL");
+    KVRAG_CHECK(wal.step() && wal.column_text(0) == "wal", kIo, path_,
+                ": SQLite cannot use WAL journal mode here (it stays in '", wal.column_text(0),
+                "'); put the index on a local file system");
+  }
+  db_->exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
   create_schema();
 }
 

@@ -151,8 +151,7 @@ AnswerMemory RagPipeline::build_memory(const std::string& question,
     const auto load_start = Clock::now();
     std::vector<std::shared_ptr<const ChunkMemory>> loaded;
     for (const RetrievedChunk& chunk : chunks) {
-      std::shared_ptr<const ChunkMemory> found =
-          kv_cache_ ? kv_cache_->get(chunk.chunk_id) : nullptr;
+      std::shared_ptr<const ChunkMemory> found = kv_cache_->get(chunk.chunk_id);
       if (found) {
         ++timings.kv_cache_hits;
       } else {
@@ -160,7 +159,7 @@ AnswerMemory RagPipeline::build_memory(const std::string& question,
         const std::vector<uint8_t> blob = store_->memory_blob(chunk.chunk_id);
         timings.store_bytes_read += static_cast<int64_t>(blob.size());
         found = decode_chunk_memory(*model_, settings_.cache, blob, chunk.chunk_id);
-        if (kv_cache_) kv_cache_->put(chunk.chunk_id, found);
+        kv_cache_->put(chunk.chunk_id, found);
       }
       loaded.push_back(std::move(found));
     }

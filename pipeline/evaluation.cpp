@@ -85,10 +85,11 @@ std::vector<EvalQuestion> read_eval_questions(const std::string& path, int64_t l
 }
 
 bool contains_answer(const std::string& chunk_text, const std::vector<std::string>& answers) {
-  const std::string text = " " + normalize_answer(chunk_text) + " ";
+  // Spaces around both make the search match whole words only.
+  const std::string text = str_cat(" ", normalize_answer(chunk_text), " ");
   for (const std::string& answer : answers) {
     const std::string words = normalize_answer(answer);
-    if (!words.empty() && text.find(" " + words + " ") != std::string::npos) return true;
+    if (!words.empty() && text.find(str_cat(" ", words, " ")) != std::string::npos) return true;
   }
   return false;
 }

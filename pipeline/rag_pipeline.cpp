@@ -85,13 +85,12 @@ void save_faiss(const FaissIndex& index, Store& store, const std::string& dir, i
 // embeddings (and saved). A file FAISS cannot read counts as stale.
 std::unique_ptr<FaissIndex> load_or_rebuild_faiss(Store& store, const std::string& dir, int64_t dim,
                                                   const std::string& factory) {
+  // Ids first: when the file is current, no embedding is held in memory.
   std::vector<int64_t> ids;
-  std::vector<float> vectors;
   store.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
     KVRAG_CHECK(static_cast<int64_t>(embedding.size()) == dim, kFormat, store.path(), ": chunk ",
                 id, " has an embedding of ", embedding.size(), " values, expected ", dim);
     ids.push_back(id);
-    vectors.insert(vectors.end(), embedding.begin(), embedding.end());
   });
   const int64_t generation = read_generation(store, kStoreGeneration);
   const std::string path = faiss_path(dir);
@@ -103,6 +102,11 @@ std::unique_ptr<FaissIndex> load_or_rebuild_faiss(Store& store, const std::strin
       // Unreadable or truncated: rebuilt below from the source of truth.
     }
   }
+  std::vector<float> vectors;
+  vectors.reserve(ids.size() * static_cast<size_t>(dim));
+  store.for_each_embedding([&](int64_t, std::span<const float> embedding) {
+    vectors.insert(vectors.end(), embedding.begin(), embedding.end());
+  });
   auto index = std::make_unique<FaissIndex>(dim, factory);
   if (!ids.empty()) index->add(ids, vectors);
   save_faiss(*index, store, dir, generation);

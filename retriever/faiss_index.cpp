@@ -2,6 +2,7 @@
 
 #include <faiss/IVFlib.h>
 #include <faiss/IndexFlat.h>
+#include <faiss/IndexFlatCodes.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
@@ -11,12 +12,16 @@
 #include <faiss/IndexPreTransform.h>
 #include <faiss/IndexScalarQuantizer.h>
 #include <faiss/impl/IDSelector.h>
+#include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <faiss/invlists/InvertedLists.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <mutex>
+#include <shared_mutex>
 #include <typeinfo>
 #include <unordered_set>
 
@@ -133,6 +138,77 @@ std::vector<ScoredId> top_k(std::vector<ScoredId> candidates, int64_t k) {
   return candidates;
 }
 
+// How ids leave a sub-index of IndexIDMap2. IndexIDMap::remove_ids compacts
+// its table of ids as if the sub-index shifted the ids after a removed one
+// down, which only the flat-codes family does. IVF lists keep the ids they
+// were given, and HNSW cannot remove at all.
+enum class Removal { kShifts, kIvfLists, kRebuild };
+
+Removal removal_kind(const faiss::Index* index) {
+  if (const auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
+    return removal_kind(pre->index);
+  }
+  if (dynamic_cast<const faiss::IndexFlatCodes*>(index)) return Removal::kShifts;
+  if (const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index)) {
+    if (ivf->direct_map.type == faiss::DirectMap::NoMap &&
+        dynamic_cast<const faiss::ArrayInvertedLists*>(ivf->invlists)) {
+      return Removal::kIvfLists;
+    }
+  }
+  return Removal::kRebuild;
+}
+
+// Removes `gone` from an IDMap2 over an IVF index, then shifts the ids in
+// the IVF lists the way IndexIDMap assumed (see Removal).
+void remove_from_ivf(faiss::IndexIDMap2& map, const std::unordered_set<int64_t>& gone) {
+  std::vector<FaissId> removed;  // internal ids, ascending
+  for (FaissId i = 0; i < map.ntotal; ++i) {
+    if (gone.count(map.id_map[i])) removed.push_back(i);
+  }
+  if (removed.empty()) return;
+  std::vector<FaissId> external;
+  for (const FaissId i : removed) external.push_back(map.id_map[i]);
+  const faiss::IDSelectorBatch selector(external.size(), external.data());
+  faiss_call(ErrorKind::kInternal, "FAISS removal", [&] { map.remove_ids(selector); });
+  auto* lists = static_cast<faiss::ArrayInvertedLists*>(
+      faiss::ivflib::extract_index_ivf(map.index)->invlists);
+  for (std::vector<FaissId>& list : lists->ids) {
+    for (FaissId& id : list) {
+      id -= std::lower_bound(removed.begin(), removed.end(), id) - removed.begin();
+    }
+  }
+}
+
+// A new IDMap2 holding the vectors of `map` except `gone`: for index kinds
+// that cannot remove. The sub-index is copied (through serialisation, which
+// every FAISS index supports) and emptied, so training is kept.
+std::unique_ptr<faiss::Index> rebuilt_without(faiss::IndexIDMap2& map,
+                                              const std::unordered_set<int64_t>& gone) {
+  return faiss_call(ErrorKind::kInternal, "FAISS removal by rebuilding", [&] {
+    std::vector<FaissId> keep_ids;
+    for (const FaissId id : map.id_map) {
+      if (!gone.count(id)) keep_ids.push_back(id);
+    }
+    const int64_t dim = map.d;
+    std::vector<float> keep_vectors(keep_ids.size() * dim);
+    for (size_t i = 0; i < keep_ids.size(); ++i) {
+      map.reconstruct(keep_ids[i], keep_vectors.data() + i * dim);
+    }
+    faiss::VectorIOWriter writer;
+    faiss::write_index(map.index, &writer);
+    faiss::VectorIOReader reader;
+    reader.data = std::move(writer.data);
+    std::unique_ptr<faiss::Index> inner(faiss::read_index(&reader));
+    inner->reset();
+    auto rebuilt = std::make_unique<faiss::IndexIDMap2>(inner.get());
+    inner.release();
+    rebuilt->own_fields = true;
+    rebuilt->add_with_ids(static_cast<FaissId>(keep_ids.size()), keep_vectors.data(),
+                          keep_ids.data());
+    return std::unique_ptr<faiss::Index>(std::move(rebuilt));
+  });
+}
+
 }  // namespace
 
 FaissIndex::FaissIndex(int64_t dim, const std::string& factory)
@@ -146,9 +222,9 @@ FaissIndex::~FaissIndex() = default;
 std::unique_ptr<FaissIndex> FaissIndex::load(const std::string& path, int64_t dim,
                                              const std::string& factory) {
   KVRAG_CHECK(std::filesystem::exists(path), kNotFound, path, ": no such FAISS index file");
-  std::unique_ptr<faiss::Index> loaded(faiss_call(
-      ErrorKind::kFormat, str_cat(path, ": not a readable FAISS index"),
-      [&] { return faiss::read_index(path.c_str()); }));
+  std::unique_ptr<faiss::Index> loaded(faiss_call(ErrorKind::kFormat,
+                                                  str_cat(path, ": not a readable FAISS index"),
+                                                  [&] { return faiss::read_index(path.c_str()); }));
   auto* map = dynamic_cast<faiss::IndexIDMap2*>(loaded.get());
   KVRAG_CHECK(map != nullptr, kFormat, path, ": not a kvrag vector index (no IndexIDMap2)");
   KVRAG_CHECK(map->d == dim, kFormat, path, ": vectors of dimension ", map->d,
@@ -222,30 +298,20 @@ void FaissIndex::remove(std::span<const int64_t> ids) {
   pending_vectors_.resize(kept * dim_);
   if (index_->ntotal == 0) return;
 
-  const faiss::IDSelectorBatch selector(ids.size(), ids.data());
-  try {
-    index_->remove_ids(selector);
-    return;
-  } catch (const std::exception&) {
-    // This index kind cannot remove (HNSW): rebuilt below without the ids.
-  }
   faiss::IndexIDMap2& map = id_map(*index_);
-  std::vector<int64_t> keep_ids;
-  for (const FaissId id : map.id_map) {
-    if (!gone.count(id)) keep_ids.push_back(id);
-  }
-  std::vector<float> keep_vectors(keep_ids.size() * dim_);
-  faiss_call(ErrorKind::kInternal, str_cat("FAISS removal from '", factory_, "'"), [&] {
-    for (size_t i = 0; i < keep_ids.size(); ++i) {
-      map.reconstruct(keep_ids[i], keep_vectors.data() + i * dim_);
+  switch (removal_kind(map.index)) {
+    case Removal::kShifts: {
+      const faiss::IDSelectorBatch selector(ids.size(), ids.data());
+      faiss_call(ErrorKind::kInternal, "FAISS removal", [&] { map.remove_ids(selector); });
+      return;
     }
-  });
-  auto rebuilt = make_index(dim_, factory_);
-  faiss_call(ErrorKind::kInternal, "FAISS add", [&] {
-    rebuilt->add_with_ids(static_cast<FaissId>(keep_ids.size()), keep_vectors.data(),
-                          keep_ids.data());
-  });
-  index_ = std::move(rebuilt);
+    case Removal::kIvfLists:
+      remove_from_ivf(map, gone);
+      return;
+    case Removal::kRebuild:
+      index_ = rebuilt_without(map, gone);
+      return;
+  }
 }
 
 std::vector<ScoredId> FaissIndex::search(std::span<const float> query, int64_t k) const {
@@ -253,7 +319,7 @@ std::vector<ScoredId> FaissIndex::search(std::span<const float> query, int64_t k
               "FaissIndex::search: query of ", query.size(), " floats, the index has dimension ",
               dim_);
   KVRAG_CHECK(k >= 0, kInvalidArgument, "FaissIndex::search: k must be >= 0, got ", k);
-  std::lock_guard lock(mutex_);
+  std::shared_lock lock(mutex_);
   if (!pending_ids_.empty()) {
     // Not trained yet, so every vector is pending: exact search over them.
     std::vector<ScoredId> candidates(pending_ids_.size());
@@ -269,9 +335,8 @@ std::vector<ScoredId> FaissIndex::search(std::span<const float> query, int64_t k
   if (n == 0) return {};
   std::vector<float> scores(n);
   std::vector<FaissId> labels(n);
-  faiss_call(ErrorKind::kInternal, "FAISS search", [&] {
-    index_->search(1, query.data(), n, scores.data(), labels.data());
-  });
+  faiss_call(ErrorKind::kInternal, "FAISS search",
+             [&] { index_->search(1, query.data(), n, scores.data(), labels.data()); });
   std::vector<ScoredId> out;
   out.reserve(n);
   for (int64_t i = 0; i < n; ++i) {
@@ -281,12 +346,12 @@ std::vector<ScoredId> FaissIndex::search(std::span<const float> query, int64_t k
 }
 
 int64_t FaissIndex::size() const {
-  std::lock_guard lock(mutex_);
+  std::shared_lock lock(mutex_);
   return static_cast<int64_t>(pending_ids_.size()) + index_->ntotal;
 }
 
 std::vector<int64_t> FaissIndex::ids() const {
-  std::lock_guard lock(mutex_);
+  std::shared_lock lock(mutex_);
   std::vector<int64_t> out(pending_ids_.begin(), pending_ids_.end());
   const auto& held = id_map(*index_).id_map;
   out.insert(out.end(), held.begin(), held.end());
@@ -295,7 +360,7 @@ std::vector<int64_t> FaissIndex::ids() const {
 }
 
 void FaissIndex::save(const std::string& path) const {
-  std::lock_guard lock(mutex_);
+  std::shared_lock lock(mutex_);
   // An untrained index holds nothing: its pending vectors are written as a
   // flat index instead, which load() recognises.
   std::unique_ptr<faiss::Index> pending_form;

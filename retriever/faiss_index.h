@@ -2,12 +2,13 @@
 // IndexIDMap2 over an index_factory string, inner product, whose ids are
 // chunk ids. Derived data: the store's embeddings are the truth and the file
 // is rebuilt from them when missing or stale. FAISS types stay in this file's
-// .cpp; FAISS exceptions come out as kvrag::Error.
+// .cpp; FAISS exceptions come out as kvrag::Error. Thread-safe: searches
+// run concurrently, add and remove one at a time.
 #pragma once
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -73,7 +74,8 @@ class FaissIndex {
   // Vectors waiting for enough data to train an IVF/PQ index (see add()).
   std::vector<int64_t> pending_ids_;
   std::vector<float> pending_vectors_;
-  mutable std::mutex mutex_;
+  // Searches share it; add and remove take it alone.
+  mutable std::shared_mutex mutex_;
 };
 
 }  // namespace kvrag

@@ -8,6 +8,7 @@ packages=(
   cmake g++ make pkg-config
   libopenblas-dev libfaiss-dev libsqlite3-dev libsentencepiece-dev sentencepiece
   libcpp-httplib-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  chromium  # tests/browser: the page at / in headless Chromium (required when CI=true)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -93,9 +93,9 @@ bool write_answer_events(Context& context, const AskRequest& request, httplib::D
     return false;  // closes the connection; nothing more can be written
   } catch (const Error& e) {
     const HttpError error = http_error(e.kind());
-    send(sse_event("error", json::parse(error_body(error.code, e.what()))));
+    send(sse_event("error", error_json(error.code, e.what())));
   } catch (const std::exception& e) {
-    send(sse_event("error", json::parse(error_body("internal", e.what()))));
+    send(sse_event("error", error_json(error_kind_name(ErrorKind::kInternal), e.what())));
   }
   sink.done();
   return true;
@@ -285,12 +285,15 @@ void HttpServer::add_routes() {
   http_->Delete(".*", fallback);
   http_->Options(".*", fallback);
 
-  http_->set_error_handler([max_body_bytes](const Request&, Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    set_error(res, res.status, library_error_code(res.status),
-              library_error_message(res.status, max_body_bytes));
-    return httplib::Server::HandlerResponse::Handled;
-  });
+  // Called for every response of status >= 400; routes write their own
+  // error bodies, so only cpp-httplib's empty ones are filled in.
+  http_->set_error_handler(httplib::Server::HandlerWithResponse(
+      [max_body_bytes](const Request&, Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        set_error(res, res.status, library_error_code(res.status),
+                  library_error_message(res.status, max_body_bytes));
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   http_->set_logger([this](const Request& req, const Response& res) {
     metrics_.count_request(route_label(req.path), req.method, res.status);
   });

@@ -22,8 +22,12 @@ HttpError http_error(ErrorKind kind) {
 
 std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
 
+json error_json(const std::string& code, const std::string& message) {
+  return {{"error", {{"code", code}, {"message", message}}}};
+}
+
 std::string error_body(const std::string& code, const std::string& message) {
-  return dump(json{{"error", {{"code", code}, {"message", message}}}});
+  return dump(error_json(code, message));
 }
 
 json chunk_json(const RetrievedChunk& chunk) {

@@ -22,7 +22,8 @@ struct HttpError {
 };
 HttpError http_error(ErrorKind kind);
 
-// {"error": {"code": code, "message": message}} as text.
+// {"error": {"code": code, "message": message}}, as JSON and as text.
+nlohmann::json error_json(const std::string& code, const std::string& message);
 std::string error_body(const std::string& code, const std::string& message);
 
 // {document_id, chunk_id, title, text, score}: document_id is the caller's

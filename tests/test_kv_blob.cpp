@@ -45,8 +45,8 @@ std::vector<ConstView> views_of(const std::vector<Tensor>& tensors) {
 std::vector<Tensor> round_trip(KvDtype dtype, const std::vector<Tensor>& in) {
   const std::vector<ConstView> views = views_of(in);
   const std::vector<uint8_t> blob = encode_kv_blob(dtype, views);
-  EXPECT_EQ(blob.size(), kv_blob_size(dtype, static_cast<int64_t>(in.size()), in[0].rows(),
-                                      in[0].cols()));
+  EXPECT_EQ(blob.size(),
+            kv_blob_size(dtype, static_cast<int64_t>(in.size()), in[0].rows(), in[0].cols()));
   std::vector<Tensor> out = decode_kv_blob(blob, "chunk 7");
   EXPECT_EQ(out.size(), in.size());
   for (const Tensor& t : out) {
@@ -85,13 +85,14 @@ TEST(KvBlob, F16RoundTripWithinHalfAnUlp) {
 
 TEST(KvBlob, Int8RoundTripWithinHalfAStepOfItsRow) {
   std::vector<Tensor> in = random_matrices(4, 6, 24, 13);
-  in[1].at(2, 5) = -3.5f;  // the row's largest magnitude, negative
+  in[1].at(2, 5) = -9.5f;  // the row's largest magnitude (others < 8), negative
   for (int64_t j = 0; j < in[2].cols(); ++j) in[2].at(3, j) = 0.0f;  // an all-zero row
   const std::vector<Tensor> out = round_trip(KvDtype::kInt8, in);
   for (size_t m = 0; m < in.size(); ++m) {
     for (int64_t i = 0; i < in[m].rows(); ++i) {
       float max_abs = 0.0f;
-      for (int64_t j = 0; j < in[m].cols(); ++j) max_abs = std::max(max_abs, std::abs(in[m].at(i, j)));
+      for (int64_t j = 0; j < in[m].cols(); ++j)
+        max_abs = std::max(max_abs, std::abs(in[m].at(i, j)));
       // One step is max|row| / 127; rounding to the nearest step errs by at
       // most half of it (plus float rounding of the scale).
       const float bound = max_abs / 254.0f * (1.0f + 1e-5f);
@@ -101,7 +102,8 @@ TEST(KvBlob, Int8RoundTripWithinHalfAStepOfItsRow) {
       }
     }
   }
-  EXPECT_FLOAT_EQ(out[1].at(2, 5), -3.5f);  // ±127 steps is exact
+  // The row's extreme is ±127 steps: only the float rounding of the scale.
+  EXPECT_NEAR(out[1].at(2, 5), -9.5f, 9.5f * 1e-6f);
   for (int64_t j = 0; j < out[2].cols(); ++j) EXPECT_EQ(out[2].at(3, j), 0.0f);
 }
 
@@ -121,7 +123,9 @@ TEST(KvBlob, UnequalShapesAreRejected) {
   const Tensor a(2, 4);
   const Tensor b(3, 4);
   EXPECT_TRUE(throws_error(
-      [&] { encode_kv_blob(KvDtype::kF16, std::vector<ConstView>{a.view(), b.view()}); },
+      [&] {
+        encode_kv_blob(KvDtype::kF16, std::vector<ConstView>{a.view(), b.view()});
+      },
       ErrorKind::kInternal, {"encode_kv_blob: matrices of [2, 4] and [3, 4]"}));
 }
 
@@ -162,8 +166,9 @@ TEST(KvBlob, TruncatedBlobIsAFormatError) {
   // 2 matrices × 3 rows × (4 bytes of scale + 4 values) after 24 header bytes.
   ASSERT_EQ(blob.size(), 24u + 2 * 3 * 8);
   blob.pop_back();
-  EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
-                           {"chunk 7: K/V blob has 71 bytes, its header (2 × [3, 4] int8) needs 72"}));
+  EXPECT_TRUE(
+      throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
+                   {"chunk 7: K/V blob has 71 bytes, its header (2 × [3, 4] int8) needs 72"}));
   blob.resize(10);
   EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
                            {"chunk 7: K/V blob of 10 bytes is shorter than its header"}));
@@ -174,6 +179,14 @@ TEST(KvBlob, TrailingBytesAreAFormatError) {
   blob.push_back(0);
   EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
                            {"K/V blob has 121 bytes", "needs 120"}));
+}
+
+TEST(KvBlob, HeaderWithOverflowingSizesIsAFormatError) {
+  std::vector<uint8_t> blob = sample_blob(KvDtype::kF32);
+  const uint32_t huge = 0xffffffffu;
+  for (const size_t offset : {12, 16, 20}) std::memcpy(blob.data() + offset, &huge, sizeof(huge));
+  EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
+                           {"chunk 7: K/V blob has 120 bytes"}));
 }
 
 }  // namespace

@@ -1,0 +1,340 @@
+#include "bench/rag_bench.h"
+
+#include <cblas.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "data/kv_blob.h"
+#include "pipeline/qa_metrics.h"
+
+namespace kvrag::bench {
+namespace {
+
+// ---------------------------------------------------------------- memory
+
+// A "Vm…:  1234 kB" field of /proc/self/status in bytes; 0 when unreadable
+// (not Linux), which the report then shows as 0.
+int64_t status_bytes(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) {
+      std::istringstream value(line.substr(field.size() + 1));
+      int64_t kb = 0;
+      value >> kb;
+      return kb * 1024;
+    }
+  }
+  return 0;
+}
+
+// Resets VmHWM to the current resident size (Linux 4.0+), so the peak read
+// after one answer belongs to that answer.
+void reset_peak_rss() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+}
+
+// ---------------------------------------------------------------- samples
+
+struct Sample {
+  AskTimings timings;
+  int64_t peak_rss = 0;
+  int64_t rss_growth = 0;
+};
+
+// Everything measured for one (k, variant).
+struct CellData {
+  std::vector<Sample> samples;
+  std::vector<std::string> answers;  // first repeat, per question
+};
+
+Sample timed_answer(const RagPipeline& pipeline, const std::string& question,
+                    const std::vector<RetrievedChunk>& chunks, const AskOptions& options,
+                    std::string* text) {
+  reset_peak_rss();
+  const int64_t rss_before = status_bytes("VmRSS");
+  const Answer answer = pipeline.answer(question, chunks, options);
+  Sample s;
+  s.timings = answer.timings;
+  s.peak_rss = status_bytes("VmHWM");
+  s.rss_growth = std::max<int64_t>(0, s.peak_rss - rss_before);
+  if (text) *text = answer.text;
+  return s;
+}
+
+BenchCell summarise(const BenchTarget& target, const Variant& variant, int64_t chunk_tokens,
+                    int64_t k, const CellData& data, const std::vector<EvalQuestion>& questions) {
+  BenchCell cell;
+  cell.model = target.model;
+  cell.random_weights = target.random_weights;
+  cell.variant = variant.name;
+  cell.mode = variant.mode;
+  cell.chunk_tokens = chunk_tokens;
+  cell.k = k;
+  cell.questions = static_cast<int64_t>(data.answers.size());
+  cell.samples = static_cast<int64_t>(data.samples.size());
+  std::vector<double> context, first, total, encode, load, per_token, rate, bytes;
+  double generated = 0, hits = 0, lookups = 0;
+  for (const Sample& s : data.samples) {
+    const AskTimings& t = s.timings;
+    context.push_back(static_cast<double>(t.memory_tokens));
+    first.push_back(t.first_token_ms);
+    total.push_back(t.total_ms);
+    encode.push_back(t.encode_ms);
+    load.push_back(t.load_kv_ms);
+    per_token.push_back(
+        t.generated_tokens > 0 ? t.decode_ms / static_cast<double>(t.generated_tokens) : 0.0);
+    rate.push_back(t.tokens_per_s);
+    bytes.push_back(static_cast<double>(t.store_bytes_read));
+    generated += static_cast<double>(t.generated_tokens);
+    hits += static_cast<double>(t.kv_cache_hits);
+    lookups += static_cast<double>(t.kv_cache_hits + t.kv_cache_misses);
+    cell.peak_rss_bytes = std::max(cell.peak_rss_bytes, s.peak_rss);
+    cell.rss_growth_bytes = std::max(cell.rss_growth_bytes, s.rss_growth);
+  }
+  cell.context_tokens = median(context);
+  cell.first_token_ms = spread_of(first);
+  cell.total_ms = spread_of(total);
+  cell.encode_ms = spread_of(encode);
+  cell.load_kv_ms = spread_of(load);
+  cell.decode_ms_per_token = spread_of(per_token);
+  cell.tokens_per_s = median(rate);
+  cell.generated_tokens = generated / static_cast<double>(data.samples.size());
+  cell.store_bytes_read = median(bytes);
+  cell.ram_hit_rate = lookups > 0 ? hits / lookups : 0.0;
+  if (!target.random_weights) {
+    double em = 0, f1 = 0;
+    for (size_t q = 0; q < data.answers.size(); ++q) {
+      em += exact_match(data.answers[q], questions[q].answers);
+      f1 += token_f1(data.answers[q], questions[q].answers);
+    }
+    const double n = static_cast<double>(data.answers.size());
+    cell.exact_match = 100.0 * em / n;
+    cell.f1 = 100.0 * f1 / n;
+  }
+  return cell;
+}
+
+// The answers each mode gave at one k: cached mode's from cached-ram when it
+// ran (cached-sqlite computes the same thing), else from cached-sqlite.
+std::vector<std::pair<std::string, const std::vector<std::string>*>> answers_by_mode(
+    const std::vector<Variant>& variants, const std::vector<CellData>& cells) {
+  std::vector<std::pair<std::string, const std::vector<std::string>*>> out;
+  for (size_t v = 0; v < variants.size(); ++v) {
+    auto it = std::find_if(out.begin(), out.end(),
+                           [&](const auto& entry) { return entry.first == variants[v].mode; });
+    if (it == out.end()) {
+      out.emplace_back(variants[v].mode, &cells[v].answers);
+    } else if (variants[v].name == "cached-ram") {
+      it->second = &cells[v].answers;
+    }
+  }
+  return out;
+}
+
+std::vector<AgreementRow> agreement_at(const BenchTarget& target, int64_t chunk_tokens, int64_t k,
+                                       const std::vector<Variant>& variants,
+                                       const std::vector<CellData>& cells) {
+  const auto by_mode = answers_by_mode(variants, cells);
+  std::vector<AgreementRow> rows;
+  for (size_t a = 0; a < by_mode.size(); ++a) {
+    for (size_t b = a + 1; b < by_mode.size(); ++b) {
+      const std::vector<std::string>& x = *by_mode[a].second;
+      const std::vector<std::string>& y = *by_mode[b].second;
+      int64_t same = 0;
+      for (size_t q = 0; q < x.size(); ++q)
+        same += normalize_answer(x[q]) == normalize_answer(y[q]);
+      rows.push_back({target.model, chunk_tokens, k, by_mode[a].first, by_mode[b].first,
+                      static_cast<int64_t>(x.size()),
+                      static_cast<double>(same) / static_cast<double>(x.size())});
+    }
+  }
+  return rows;
+}
+
+void check_settings(const BenchTarget& target, const std::vector<EvalQuestion>& questions,
+                    const BenchSettings& settings) {
+  KVRAG_CHECK(target.ram && target.sqlite, kInvalidArgument,
+              "run_bench needs the index opened twice (RAM cache on and off)");
+  KVRAG_CHECK(!questions.empty(), kInvalidArgument, "run_bench: no questions");
+  KVRAG_CHECK(!settings.variants.empty(), kInvalidArgument, "run_bench: no modes");
+  KVRAG_CHECK(!settings.ks.empty(), kInvalidArgument, "run_bench: no k");
+  KVRAG_CHECK(settings.repeat >= 1, kInvalidArgument, "--repeat must be at least 1, got ",
+              settings.repeat);
+  KVRAG_CHECK(settings.warmup >= 0, kInvalidArgument, "--warmup must be at least 0, got ",
+              settings.warmup);
+  const int64_t chunks = target.ram->stats().store.chunks;
+  for (const int64_t k : settings.ks) {
+    KVRAG_CHECK(k >= 1 && k <= kMaxK, kInvalidArgument, "--k ", k, " is outside 1..", kMaxK);
+    KVRAG_CHECK(k <= chunks, kInvalidArgument, "--k ", k, " needs at least ", k,
+                " chunks, but the index of ", target.model, " holds ", chunks);
+  }
+}
+
+}  // namespace
+
+std::vector<Variant> variants_for(const std::vector<Mode>& modes) {
+  KVRAG_CHECK(!modes.empty(), kInvalidArgument, "no modes to benchmark");
+  std::vector<Variant> variants;
+  std::set<Mode> seen;
+  for (const Mode mode : modes) {
+    KVRAG_CHECK(seen.insert(mode).second, kInvalidArgument, "mode '", mode_name(mode),
+                "' given twice");
+    if (mode == Mode::kCached) {
+      variants.push_back({"cached-sqlite", "cached"});
+      variants.push_back({"cached-ram", "cached"});
+    } else {
+      variants.push_back({mode_name(mode), mode_name(mode)});
+    }
+  }
+  return variants;
+}
+
+BenchResult run_bench(const BenchTarget& target, const std::vector<EvalQuestion>& questions,
+                      const BenchSettings& settings, const BenchProgressFn& progress) {
+  check_settings(target, questions, settings);
+  std::vector<int64_t> ks = settings.ks;
+  std::sort(ks.begin(), ks.end());
+  ks.erase(std::unique(ks.begin(), ks.end()), ks.end());
+  const std::vector<Variant>& variants = settings.variants;
+  const int64_t chunk_tokens = target.ram->settings().chunking.max_tokens;
+  const auto n_questions = static_cast<int64_t>(questions.size());
+  const auto n_ks = static_cast<int64_t>(ks.size());
+  const auto n_variants = static_cast<int64_t>(variants.size());
+  const bool has_ram = std::any_of(variants.begin(), variants.end(),
+                                   [](const Variant& v) { return v.name == "cached-ram"; });
+
+  BenchProgress state{target.model, 0, n_questions, 0, "", 0, 0};
+  state.answers_total = n_ks * n_variants * (settings.warmup + n_questions * settings.repeat) +
+                        (has_ram ? n_ks * n_questions : 0);
+  auto report = [&](int64_t question, int64_t k, const std::string& variant) {
+    ++state.answers_done;
+    state.question = question;
+    state.k = k;
+    state.variant = variant;
+    if (progress) progress(state);
+  };
+
+  // data[k index][variant index]
+  std::vector<std::vector<CellData>> data(ks.size(), std::vector<CellData>(variants.size()));
+  for (int64_t q = 0; q < n_questions; ++q) {
+    const std::string& question = questions[q].question;
+    const std::vector<RetrievedChunk> retrieved =
+        target.ram->retrieve(question, ks.back(), settings.retriever);
+    for (int64_t ki = 0; ki < n_ks; ++ki) {
+      const std::vector<RetrievedChunk> chunks(
+          retrieved.begin(), retrieved.begin() + std::min<int64_t>(ks[ki], retrieved.size()));
+      for (int64_t v = 0; v < n_variants; ++v) {
+        const RagPipeline& pipeline =
+            variants[v].name == "cached-sqlite" ? *target.sqlite : *target.ram;
+        AskOptions options;
+        options.mode = parse_mode(variants[v].mode);
+        options.generation = settings.generation;
+        for (int64_t w = 0; q == 0 && w < settings.warmup; ++w) {
+          pipeline.answer(question, chunks, options);
+          report(q + 1, ks[ki], variants[v].name + " (warm-up)");
+        }
+        if (variants[v].name == "cached-ram") {
+          pipeline.answer(question, chunks, options);  // fills the RAM cache
+          report(q + 1, ks[ki], variants[v].name + " (filling the cache)");
+        }
+      }
+      for (int64_t r = 0; r < settings.repeat; ++r) {
+        for (int64_t v = 0; v < n_variants; ++v) {
+          const RagPipeline& pipeline =
+              variants[v].name == "cached-sqlite" ? *target.sqlite : *target.ram;
+          AskOptions options;
+          options.mode = parse_mode(variants[v].mode);
+          options.generation = settings.generation;
+          CellData& cell = data[ki][v];
+          std::string text;
+          cell.samples.push_back(
+              timed_answer(pipeline, question, chunks, options, r == 0 ? &text : nullptr));
+          if (r == 0) cell.answers.push_back(text);
+          report(q + 1, ks[ki], variants[v].name);
+        }
+      }
+    }
+  }
+
+  BenchResult result;
+  for (int64_t ki = 0; ki < n_ks; ++ki) {
+    for (int64_t v = 0; v < n_variants; ++v) {
+      result.cells.push_back(
+          summarise(target, variants[v], chunk_tokens, ks[ki], data[ki][v], questions));
+    }
+    if (!target.random_weights) {
+      const auto rows = agreement_at(target, chunk_tokens, ks[ki], variants, data[ki]);
+      result.agreement.insert(result.agreement.end(), rows.begin(), rows.end());
+    }
+  }
+  return result;
+}
+
+StorageSummary storage_summary(const RagPipeline& pipeline, const std::string& model) {
+  const IndexStats stats = pipeline.stats();
+  const T5Config& config = pipeline.model().config;
+  StorageSummary s;
+  s.model = model;
+  s.chunk_tokens = stats.settings.chunking.max_tokens;
+  s.documents = stats.store.documents;
+  s.chunks = stats.store.chunks;
+  s.memory_tokens = stats.store.memory_tokens;
+  s.text_bytes = stats.store.text_bytes;
+  s.stored_memory_bytes = stats.store.memory_bytes;
+  s.file_bytes = stats.store.file_bytes;
+  for (const CacheGranularity granularity : {CacheGranularity::kKv, CacheGranularity::kHidden}) {
+    // The blob layouts of CacheGranularity (pipeline/rag_pipeline.h).
+    const bool kv = granularity == CacheGranularity::kKv;
+    const int64_t matrices = kv ? 2 * config.num_decoder_layers : 1;
+    const int64_t cols = kv ? config.inner_dim() : config.d_model;
+    for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
+      // A blob's size is a header plus a fixed number of bytes per token.
+      const auto header = static_cast<int64_t>(kv_blob_size(dtype, matrices, 0, cols));
+      const auto per_token = static_cast<int64_t>(kv_blob_size(dtype, matrices, 1, cols)) - header;
+      StorageRow row;
+      row.granularity = cache_granularity_name(granularity);
+      row.dtype = kv_dtype_name(dtype);
+      row.bytes_per_token = static_cast<double>(per_token);
+      row.index_bytes = s.chunks * header + s.memory_tokens * per_token;
+      row.bytes_per_chunk =
+          s.chunks > 0 ? static_cast<double>(row.index_bytes) / static_cast<double>(s.chunks) : 0;
+      row.stored = granularity == stats.settings.cache && dtype == stats.settings.kv_dtype;
+      s.rows.push_back(row);
+    }
+  }
+  return s;
+}
+
+void set_compute_threads(int64_t n) {
+  KVRAG_CHECK(n >= 1, kInvalidArgument, "--threads must be at least 1, got ", n);
+  openblas_set_num_threads(static_cast<int>(n));
+}
+
+int64_t compute_threads() { return openblas_get_num_threads(); }
+
+MachineInfo machine_info() {
+  MachineInfo m;
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      m.cpu_model = colon == std::string::npos ? line : line.substr(colon + 2);
+      break;
+    }
+  }
+  if (m.cpu_model.empty()) m.cpu_model = "unknown CPU";
+  m.cores = sysconf(_SC_NPROCESSORS_ONLN);
+  m.memory_bytes = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+  m.threads = compute_threads();
+  return m;
+}
+
+}  // namespace kvrag::bench

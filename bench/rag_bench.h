@@ -1,0 +1,87 @@
+// The benchmark driver behind `kvrag bench`: times the answering modes of
+// RagPipeline on the same questions and the same retrieved chunks, and
+// summarises an index's storage. It holds no model logic: every answer is a
+// RagPipeline::answer call.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "bench/bench_report.h"
+#include "pipeline/evaluation.h"
+#include "pipeline/rag_pipeline.h"
+
+namespace kvrag::bench {
+
+// The variants timed for `modes`: cached becomes cached-sqlite and
+// cached-ram (in that order), concat and fid stay themselves.
+// Error(kInvalidArgument) for no modes or a mode given twice.
+std::vector<Variant> variants_for(const std::vector<Mode>& modes);
+
+struct BenchSettings {
+  std::vector<int64_t> ks{1, 5, 10, 20, 50};  // each in 1..kMaxK
+  std::vector<Variant> variants;
+  int64_t repeat = 3;  // timed answers per question, variant and k (>= 1)
+  int64_t warmup = 1;  // untimed answers per variant and k before the timed ones (>= 0)
+  RetrieverKind retriever = RetrieverKind::kDense;
+  GenerationOptions generation{.max_new_tokens = 32};
+};
+
+// One index, opened twice: `ram` with its RAM cache of chunk K/V on (large
+// enough for the largest k's chunks) and `sqlite` with it off
+// (OpenOptions.kv_cache_bytes = 0), so that cached-sqlite always reads the
+// store. Both must be the same index folder; the caller owns them.
+struct BenchTarget {
+  std::string model;  // the label the report uses
+  bool random_weights = false;
+  const RagPipeline* ram = nullptr;
+  const RagPipeline* sqlite = nullptr;
+};
+
+struct BenchProgress {
+  std::string model;
+  int64_t question = 0;  // 1-based
+  int64_t questions = 0;
+  int64_t k = 0;
+  std::string variant;
+  int64_t answers_done = 0;  // timed and untimed, this target
+  int64_t answers_total = 0;
+};
+using BenchProgressFn = std::function<void(const BenchProgress&)>;
+
+struct BenchResult {
+  std::vector<BenchCell> cells;  // per k (ascending), per variant in settings order
+  std::vector<AgreementRow> agreement;
+};
+
+// Runs the benchmark on `target`: each question retrieved once at the
+// largest k from `target.ram`; for each k the top-k prefix is answered by
+// every variant with settings.generation. Per k and variant, settings.warmup
+// untimed answers to the first question come first. Timed answers are
+// interleaved (per question and repeat, every variant in turn) so that a
+// slow spell of a shared machine does not fall on one variant. Peak resident
+// memory is reset before each timed answer (Linux /proc/self/clear_refs)
+// and read after it. Quality (EM, F1, agreement) is scored from the first
+// repeat's answers unless target.random_weights.
+// Error(kInvalidArgument) for no questions, no variants, no k, a k outside
+// 1..kMaxK or above the index's chunk count, repeat < 1 or warmup < 0.
+BenchResult run_bench(const BenchTarget& target, const std::vector<EvalQuestion>& questions,
+                      const BenchSettings& settings, const BenchProgressFn& progress = {});
+
+// The index's document text and cached memory, and what the memory would
+// take in each dtype (f32, f16, int8) and granularity (kv, hidden),
+// computed from its token counts with kv_blob_size.
+StorageSummary storage_summary(const RagPipeline& pipeline, const std::string& model);
+
+// Sets the OpenBLAS thread count every GEMM of the process uses (the one
+// place the benchmark sets it); n >= 1.
+void set_compute_threads(int64_t n);
+int64_t compute_threads();
+
+// CPU model (from /proc/cpuinfo), online cores, physical memory and the
+// current OpenBLAS thread count.
+MachineInfo machine_info();
+
+}  // namespace kvrag::bench

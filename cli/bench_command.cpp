@@ -1,0 +1,262 @@
+// kvrag bench: times cached, concat and fid answering on the same questions
+// and the same retrieved chunks, and writes a Markdown report, a CSV and SVG
+// charts (bench/). The measuring itself is bench/rag_bench.h.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "bench/bench_report.h"
+#include "bench/rag_bench.h"
+#include "bench/random_sweep.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "core/error.h"
+#include "pipeline/evaluation.h"
+#include "pipeline/rag_pipeline.h"
+
+namespace kvrag::cli {
+namespace {
+
+constexpr const char* kBenchUsage =
+    "usage: kvrag bench --questions FILE.jsonl [--index PATH] [--k 1,5,10,20,50]\n"
+    "                   [--modes cached,concat,fid] [--repeat 3] [--warmup 1] [--limit 20]\n"
+    "                   [--threads N] [--max-new-tokens 32] [--beams 1] [--retriever dense]\n"
+    "                   [--kv-cache-mb 2048] [--out bench-results]\n"
+    "                   [--random-models t5-small,t5-base] [--random-k LIST]\n"
+    "                   [--random-questions 3] [--random-repeat 1] [--random-warmup 1]\n"
+    "                   [--random-chunk-tokens 64] [--kv-dtype f16]\n"
+    "                   [--corpus data/sample/corpus.jsonl]\n"
+    "                   [--spiece models/kvrag-demo/spiece.model]\n"
+    "  Each question is retrieved once at the largest k; every k answers from the top-k\n"
+    "  prefix, and every mode from the same chunks with the same decoding and threads.\n"
+    "  cached runs twice: cached-sqlite (RAM cache off, K/V read from SQLite) and\n"
+    "  cached-ram (K/V found in the RAM cache). --warmup untimed answers per mode and k;\n"
+    "  medians and p95 over --limit questions x --repeat. FILE.jsonl is kvrag eval's\n"
+    "  format ({\"question\", \"answers\": [...]}); exact match and F1 are reported for\n"
+    "  the index's model.\n"
+    "  --random-models adds a speed-only sweep on random-weight models of those shapes\n"
+    "  (Flan-T5 layout, vocab 32128): each indexes enough of --corpus (tokenized with\n"
+    "  --spiece) for the largest --random-k, one index per --random-chunk-tokens, and\n"
+    "  answers the first --random-questions questions. --index or --random-models is\n"
+    "  needed. Writes report.md, results.csv and *.svg into --out.\n";
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> items;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) items.push_back(item);
+  }
+  return items;
+}
+
+// "--k 1,5,10" -> {1, 5, 10}, each in [min, max]; errors name the option.
+std::vector<int64_t> int_list(const Args& args, const std::string& name,
+                              const std::string& fallback, int64_t min, int64_t max) {
+  std::vector<int64_t> values;
+  for (const std::string& item : split_commas(args.get(name, fallback))) {
+    size_t used = 0;
+    int64_t value = 0;
+    try {
+      value = std::stoll(item, &used);
+    } catch (const std::logic_error&) {
+      used = 0;
+    }
+    KVRAG_CHECK(used == item.size() && value >= min && value <= max, kInvalidArgument, "--", name,
+                ": '", item, "' is not an integer in ", min, "..", max);
+    values.push_back(value);
+  }
+  KVRAG_CHECK(!values.empty(), kInvalidArgument, "--", name, " is empty");
+  return values;
+}
+
+std::string command_line(const std::vector<std::string>& argv) {
+  std::string line = "kvrag bench";
+  for (const std::string& arg : argv) {
+    line += " ";
+    line += arg.find_first_of(" \"'") == std::string::npos ? arg : "'" + arg + "'";
+  }
+  return line;
+}
+
+// The progress line on stderr: rewritten in place on a terminal; in a log,
+// one line per question and k.
+class ProgressLine {
+ public:
+  ProgressLine() : tty_(::isatty(STDERR_FILENO)), start_(std::chrono::steady_clock::now()) {}
+
+  void update(const bench::BenchProgress& p) {
+    std::ostringstream line;
+    line << "[bench] " << p.model << "  question " << p.question << "/" << p.questions
+         << "  k=" << p.k << "  " << p.variant << "  (" << p.answers_done << "/" << p.answers_total
+         << " answers, " << human_seconds(elapsed()) << ")";
+    const std::string key = p.model + "/" + std::to_string(p.question) + "/" + std::to_string(p.k);
+    if (tty_) {
+      std::cerr << "\r" << line.str() << "\033[K" << std::flush;
+    } else if (key != last_key_) {
+      std::cerr << line.str() << "\n";
+    }
+    last_key_ = key;
+  }
+
+  void status(const std::string& text) {
+    std::cerr << (tty_ ? "\r\033[K" : "") << "[bench] " << text << "\n";
+  }
+
+  void finish() {
+    if (tty_) std::cerr << "\r\033[K";
+  }
+
+ private:
+  double elapsed() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+  bool tty_;
+  std::chrono::steady_clock::time_point start_;
+  std::string last_key_;
+};
+
+// The label of the index's model in the report: its folder name.
+std::string model_label(const RagPipeline& pipeline) {
+  const std::string name = std::filesystem::path(pipeline.stats().model_dir).filename().string();
+  return name.empty() ? "index model" : name;
+}
+
+void print_summary(const bench::BenchReport& report, const std::vector<std::string>& files) {
+  std::cout << "time to first token, median ms (speed-up of cached-ram over concat):\n";
+  for (const bench::SpeedupRow& row : bench::speedups(report.cells)) {
+    std::cout << "  " << row.model << ", chunks of " << row.chunk_tokens << ", k=" << row.k;
+    for (const bench::BenchCell& c : report.cells) {
+      if (c.model == row.model && c.chunk_tokens == row.chunk_tokens && c.k == row.k) {
+        char text[64];
+        std::snprintf(text, sizeof(text), "  %s %.1f", c.variant.c_str(), c.first_token_ms.median);
+        std::cout << text;
+      }
+    }
+    if (row.ram_over_concat) {
+      char text[32];
+      std::snprintf(text, sizeof(text), "  (%.2fx)", *row.ram_over_concat);
+      std::cout << text;
+    }
+    std::cout << "\n";
+  }
+  std::cout << "wrote:\n";
+  for (const std::string& file : files) std::cout << "  " << file << "\n";
+}
+
+int run_bench(const std::vector<std::string>& argv) {
+  const Args args(argv,
+                  {"index",
+                   "questions",
+                   "k",
+                   "modes",
+                   "repeat",
+                   "warmup",
+                   "limit",
+                   "threads",
+                   "max-new-tokens",
+                   "beams",
+                   "retriever",
+                   "kv-cache-mb",
+                   "out",
+                   "random-models",
+                   "random-k",
+                   "random-questions",
+                   "random-repeat",
+                   "random-warmup",
+                   "random-chunk-tokens",
+                   "kv-dtype",
+                   "corpus",
+                   "spiece"},
+                  {});
+  KVRAG_CHECK(args.has("index") || args.has("random-models"), kInvalidArgument,
+              "give --index, --random-models or both");
+  if (args.has("threads")) bench::set_compute_threads(args.get_int("threads", 1, 1, 1024));
+
+  bench::BenchSettings settings;
+  settings.ks = int_list(args, "k", "1,5,10,20,50", 1, kMaxK);
+  std::vector<Mode> modes;
+  for (const std::string& name : split_commas(args.get("modes", "cached,concat,fid"))) {
+    modes.push_back(parse_mode(name));
+  }
+  settings.variants = bench::variants_for(modes);
+  settings.repeat = args.get_int("repeat", 3, 1, 1000);
+  settings.warmup = args.get_int("warmup", 1, 0, 1000);
+  settings.retriever = parse_retriever(args.get("retriever", "dense"));
+  settings.generation.max_new_tokens = args.get_int("max-new-tokens", 32, 1, 4096);
+  settings.generation.num_beams = args.get_int("beams", 1, 1, 64);
+  const int64_t kv_cache_bytes = args.get_int("kv-cache-mb", 2048, 1, 1 << 20) << 20;
+  const std::string questions_path = args.require("questions");
+  const std::string out = args.get("out", "bench-results");
+
+  bench::BenchReport report;
+  report.machine = bench::machine_info();
+  report.command = command_line(argv);
+  report.max_new_tokens = settings.generation.max_new_tokens;
+  report.num_beams = settings.generation.num_beams;
+  report.repeat = settings.repeat;
+  report.warmup = settings.warmup;
+  report.notes.push_back(
+      "cached-sqlite reads go through SQLite and the OS page cache (warm after the first "
+      "read): they measure SQLite plus blob decoding, not a cold disk.");
+  ProgressLine progress;
+  auto on_progress = [&](const bench::BenchProgress& p) { progress.update(p); };
+
+  if (args.has("index")) {
+    const std::vector<EvalQuestion> questions =
+        read_eval_questions(questions_path, args.get_int("limit", 20, 0, 1 << 30));
+    OpenOptions ram_options;
+    ram_options.kv_cache_bytes = kv_cache_bytes;
+    const auto ram = RagPipeline::open(args.get("index", ""), ram_options);
+    OpenOptions sqlite_options;
+    sqlite_options.kv_cache_bytes = 0;
+    const auto sqlite = RagPipeline::open(args.get("index", ""), sqlite_options);
+    const bench::BenchTarget target{model_label(*ram), false, ram.get(), sqlite.get()};
+    const bench::BenchResult result = bench::run_bench(target, questions, settings, on_progress);
+    report.cells = result.cells;
+    report.agreement = result.agreement;
+    report.storage.push_back(bench::storage_summary(*ram, target.model));
+  }
+
+  if (args.has("random-models")) {
+    bench::RandomSweepSettings sweep;
+    sweep.shapes = split_commas(args.get("random-models", ""));
+    sweep.chunk_tokens = int_list(args, "random-chunk-tokens", "64", 1, 4096);
+    sweep.corpus_path = args.get("corpus", "data/sample/corpus.jsonl");
+    sweep.spiece_path = args.get("spiece", "models/kvrag-demo/spiece.model");
+    sweep.kv_dtype = parse_kv_dtype(args.get("kv-dtype", "f16"));
+    sweep.kv_cache_bytes = kv_cache_bytes;
+    bench::BenchSettings random_settings = settings;
+    if (args.has("random-k")) random_settings.ks = int_list(args, "random-k", "", 1, kMaxK);
+    random_settings.repeat = args.get_int("random-repeat", 1, 1, 1000);
+    random_settings.warmup = args.get_int("random-warmup", 1, 0, 1000);
+    const std::vector<EvalQuestion> questions =
+        read_eval_questions(questions_path, args.get_int("random-questions", 3, 1, 1 << 30));
+    const bench::RandomSweepResult result =
+        bench::run_random_sweep(sweep, questions, random_settings, on_progress,
+                                [&](const std::string& text) { progress.status(text); });
+    report.cells.insert(report.cells.end(), result.cells.begin(), result.cells.end());
+    report.storage.insert(report.storage.end(), result.storage.begin(), result.storage.end());
+    report.notes.push_back("random-weight models (" + args.get("random-models", "") +
+                           "): " + std::to_string(questions.size()) + " questions, " +
+                           std::to_string(random_settings.repeat) + " timed repeat(s), " +
+                           std::to_string(random_settings.warmup) +
+                           " warm-up(s); speed only, no quality.");
+  }
+  progress.finish();
+  print_summary(report, bench::write_report(report, out));
+  return 0;
+}
+
+const RegisterCommand kRegisterBench("bench",
+                                     {run_bench, kBenchUsage,
+                                      "time cached vs concat vs fid answering and write a report"});
+
+}  // namespace
+}  // namespace kvrag::cli

@@ -1,0 +1,100 @@
+// kvrag serve: the HTTP API and its page over one index folder.
+#include <signal.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <thread>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "pipeline/rag_pipeline.h"
+#include "server/http_server.h"
+
+namespace kvrag::cli {
+namespace {
+
+constexpr const char* kServeUsage =
+    "usage: kvrag serve --index PATH [--model DIR] [--host 127.0.0.1] [--port 8080]\n"
+    "                   [--threads N] [--max-body-bytes N] [--kv-cache-mb N]\n"
+    "  Serves the HTTP API (POST /v1/ask, /v1/search, /v1/documents; GET and\n"
+    "  DELETE /v1/documents/ID; GET /healthz, /v1/stats, /metrics) and a page\n"
+    "  to ask from at /. --model: the model folder, by default the one the\n"
+    "  index was built with; given, an index that does not exist yet is\n"
+    "  created empty (fill it with POST /v1/documents). --port 0 picks a free\n"
+    "  port. --threads: worker threads (default: one per CPU). --max-body-bytes:\n"
+    "  larger request bodies are refused with 413 (default 1048576).\n"
+    "  --kv-cache-mb: RAM cache of chunk K/V (default 256, 0 disables it).\n"
+    "  SIGINT or SIGTERM finish the requests in flight, then exit.\n";
+
+// SIGINT and SIGTERM are turned into a byte on this pipe, read by a thread
+// that stops the server: a signal handler may only do async-signal-safe
+// work, and threads started before main (OpenBLAS's pool) make blocking the
+// signals and sigwait() unreliable. A 0 byte wakes the thread without a signal.
+int stop_pipe[2] = {-1, -1};
+
+extern "C" void on_stop_signal(int signal) {
+  const char byte = static_cast<char>(signal);
+  [[maybe_unused]] const ssize_t written = write(stop_pipe[1], &byte, 1);
+}
+
+void install_stop_signals() {
+  KVRAG_CHECK(pipe(stop_pipe) == 0, kIo, "cannot create a pipe for SIGINT and SIGTERM");
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  KVRAG_CHECK(sigaction(SIGINT, &action, nullptr) == 0 && sigaction(SIGTERM, &action, nullptr) == 0,
+              kIo, "cannot handle SIGINT and SIGTERM");
+}
+
+std::unique_ptr<RagPipeline> open_index(const Args& args) {
+  const std::string index = args.require("index");
+  OpenOptions options;
+  options.model_dir = args.get("model", "");
+  options.kv_cache_bytes = args.get_int("kv-cache-mb", 256, 0, 1 << 20) << 20;
+  if (options.model_dir.empty()) return RagPipeline::open(index, options);
+  return RagPipeline::open_or_create(index, options.model_dir, IndexSettings{}, options);
+}
+
+int run_serve(const std::vector<std::string>& argv) {
+  const Args args(argv,
+                  {"index", "model", "host", "port", "threads", "max-body-bytes", "kv-cache-mb"}, {});
+  server::ServerOptions options;
+  options.host = args.get("host", options.host);
+  options.port = static_cast<int>(args.get_int("port", options.port, 0, 65535));
+  options.threads = static_cast<int>(args.get_int("threads", 0, 0, 1024));
+  options.max_body_bytes = args.get_int("max-body-bytes", options.max_body_bytes, 1, 1ll << 32);
+
+  const std::unique_ptr<RagPipeline> pipeline = open_index(args);
+  server::HttpServer server(*pipeline, options);
+  const int port = server.bind();
+
+  const IndexStats stats = pipeline->stats();
+  std::cout << "kvrag serve: listening on http://" << options.host << ":" << port << " (index "
+            << pipeline->dir() << ", model " << stats.model_dir << ", " << stats.store.documents
+            << " documents, " << stats.store.chunks << " chunks, " << server.options().threads
+            << " threads)" << std::endl;
+
+  install_stop_signals();
+  std::thread waiter([&server] {
+    char signal = 0;
+    if (read(stop_pipe[0], &signal, 1) != 1 || signal == 0) return;
+    std::cout << "kvrag serve: " << (signal == SIGINT ? "SIGINT" : "SIGTERM")
+              << ", finishing requests in flight" << std::endl;
+    server.stop();
+  });
+  server.serve();
+  // serve() returns on its own only if the accept loop fails; then the
+  // waiter is still waiting and is woken here.
+  on_stop_signal(0);
+  waiter.join();
+  std::cout << "kvrag serve: stopped" << std::endl;
+  return 0;
+}
+
+const RegisterCommand kRegisterServe(
+    "serve", {run_serve, kServeUsage, "serve the HTTP API and a page to ask from"});
+
+}  // namespace
+}  // namespace kvrag::cli

@@ -1,0 +1,394 @@
+// Answering through RagPipeline with the demo model over a few documents of
+// the sample corpus: the cached mode is exactly the computation over freshly
+// encoded chunks, every mode reads the pinned answer from its chunk and its
+// attention ranks that chunk first, the retrievers find chunks by their own
+// words, streaming, the RAM cache, and bad input.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <sstream>
+
+#include "data/corpus_reader.h"
+#include "encoder/cross_kv.h"
+#include "pipeline/document_encoder.h"
+#include "pipeline/evaluation.h"
+#include "pipeline/prompts.h"
+#include "pipeline/qa_metrics.h"
+#include "pipeline/rag_pipeline.h"
+#include "tests/model_files.h"
+
+namespace kvrag {
+namespace {
+using ::testing::HasSubstr;
+using testing::TempDir;
+using testing::throws_error;
+
+const std::string kDemoModel = KVRAG_SOURCE_DIR "/models/kvrag-demo";
+const std::string kSampleCorpus = KVRAG_SOURCE_DIR "/data/sample/corpus.jsonl";
+
+// The pinned question. The demo reader is weak: the few dev questions it
+// gets right ("6 days", "May") are answers it also gives without the
+// passage. This train question it answers in all three modes only when the
+// answer-bearing chunk is in its memory ("Fenna Fozad" otherwise), so it
+// shows the decoder reading the chunk.
+constexpr const char* kQuestion = "Which explorer charted the Meim?";
+const std::vector<std::string> kGold = {"Fenna Troum"};
+constexpr const char* kGoldDocument = "doc-0009";
+// The gold document, three other rivers (the same sentence patterns) and
+// one document of each of three other topics: 7 documents, 26 chunks.
+const std::vector<std::string> kDocumentIds = {"doc-0001", "doc-0005", "doc-0009", "doc-0016",
+                                               "doc-0002", "doc-0014", "doc-0021"};
+// Questions over this corpus on which the K/V dtypes are compared.
+const std::vector<std::string> kDtypeQuestions = {
+    kQuestion, "Who first mapped the Treiwaes?", "Who holds the office of mayor in Heirkford?",
+    "How many patents did Sven Best hold?", "How long is the Treiwaes?"};
+
+std::vector<Document> test_documents() {
+  const CorpusReadResult read = read_corpus({kSampleCorpus});
+  std::map<std::string, Document> by_id;
+  for (const Document& doc : read.documents) by_id[doc.external_id] = doc;
+  std::vector<Document> docs;
+  for (const std::string& id : kDocumentIds) docs.push_back(by_id.at(id));
+  return docs;
+}
+
+std::shared_ptr<const T5Model> demo_model() {
+  static const std::shared_ptr<const T5Model> model = load_t5_model(kDemoModel);
+  return model;
+}
+
+// One index per setting, built once for the whole suite (a few seconds).
+RagPipeline& index(KvDtype dtype, CacheGranularity cache = CacheGranularity::kKv) {
+  static TempDir dir("kvrag-answering");
+  static std::map<std::pair<KvDtype, CacheGranularity>, std::unique_ptr<RagPipeline>> indexes;
+  std::unique_ptr<RagPipeline>& slot = indexes[{dtype, cache}];
+  if (!slot) {
+    IndexSettings settings;
+    settings.kv_dtype = dtype;
+    settings.cache = cache;
+    slot = RagPipeline::create(
+        dir.file(str_cat(kv_dtype_name(dtype), "-", cache_granularity_name(cache))), kDemoModel,
+        settings);
+    slot->add_documents(test_documents());
+  }
+  return *slot;
+}
+RagPipeline& f32() { return index(KvDtype::kF32); }
+
+AskOptions ask_options(Mode mode, int64_t k = 3) {
+  AskOptions options;
+  options.mode = mode;
+  options.k = k;
+  return options;
+}
+
+// The generated ids behind the decoder start token: what teacher_forced scores.
+std::vector<int32_t> with_start(const std::vector<int32_t>& ids) {
+  std::vector<int32_t> out{demo_model()->config.decoder_start_token_id};
+  out.insert(out.end(), ids.begin(), ids.end());
+  return out;
+}
+
+// Teacher-forced logits of `ids` (after the start token) over `memory`.
+Tensor forced_logits(const CrossKV& memory, const std::vector<int32_t>& ids) {
+  return T5Decoder(demo_model()).teacher_forced(with_start(ids), memory).logits;
+}
+
+// The cached-mode memory `p` builds for `question` over `chunks`.
+CrossKV cached_memory(const RagPipeline& p, const std::string& question,
+                      const std::vector<RetrievedChunk>& chunks) {
+  AskTimings timings;
+  return p.build_memory(question, chunks, Mode::kCached, timings).kv;
+}
+
+// max |a - b| / max |b| over two matrices of one shape.
+double relative_error(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.rows(), b.rows());
+  EXPECT_EQ(a.cols(), b.cols());
+  double diff = 0.0;
+  double scale = 0.0;
+  for (int64_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    diff = std::max(diff, std::fabs(double(a.data()[i]) - double(b.data()[i])));
+    scale = std::max(scale, std::fabs(double(b.data()[i])));
+  }
+  return diff / scale;
+}
+
+bool is_gold_chunk(const RetrievedChunk& chunk) {
+  return chunk.external_id == kGoldDocument && contains_answer(chunk.text, kGold);
+}
+
+// ---------------------------------------------------------------- exactness
+
+TEST(AnsweringExactness, CachedModeIsTheComputationOverFreshlyEncodedChunks) {
+  const RagPipeline& p = f32();
+  const std::vector<RetrievedChunk> chunks = p.retrieve(kQuestion, 3, RetrieverKind::kDense);
+  ASSERT_EQ(chunks.size(), 3u);
+
+  // The reference: the question prompt and each chunk prompt encoded now,
+  // the encoder outputs concatenated on the time axis and projected.
+  const T5Model& model = *demo_model();
+  const T5Encoder encoder(demo_model());
+  Tensor hidden = encoder.encode(
+      prompt_ids(model, fill_prompt(p.settings().prompts.question, {kQuestion, {}, {}, {}})));
+  const int64_t question_tokens = hidden.rows();
+  for (const RetrievedChunk& chunk : chunks) {
+    hidden.append_rows(
+        encoder.encode(chunk_prompt_ids(model, p.settings(), chunk.title, chunk.text)).view());
+  }
+  const CrossKV fresh = project_cross_kv(model, hidden.view());
+
+  AskTimings timings;
+  const AnswerMemory cached = p.build_memory(kQuestion, chunks, Mode::kCached, timings);
+  ASSERT_EQ(cached.kv.tokens(), fresh.tokens());
+  EXPECT_EQ(timings.memory_tokens, fresh.tokens());
+  ASSERT_EQ(cached.spans.size(), 3u);
+  EXPECT_EQ(cached.spans.front().first, question_tokens);
+  EXPECT_EQ(cached.spans.back().second, fresh.tokens());
+
+  const Answer answer = p.answer(kQuestion, chunks, ask_options(Mode::kCached));
+  const Generation reference =
+      generate(T5Decoder(demo_model()), fresh, ask_options(Mode::kCached).generation);
+  EXPECT_EQ(with_start(answer.ids), reference.ids);
+  const double error =
+      relative_error(forced_logits(cached.kv, answer.ids), forced_logits(fresh, answer.ids));
+  std::cout << "cached (f32 K/V) vs fresh encoding: max |logit diff| / max |logit| = " << error
+            << "\n";
+  EXPECT_LT(error, 1e-5);
+}
+
+TEST(AnsweringExactness, HiddenGranularityEqualsKv) {
+  const RagPipeline& hidden = index(KvDtype::kF32, CacheGranularity::kHidden);
+  for (const std::string& question : kDtypeQuestions) {
+    const std::vector<RetrievedChunk> chunks = f32().retrieve(question, 3, RetrieverKind::kDense);
+    const Answer kv = f32().answer(question, chunks, ask_options(Mode::kCached));
+    const Answer projected = hidden.answer(question, chunks, ask_options(Mode::kCached));
+    EXPECT_EQ(projected.ids, kv.ids) << question;
+    EXPECT_LT(relative_error(forced_logits(cached_memory(hidden, question, chunks), kv.ids),
+                             forced_logits(cached_memory(f32(), question, chunks), kv.ids)),
+              1e-5)
+        << question;
+  }
+}
+
+// f16 and int8 K/V round the stored memory; on this corpus the generated
+// tokens stay those of f32 (the logit differences are printed).
+TEST(AnsweringExactness, F16AndInt8GiveTheTokensOfF32) {
+  for (const std::string& question : kDtypeQuestions) {
+    const std::vector<RetrievedChunk> chunks = f32().retrieve(question, 3, RetrieverKind::kDense);
+    const Answer exact = f32().answer(question, chunks, ask_options(Mode::kCached));
+    const Tensor exact_logits = forced_logits(cached_memory(f32(), question, chunks), exact.ids);
+    for (KvDtype dtype : {KvDtype::kF16, KvDtype::kInt8}) {
+      const RagPipeline& rounded = index(dtype);
+      const Answer answer = rounded.answer(question, chunks, ask_options(Mode::kCached));
+      EXPECT_EQ(answer.ids, exact.ids) << kv_dtype_name(dtype) << ": " << question;
+      const double error = relative_error(
+          forced_logits(cached_memory(rounded, question, chunks), exact.ids), exact_logits);
+      std::cout << kv_dtype_name(dtype) << " vs f32 K/V, \"" << question
+                << "\": max |logit diff| / max |logit| = " << error << "\n";
+      EXPECT_LT(error, dtype == KvDtype::kF16 ? 1e-2 : 5e-2);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- modes
+
+TEST(AnsweringModes, EachModeReadsTheAnswerFromItsChunk) {
+  const RagPipeline& p = f32();
+  for (Mode mode : {Mode::kCached, Mode::kConcat, Mode::kFid}) {
+    SCOPED_TRACE(mode_name(mode));
+    const Answer answer = p.ask(kQuestion, ask_options(mode));
+    EXPECT_EQ(answer.mode, mode);
+    EXPECT_EQ(exact_match(answer.text, kGold), 1.0) << answer.text;
+    ASSERT_EQ(answer.sources.size(), 3u);
+    // The attention share ranks the answer-bearing chunk first.
+    const auto most = std::max_element(
+        answer.sources.begin(), answer.sources.end(),
+        [](const Source& a, const Source& b) { return a.attention < b.attention; });
+    EXPECT_TRUE(is_gold_chunk(most->chunk)) << most->chunk.external_id << " " << most->chunk.text;
+    double total = answer.question_attention;
+    for (const Source& source : answer.sources) total += source.attention;
+    EXPECT_NEAR(total, 1.0, 1e-4);
+    if (mode == Mode::kFid) EXPECT_NEAR(answer.question_attention, 0.0, 1e-6);
+
+    // The same chunks without the answer-bearing one: the answer is gone.
+    std::vector<RetrievedChunk> without;
+    for (const Source& source : answer.sources) {
+      if (!is_gold_chunk(source.chunk)) without.push_back(source.chunk);
+    }
+    ASSERT_EQ(without.size(), 2u);
+    const Answer guess = p.answer(kQuestion, without, ask_options(mode));
+    EXPECT_EQ(exact_match(guess.text, kGold), 0.0) << guess.text;
+  }
+}
+
+TEST(AnsweringModes, ConcatSpansAreThePassageTokens) {
+  const RagPipeline& p = f32();
+  const std::vector<RetrievedChunk> chunks = p.retrieve(kQuestion, 3, RetrieverKind::kDense);
+  AskTimings timings;
+  const AnswerMemory memory = p.build_memory(kQuestion, chunks, Mode::kConcat, timings);
+  const PromptTemplates& prompts = p.settings().prompts;
+  std::string passages;
+  for (const RetrievedChunk& chunk : chunks) {
+    passages += (passages.empty() ? "" : " ") +
+                fill_prompt(prompts.concat_passage, {{}, chunk.title, chunk.text, {}});
+  }
+  const std::vector<int32_t> ids =
+      prompt_ids(*demo_model(), fill_prompt(prompts.concat, {kQuestion, {}, {}, passages}));
+  ASSERT_EQ(memory.kv.tokens(), static_cast<int64_t>(ids.size()));
+  ASSERT_EQ(memory.spans.size(), chunks.size());
+  const Tokenizer& tokenizer = demo_model()->require_tokenizer();
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    const auto [begin, end] = memory.spans[i];
+    const std::vector<int32_t> piece(ids.begin() + begin, ids.begin() + end);
+    EXPECT_EQ(tokenizer.decode(piece),
+              fill_prompt(prompts.concat_passage, {{}, chunks[i].title, chunks[i].text, {}}));
+    if (i > 0) EXPECT_EQ(begin, memory.spans[i - 1].second);
+  }
+  EXPECT_EQ(memory.spans.back().second + 1, memory.kv.tokens());  // then eos
+}
+
+TEST(AnsweringModes, BeamSearchAndTimings) {
+  AskOptions options = ask_options(Mode::kCached);
+  options.generation.num_beams = 4;
+  const Answer answer = f32().ask(kQuestion, options);
+  EXPECT_EQ(exact_match(answer.text, kGold), 1.0) << answer.text;
+  const AskTimings& t = answer.timings;
+  EXPECT_GT(t.retrieve_ms, 0.0);
+  EXPECT_GT(t.encode_ms, 0.0);
+  EXPECT_GT(t.decode_ms, 0.0);
+  EXPECT_GE(t.first_token_ms, t.encode_ms);
+  EXPECT_GE(t.total_ms, t.retrieve_ms + t.decode_ms);
+  EXPECT_EQ(t.generated_tokens, static_cast<int64_t>(answer.ids.size()));
+  EXPECT_GT(t.tokens_per_s, 0.0);
+}
+
+TEST(AnsweringModes, StreamedPiecesMakeTheAnswer) {
+  for (int64_t beams : {1, 3}) {
+    AskOptions options = ask_options(Mode::kCached);
+    options.generation.num_beams = beams;
+    std::string streamed;
+    int pieces = 0;
+    const Answer answer = f32().ask(kQuestion, options, [&](const std::string& piece) {
+      streamed += piece;
+      ++pieces;
+    });
+    EXPECT_EQ(streamed, answer.text) << beams << " beams";
+    EXPECT_GT(pieces, 1);
+  }
+}
+
+// ---------------------------------------------------------------- RAM cache
+
+TEST(AnsweringCache, SecondAskIsServedFromRam) {
+  TempDir dir("kvrag-answering-cache");
+  {
+    IndexSettings settings;
+    RagPipeline::create(dir.file("index"), kDemoModel, settings)->add_documents(test_documents());
+  }
+  const auto p = RagPipeline::open(dir.file("index"));
+  const Answer first = p->ask(kQuestion, ask_options(Mode::kCached));
+  EXPECT_EQ(first.timings.kv_cache_misses, 3);
+  EXPECT_EQ(first.timings.kv_cache_hits, 0);
+  EXPECT_GT(first.timings.store_bytes_read, 0);
+  const Answer second = p->ask(kQuestion, ask_options(Mode::kCached));
+  EXPECT_EQ(second.timings.kv_cache_hits, 3);
+  EXPECT_EQ(second.timings.kv_cache_misses, 0);
+  EXPECT_EQ(second.timings.store_bytes_read, 0);
+  EXPECT_EQ(second.ids, first.ids);
+  const IndexStats stats = p->stats();
+  EXPECT_EQ(stats.kv_cache_hits, 3);
+  EXPECT_EQ(stats.kv_cache_misses, 3);
+  EXPECT_GT(stats.kv_cache_bytes_used, 0);
+
+  OpenOptions no_cache;
+  no_cache.kv_cache_bytes = 0;
+  const auto uncached = RagPipeline::open(dir.file("index"), no_cache);
+  uncached->ask(kQuestion, ask_options(Mode::kCached));
+  const Answer again = uncached->ask(kQuestion, ask_options(Mode::kCached));
+  EXPECT_EQ(again.timings.kv_cache_misses, 3);
+  EXPECT_EQ(again.ids, first.ids);
+}
+
+// ---------------------------------------------------------------- retrieval
+
+TEST(AnsweringRetrieval, EachRetrieverFindsAChunkByItsOwnWords) {
+  const RagPipeline& p = f32();
+  const std::optional<DocumentRecord> doc = p.find_document("doc-0021");
+  ASSERT_TRUE(doc.has_value());
+  for (const ChunkRecord& chunk : p.document_chunks(doc->id)) {
+    // The chunk's first twelve words.
+    std::istringstream words(chunk.text);
+    std::string query;
+    std::string word;
+    for (int i = 0; i < 12 && words >> word; ++i) query += (i ? " " : "") + word;
+    for (RetrieverKind kind :
+         {RetrieverKind::kDense, RetrieverKind::kBm25, RetrieverKind::kHybrid}) {
+      const std::vector<RetrievedChunk> found = p.retrieve(query, 3, kind);
+      ASSERT_FALSE(found.empty()) << retriever_name(kind);
+      EXPECT_TRUE(std::any_of(found.begin(), found.end(),
+                              [&](const RetrievedChunk& c) { return c.chunk_id == chunk.id; }))
+          << retriever_name(kind) << ": " << query;
+      EXPECT_EQ(found.front().external_id, "doc-0021") << retriever_name(kind) << ": " << query;
+      EXPECT_EQ(found.front().title, "Sven Best");
+      for (size_t i = 1; i < found.size(); ++i) EXPECT_GE(found[i - 1].score, found[i].score);
+    }
+  }
+}
+
+TEST(AnsweringRetrieval, KAboveTheCorpusReturnsTheCorpus) {
+  const RagPipeline& p = f32();
+  const int64_t chunks = p.stats().store.chunks;
+  ASSERT_LT(chunks, kMaxK);
+  for (RetrieverKind kind : {RetrieverKind::kDense, RetrieverKind::kHybrid}) {
+    const std::vector<RetrievedChunk> all = p.retrieve(kQuestion, kMaxK, kind);
+    EXPECT_EQ(static_cast<int64_t>(all.size()), chunks) << retriever_name(kind);
+    std::vector<int64_t> ids;
+    for (const RetrievedChunk& c : all) ids.push_back(c.chunk_id);
+    std::sort(ids.begin(), ids.end());
+    EXPECT_EQ(std::unique(ids.begin(), ids.end()), ids.end()) << retriever_name(kind);
+  }
+  // BM25 returns only chunks that share a word with the query: "the" is in all.
+  EXPECT_EQ(static_cast<int64_t>(p.retrieve("the", kMaxK, RetrieverKind::kBm25).size()), chunks);
+}
+
+// ---------------------------------------------------------------- bad input
+
+TEST(AnsweringErrors, BadInputIsAClearError) {
+  const RagPipeline& p = f32();
+  EXPECT_TRUE(throws_error([&] { p.ask("", ask_options(Mode::kCached)); },
+                           ErrorKind::kInvalidArgument, {"question is empty"}));
+  EXPECT_TRUE(throws_error([&] { p.ask(" \n\t", ask_options(Mode::kCached)); },
+                           ErrorKind::kInvalidArgument, {"question is empty"}));
+  EXPECT_TRUE(throws_error([&] { p.retrieve("", 3, RetrieverKind::kBm25); },
+                           ErrorKind::kInvalidArgument, {"query is empty"}));
+  EXPECT_TRUE(throws_error([&] { p.answer("", {}, ask_options(Mode::kConcat)); },
+                           ErrorKind::kInvalidArgument, {"question is empty"}));
+  for (int64_t k : {int64_t{0}, int64_t{-1}, kMaxK + 1}) {
+    EXPECT_TRUE(throws_error([&] { p.ask(kQuestion, ask_options(Mode::kCached, k)); },
+                             ErrorKind::kInvalidArgument,
+                             {"k must be in 1..100", str_cat("got ", k)}));
+  }
+  EXPECT_TRUE(throws_error([] { parse_mode("fusion"); }, ErrorKind::kInvalidArgument,
+                           {"unknown mode 'fusion'", "cached, concat, fid"}));
+  EXPECT_TRUE(throws_error([] { parse_retriever("sparse"); }, ErrorKind::kInvalidArgument,
+                           {"unknown retriever 'sparse'"}));
+  EXPECT_TRUE(throws_error([&] { p.answer(kQuestion, {}, ask_options(Mode::kFid)); },
+                           ErrorKind::kInvalidArgument, {"fid mode needs at least one chunk"}));
+  TempDir dir("kvrag-answering-missing");
+  EXPECT_TRUE(throws_error([&] { RagPipeline::open(dir.file("no-such-index")); },
+                           ErrorKind::kNotFound, {"no-such-index"}));
+}
+
+TEST(AnsweringErrors, NoChunksStillAnswersFromTheQuestion) {
+  const Answer answer = f32().answer(kQuestion, {}, ask_options(Mode::kCached));
+  EXPECT_TRUE(answer.sources.empty());
+  EXPECT_NEAR(answer.question_attention, 1.0, 1e-4);
+  EXPECT_EQ(answer.timings.kv_cache_misses, 0);
+}
+
+}  // namespace
+}  // namespace kvrag

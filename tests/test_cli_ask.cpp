@@ -1,0 +1,184 @@
+// `kvrag ask`, `search` and `eval` run as a user runs them, over an index
+// built by `kvrag index` from a few documents of the sample corpus.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tests/cli_run.h"
+#include "tests/model_files.h"
+
+namespace kvrag {
+namespace {
+using nlohmann::json;
+using testing::CliRun;
+using testing::describe;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using testing::run_kvrag;
+using ::testing::StartsWith;
+using testing::TempDir;
+
+const std::string kDemoModel = KVRAG_SOURCE_DIR "/models/kvrag-demo";
+const std::string kSampleCorpus = KVRAG_SOURCE_DIR "/data/sample/corpus.jsonl";
+// The question test_answering.cpp pins (see there why this one).
+constexpr const char* kQuestion = "Which explorer charted the Meim?";
+const std::vector<std::string> kDocumentIds = {"doc-0001", "doc-0005", "doc-0009", "doc-0016",
+                                               "doc-0002", "doc-0014", "doc-0021"};
+
+// The lines of the sample corpus with the test documents.
+std::string corpus_lines() {
+  std::istringstream in(testing::read_text(kSampleCorpus));
+  std::string lines;
+  std::string line;
+  while (std::getline(in, line)) {
+    for (const std::string& id : kDocumentIds) {
+      if (line.find(str_cat("\"id\": \"", id, "\"")) != std::string::npos) {
+        lines.append(line).append("\n");
+      }
+    }
+  }
+  return lines;
+}
+
+class CliAsk : public ::testing::Test {
+ protected:
+  // The index, built once by `kvrag index` for the whole suite.
+  static const std::string& index() {
+    static TempDir dir("kvrag-cli-ask");
+    static const std::string path = [] {
+      testing::write_text(dir.file("corpus.jsonl"), corpus_lines());
+      const CliRun run = run_kvrag(
+          {"index", "--model", kDemoModel, "--index", dir.file("index"), dir.file("corpus.jsonl")});
+      EXPECT_EQ(run.exit_code, 0) << describe(run);
+      return dir.file("index");
+    }();
+    return path;
+  }
+};
+
+TEST_F(CliAsk, ReadableAnswerSourcesAndTimings) {
+  const CliRun run = run_kvrag({"ask", "--index", index(), "--k", "3", kQuestion});
+  ASSERT_EQ(run.exit_code, 0) << describe(run);
+  EXPECT_THAT(run.out, StartsWith("Fenna Troum\n"));
+  EXPECT_THAT(run.out, HasSubstr("sources:\n  1. doc-0009 \"Meim (river)\" chunk "));
+  EXPECT_THAT(run.out, HasSubstr("  3. "));
+  EXPECT_THAT(run.out, Not(HasSubstr("  4. ")));
+  EXPECT_THAT(run.out, HasSubstr("attention "));
+  EXPECT_THAT(run.out, HasSubstr("question itself: attention "));
+  EXPECT_THAT(run.out, HasSubstr("timings: retrieve "));
+  EXPECT_THAT(run.out, HasSubstr("tokens/s"));
+}
+
+TEST_F(CliAsk, JsonInEveryModeAndRetriever) {
+  for (const char* mode : {"cached", "concat", "fid"}) {
+    for (const char* retriever : {"dense", "hybrid"}) {
+      const CliRun run = run_kvrag({"ask", "--index", index(), "--mode", mode, "--retriever",
+                                    retriever, "--k", "3", "--json", kQuestion});
+      ASSERT_EQ(run.exit_code, 0) << describe(run);
+      const json body = json::parse(run.out);
+      EXPECT_EQ(body["answer"], "Fenna Troum") << mode << " " << retriever;
+      EXPECT_EQ(body["mode"], mode);
+      EXPECT_EQ(body["retriever"], retriever);
+      ASSERT_EQ(body["sources"].size(), 3u);
+      double total = body["question_attention"].get<double>();
+      for (const json& source : body["sources"]) {
+        EXPECT_TRUE(source.contains("document_id") && source.contains("title") &&
+                    source.contains("score"));
+        total += source["attention"].get<double>();
+      }
+      EXPECT_NEAR(total, 1.0, 1e-3);
+      EXPECT_GT(body["timings_ms"]["decode"].get<double>(), 0.0);
+    }
+  }
+}
+
+TEST_F(CliAsk, BeamsAndMaxNewTokens) {
+  const CliRun run = run_kvrag(
+      {"ask", "--index", index(), "--beams", "3", "--max-new-tokens", "1", "--json", kQuestion});
+  ASSERT_EQ(run.exit_code, 0) << describe(run);
+  EXPECT_EQ(json::parse(run.out)["generated_tokens"], 1);
+}
+
+TEST_F(CliAsk, SearchPrintsChunks) {
+  const CliRun run =
+      run_kvrag({"search", "--index", index(), "--k", "2", "--retriever", "bm25", "Meim explorer"});
+  ASSERT_EQ(run.exit_code, 0) << describe(run);
+  EXPECT_THAT(run.out, StartsWith("1. doc-0009 \"Meim (river)\""));
+  EXPECT_THAT(run.out, HasSubstr("\n2. "));
+  EXPECT_THAT(run.out, Not(HasSubstr("\n3. ")));
+
+  const CliRun as_json = run_kvrag({"search", "--index", index(), "--json", "Fenna Troum"});
+  ASSERT_EQ(as_json.exit_code, 0) << describe(as_json);
+  const json body = json::parse(as_json.out);
+  ASSERT_EQ(body["results"].size(), 5u);
+  EXPECT_EQ(body["results"][0]["document_id"], "doc-0009");
+}
+
+TEST_F(CliAsk, EvalReportsScoresAndRecall) {
+  TempDir dir("kvrag-cli-eval");
+  testing::write_text(
+      dir.file("questions.jsonl"),
+      str_cat("{\"question\": \"", kQuestion,
+              "\", \"answers\": [\"Fenna Troum\"], \"document_id\": \"doc-0009\"}\n\n",
+              "{\"question\": \"How many patents did Sven Best hold?\", \"answers\": [\"20\"], "
+              "\"document_id\": \"doc-0021\"}\n",
+              "{\"question\": \"Who founded Heirkford?\", \"answers\": [\"Konrad Draerk\"]}\n"));
+  const CliRun run = run_kvrag({"eval", "--index", index(), "--questions",
+                                dir.file("questions.jsonl"), "--k", "3", "--json"});
+  ASSERT_EQ(run.exit_code, 0) << describe(run);
+  const json report = json::parse(run.out);
+  EXPECT_EQ(report["questions"], 3);
+  ASSERT_EQ(report["modes"].size(), 3u);
+  EXPECT_EQ(report["modes"][0]["mode"], "cached");
+  EXPECT_GE(report["modes"][0]["exact_match"].get<double>(), 1.0 / 3.0);
+  ASSERT_EQ(report["retrieval"].size(), 3u);
+  for (const json& retrieval : report["retrieval"]) {
+    EXPECT_EQ(retrieval["questions"], 2);  // the third names no document
+    EXPECT_EQ(retrieval["document_recall"], 1.0) << retrieval["retriever"];
+  }
+  EXPECT_EQ(report["predictions"][0]["answers"]["cached"], "Fenna Troum");
+
+  const CliRun table =
+      run_kvrag({"eval", "--index", index(), "--questions", dir.file("questions.jsonl"), "--modes",
+                 "cached", "--retrievers", "bm25", "--limit", "1"});
+  ASSERT_EQ(table.exit_code, 0) << describe(table);
+  EXPECT_THAT(table.out, HasSubstr("1 questions, k=5"));
+  EXPECT_THAT(table.out, HasSubstr("cached   100.0%   100.0%"));
+  EXPECT_THAT(table.out, HasSubstr("answer recall@5"));
+  EXPECT_THAT(table.out, HasSubstr("bm25"));
+}
+
+TEST_F(CliAsk, BadInputExitsNonZeroNamingIt) {
+  const CliRun mode = run_kvrag({"ask", "--index", index(), "--mode", "fusion", kQuestion});
+  EXPECT_EQ(mode.exit_code, 2) << describe(mode);
+  EXPECT_THAT(mode.err, HasSubstr("unknown mode 'fusion'"));
+
+  const CliRun k = run_kvrag({"ask", "--index", index(), "--k", "0", kQuestion});
+  EXPECT_EQ(k.exit_code, 2) << describe(k);
+  EXPECT_THAT(k.err, HasSubstr("--k"));
+
+  const CliRun empty = run_kvrag({"ask", "--index", index()});
+  EXPECT_EQ(empty.exit_code, 2) << describe(empty);
+  EXPECT_THAT(empty.err, HasSubstr("give the question"));
+
+  TempDir dir("kvrag-cli-ask-bad");
+  const CliRun missing = run_kvrag({"ask", "--index", dir.file("nothing-here"), kQuestion});
+  EXPECT_EQ(missing.exit_code, 3) << describe(missing);
+  EXPECT_THAT(missing.err, HasSubstr("nothing-here"));
+
+  const CliRun no_file =
+      run_kvrag({"eval", "--index", index(), "--questions", dir.file("none.jsonl")});
+  EXPECT_EQ(no_file.exit_code, 3) << describe(no_file);
+  EXPECT_THAT(no_file.err, HasSubstr("none.jsonl"));
+
+  testing::write_text(dir.file("bad.jsonl"), "{\"question\": \"q\", \"answers\": \"one\"}\n");
+  const CliRun bad_line =
+      run_kvrag({"eval", "--index", index(), "--questions", dir.file("bad.jsonl")});
+  EXPECT_NE(bad_line.exit_code, 0) << describe(bad_line);
+  EXPECT_THAT(bad_line.err, HasSubstr("bad.jsonl:1: \"answers\" must be a non-empty list"));
+}
+
+}  // namespace
+}  // namespace kvrag

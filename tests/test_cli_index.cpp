@@ -1,0 +1,282 @@
+// `kvrag index`, `rm` and `info` run as a user runs them, and the crash test:
+// a real `kvrag index` killed with SIGKILL part-way must leave an index with
+// every document complete or absent and FAISS in step with SQLite.
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "data/store.h"
+#include "pipeline/document_encoder.h"
+#include "pipeline/rag_pipeline.h"
+#include "retriever/faiss_index.h"
+#include "tests/model_files.h"
+
+extern char** environ;
+
+namespace kvrag {
+namespace {
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using testing::TempDir;
+
+const std::string kDemoModel = KVRAG_SOURCE_DIR "/models/kvrag-demo";
+
+struct CliRun {
+  int exit_code = -1;  // -1 when killed by a signal
+  int signal = 0;      // the signal that ended it, 0 if it exited
+  std::string out;
+  std::string err;
+};
+
+std::string describe(const CliRun& run) {
+  return "exit " + std::to_string(run.exit_code) + " signal " + std::to_string(run.signal) +
+         "\nstdout: " + run.out + "\nstderr: " + run.err;
+}
+
+// A kvrag process with stdout and stderr going to files in its own folder.
+// posix_spawn rather than system(): the crash test needs the pid to kill.
+class KvragProcess {
+ public:
+  explicit KvragProcess(const std::vector<std::string>& args) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, tmp_.file("out").c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, tmp_.file("err").c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    std::vector<std::string> argv_text = {KVRAG_CLI_PATH};
+    argv_text.insert(argv_text.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& a : argv_text) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int rc = posix_spawn(&pid_, KVRAG_CLI_PATH, &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    EXPECT_EQ(rc, 0) << "cannot start " << KVRAG_CLI_PATH;
+    if (rc != 0) pid_ = -1;
+  }
+  ~KvragProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      wait();
+    }
+  }
+
+  pid_t pid() const { return pid_; }
+  bool running() const {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    const pid_t done = waitpid(pid_, &status, WNOHANG);
+    if (done == pid_) status_ = status, finished_ = true;
+    return done == 0;
+  }
+  CliRun wait() {
+    CliRun run;
+    if (pid_ > 0 && !finished_) {
+      while (waitpid(pid_, &status_, 0) < 0 && errno == EINTR) {
+      }
+      finished_ = true;
+    }
+    pid_ = -1;
+    if (WIFEXITED(status_)) run.exit_code = WEXITSTATUS(status_);
+    if (WIFSIGNALED(status_)) run.signal = WTERMSIG(status_);
+    run.out = testing::read_text(tmp_.file("out"));
+    run.err = testing::read_text(tmp_.file("err"));
+    return run;
+  }
+
+ private:
+  TempDir tmp_{"kvrag_test_cli_index_run"};
+  pid_t pid_ = -1;
+  mutable int status_ = 0;
+  mutable bool finished_ = false;
+};
+
+CliRun run_kvrag(const std::vector<std::string>& args) { return KvragProcess(args).wait(); }
+
+void expect_usage_error(const std::vector<std::string>& args, const std::string& option) {
+  const CliRun run = run_kvrag(args);
+  EXPECT_EQ(run.exit_code, 2) << describe(run);
+  EXPECT_THAT(run.err, HasSubstr(option)) << describe(run);
+}
+
+// The chunk ids of vectors.faiss and of the store, which must be equal.
+void expect_faiss_matches_store(const std::string& dir) {
+  const Store store(dir + "/store.sqlite");
+  std::vector<int64_t> store_ids;
+  store.for_each_embedding([&](int64_t id, std::span<const float>) { store_ids.push_back(id); });
+  const auto index = FaissIndex::load(dir + "/vectors.faiss", 256, "Flat");
+  EXPECT_EQ(index->ids(), store_ids);
+}
+
+TEST(CliIndex, UsageErrorsExit2NamingTheOption) {
+  const TempDir tmp("kvrag_test_cli_index");
+  testing::write_text(tmp.file("a.txt"), "Some text.");
+  expect_usage_error({"index", "--model", kDemoModel, tmp.file("a.txt")}, "--index");
+  expect_usage_error({"index", "--index", tmp.file("i"), "--frobnicate", "1", tmp.file("a.txt")},
+                     "--frobnicate");
+  expect_usage_error({"index", "--model", kDemoModel, "--index", tmp.file("i"), "--kv-dtype", "f8",
+                      tmp.file("a.txt")},
+                     "--kv-dtype");
+  expect_usage_error({"index", "--model", kDemoModel, "--index", tmp.file("i"), "--cache", "layers",
+                      tmp.file("a.txt")},
+                     "--cache");
+  expect_usage_error({"index", "--index", tmp.file("i"), tmp.file("a.txt")}, "--model");
+  expect_usage_error({"rm", "x"}, "--index");
+  expect_usage_error({"info"}, "--index");
+  EXPECT_FALSE(fs::exists(tmp.path() / "i")) << "a usage error must not create the index";
+}
+
+TEST(CliIndex, IndexInfoReindexAndRemove) {
+  const TempDir tmp("kvrag_test_cli_index");
+  const fs::path corpus = tmp.path() / "corpus";
+  fs::create_directories(corpus);
+  testing::write_text((corpus / "harbour_towns.txt").string(),
+                      "Brenna is a harbour town on the eastern coast. It was founded in 1544.");
+  testing::write_text((corpus / "rivers.md").string(),
+                      "# The Altan\n\nThe Altan rises on Mount Sorrel and empties into Lake Vire.");
+  testing::write_text(
+      (corpus / "people.jsonl").string(),
+      R"({"id": "corvin", "title": "Corvin Hale", "text": "Corvin Hale was a painter."})"
+      "\n{not json\n"
+      R"({"id": "no-text", "title": "Empty"})"
+      "\n"
+      R"({"id": 7, "text": "Lake Vire is deep and cold."})"
+      "\n");
+  testing::write_text((corpus / "notes.pdf").string(), "%PDF");
+  const std::string index = tmp.file("index");
+
+  const CliRun first =
+      run_kvrag({"index", "--model", kDemoModel, "--index", index, "--chunk-tokens", "32",
+                 "--kv-dtype", "int8", "--batch", "2", corpus.string()});
+  ASSERT_EQ(first.exit_code, 0) << describe(first);
+  EXPECT_THAT(first.err, HasSubstr("people.jsonl:2"));
+  EXPECT_THAT(first.err, HasSubstr("people.jsonl:3"));
+  EXPECT_THAT(first.err, HasSubstr("notes.pdf"));
+  EXPECT_THAT(first.out, HasSubstr("documents: 4 added, 0 replaced, 0 unchanged, 3 skipped"));
+  EXPECT_THAT(first.out, HasSubstr("cached K/V (kv, int8)"));
+  EXPECT_THAT(first.out, HasSubstr("per chunk"));
+
+  const CliRun info = run_kvrag({"info", "--index", index});
+  ASSERT_EQ(info.exit_code, 0) << describe(info);
+  EXPECT_THAT(info.out, HasSubstr("kvrag-demo"));
+  EXPECT_THAT(info.out, ::testing::ContainsRegex("documents +4\n"));
+  EXPECT_THAT(info.out, ::testing::ContainsRegex("kv dtype +int8\n"));
+  EXPECT_THAT(info.out, ::testing::ContainsRegex("chunk tokens +32\n"));
+  EXPECT_THAT(info.out, HasSubstr("chunk_kv.data"));
+  EXPECT_THAT(info.out, ::testing::ContainsRegex("faiss +Flat, 4 vectors"));
+  // int8: per token 2 × 3 layers × (256 values + a 4-byte scale).
+  EXPECT_THAT(info.out, ::testing::ContainsRegex("K/V/token +1560 bytes"));
+
+  // Settings of an existing index are fixed; --model may be left out.
+  const CliRun mismatch =
+      run_kvrag({"index", "--index", index, "--kv-dtype", "f16", corpus.string()});
+  EXPECT_EQ(mismatch.exit_code, 2) << describe(mismatch);
+  EXPECT_THAT(mismatch.err, HasSubstr("--kv-dtype f16 differs from the index's int8"));
+  testing::write_text((corpus / "harbour_towns.txt").string(),
+                      "Brenna is a harbour town on the eastern coast. It was founded in 1545.");
+  const CliRun again =
+      run_kvrag({"index", "--index", index, "--chunk-tokens", "32", corpus.string()});
+  ASSERT_EQ(again.exit_code, 0) << describe(again);
+  EXPECT_THAT(again.out, HasSubstr("documents: 0 added, 1 replaced, 3 unchanged, 3 skipped"));
+
+  const CliRun rm = run_kvrag({"rm", "--index", index, "corvin", "nobody"});
+  EXPECT_EQ(rm.exit_code, 3) << describe(rm);
+  EXPECT_THAT(rm.out, HasSubstr("removed corvin"));
+  EXPECT_THAT(rm.err, HasSubstr("'nobody'"));
+  const auto p = RagPipeline::open(index);
+  EXPECT_FALSE(p->find_document("corvin").has_value());
+  EXPECT_TRUE(p->find_document("7").has_value());
+  EXPECT_EQ(p->stats().store.documents, 3);
+  EXPECT_EQ(Store(index + "/store.sqlite").orphan_rows(), 0);
+  expect_faiss_matches_store(index);
+}
+
+// Every document of the store has exactly the chunks chunking its text
+// gives, and every chunk its memory blob and FTS row (orphan_rows).
+void expect_complete_documents(const RagPipeline& p, const std::vector<std::string>& ids) {
+  const Store store(p.dir() + "/store.sqlite");
+  EXPECT_EQ(store.orphan_rows(), 0);
+  for (const std::string& id : ids) {
+    const auto doc = p.find_document(id);
+    if (!doc) continue;
+    Document d;
+    d.title = doc->title;
+    d.text = doc->text;
+    std::vector<std::vector<int32_t>> prompts;
+    const auto expected = chunk_document(p.model(), p.settings(), d, prompts);
+    const auto chunks = p.document_chunks(doc->id);
+    ASSERT_EQ(chunks.size(), expected.size()) << "document " << id << " is partial";
+    for (const ChunkRecord& c : chunks) EXPECT_FALSE(store.memory_blob(c.id).empty());
+  }
+}
+
+TEST(CliIndex, SigkillPartWayLeavesNoPartialDocument) {
+  const TempDir tmp("kvrag_test_cli_index");
+  constexpr int kDocuments = 200;
+  std::vector<std::string> ids;
+  {
+    std::ofstream out(tmp.file("corpus.jsonl"));
+    for (int i = 0; i < kDocuments; ++i) {
+      ids.push_back(std::string("d").append(std::to_string(i)));
+      out << R"({"id": ")" << ids.back() << R"(", "title": "Place )" << i << R"(", "text": "Place )"
+          << i << " lies " << (i * 7) % 90 << " km north of the capital. It has " << (i * 13) % 400
+          << R"( inhabitants."})"
+          << "\n";
+    }
+  }
+  const std::string index = tmp.file("index");
+  // 12-token chunks: a few per document, so a kill can land between a
+  // document's chunks if the writes were not one transaction.
+  const std::vector<std::string> args = {
+      "index",   "--model", kDemoModel,       "--index", index,
+      "--batch", "4",       "--chunk-tokens", "12",      tmp.file("corpus.jsonl")};
+  {
+    KvragProcess process(args);
+    // vectors.faiss is rewritten after every committed batch; once it holds a
+    // few batches' vectors (1 KiB each), the process is in the middle of the corpus.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    for (;;) {
+      std::error_code ec;
+      const auto size = fs::file_size(index + "/vectors.faiss", ec);
+      if (!ec && size > 24 * 1024) break;
+      ASSERT_TRUE(process.running()) << describe(process.wait());
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ASSERT_EQ(kill(process.pid(), SIGKILL), 0);
+    const CliRun killed = process.wait();
+    ASSERT_EQ(killed.signal, SIGKILL) << "finished before the kill; " << describe(killed);
+  }
+
+  {
+    const auto p = RagPipeline::open(index);
+    const int64_t documents = p->stats().store.documents;
+    std::cout << "[crash] " << documents << " of " << kDocuments
+              << " documents committed before SIGKILL\n";
+    EXPECT_GT(documents, 0);
+    EXPECT_LT(documents, kDocuments);
+    EXPECT_EQ(p->stats().faiss_vectors, p->stats().store.chunks);
+    expect_complete_documents(*p, ids);
+  }
+  expect_faiss_matches_store(index);
+
+  const CliRun rest = run_kvrag(args);
+  ASSERT_EQ(rest.exit_code, 0) << describe(rest);
+  EXPECT_THAT(rest.out, HasSubstr("0 replaced"));
+  const auto p = RagPipeline::open(index);
+  EXPECT_EQ(p->stats().store.documents, kDocuments);
+  expect_complete_documents(*p, ids);
+  expect_faiss_matches_store(index);
+}
+
+}  // namespace
+}  // namespace kvrag

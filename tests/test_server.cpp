@@ -1,0 +1,478 @@
+// The HTTP API, tested as clients see it: a real server on a free loopback
+// port in this process, over a small index built with the demo model, driven
+// by cpp-httplib's client. Answers are compared with the pipeline's own.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "data/corpus_reader.h"
+#include "pipeline/rag_pipeline.h"
+#include "server/http_server.h"
+#include "server/request_validation.h"
+#include "tests/model_files.h"
+
+namespace kvrag {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kDemoModel = KVRAG_SOURCE_DIR "/models/kvrag-demo";
+constexpr int64_t kCorpusDocuments = 6;
+constexpr int64_t kMaxBody = 64 * 1024;
+
+// The first documents of the sample corpus: the demo model's own domain.
+std::vector<Document> small_corpus() {
+  CorpusReadResult read = read_corpus({KVRAG_SOURCE_DIR "/data/sample/corpus.jsonl"});
+  read.documents.resize(kCorpusDocuments);
+  return read.documents;
+}
+
+// One event of a text/event-stream body.
+struct Event {
+  std::string name;
+  json data;
+};
+
+std::vector<Event> parse_events(const std::string& body) {
+  std::vector<Event> events;
+  size_t start = 0;
+  for (size_t end; (end = body.find("\n\n", start)) != std::string::npos; start = end + 2) {
+    const std::string block = body.substr(start, end - start);
+    const size_t newline = block.find('\n');
+    EXPECT_EQ(block.rfind("event: ", 0), 0u) << block;
+    EXPECT_EQ(block.compare(newline + 1, 6, "data: "), 0) << block;
+    events.push_back({block.substr(7, newline - 7), json::parse(block.substr(newline + 7))});
+  }
+  EXPECT_EQ(start, body.size()) << "an event is not terminated: " << body.substr(start);
+  return events;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  // One index and server per test process; ctest runs each test in its own.
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir("kvrag_test_server");
+    pipeline_ = RagPipeline::create(dir_->file("index"), kDemoModel, IndexSettings{}).release();
+    pipeline_->add_documents(small_corpus());
+    server::ServerOptions options;
+    options.port = 0;
+    options.threads = 4;
+    options.max_body_bytes = kMaxBody;
+    server_ = new server::HttpServer(*pipeline_, options);
+    port_ = server_->bind();
+    thread_ = new std::thread([] { server_->serve(); });
+  }
+
+  static void TearDownTestSuite() {
+    server_->stop();
+    thread_->join();
+    delete thread_;
+    delete server_;
+    delete pipeline_;
+    delete dir_;
+  }
+
+  static std::unique_ptr<httplib::Client> client() {
+    auto c = std::make_unique<httplib::Client>("127.0.0.1", port_);
+    c->set_read_timeout(60, 0);
+    return c;
+  }
+
+  static httplib::Result post(const std::string& path, const json& body) {
+    return client()->Post(path.c_str(), body.dump(), "application/json");
+  }
+
+  // The body of a 200 response as JSON; fails the test otherwise.
+  static json ok_json(const httplib::Result& res) {
+    if (!res) {
+      ADD_FAILURE() << "no response: " << httplib::to_string(res.error());
+      return json();
+    }
+    EXPECT_EQ(res->status, 200) << res->body;
+    EXPECT_EQ(res->get_header_value("Content-Type"), "application/json");
+    return json::parse(res->body);
+  }
+
+  static void expect_healthy() {
+    const auto res = client()->Get("/healthz");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(json::parse(res->body), json({{"status", "ok"}}));
+  }
+
+  static Answer direct_ask(const std::string& question, int64_t k, Mode mode = Mode::kCached) {
+    AskOptions options;
+    options.k = k;
+    options.mode = mode;
+    return pipeline_->ask(question, options);
+  }
+
+  static testing::TempDir* dir_;
+  static RagPipeline* pipeline_;
+  static server::HttpServer* server_;
+  static std::thread* thread_;
+  static int port_;
+};
+
+testing::TempDir* ServerTest::dir_ = nullptr;
+RagPipeline* ServerTest::pipeline_ = nullptr;
+server::HttpServer* ServerTest::server_ = nullptr;
+std::thread* ServerTest::thread_ = nullptr;
+int ServerTest::port_ = 0;
+
+TEST_F(ServerTest, HealthStatsAndPage) {
+  expect_healthy();
+  const json stats = ok_json(client()->Get("/v1/stats"));
+  EXPECT_EQ(stats["documents"], kCorpusDocuments);
+  EXPECT_GE(stats["chunks"].get<int64_t>(), kCorpusDocuments);
+  EXPECT_GT(stats["kv_bytes"].get<int64_t>(), 0);
+  EXPECT_EQ(stats["index_type"], "Flat");
+  EXPECT_EQ(stats["vectors"], stats["chunks"]);
+  EXPECT_FALSE(stats["model"]["fingerprint"].get<std::string>().empty());
+
+  const auto page = client()->Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_EQ(page->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_NE(page->body.find("<title>kvrag</title>"), std::string::npos);
+  EXPECT_NE(page->body.find("\"/v1/ask\""), std::string::npos);
+  // Self-contained: nothing is fetched from elsewhere.
+  EXPECT_EQ(page->body.find("http://"), std::string::npos);
+  EXPECT_EQ(page->body.find("https://"), std::string::npos);
+}
+
+TEST_F(ServerTest, AskAnswersAsThePipelineDoesInEveryMode) {
+  const std::string question = "Where does the Treiwaes rise?";
+  const std::set<std::string> corpus_ids = {"doc-0001", "doc-0002", "doc-0003",
+                                            "doc-0004", "doc-0005", "doc-0006"};
+  for (const Mode mode : {Mode::kCached, Mode::kConcat, Mode::kFid}) {
+    SCOPED_TRACE(mode_name(mode));
+    const json body = ok_json(post("/v1/ask", {{"question", question}, {"k", 3}, {"mode", mode_name(mode)}}));
+    const Answer expected = direct_ask(question, 3, mode);
+    EXPECT_EQ(body["answer"], expected.text);
+    EXPECT_FALSE(body["answer"].get<std::string>().empty());
+    EXPECT_EQ(body["mode"], mode_name(mode));
+    ASSERT_EQ(body["sources"].size(), 3u);
+    double attention = body["question_attention"].get<double>();
+    for (size_t i = 0; i < 3; ++i) {
+      const json& source = body["sources"][i];
+      EXPECT_EQ(source["chunk_id"], expected.sources[i].chunk.chunk_id);
+      EXPECT_TRUE(corpus_ids.count(source["document_id"].get<std::string>()));
+      EXPECT_FALSE(source["title"].get<std::string>().empty());
+      EXPECT_FALSE(source["text"].get<std::string>().empty());
+      EXPECT_TRUE(source["score"].is_number());
+      attention += source["attention"].get<double>();
+    }
+    EXPECT_NEAR(attention, 1.0, 1e-3);  // the shares cover all cross-attention
+    EXPECT_GT(body["timings_ms"]["total"].get<double>(), 0.0);
+    EXPECT_EQ(body["generated_tokens"], expected.timings.generated_tokens);
+  }
+}
+
+TEST_F(ServerTest, SearchReturnsTheRetrievedChunks) {
+  const json body =
+      ok_json(post("/v1/search", {{"query", "violin strings market town"}, {"k", 4}, {"retriever", "bm25"}}));
+  const std::vector<RetrievedChunk> expected =
+      pipeline_->retrieve("violin strings market town", 4, RetrieverKind::kBm25);
+  ASSERT_EQ(body["results"].size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(body["results"][i]["chunk_id"], expected[i].chunk_id);
+    EXPECT_EQ(body["results"][i]["document_id"], expected[i].external_id);
+    EXPECT_DOUBLE_EQ(body["results"][i]["score"].get<double>(), expected[i].score);
+  }
+  EXPECT_EQ(body["results"][0]["document_id"], "doc-0002");  // Heirkford's violin strings
+}
+
+TEST_F(ServerTest, DocumentsAreAddedReadAndDeleted) {
+  const json doc = {{"id", "extra/1"},
+                    {"title", "Quillmere"},
+                    {"text", "Quillmere is a hamlet known for its zorbleberry orchards."},
+                    {"metadata", {{"source", "test"}}}};
+  const json added = ok_json(post("/v1/documents", {{"documents", {doc}}}));
+  EXPECT_EQ(added["ids"], json({"extra/1"}));
+  EXPECT_EQ(added["added"], 1);
+  EXPECT_GE(added["chunks_added"].get<int64_t>(), 1);
+
+  // Ids may hold '/', written percent-encoded or not.
+  for (const char* path : {"/v1/documents/extra/1", "/v1/documents/extra%2F1"}) {
+    const json got = ok_json(client()->Get(path));
+    EXPECT_EQ(got["id"], "extra/1");
+    EXPECT_EQ(got["title"], "Quillmere");
+    EXPECT_EQ(got["text"], doc["text"]);
+    EXPECT_EQ(got["metadata"], doc["metadata"]);
+    EXPECT_EQ(got["source"], "http");
+    ASSERT_GE(got["chunks"].size(), 1u);
+    EXPECT_GT(got["chunks"][0]["tokens"].get<int64_t>(), 0);
+  }
+  const json found = ok_json(post("/v1/search", {{"query", "zorbleberry"}, {"k", 1}, {"retriever", "bm25"}}));
+  EXPECT_EQ(found["results"][0]["document_id"], "extra/1");
+
+  // Without an id, the id is a hash of the content: posting it again
+  // changes nothing.
+  const json anonymous = {{"documents", {{{"text", "Drennick is a village by a lake."}}}}};
+  const json first = ok_json(post("/v1/documents", anonymous));
+  const std::string id = first["ids"][0];
+  EXPECT_EQ(id.rfind("doc-", 0), 0u);
+  const json second = ok_json(post("/v1/documents", anonymous));
+  EXPECT_EQ(second["ids"][0], id);
+  EXPECT_EQ(second["unchanged"], 1);
+
+  const json deleted = ok_json(client()->Delete("/v1/documents/extra/1"));
+  EXPECT_EQ(deleted["deleted"], "extra/1");
+  for (const auto& res : {client()->Get("/v1/documents/extra/1"), client()->Delete("/v1/documents/extra/1")}) {
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 404);
+    EXPECT_EQ(json::parse(res->body)["error"]["message"], "no document with id 'extra/1'");
+  }
+  EXPECT_EQ(ok_json(client()->Get("/v1/stats"))["documents"], kCorpusDocuments + 1);
+}
+
+struct BadRequest {
+  std::string method;
+  std::string path;
+  std::string body;
+  int status;
+  std::string code;
+  std::string message;  // a part of the error message
+};
+
+TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
+  const std::string long_question(server::kMaxQuestionBytes + 1, 'a');
+  const std::string oversized = json({{"question", std::string(kMaxBody, 'a')}}).dump();
+  const std::vector<BadRequest> cases = {
+      {"POST", "/v1/ask", "{\"question\": ", 400, "invalid_argument", "malformed JSON body"},
+      {"POST", "/v1/ask", "", 400, "invalid_argument", "malformed JSON body"},
+      {"POST", "/v1/ask", "[1]", 400, "invalid_argument", "must be a JSON object, got an array"},
+      {"POST", "/v1/ask", "{}", 400, "invalid_argument", "missing field 'question'"},
+      {"POST", "/v1/ask", R"({"question": 7})", 400, "invalid_argument",
+       "field 'question' must be a string, got an integer"},
+      {"POST", "/v1/ask", R"({"question": " \n "})", 400, "invalid_argument", "field 'question' is empty"},
+      {"POST", "/v1/ask", json({{"question", long_question}}).dump(), 400, "invalid_argument",
+       "field 'question' is 4097 bytes, more than the limit of 4096"},
+      {"POST", "/v1/ask", R"({"question": "q", "k": 0})", 400, "invalid_argument",
+       "field 'k' must be an integer in 1..100, got 0"},
+      {"POST", "/v1/ask", R"({"question": "q", "k": 101})", 400, "invalid_argument",
+       "field 'k' must be an integer in 1..100, got 101"},
+      {"POST", "/v1/ask", R"({"question": "q", "k": "5"})", 400, "invalid_argument",
+       "field 'k' must be an integer in 1..100, got \"5\""},
+      {"POST", "/v1/ask", R"({"question": "q", "k": 2.5})", 400, "invalid_argument",
+       "field 'k' must be an integer in 1..100, got 2.5"},
+      {"POST", "/v1/ask", R"({"question": "q", "k": 18446744073709551615})", 400, "invalid_argument",
+       "field 'k' must be an integer in 1..100"},
+      {"POST", "/v1/ask", R"({"question": "q", "max_new_tokens": 513})", 400, "invalid_argument",
+       "field 'max_new_tokens' must be an integer in 1..512, got 513"},
+      {"POST", "/v1/ask", R"({"question": "q", "num_beams": 17})", 400, "invalid_argument",
+       "field 'num_beams' must be an integer in 1..16, got 17"},
+      {"POST", "/v1/ask", R"({"question": "q", "mode": "fast"})", 400, "invalid_argument",
+       "field 'mode': "},
+      {"POST", "/v1/ask", R"({"question": "q", "mode": 1})", 400, "invalid_argument",
+       "field 'mode' must be a string, got an integer"},
+      {"POST", "/v1/ask", R"({"question": "q", "retriever": "grep"})", 400, "invalid_argument",
+       "field 'retriever': "},
+      {"POST", "/v1/ask", R"({"question": "q", "stream": "yes"})", 400, "invalid_argument",
+       "field 'stream' must be a boolean, got a string"},
+      {"POST", "/v1/ask", R"({"question": "q", "top_k": 3})", 400, "invalid_argument",
+       "unknown field 'top_k' (known fields: k, max_new_tokens, mode, num_beams, question, retriever, stream)"},
+      {"POST", "/v1/ask", oversized, 413, "payload_too_large",
+       "larger than the limit of 65536 bytes (--max-body-bytes)"},
+      {"POST", "/v1/search", R"({"q": "x"})", 400, "invalid_argument", "unknown field 'q'"},
+      {"POST", "/v1/search", R"({"query": "x", "k": -1})", 400, "invalid_argument",
+       "field 'k' must be an integer in 1..100, got -1"},
+      {"POST", "/v1/documents", "{}", 400, "invalid_argument", "missing field 'documents'"},
+      {"POST", "/v1/documents", R"({"documents": {}})", 400, "invalid_argument",
+       "field 'documents' must be an array, got an object"},
+      {"POST", "/v1/documents", R"({"documents": []})", 400, "invalid_argument", "field 'documents' is empty"},
+      {"POST", "/v1/documents", R"({"documents": ["text"]})", 400, "invalid_argument",
+       "field 'documents[0]' must be an object, got a string"},
+      {"POST", "/v1/documents", R"({"documents": [{"title": "t"}]})", 400, "invalid_argument",
+       "missing field 'documents[0].text'"},
+      {"POST", "/v1/documents", R"({"documents": [{"text": " \n"}]})", 400, "invalid_argument",
+       "field 'documents[0].text' is empty"},
+      {"POST", "/v1/documents", R"({"documents": [{"text": "a\u0000b"}]})", 400, "invalid_argument",
+       "field 'documents[0].text' contains a NUL character"},
+      {"POST", "/v1/documents", R"({"documents": [{"text": "a", "id": true}]})", 400, "invalid_argument",
+       "field 'documents[0].id' must be a string or an integer, got a boolean"},
+      {"POST", "/v1/documents", R"({"documents": [{"text": "a", "metadata": [1]}]})", 400,
+       "invalid_argument", "field 'documents[0].metadata' must be an object, got an array"},
+      {"POST", "/v1/documents", R"({"documents": [{"text": "a", "url": "x"}]})", 400, "invalid_argument",
+       "unknown field 'documents[0].url'"},
+      {"POST", "/v1/documents", R"({"documents": [{"text": "a", "id": 5}, {"text": "b", "id": "5"}]})",
+       400, "invalid_argument", "field 'documents[1].id': '5' is given twice in this request"},
+      {"GET", "/v1/documents/nope", "", 404, "not_found", "no document with id 'nope'"},
+      {"DELETE", "/v1/documents/nope", "", 404, "not_found", "no document with id 'nope'"},
+      {"GET", "/v2/ask", "", 404, "not_found", "no route for GET /v2/ask"},
+      {"POST", "/nowhere", "{}", 404, "not_found", "no route for POST /nowhere"},
+      {"GET", "/v1/ask", "", 405, "method_not_allowed", "GET is not allowed on /v1/ask (allowed: POST)"},
+      {"PUT", "/v1/documents/x", "{}", 405, "method_not_allowed",
+       "PUT is not allowed on /v1/documents/x (allowed: GET, HEAD, DELETE)"},
+      {"DELETE", "/healthz", "", 405, "method_not_allowed", "(allowed: GET, HEAD)"},
+  };
+  for (const BadRequest& bad : cases) {
+    SCOPED_TRACE(bad.method + " " + bad.path + " " + bad.body.substr(0, 80));
+    const auto c = client();
+    httplib::Result res = bad.method == "GET"      ? c->Get(bad.path.c_str())
+                          : bad.method == "DELETE" ? c->Delete(bad.path.c_str())
+                          : bad.method == "PUT"    ? c->Put(bad.path.c_str(), bad.body, "application/json")
+                                                   : c->Post(bad.path.c_str(), bad.body, "application/json");
+    ASSERT_TRUE(res) << httplib::to_string(res.error());
+    EXPECT_EQ(res->status, bad.status) << res->body;
+    EXPECT_EQ(res->get_header_value("Content-Type"), "application/json");
+    const json body = json::parse(res->body);
+    EXPECT_EQ(body["error"]["code"], bad.code);
+    EXPECT_NE(body["error"]["message"].get<std::string>().find(bad.message), std::string::npos)
+        << body["error"]["message"];
+    if (bad.status == 405) EXPECT_FALSE(res->get_header_value("Allow").empty());
+    expect_healthy();
+  }
+  // Every request above was counted under its route and status.
+  const auto metrics = client()->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("kvrag_http_requests_total{route=\"/v1/ask\",method=\"POST\",status=\"413\"} 1"),
+            std::string::npos);
+  EXPECT_NE(metrics->body.find("kvrag_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1"),
+            std::string::npos);
+  EXPECT_EQ(ok_json(client()->Get("/v1/stats"))["documents"], kCorpusDocuments);  // nothing was added
+}
+
+TEST_F(ServerTest, MetricsCountRequestsAnswersAndTheIndex) {
+  ok_json(post("/v1/ask", {{"question", "Who founded Roulton?"}, {"k", 2}}));
+  ok_json(post("/v1/ask", {{"question", "Who founded Roulton?"}, {"k", 2}, {"mode", "fid"}}));
+  const auto res = client()->Get("/metrics");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  const std::string& text = res->body;
+  for (const std::string line :
+       {"kvrag_http_requests_total{route=\"/v1/ask\",method=\"POST\",status=\"200\"} 2\n",
+        "kvrag_answer_duration_seconds_count{mode=\"cached\"} 1\n",
+        "kvrag_answer_duration_seconds_count{mode=\"fid\"} 1\n",
+        "kvrag_answer_duration_seconds_count{mode=\"concat\"} 0\n",
+        "kvrag_answer_duration_seconds_bucket{mode=\"cached\",le=\"+Inf\"} 1\n",
+        "# TYPE kvrag_answer_duration_seconds histogram\n",
+        "kvrag_documents 6\n", "# TYPE kvrag_kv_cache_hits_total counter\n",
+        "# TYPE kvrag_kv_cache_misses_total counter\n"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\nnot in\n" << text;
+  }
+  const IndexStats stats = pipeline_->stats();
+  EXPECT_NE(text.find("kvrag_chunks " + std::to_string(stats.store.chunks) + "\n"), std::string::npos);
+  EXPECT_NE(text.find("kvrag_kv_cache_misses_total " + std::to_string(stats.kv_cache_misses) + "\n"),
+            std::string::npos);
+  EXPECT_EQ(text.find("kvrag_generated_tokens_total{mode=\"cached\"} 0\n"), std::string::npos);
+}
+
+TEST_F(ServerTest, StreamingGivesTheSameAnswerAsNonStreaming) {
+  const json request = {{"question", "Who first mapped the Treiwaes?"}, {"k", 3}};
+  const json plain = ok_json(post("/v1/ask", request));
+  json streamed_request = request;
+  streamed_request["stream"] = true;
+  const auto res = post("/v1/ask", streamed_request);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->get_header_value("Content-Type"), "text/event-stream");
+  const std::vector<Event> events = parse_events(res->body);
+  ASSERT_GE(events.size(), 2u);
+  std::string pieces;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    EXPECT_EQ(events[i].name, "piece");
+    pieces += events[i].data["text"].get<std::string>();
+  }
+  const Event& done = events.back();
+  ASSERT_EQ(done.name, "done");
+  EXPECT_EQ(done.data["answer"], plain["answer"]);
+  EXPECT_EQ(pieces, plain["answer"]);
+  EXPECT_EQ(done.data["sources"], plain["sources"]);
+  EXPECT_TRUE(done.data["timings_ms"].contains("first_token"));
+}
+
+TEST_F(ServerTest, ParallelClientsAreAllAnsweredCorrectly) {
+  const std::vector<std::string> questions = {
+      "What is the length of the Treiwaes river?", "Where is Heirkford?",
+      "What is the symbol of the Stydith Winter Market?", "Who organised the Laskun Song Festival?",
+      "How many bridges cross the Kor?", "Who charted the Tom?"};
+  std::vector<std::string> expected;
+  for (const std::string& q : questions) expected.push_back(direct_ask(q, 2).text);
+
+  constexpr int kClients = 6;
+  constexpr int kQuestionsEach = 4;
+  std::atomic<int> correct{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      const auto http = client();
+      for (int m = 0; m < kQuestionsEach; ++m) {
+        const size_t q = static_cast<size_t>(c + m) % questions.size();
+        const auto res = http->Post("/v1/ask", json({{"question", questions[q]}, {"k", 2}}).dump(),
+                                    "application/json");
+        if (res && res->status == 200 && json::parse(res->body)["answer"] == expected[q]) ++correct;
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  EXPECT_EQ(correct.load(), kClients * kQuestionsEach);
+}
+
+TEST_F(ServerTest, DocumentsAddedDuringQuestionsBecomeSearchable) {
+  std::atomic<bool> writing{true};
+  std::atomic<int> asked{0}, failed{0};
+  std::vector<std::thread> askers;
+  for (int i = 0; i < 3; ++i) {
+    askers.emplace_back([&] {
+      const auto http = client();
+      while (writing) {
+        const auto res = http->Post("/v1/ask", json({{"question", "Where is Heirkford?"}, {"k", 3}}).dump(),
+                                    "application/json");
+        (res && res->status == 200 ? asked : failed)++;
+      }
+    });
+  }
+  constexpr int kAdded = 4;
+  const std::vector<std::string> words = {"quorvex", "blintaph", "zendrique", "mollusket"};
+  for (int i = 0; i < kAdded; ++i) {
+    const json doc = {{"id", "live-" + std::to_string(i)},
+                      {"title", "Live " + std::to_string(i)},
+                      {"text", "The " + words[i] + " is a lantern festival held every spring."}};
+    ok_json(post("/v1/documents", {{"documents", {doc}}}));
+  }
+  writing = false;
+  for (std::thread& t : askers) t.join();
+  EXPECT_GT(asked.load(), 0);
+  EXPECT_EQ(failed.load(), 0);
+
+  for (int i = 0; i < kAdded; ++i) {
+    const json found = ok_json(post("/v1/search", {{"query", words[i]}, {"k", 1}, {"retriever", "bm25"}}));
+    EXPECT_EQ(found["results"][0]["document_id"], "live-" + std::to_string(i));
+  }
+  const json stats = ok_json(client()->Get("/v1/stats"));
+  EXPECT_EQ(stats["documents"], kCorpusDocuments + kAdded);
+  EXPECT_EQ(stats["vectors"], stats["chunks"]);
+}
+
+TEST_F(ServerTest, APortInUseIsAClearError) {
+  server::ServerOptions options;
+  options.port = port_;
+  server::HttpServer second(*pipeline_, options);
+  EXPECT_TRUE(testing::throws_error([&] { second.bind(); }, ErrorKind::kUnavailable,
+                                    {"cannot listen on 127.0.0.1:" + std::to_string(port_),
+                                     "Address already in use"}));
+}
+
+TEST_F(ServerTest, StopBeforeServeReturnsAtOnce) {
+  server::ServerOptions options;
+  options.port = 0;
+  server::HttpServer other(*pipeline_, options);
+  other.bind();
+  other.stop();
+  other.serve();  // returns: the stop was requested first
+  expect_healthy();
+}
+
+}  // namespace
+}  // namespace kvrag
