@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -73,7 +72,7 @@ void check_settings_match(const Args& args, const IndexSettings& wanted,
 
 std::unique_ptr<RagPipeline> open_index(const Args& args, const IndexSettings& settings) {
   const std::string dir = args.require("index");
-  if (std::filesystem::exists(std::filesystem::path(dir) / "store.sqlite")) {
+  if (RagPipeline::exists(dir)) {
     OpenOptions options;
     options.model_dir = args.get("model", "");
     auto pipeline = RagPipeline::open(dir, options);

@@ -1,5 +1,4 @@
 // kvrag info: what an index folder holds and what it costs.
-#include <filesystem>
 #include <iomanip>
 #include <iostream>
 
@@ -20,12 +19,6 @@ constexpr const char* kInfoUsage =
 // "12345 bytes (12.1 KiB)".
 std::string bytes_text(int64_t bytes) {
   return std::to_string(bytes) + " bytes (" + human_bytes(static_cast<double>(bytes)) + ")";
-}
-
-int64_t file_bytes(const std::filesystem::path& path) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  return ec ? 0 : static_cast<int64_t>(size);
 }
 
 void print_row(const std::string& name, const std::string& value) {
@@ -66,7 +59,7 @@ int run_info(const std::vector<std::string>& argv) {
                                    " tokens");
   }
   print_row("faiss", s.faiss_factory + ", " + std::to_string(s.faiss_vectors) + " vectors, " +
-                         bytes_text(file_bytes(std::filesystem::path(dir) / "vectors.faiss")));
+                         "vectors.faiss " + bytes_text(s.faiss_file_bytes));
   print_row("chunk tokens", std::to_string(settings.chunking.max_tokens));
   print_row("overlap", std::to_string(settings.chunking.overlap));
   print_row("cache", cache_granularity_name(settings.cache));

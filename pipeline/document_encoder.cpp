@@ -1,5 +1,6 @@
 #include "pipeline/document_encoder.h"
 
+#include <algorithm>
 #include <string_view>
 #include <unordered_map>
 

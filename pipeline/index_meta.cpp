@@ -1,6 +1,7 @@
 #include "pipeline/index_meta.h"
 
 #include <limits>
+#include <stdexcept>
 
 #include "core/error.h"
 

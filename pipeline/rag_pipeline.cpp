@@ -124,6 +124,96 @@ struct BatchDocument {
   bool replaced = false;
 };
 
+// Chunks, hashes and encodes (or reuses) the documents of one batch, outside
+// any transaction so that readers wait only for the write. A document whose
+// stored content hash is equal is marked unchanged and not chunked.
+std::vector<BatchDocument> prepare_batch(std::span<const Document> docs, const T5Encoder& encoder,
+                                         const Store& store, const IndexSettings& settings,
+                                         int64_t& chunks_reused) {
+  const T5Model& model = encoder.model();
+  std::vector<BatchDocument> items(docs.size());
+  for (size_t i = 0; i < docs.size(); ++i) {
+    BatchDocument& item = items[i];
+    item.doc = &docs[i];
+    item.content_hash = document_content_hash(model, settings, docs[i]);
+    const auto existing = store.find_document(docs[i].external_id);
+    if (existing && existing->content_hash == item.content_hash) {
+      item.unchanged = true;
+      item.id = existing->id;
+      continue;
+    }
+    item.chunks = chunk_document(model, settings, docs[i], item.prompts);
+  }
+  // Pointers into the items' chunk vectors: taken once every vector is final.
+  std::vector<PendingChunk> pending;
+  for (BatchDocument& item : items) {
+    for (size_t c = 0; c < item.chunks.size(); ++c) {
+      pending.push_back({&item.chunks[c], &item.prompts[c]});
+    }
+  }
+  chunks_reused += encode_chunks(encoder, store, settings, pending, kEncodeBatch);
+  return items;
+}
+
+// What one write transaction changed, for FAISS and the RAM cache.
+struct BatchWrite {
+  std::vector<int64_t> removed;  // chunk ids of replaced documents
+  std::vector<int64_t> added;    // new chunk ids
+  std::vector<float> vectors;    // (added, dim) their embeddings
+  int64_t memory_bytes = 0;
+};
+
+// Writes the batch (replacing documents of equal external id) and advances
+// the store generation, all in one transaction.
+BatchWrite write_batch(Store& store, std::vector<BatchDocument>& items, int64_t generation) {
+  BatchWrite w;
+  store.write_transaction([&] {
+    for (BatchDocument& item : items) {
+      if (item.unchanged) continue;
+      // Looked up again here: an id repeated within the batch replaces its predecessor.
+      if (const auto old = store.find_document(item.doc->external_id)) {
+        const std::vector<int64_t> ids = store.remove_document(old->id);
+        w.removed.insert(w.removed.end(), ids.begin(), ids.end());
+        item.replaced = true;
+      }
+      item.id = store.add_document(*item.doc, item.content_hash);
+      for (const NewChunk& chunk : item.chunks) {
+        w.added.push_back(store.add_chunk(item.id, chunk));
+        w.vectors.insert(w.vectors.end(), chunk.embedding.begin(), chunk.embedding.end());
+        w.memory_bytes += static_cast<int64_t>(chunk.memory_blob.size());
+      }
+    }
+    write_generation(store, kStoreGeneration, generation);
+  });
+  return w;
+}
+
+// Brings the derived state (RAM cache, FAISS and its file) in step with a
+// committed write of store generation `generation`.
+void follow_store(const BatchWrite& w, int64_t generation, Store& store, FaissIndex& faiss,
+                  KvRamCache& cache, const std::string& dir) {
+  for (const int64_t id : w.removed) cache.erase(id);
+  if (!w.removed.empty()) faiss.remove(w.removed);
+  if (!w.added.empty()) faiss.add(w.added, w.vectors);
+  save_faiss(faiss, store, dir, generation);
+}
+
+void count_batch(const std::vector<BatchDocument>& items, const BatchWrite& w,
+                 IndexReport& report) {
+  for (const BatchDocument& item : items) {
+    report.ids.emplace_back(item.doc->external_id, item.id);
+    if (item.unchanged) {
+      ++report.documents_unchanged;
+    } else if (item.replaced) {
+      ++report.documents_replaced;
+    } else {
+      ++report.documents_added;
+    }
+  }
+  report.chunks_added += static_cast<int64_t>(w.added.size());
+  report.memory_bytes_added += w.memory_bytes;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- enum names
@@ -148,8 +238,8 @@ std::unique_ptr<RagPipeline> RagPipeline::create(const std::string& dir,
                                                  const IndexSettings& settings,
                                                  const OpenOptions& options) {
   check_settings(settings);
-  KVRAG_CHECK(!fs::exists(store_path(dir)), kInvalidArgument, "the folder ", dir,
-              " already holds an index (", kStoreFile, "); open it or choose another folder");
+  KVRAG_CHECK(!exists(dir), kInvalidArgument, "the folder ", dir, " already holds an index (",
+              kStoreFile, "); open it or choose another folder");
   auto model = load_t5_model(model_dir);
   model->require_tokenizer();
   // Built once here only to reject a factory string before anything is written.
@@ -181,11 +271,13 @@ std::unique_ptr<RagPipeline> RagPipeline::open(const std::string& dir, const Ope
       new RagPipeline(dir, std::move(model), std::move(store), meta.settings, options));
 }
 
+bool RagPipeline::exists(const std::string& dir) { return fs::exists(store_path(dir)); }
+
 std::unique_ptr<RagPipeline> RagPipeline::open_or_create(const std::string& dir,
                                                          const std::string& model_dir,
                                                          const IndexSettings& settings,
                                                          const OpenOptions& options) {
-  if (fs::exists(store_path(dir))) {
+  if (exists(dir)) {
     OpenOptions with_model = options;
     if (with_model.model_dir.empty()) with_model.model_dir = model_dir;
     return open(dir, with_model);
@@ -224,73 +316,13 @@ IndexReport RagPipeline::add_documents(const std::vector<Document>& docs, int64_
 
   for (size_t begin = 0; begin < docs.size(); begin += static_cast<size_t>(batch)) {
     const size_t end = std::min(docs.size(), begin + static_cast<size_t>(batch));
-    // 1. Chunk and hash; a document whose content is already stored is skipped.
-    std::vector<BatchDocument> items(end - begin);
-    std::vector<PendingChunk> pending;
-    for (size_t i = begin; i < end; ++i) {
-      BatchDocument& item = items[i - begin];
-      item.doc = &docs[i];
-      item.content_hash = document_content_hash(*model_, settings_, docs[i]);
-      const auto existing = store_->find_document(docs[i].external_id);
-      if (existing && existing->content_hash == item.content_hash) {
-        item.unchanged = true;
-        item.id = existing->id;
-        continue;
-      }
-      item.chunks = chunk_document(*model_, settings_, docs[i], item.prompts);
-    }
-    // Pointers into items' chunk vectors: taken after every vector is final.
-    for (BatchDocument& item : items) {
-      for (size_t c = 0; c < item.chunks.size(); ++c) {
-        pending.push_back({&item.chunks[c], &item.prompts[c]});
-      }
-    }
-    // 2. Encode (or reuse) outside the transaction, so readers wait only for the write.
-    report.chunks_reused += encode_chunks(encoder_, *store_, settings_, pending, kEncodeBatch);
-
-    // 3. Write the whole batch in one transaction.
+    std::vector<BatchDocument> items =
+        prepare_batch(std::span(docs).subspan(begin, end - begin), encoder_, *store_, settings_,
+                      report.chunks_reused);
     const int64_t generation = read_generation(*store_, kStoreGeneration) + 1;
-    std::vector<int64_t> removed;
-    std::vector<int64_t> added;
-    std::vector<float> vectors;
-    int64_t memory_bytes = 0;
-    store_->write_transaction([&] {
-      for (BatchDocument& item : items) {
-        if (item.unchanged) continue;
-        // Looked up again here: an id repeated within the batch replaces its predecessor.
-        if (const auto old = store_->find_document(item.doc->external_id)) {
-          const std::vector<int64_t> ids = store_->remove_document(old->id);
-          removed.insert(removed.end(), ids.begin(), ids.end());
-          item.replaced = true;
-        }
-        item.id = store_->add_document(*item.doc, item.content_hash);
-        for (const NewChunk& chunk : item.chunks) {
-          added.push_back(store_->add_chunk(item.id, chunk));
-          vectors.insert(vectors.end(), chunk.embedding.begin(), chunk.embedding.end());
-          memory_bytes += static_cast<int64_t>(chunk.memory_blob.size());
-        }
-      }
-      write_generation(*store_, kStoreGeneration, generation);
-    });
-
-    // 4. Derived state follows the committed store.
-    for (const int64_t id : removed) kv_cache_->erase(id);
-    if (!removed.empty()) faiss_->remove(removed);
-    if (!added.empty()) faiss_->add(added, vectors);
-    save_faiss(*faiss_, *store_, dir_, generation);
-
-    for (const BatchDocument& item : items) {
-      report.ids.emplace_back(item.doc->external_id, item.id);
-      if (item.unchanged) {
-        ++report.documents_unchanged;
-      } else if (item.replaced) {
-        ++report.documents_replaced;
-      } else {
-        ++report.documents_added;
-      }
-    }
-    report.chunks_added += static_cast<int64_t>(added.size());
-    report.memory_bytes_added += memory_bytes;
+    const BatchWrite written = write_batch(*store_, items, generation);
+    follow_store(written, generation, *store_, *faiss_, *kv_cache_, dir_);
+    count_batch(items, written, report);
     state.documents_done = static_cast<int64_t>(end);
     state.chunks_done = report.chunks_added;
     state.seconds = seconds_since(start);
@@ -304,19 +336,16 @@ bool RagPipeline::remove_document(const std::string& external_id) {
   std::lock_guard<std::mutex> lock(write_mutex_);
   const int64_t generation = read_generation(*store_, kStoreGeneration) + 1;
   bool found = false;
-  std::vector<int64_t> removed;
+  BatchWrite written;
   store_->write_transaction([&] {
     const auto doc = store_->find_document(external_id);
     if (!doc) return;
     found = true;
-    removed = store_->remove_document(doc->id);
+    written.removed = store_->remove_document(doc->id);
     write_generation(*store_, kStoreGeneration, generation);
   });
-  if (!found) return false;
-  for (const int64_t id : removed) kv_cache_->erase(id);
-  if (!removed.empty()) faiss_->remove(removed);
-  save_faiss(*faiss_, *store_, dir_, generation);
-  return true;
+  if (found) follow_store(written, generation, *store_, *faiss_, *kv_cache_, dir_);
+  return found;
 }
 
 // ---------------------------------------------------------------- reading
@@ -334,6 +363,9 @@ IndexStats RagPipeline::stats() const {
   s.store = store_->stats();
   s.faiss_vectors = faiss_->size();
   s.faiss_factory = faiss_->factory();
+  std::error_code ec;
+  const auto faiss_bytes = fs::file_size(faiss_path(dir_), ec);
+  s.faiss_file_bytes = ec ? 0 : static_cast<int64_t>(faiss_bytes);
   s.model_dir = model_->dir;
   s.model_fingerprint = model_->fingerprint;
   s.settings = settings_;

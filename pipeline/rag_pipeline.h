@@ -169,6 +169,7 @@ struct IndexStats {
   StoreStats store;
   int64_t faiss_vectors = 0;
   std::string faiss_factory;
+  int64_t faiss_file_bytes = 0;  // size of vectors.faiss on disk
   std::string model_dir;
   std::string model_fingerprint;
   IndexSettings settings;
@@ -190,6 +191,8 @@ class RagPipeline {
   // Error(kInvalidArgument) for a model whose fingerprint differs. A missing
   // or stale vectors.faiss is rebuilt from the stored embeddings.
   static std::unique_ptr<RagPipeline> open(const std::string& dir, const OpenOptions& options = {});
+  // Whether `dir` holds an index (its store.sqlite exists).
+  static bool exists(const std::string& dir);
   // open() when `dir` holds an index, create() otherwise (model_dir required then).
   static std::unique_ptr<RagPipeline> open_or_create(const std::string& dir,
                                                      const std::string& model_dir,

@@ -240,6 +240,13 @@ HttpServer::HttpServer(RagPipeline& pipeline, const ServerOptions& options)
   const size_t threads = static_cast<size_t>(options_.threads);
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http_->set_payload_max_length(static_cast<size_t>(options_.max_body_bytes));
+  // cpp-httplib's default sets SO_REUSEPORT, which lets a second server bind
+  // a port already served and silently share its connections; SO_REUSEADDR
+  // alone still allows a restart while old connections are in TIME_WAIT.
+  http_->set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   add_routes();
 }
 

@@ -212,7 +212,9 @@ TEST(AnsweringModes, EachModeReadsTheAnswerFromItsChunk) {
     double total = answer.question_attention;
     for (const Source& source : answer.sources) total += source.attention;
     EXPECT_NEAR(total, 1.0, 1e-4);
-    if (mode == Mode::kFid) EXPECT_NEAR(answer.question_attention, 0.0, 1e-6);
+    if (mode == Mode::kFid) {
+      EXPECT_NEAR(answer.question_attention, 0.0, 1e-6);
+    }
 
     // The same chunks without the answer-bearing one: the answer is gone.
     std::vector<RetrievedChunk> without;
@@ -233,8 +235,9 @@ TEST(AnsweringModes, ConcatSpansAreThePassageTokens) {
   const PromptTemplates& prompts = p.settings().prompts;
   std::string passages;
   for (const RetrievedChunk& chunk : chunks) {
-    passages += (passages.empty() ? "" : " ") +
-                fill_prompt(prompts.concat_passage, {{}, chunk.title, chunk.text, {}});
+    // append, not " " + string: GCC 12 warns falsely (-Wrestrict) on the latter.
+    if (!passages.empty()) passages.append(" ");
+    passages.append(fill_prompt(prompts.concat_passage, {{}, chunk.title, chunk.text, {}}));
   }
   const std::vector<int32_t> ids =
       prompt_ids(*demo_model(), fill_prompt(prompts.concat, {kQuestion, {}, {}, passages}));
@@ -246,7 +249,9 @@ TEST(AnsweringModes, ConcatSpansAreThePassageTokens) {
     const std::vector<int32_t> piece(ids.begin() + begin, ids.begin() + end);
     EXPECT_EQ(tokenizer.decode(piece),
               fill_prompt(prompts.concat_passage, {{}, chunks[i].title, chunks[i].text, {}}));
-    if (i > 0) EXPECT_EQ(begin, memory.spans[i - 1].second);
+    if (i > 0) {
+      EXPECT_EQ(begin, memory.spans[i - 1].second);
+    }
   }
   EXPECT_EQ(memory.spans.back().second + 1, memory.kv.tokens());  // then eos
 }
@@ -324,7 +329,7 @@ TEST(AnsweringRetrieval, EachRetrieverFindsAChunkByItsOwnWords) {
     std::istringstream words(chunk.text);
     std::string query;
     std::string word;
-    for (int i = 0; i < 12 && words >> word; ++i) query += (i ? " " : "") + word;
+    for (int i = 0; i < 12 && words >> word; ++i) query.append(i ? " " : "").append(word);
     for (RetrieverKind kind :
          {RetrieverKind::kDense, RetrieverKind::kBm25, RetrieverKind::kHybrid}) {
       const std::vector<RetrievedChunk> found = p.retrieve(query, 3, kind);

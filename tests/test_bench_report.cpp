@@ -336,7 +336,9 @@ TEST(BenchReport, WriteReportWritesMarkdownCsvAndCharts) {
                                           "latency_vs_k-kvrag-demo-c64.svg", "speedup_vs_k.svg",
                                           "results.csv", "report.md"}));
   for (const std::string& f : files) {
-    if (f.ends_with(".svg")) EXPECT_EQ(xml_problem(read_text(f)), "") << f;
+    if (f.ends_with(".svg")) {
+      EXPECT_EQ(xml_problem(read_text(f)), "") << f;
+    }
   }
   EXPECT_EQ(read_text(dir.file("out/results.csv")), cells_csv(report.cells));
   EXPECT_EQ(slug("T5-base shape (random)"), "t5-base-shape-random");

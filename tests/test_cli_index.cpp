@@ -18,6 +18,7 @@
 #include "pipeline/document_encoder.h"
 #include "pipeline/rag_pipeline.h"
 #include "retriever/faiss_index.h"
+#include "tests/cli_run.h"
 #include "tests/model_files.h"
 
 extern char** environ;
@@ -25,25 +26,16 @@ extern char** environ;
 namespace kvrag {
 namespace {
 namespace fs = std::filesystem;
+using testing::CliRun;
+using testing::describe;
 using ::testing::HasSubstr;
+using testing::run_kvrag;
 using testing::TempDir;
 
 const std::string kDemoModel = KVRAG_SOURCE_DIR "/models/kvrag-demo";
 
-struct CliRun {
-  int exit_code = -1;  // -1 when killed by a signal
-  int signal = 0;      // the signal that ended it, 0 if it exited
-  std::string out;
-  std::string err;
-};
-
-std::string describe(const CliRun& run) {
-  return "exit " + std::to_string(run.exit_code) + " signal " + std::to_string(run.signal) +
-         "\nstdout: " + run.out + "\nstderr: " + run.err;
-}
-
-// A kvrag process with stdout and stderr going to files in its own folder.
-// posix_spawn rather than system(): the crash test needs the pid to kill.
+// A kvrag process started in the background, stdout and stderr going to
+// files: the crash test needs its pid to kill it (run_kvrag waits instead).
 class KvragProcess {
  public:
   explicit KvragProcess(const std::vector<std::string>& args) {
@@ -71,14 +63,15 @@ class KvragProcess {
   }
 
   pid_t pid() const { return pid_; }
-  bool running() const {
+  bool running() {
     if (pid_ <= 0) return false;
     int status = 0;
     const pid_t done = waitpid(pid_, &status, WNOHANG);
     if (done == pid_) status_ = status, finished_ = true;
     return done == 0;
   }
-  CliRun wait() {
+  // Waits for the end; `signal` receives the signal that ended it, 0 if it exited.
+  CliRun wait(int* signal = nullptr) {
     CliRun run;
     if (pid_ > 0 && !finished_) {
       while (waitpid(pid_, &status_, 0) < 0 && errno == EINTR) {
@@ -87,7 +80,7 @@ class KvragProcess {
     }
     pid_ = -1;
     if (WIFEXITED(status_)) run.exit_code = WEXITSTATUS(status_);
-    if (WIFSIGNALED(status_)) run.signal = WTERMSIG(status_);
+    if (signal) *signal = WIFSIGNALED(status_) ? WTERMSIG(status_) : 0;
     run.out = testing::read_text(tmp_.file("out"));
     run.err = testing::read_text(tmp_.file("err"));
     return run;
@@ -96,11 +89,9 @@ class KvragProcess {
  private:
   TempDir tmp_{"kvrag_test_cli_index_run"};
   pid_t pid_ = -1;
-  mutable int status_ = 0;
-  mutable bool finished_ = false;
+  int status_ = 0;
+  bool finished_ = false;
 };
-
-CliRun run_kvrag(const std::vector<std::string>& args) { return KvragProcess(args).wait(); }
 
 void expect_usage_error(const std::vector<std::string>& args, const std::string& option) {
   const CliRun run = run_kvrag(args);
@@ -252,9 +243,13 @@ TEST(CliIndex, SigkillPartWayLeavesNoPartialDocument) {
       ASSERT_LT(std::chrono::steady_clock::now(), deadline);
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
+    // A little later than the save just seen, so the kill lands inside a later
+    // batch's encoding or write rather than right after a commit.
+    std::this_thread::sleep_for(std::chrono::milliseconds(37));
     ASSERT_EQ(kill(process.pid(), SIGKILL), 0);
-    const CliRun killed = process.wait();
-    ASSERT_EQ(killed.signal, SIGKILL) << "finished before the kill; " << describe(killed);
+    int end_signal = 0;
+    const CliRun killed = process.wait(&end_signal);
+    ASSERT_EQ(end_signal, SIGKILL) << "finished before the kill; " << describe(killed);
   }
 
   {

@@ -57,36 +57,32 @@ std::vector<Event> parse_events(const std::string& body) {
 
 class ServerTest : public ::testing::Test {
  protected:
-  // One index and server per test process; ctest runs each test in its own.
-  static void SetUpTestSuite() {
-    dir_ = new testing::TempDir("kvrag_test_server");
-    pipeline_ = RagPipeline::create(dir_->file("index"), kDemoModel, IndexSettings{}).release();
+  // A fresh index and server for every test, so tests that add documents or
+  // count requests do not see each other's.
+  void SetUp() override {
+    pipeline_ = RagPipeline::create(dir_.file("index"), kDemoModel, IndexSettings{});
     pipeline_->add_documents(small_corpus());
     server::ServerOptions options;
     options.port = 0;
     options.threads = 4;
     options.max_body_bytes = kMaxBody;
-    server_ = new server::HttpServer(*pipeline_, options);
+    server_ = std::make_unique<server::HttpServer>(*pipeline_, options);
     port_ = server_->bind();
-    thread_ = new std::thread([] { server_->serve(); });
+    thread_ = std::thread([this] { server_->serve(); });
   }
 
-  static void TearDownTestSuite() {
+  void TearDown() override {
     server_->stop();
-    thread_->join();
-    delete thread_;
-    delete server_;
-    delete pipeline_;
-    delete dir_;
+    thread_.join();
   }
 
-  static std::unique_ptr<httplib::Client> client() {
+  std::unique_ptr<httplib::Client> client() const {
     auto c = std::make_unique<httplib::Client>("127.0.0.1", port_);
     c->set_read_timeout(60, 0);
     return c;
   }
 
-  static httplib::Result post(const std::string& path, const json& body) {
+  httplib::Result post(const std::string& path, const json& body) const {
     return client()->Post(path.c_str(), body.dump(), "application/json");
   }
 
@@ -101,32 +97,26 @@ class ServerTest : public ::testing::Test {
     return json::parse(res->body);
   }
 
-  static void expect_healthy() {
+  void expect_healthy() const {
     const auto res = client()->Get("/healthz");
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200);
     EXPECT_EQ(json::parse(res->body), json({{"status", "ok"}}));
   }
 
-  static Answer direct_ask(const std::string& question, int64_t k, Mode mode = Mode::kCached) {
+  Answer direct_ask(const std::string& question, int64_t k, Mode mode = Mode::kCached) const {
     AskOptions options;
     options.k = k;
     options.mode = mode;
     return pipeline_->ask(question, options);
   }
 
-  static testing::TempDir* dir_;
-  static RagPipeline* pipeline_;
-  static server::HttpServer* server_;
-  static std::thread* thread_;
-  static int port_;
+  testing::TempDir dir_{"kvrag_test_server"};
+  std::unique_ptr<RagPipeline> pipeline_;
+  std::unique_ptr<server::HttpServer> server_;
+  std::thread thread_;
+  int port_ = 0;
 };
-
-testing::TempDir* ServerTest::dir_ = nullptr;
-RagPipeline* ServerTest::pipeline_ = nullptr;
-server::HttpServer* ServerTest::server_ = nullptr;
-std::thread* ServerTest::thread_ = nullptr;
-int ServerTest::port_ = 0;
 
 TEST_F(ServerTest, HealthStatsAndPage) {
   expect_healthy();
@@ -329,7 +319,9 @@ TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
     EXPECT_EQ(body["error"]["code"], bad.code);
     EXPECT_NE(body["error"]["message"].get<std::string>().find(bad.message), std::string::npos)
         << body["error"]["message"];
-    if (bad.status == 405) EXPECT_FALSE(res->get_header_value("Allow").empty());
+    if (bad.status == 405) {
+      EXPECT_FALSE(res->get_header_value("Allow").empty());
+    }
     expect_healthy();
   }
   // Every request above was counted under its route and status.
