@@ -11,7 +11,7 @@ namespace kvrag::bench {
 namespace {
 
 constexpr double kWidth = 720, kHeight = 420;
-constexpr double kLeft = 80, kRight = 200, kTop = 50, kBottom = 60;  // plot margins
+constexpr double kLeft = 80, kRight = 230, kTop = 50, kBottom = 60;  // plot margins
 // Colour-blind-safe (Okabe–Ito) series colours, reused in order.
 constexpr const char* kColours[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
                                     "#E69F00", "#56B4E9", "#000000", "#F0E442"};

@@ -58,8 +58,8 @@ std::unique_ptr<RagPipeline> open_index(const Args& args) {
 }
 
 int run_serve(const std::vector<std::string>& argv) {
-  const Args args(argv,
-                  {"index", "model", "host", "port", "threads", "max-body-bytes", "kv-cache-mb"}, {});
+  const Args args(
+      argv, {"index", "model", "host", "port", "threads", "max-body-bytes", "kv-cache-mb"}, {});
   server::ServerOptions options;
   options.host = args.get("host", options.host);
   options.port = static_cast<int>(args.get_int("port", options.port, 0, 65535));
@@ -93,8 +93,8 @@ int run_serve(const std::vector<std::string>& argv) {
   return 0;
 }
 
-const RegisterCommand kRegisterServe(
-    "serve", {run_serve, kServeUsage, "serve the HTTP API and a page to ask from"});
+const RegisterCommand kRegisterServe("serve", {run_serve, kServeUsage,
+                                               "serve the HTTP API and a page to ask from"});
 
 }  // namespace
 }  // namespace kvrag::cli

@@ -86,6 +86,117 @@ std::string concat_head(const PromptTemplates& prompts, const std::string& quest
   return fill_prompt(prompts.concat.substr(0, at), PromptFields{question, {}, {}, {}});
 }
 
+// What the memory builders read: the pipeline's parts, without the pipeline.
+struct MemoryContext {
+  const T5Model& model;
+  const T5Encoder& encoder;
+  const Store& store;
+  KvRamCache& cache;
+  const IndexSettings& settings;
+};
+
+// The chunks' memories, from the RAM cache or else SQLite (then cached).
+std::vector<std::shared_ptr<const ChunkMemory>> load_chunk_memories(
+    const MemoryContext& c, const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
+  const auto start = Clock::now();
+  std::vector<std::shared_ptr<const ChunkMemory>> loaded;
+  for (const RetrievedChunk& chunk : chunks) {
+    std::shared_ptr<const ChunkMemory> found = c.cache.get(chunk.chunk_id);
+    if (found) {
+      ++timings.kv_cache_hits;
+    } else {
+      ++timings.kv_cache_misses;
+      const std::vector<uint8_t> blob = c.store.memory_blob(chunk.chunk_id);
+      timings.store_bytes_read += static_cast<int64_t>(blob.size());
+      found = decode_chunk_memory(c.model, c.settings.cache, blob, chunk.chunk_id);
+      c.cache.put(chunk.chunk_id, found);
+    }
+    loaded.push_back(std::move(found));
+  }
+  timings.load_kv_ms += ms_since(start);
+  return loaded;
+}
+
+// cached: the question prompt encoded now, then each chunk's stored memory.
+AnswerMemory cached_memory(const MemoryContext& c, const std::string& question,
+                           const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
+  const std::vector<std::shared_ptr<const ChunkMemory>> loaded =
+      load_chunk_memories(c, chunks, timings);
+  const auto start = Clock::now();
+  AnswerMemory memory;
+  const Tensor question_hidden = c.encoder.encode(prompt_ids(
+      c.model, fill_prompt(c.settings.prompts.question, PromptFields{question, {}, {}, {}})));
+  if (c.settings.cache == CacheGranularity::kHidden) {
+    std::vector<const Tensor*> parts{&question_hidden};
+    for (const auto& chunk_memory : loaded) parts.push_back(&chunk_memory->hidden);
+    memory.kv = project_stacked(c.model, parts);
+  } else {
+    memory.kv = project_cross_kv(c.model, question_hidden.view());
+    // Appending copies each chunk's K/V once into the joint memory; the
+    // decoder's attention needs them contiguous per layer.
+    for (const auto& chunk_memory : loaded) memory.kv.append(chunk_memory->kv);
+  }
+  timings.encode_ms += ms_since(start);
+  int64_t at = question_hidden.rows();
+  for (const auto& chunk_memory : loaded) {
+    memory.spans.emplace_back(at, at + chunk_memory->tokens());
+    at += chunk_memory->tokens();
+  }
+  return memory;
+}
+
+// fid: each chunk encoded with the question, the encodings concatenated.
+AnswerMemory fid_memory(const MemoryContext& c, const std::string& question,
+                        const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
+  KVRAG_CHECK(!chunks.empty(), kInvalidArgument, "fid mode needs at least one chunk");
+  const auto start = Clock::now();
+  std::vector<std::vector<int32_t>> batch;
+  for (const RetrievedChunk& chunk : chunks) {
+    batch.push_back(prompt_ids(
+        c.model,
+        fill_prompt(c.settings.prompts.fid, PromptFields{question, chunk.title, chunk.text, {}})));
+  }
+  const std::vector<Tensor> hidden = c.encoder.encode_batch(batch);
+  AnswerMemory memory;
+  std::vector<const Tensor*> parts;
+  int64_t at = 0;
+  for (const Tensor& h : hidden) {
+    parts.push_back(&h);
+    memory.spans.emplace_back(at, at + h.rows());
+    at += h.rows();
+  }
+  memory.kv = project_stacked(c.model, parts);
+  timings.encode_ms += ms_since(start);
+  return memory;
+}
+
+// concat: one joint prompt. A passage's positions are found by tokenizing
+// the prompt up to its start and up to its end: exact when the template
+// separates passages by whitespace (the default), because SentencePiece
+// never makes a piece across whitespace; otherwise a boundary piece may be
+// counted on either side.
+AnswerMemory concat_memory(const MemoryContext& c, const std::string& question,
+                           const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
+  const auto start = Clock::now();
+  const PromptTemplates& prompts = c.settings.prompts;
+  const Tokenizer& tokenizer = c.model.require_tokenizer();
+  const std::string head = concat_head(prompts, question);
+  AnswerMemory memory;
+  std::string passages;
+  for (const RetrievedChunk& chunk : chunks) {
+    if (!passages.empty()) passages += ' ';
+    const int64_t begin = static_cast<int64_t>(tokenizer.encode(head + passages).size());
+    passages += fill_prompt(prompts.concat_passage, PromptFields{{}, chunk.title, chunk.text, {}});
+    const int64_t end = static_cast<int64_t>(tokenizer.encode(head + passages).size());
+    memory.spans.emplace_back(begin, end);
+  }
+  const std::vector<int32_t> ids =
+      prompt_ids(c.model, fill_prompt(prompts.concat, PromptFields{question, {}, {}, passages}));
+  memory.kv = project_cross_kv(c.model, c.encoder.encode(ids).view());
+  timings.encode_ms += ms_since(start);
+  return memory;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- retrieval
@@ -143,87 +254,18 @@ AnswerMemory RagPipeline::build_memory(const std::string& question,
                                        const std::vector<RetrievedChunk>& chunks, Mode mode,
                                        AskTimings& timings) const {
   check_question(question, "question");
-  const PromptTemplates& prompts = settings_.prompts;
+  const MemoryContext context{*model_, encoder_, *store_, *kv_cache_, settings_};
   AnswerMemory memory;
-
-  if (mode == Mode::kCached) {
-    // Load first (the timings keep SQLite apart from encoder work).
-    const auto load_start = Clock::now();
-    std::vector<std::shared_ptr<const ChunkMemory>> loaded;
-    for (const RetrievedChunk& chunk : chunks) {
-      std::shared_ptr<const ChunkMemory> found = kv_cache_->get(chunk.chunk_id);
-      if (found) {
-        ++timings.kv_cache_hits;
-      } else {
-        ++timings.kv_cache_misses;
-        const std::vector<uint8_t> blob = store_->memory_blob(chunk.chunk_id);
-        timings.store_bytes_read += static_cast<int64_t>(blob.size());
-        found = decode_chunk_memory(*model_, settings_.cache, blob, chunk.chunk_id);
-        kv_cache_->put(chunk.chunk_id, found);
-      }
-      loaded.push_back(std::move(found));
-    }
-    timings.load_kv_ms += ms_since(load_start);
-
-    const auto encode_start = Clock::now();
-    const Tensor question_hidden = encoder_.encode(
-        prompt_ids(*model_, fill_prompt(prompts.question, PromptFields{question, {}, {}, {}})));
-    if (settings_.cache == CacheGranularity::kHidden) {
-      std::vector<const Tensor*> parts{&question_hidden};
-      for (const auto& chunk_memory : loaded) parts.push_back(&chunk_memory->hidden);
-      memory.kv = project_stacked(*model_, parts);
-    } else {
-      memory.kv = project_cross_kv(*model_, question_hidden.view());
-      // Appending copies each chunk's K/V once into the joint memory; the
-      // decoder's attention needs them contiguous per layer.
-      for (const auto& chunk_memory : loaded) memory.kv.append(chunk_memory->kv);
-    }
-    timings.encode_ms += ms_since(encode_start);
-    int64_t at = question_hidden.rows();
-    for (const auto& chunk_memory : loaded) {
-      memory.spans.emplace_back(at, at + chunk_memory->tokens());
-      at += chunk_memory->tokens();
-    }
-  } else if (mode == Mode::kFid) {
-    KVRAG_CHECK(!chunks.empty(), kInvalidArgument, "fid mode needs at least one chunk");
-    const auto encode_start = Clock::now();
-    std::vector<std::vector<int32_t>> batch;
-    for (const RetrievedChunk& chunk : chunks) {
-      batch.push_back(prompt_ids(
-          *model_, fill_prompt(prompts.fid, PromptFields{question, chunk.title, chunk.text, {}})));
-    }
-    const std::vector<Tensor> hidden = encoder_.encode_batch(batch);
-    std::vector<const Tensor*> parts;
-    int64_t at = 0;
-    for (const Tensor& h : hidden) {
-      parts.push_back(&h);
-      memory.spans.emplace_back(at, at + h.rows());
-      at += h.rows();
-    }
-    memory.kv = project_stacked(*model_, parts);
-    timings.encode_ms += ms_since(encode_start);
-  } else {
-    // One joint prompt. A passage's positions are found by tokenizing the
-    // prompt up to its start and up to its end: exact when the template
-    // separates passages by whitespace (the default), because SentencePiece
-    // never makes a piece across whitespace; otherwise a boundary piece may
-    // be counted on either side.
-    const auto encode_start = Clock::now();
-    const Tokenizer& tokenizer = model_->require_tokenizer();
-    std::string text = concat_head(prompts, question);
-    std::string passages;
-    for (const RetrievedChunk& chunk : chunks) {
-      if (!passages.empty()) passages += ' ';
-      const int64_t begin = static_cast<int64_t>(tokenizer.encode(text + passages).size());
-      passages +=
-          fill_prompt(prompts.concat_passage, PromptFields{{}, chunk.title, chunk.text, {}});
-      const int64_t end = static_cast<int64_t>(tokenizer.encode(text + passages).size());
-      memory.spans.emplace_back(begin, end);
-    }
-    const std::vector<int32_t> ids =
-        prompt_ids(*model_, fill_prompt(prompts.concat, PromptFields{question, {}, {}, passages}));
-    memory.kv = project_cross_kv(*model_, encoder_.encode(ids).view());
-    timings.encode_ms += ms_since(encode_start);
+  switch (mode) {
+    case Mode::kCached:
+      memory = cached_memory(context, question, chunks, timings);
+      break;
+    case Mode::kConcat:
+      memory = concat_memory(context, question, chunks, timings);
+      break;
+    case Mode::kFid:
+      memory = fid_memory(context, question, chunks, timings);
+      break;
   }
   timings.memory_tokens = memory.kv.tokens();
   return memory;

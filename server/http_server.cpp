@@ -30,7 +30,9 @@ struct Context {
   Metrics& metrics;
 };
 
-using Handler = void (*)(Context& context, const Request& req, Response& res);
+// `body` is the request body, read within the size limit.
+using Handler = void (*)(Context& context, const Request& req, const std::string& body,
+                         Response& res);
 
 // One route: `label` names it in metrics and messages, `pattern` is the
 // regular expression cpp-httplib matches the decoded path against.
@@ -54,17 +56,17 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 // ---------------------------------------------------------------- handlers
 
-void get_page(Context&, const Request&, Response& res) {
+void get_page(Context&, const Request&, const std::string&, Response& res) {
   res.set_content(web_page_html(), "text/html; charset=utf-8");
 }
 
-void get_health(Context&, const Request&, Response& res) { set_json(res, {{"status", "ok"}}); }
+void get_health(Context&, const Request&, const std::string&, Response& res) { set_json(res, {{"status", "ok"}}); }
 
-void get_stats(Context& context, const Request&, Response& res) {
+void get_stats(Context& context, const Request&, const std::string&, Response& res) {
   set_json(res, stats_json(context.pipeline.stats()));
 }
 
-void get_metrics(Context& context, const Request&, Response& res) {
+void get_metrics(Context& context, const Request&, const std::string&, Response& res) {
   res.set_content(context.metrics.render(context.pipeline.stats()),
                   "text/plain; version=0.0.4; charset=utf-8");
 }
@@ -83,9 +85,10 @@ bool write_answer_events(Context& context, const AskRequest& request, httplib::D
   };
   try {
     const auto start = std::chrono::steady_clock::now();
-    const Answer answer = context.pipeline.ask(
-        request.question, request.options,
-        [&send](const std::string& piece) { send(sse_event("piece", {{"text", piece}})); });
+    const Answer answer =
+        context.pipeline.ask(request.question, request.options, [&send](const std::string& piece) {
+          send(sse_event("piece", {{"text", piece}}));
+        });
     context.metrics.observe_answer(answer.mode, seconds_since(start),
                                    answer.timings.generated_tokens);
     send(sse_event("done", answer_json(answer)));
@@ -101,8 +104,8 @@ bool write_answer_events(Context& context, const AskRequest& request, httplib::D
   return true;
 }
 
-void post_ask(Context& context, const Request& req, Response& res) {
-  AskRequest request = parse_ask_request(req.body);
+void post_ask(Context& context, const Request&, const std::string& body, Response& res) {
+  AskRequest request = parse_ask_request(body);
   if (request.stream) {
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
@@ -122,27 +125,27 @@ void post_ask(Context& context, const Request& req, Response& res) {
   set_json(res, answer_json(answer));
 }
 
-void post_search(Context& context, const Request& req, Response& res) {
-  const SearchRequest request = parse_search_request(req.body);
+void post_search(Context& context, const Request&, const std::string& body, Response& res) {
+  const SearchRequest request = parse_search_request(body);
   const auto start = std::chrono::steady_clock::now();
   const std::vector<RetrievedChunk> chunks =
       context.pipeline.retrieve(request.query, request.k, request.retriever);
   set_json(res, search_json(chunks, seconds_since(start) * 1000.0));
 }
 
-void post_documents(Context& context, const Request& req, Response& res) {
-  const std::vector<Document> docs = parse_documents_request(req.body);
+void post_documents(Context& context, const Request&, const std::string& body, Response& res) {
+  const std::vector<Document> docs = parse_documents_request(body);
   set_json(res, index_report_json(context.pipeline.add_documents(docs)));
 }
 
-void get_document(Context& context, const Request& req, Response& res) {
+void get_document(Context& context, const Request& req, const std::string&, Response& res) {
   const std::string id = req.matches[1];
   const std::optional<DocumentRecord> doc = context.pipeline.find_document(id);
   KVRAG_CHECK(doc.has_value(), kNotFound, "no document with id '", id, "'");
   set_json(res, document_json(*doc, context.pipeline.document_chunks(doc->id)));
 }
 
-void delete_document(Context& context, const Request& req, Response& res) {
+void delete_document(Context& context, const Request& req, const std::string&, Response& res) {
   const std::string id = req.matches[1];
   KVRAG_CHECK(context.pipeline.remove_document(id), kNotFound, "no document with id '", id, "'");
   set_json(res, {{"deleted", id}});
@@ -257,45 +260,68 @@ void HttpServer::add_routes() {
   // server's routes do.
   auto context = std::make_shared<Context>(Context{pipeline_, metrics_});
   const int64_t max_body_bytes = options_.max_body_bytes;
-  for (const Route& route : routes()) {
-    const Handler handler = route.handler;
-    httplib::Server::Handler guarded = [context, handler, max_body_bytes](const Request& req,
-                                                                          Response& res) {
-      // set_payload_max_length only bounds bodies sent with Content-Length;
-      // a chunked body arrives whole and is measured here.
-      if (static_cast<int64_t>(req.body.size()) > max_body_bytes) {
+  const auto run = [context](Handler handler, const Request& req, const std::string& body,
+                             Response& res) {
+    try {
+      handler(*context, req, body, res);
+    } catch (const Error& e) {
+      const HttpError error = http_error(e.kind());
+      set_error(res, error.status, error.code, e.what());
+    } catch (const std::exception& e) {
+      set_error(res, 500, error_kind_name(ErrorKind::kInternal), e.what());
+    }
+  };
+  // Routes with a body read it themselves: cpp-httplib 0.11.4 bounds only
+  // bodies sent with a Content-Length and would hold a chunked one whole,
+  // however large. Beyond the limit the rest is read and dropped, so the
+  // client still gets its 413 on a connection in a known state.
+  const auto with_body = [max_body_bytes, run](Handler handler) {
+    return [max_body_bytes, run, handler](const Request& req, Response& res,
+                                          const httplib::ContentReader& reader) {
+      std::string body;
+      bool too_large = false;
+      const bool read = reader([&](const char* data, size_t size) {
+        too_large = too_large || static_cast<int64_t>(body.size() + size) > max_body_bytes;
+        if (!too_large) body.append(data, size);
+        return true;
+      });
+      if (too_large || res.status == 413) {
         set_error(res, 413, library_error_code(413), library_error_message(413, max_body_bytes));
-        return;
-      }
-      try {
-        handler(*context, req, res);
-      } catch (const Error& e) {
-        const HttpError error = http_error(e.kind());
-        set_error(res, error.status, error.code, e.what());
-      } catch (const std::exception& e) {
-        set_error(res, 500, error_kind_name(ErrorKind::kInternal), e.what());
+      } else if (!read) {
+        set_error(res, 400, library_error_code(400), "the request body could not be read");
+      } else {
+        run(handler, req, body, res);
       }
     };
+  };
+  for (const Route& route : routes()) {
+    const Handler handler = route.handler;
     const std::string method = route.method;
-    if (method == "GET") http_->Get(route.pattern, guarded);
-    if (method == "POST") http_->Post(route.pattern, guarded);
-    if (method == "DELETE") http_->Delete(route.pattern, guarded);
+    const auto without_body = [run, handler](const Request& req, Response& res) {
+      run(handler, req, req.body, res);
+    };
+    if (method == "GET") http_->Get(route.pattern, without_body);
+    if (method == "POST") http_->Post(route.pattern, with_body(handler));
+    if (method == "DELETE") http_->Delete(route.pattern, without_body);
   }
   // Registered last, so they only see what no route above matched.
-  const httplib::Server::Handler fallback = [](const Request& req, Response& res) {
+  const Handler fallback = [](Context&, const Request& req, const std::string&, Response& res) {
     unmatched(req, res);
   };
-  http_->Get(".*", fallback);
-  http_->Post(".*", fallback);
-  http_->Put(".*", fallback);
-  http_->Patch(".*", fallback);
-  http_->Delete(".*", fallback);
-  http_->Options(".*", fallback);
+  const auto fallback_without_body = [run, fallback](const Request& req, Response& res) {
+    run(fallback, req, req.body, res);
+  };
+  http_->Get(".*", fallback_without_body);
+  http_->Post(".*", with_body(fallback));
+  http_->Put(".*", with_body(fallback));
+  http_->Patch(".*", with_body(fallback));
+  http_->Delete(".*", fallback_without_body);
+  http_->Options(".*", fallback_without_body);
 
   // Called for every response of status >= 400; routes write their own
   // error bodies, so only cpp-httplib's empty ones are filled in.
-  http_->set_error_handler(httplib::Server::HandlerWithResponse(
-      [max_body_bytes](const Request&, Response& res) {
+  http_->set_error_handler(
+      httplib::Server::HandlerWithResponse([max_body_bytes](const Request&, Response& res) {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
         set_error(res, res.status, library_error_code(res.status),
                   library_error_message(res.status, max_body_bytes));

@@ -94,7 +94,8 @@ std::string Metrics::render(const IndexStats& stats) const {
   out << "kvrag_documents " << stats.store.documents << "\n";
   header(out, "kvrag_chunks", "gauge", "Chunks in the index.");
   out << "kvrag_chunks " << stats.store.chunks << "\n";
-  header(out, "kvrag_kv_bytes", "gauge", "Bytes of cached chunk memory (K/V or hidden) in the store.");
+  header(out, "kvrag_kv_bytes", "gauge",
+         "Bytes of cached chunk memory (K/V or hidden) in the store.");
   out << "kvrag_kv_bytes " << stats.store.memory_bytes << "\n";
   return out.str();
 }

@@ -19,8 +19,8 @@ namespace kvrag::server {
 class Metrics {
  public:
   // Upper bounds (seconds) of the answer latency histogram buckets; +Inf is implicit.
-  static constexpr std::array<double, 12> kLatencyBuckets = {
-      0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0};
+  static constexpr std::array<double, 12> kLatencyBuckets = {0.005, 0.01, 0.025, 0.05, 0.1,  0.25,
+                                                             0.5,   1.0,  2.5,   5.0,  10.0, 30.0};
 
   // `route` is the route pattern ("/v1/documents/{id}"), or "unmatched", so
   // label values stay few whatever paths clients send.
@@ -43,7 +43,8 @@ class Metrics {
   };
 
   mutable std::mutex mutex_;
-  std::map<std::tuple<std::string, std::string, int>, int64_t> requests_;  // (route, method, status)
+  std::map<std::tuple<std::string, std::string, int>, int64_t>
+      requests_;                       // (route, method, status)
   std::array<ModeCounters, 3> modes_;  // indexed by Mode
 };
 

@@ -1,7 +1,6 @@
 #include "server/request_validation.h"
 
 #include <nlohmann/json.hpp>
-
 #include <optional>
 #include <set>
 
@@ -41,7 +40,8 @@ json parse_object(const std::string& body) {
 // `prefix` names the object in messages ("documents[2].").
 class FieldReader {
  public:
-  FieldReader(const json& object, std::string prefix) : object_(object), prefix_(std::move(prefix)) {}
+  FieldReader(const json& object, std::string prefix)
+      : object_(object), prefix_(std::move(prefix)) {}
 
   // Rejects any field not in `known`, naming it and the known ones.
   void reject_unknown(const std::set<std::string>& known) const {

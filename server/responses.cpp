@@ -20,7 +20,9 @@ HttpError http_error(ErrorKind kind) {
   return {500, error_kind_name(ErrorKind::kInternal)};
 }
 
-std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 json error_json(const std::string& code, const std::string& message) {
   return {{"error", {{"code", code}, {"message", message}}}};
@@ -95,9 +97,8 @@ json document_json(const DocumentRecord& doc, const std::vector<ChunkRecord>& ch
   // that does not parse is shown as null rather than failing the request.
   json metadata = json::parse(doc.metadata_json, nullptr, false);
   if (metadata.is_discarded()) metadata = nullptr;
-  return {{"id", doc.external_id},   {"title", doc.title},
-          {"source", doc.source},    {"text", doc.text},
-          {"metadata", metadata},    {"chunks", std::move(chunk_list)}};
+  return {{"id", doc.external_id}, {"title", doc.title},   {"source", doc.source},
+          {"text", doc.text},      {"metadata", metadata}, {"chunks", std::move(chunk_list)}};
 }
 
 json stats_json(const IndexStats& stats) {

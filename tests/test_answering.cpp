@@ -198,30 +198,40 @@ TEST(AnsweringExactness, F16AndInt8GiveTheTokensOfF32) {
 
 TEST(AnsweringModes, EachModeReadsTheAnswerFromItsChunk) {
   const RagPipeline& p = f32();
+  // The best chunks of other documents: the memory without the gold one.
+  std::vector<RetrievedChunk> without;
+  for (const RetrievedChunk& chunk : p.retrieve(kQuestion, 10, RetrieverKind::kDense)) {
+    if (chunk.external_id != kGoldDocument && without.size() < 3) without.push_back(chunk);
+  }
+  ASSERT_EQ(without.size(), 3u);
   for (Mode mode : {Mode::kCached, Mode::kConcat, Mode::kFid}) {
     SCOPED_TRACE(mode_name(mode));
     const Answer answer = p.ask(kQuestion, ask_options(mode));
     EXPECT_EQ(answer.mode, mode);
     EXPECT_EQ(exact_match(answer.text, kGold), 1.0) << answer.text;
     ASSERT_EQ(answer.sources.size(), 3u);
-    // The attention share ranks the answer-bearing chunk first.
-    const auto most = std::max_element(
-        answer.sources.begin(), answer.sources.end(),
-        [](const Source& a, const Source& b) { return a.attention < b.attention; });
-    EXPECT_TRUE(is_gold_chunk(most->chunk)) << most->chunk.external_id << " " << most->chunk.text;
+    EXPECT_TRUE(is_gold_chunk(answer.sources.front().chunk));
     double total = answer.question_attention;
     for (const Source& source : answer.sources) total += source.attention;
     EXPECT_NEAR(total, 1.0, 1e-4);
+
+    // The attention share ranks a chunk of the gold document first; in
+    // cached and concat mode the answer-bearing one. (In fid mode every
+    // encoding holds the question, and the decoder attends most to the gold
+    // document's other chunk, whose encoding also names the Meim.)
+    const auto most = std::max_element(
+        answer.sources.begin(), answer.sources.end(),
+        [](const Source& a, const Source& b) { return a.attention < b.attention; });
+    EXPECT_EQ(most->chunk.external_id, kGoldDocument);
     if (mode == Mode::kFid) {
       EXPECT_NEAR(answer.question_attention, 0.0, 1e-6);
+    } else {
+      EXPECT_TRUE(is_gold_chunk(most->chunk)) << most->chunk.text;
     }
 
-    // The same chunks without the answer-bearing one: the answer is gone.
-    std::vector<RetrievedChunk> without;
-    for (const Source& source : answer.sources) {
-      if (!is_gold_chunk(source.chunk)) without.push_back(source.chunk);
-    }
-    ASSERT_EQ(without.size(), 2u);
+    // Without the gold document the answer is gone (the demo model saw this
+    // train document, so in fid mode the title of its other chunk alone
+    // brings the answer back: the whole document is left out).
     const Answer guess = p.answer(kQuestion, without, ask_options(mode));
     EXPECT_EQ(exact_match(guess.text, kGold), 0.0) << guess.text;
   }
@@ -356,8 +366,9 @@ TEST(AnsweringRetrieval, KAboveTheCorpusReturnsTheCorpus) {
     std::sort(ids.begin(), ids.end());
     EXPECT_EQ(std::unique(ids.begin(), ids.end()), ids.end()) << retriever_name(kind);
   }
-  // BM25 returns only chunks that share a word with the query: "the" is in all.
-  EXPECT_EQ(static_cast<int64_t>(p.retrieve("the", kMaxK, RetrieverKind::kBm25).size()), chunks);
+  // BM25 returns only chunks that share a word with the query: every chunk
+  // here has "the" or "in".
+  EXPECT_EQ(static_cast<int64_t>(p.retrieve("the in", kMaxK, RetrieverKind::kBm25).size()), chunks);
 }
 
 // ---------------------------------------------------------------- bad input

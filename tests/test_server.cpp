@@ -4,10 +4,10 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
-#include <nlohmann/json.hpp>
-
+#include <algorithm>
 #include <atomic>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
@@ -145,7 +145,8 @@ TEST_F(ServerTest, AskAnswersAsThePipelineDoesInEveryMode) {
                                             "doc-0004", "doc-0005", "doc-0006"};
   for (const Mode mode : {Mode::kCached, Mode::kConcat, Mode::kFid}) {
     SCOPED_TRACE(mode_name(mode));
-    const json body = ok_json(post("/v1/ask", {{"question", question}, {"k", 3}, {"mode", mode_name(mode)}}));
+    const json body =
+        ok_json(post("/v1/ask", {{"question", question}, {"k", 3}, {"mode", mode_name(mode)}}));
     const Answer expected = direct_ask(question, 3, mode);
     EXPECT_EQ(body["answer"], expected.text);
     EXPECT_FALSE(body["answer"].get<std::string>().empty());
@@ -168,8 +169,8 @@ TEST_F(ServerTest, AskAnswersAsThePipelineDoesInEveryMode) {
 }
 
 TEST_F(ServerTest, SearchReturnsTheRetrievedChunks) {
-  const json body =
-      ok_json(post("/v1/search", {{"query", "violin strings market town"}, {"k", 4}, {"retriever", "bm25"}}));
+  const json body = ok_json(post(
+      "/v1/search", {{"query", "violin strings market town"}, {"k", 4}, {"retriever", "bm25"}}));
   const std::vector<RetrievedChunk> expected =
       pipeline_->retrieve("violin strings market town", 4, RetrieverKind::kBm25);
   ASSERT_EQ(body["results"].size(), expected.size());
@@ -202,7 +203,8 @@ TEST_F(ServerTest, DocumentsAreAddedReadAndDeleted) {
     ASSERT_GE(got["chunks"].size(), 1u);
     EXPECT_GT(got["chunks"][0]["tokens"].get<int64_t>(), 0);
   }
-  const json found = ok_json(post("/v1/search", {{"query", "zorbleberry"}, {"k", 1}, {"retriever", "bm25"}}));
+  const json found =
+      ok_json(post("/v1/search", {{"query", "zorbleberry"}, {"k", 1}, {"retriever", "bm25"}}));
   EXPECT_EQ(found["results"][0]["document_id"], "extra/1");
 
   // Without an id, the id is a hash of the content: posting it again
@@ -217,7 +219,8 @@ TEST_F(ServerTest, DocumentsAreAddedReadAndDeleted) {
 
   const json deleted = ok_json(client()->Delete("/v1/documents/extra/1"));
   EXPECT_EQ(deleted["deleted"], "extra/1");
-  for (const auto& res : {client()->Get("/v1/documents/extra/1"), client()->Delete("/v1/documents/extra/1")}) {
+  for (const auto& res :
+       {client()->Get("/v1/documents/extra/1"), client()->Delete("/v1/documents/extra/1")}) {
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 404);
     EXPECT_EQ(json::parse(res->body)["error"]["message"], "no document with id 'extra/1'");
@@ -244,7 +247,8 @@ TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
       {"POST", "/v1/ask", "{}", 400, "invalid_argument", "missing field 'question'"},
       {"POST", "/v1/ask", R"({"question": 7})", 400, "invalid_argument",
        "field 'question' must be a string, got an integer"},
-      {"POST", "/v1/ask", R"({"question": " \n "})", 400, "invalid_argument", "field 'question' is empty"},
+      {"POST", "/v1/ask", R"({"question": " \n "})", 400, "invalid_argument",
+       "field 'question' is empty"},
       {"POST", "/v1/ask", json({{"question", long_question}}).dump(), 400, "invalid_argument",
        "field 'question' is 4097 bytes, more than the limit of 4096"},
       {"POST", "/v1/ask", R"({"question": "q", "k": 0})", 400, "invalid_argument",
@@ -255,8 +259,8 @@ TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
        "field 'k' must be an integer in 1..100, got \"5\""},
       {"POST", "/v1/ask", R"({"question": "q", "k": 2.5})", 400, "invalid_argument",
        "field 'k' must be an integer in 1..100, got 2.5"},
-      {"POST", "/v1/ask", R"({"question": "q", "k": 18446744073709551615})", 400, "invalid_argument",
-       "field 'k' must be an integer in 1..100"},
+      {"POST", "/v1/ask", R"({"question": "q", "k": 18446744073709551615})", 400,
+       "invalid_argument", "field 'k' must be an integer in 1..100"},
       {"POST", "/v1/ask", R"({"question": "q", "max_new_tokens": 513})", 400, "invalid_argument",
        "field 'max_new_tokens' must be an integer in 1..512, got 513"},
       {"POST", "/v1/ask", R"({"question": "q", "num_beams": 17})", 400, "invalid_argument",
@@ -270,7 +274,8 @@ TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
       {"POST", "/v1/ask", R"({"question": "q", "stream": "yes"})", 400, "invalid_argument",
        "field 'stream' must be a boolean, got a string"},
       {"POST", "/v1/ask", R"({"question": "q", "top_k": 3})", 400, "invalid_argument",
-       "unknown field 'top_k' (known fields: k, max_new_tokens, mode, num_beams, question, retriever, stream)"},
+       "unknown field 'top_k' (known fields: k, max_new_tokens, mode, num_beams, question, "
+       "retriever, stream)"},
       {"POST", "/v1/ask", oversized, 413, "payload_too_large",
        "larger than the limit of 65536 bytes (--max-body-bytes)"},
       {"POST", "/v1/search", R"({"q": "x"})", 400, "invalid_argument", "unknown field 'q'"},
@@ -279,7 +284,8 @@ TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
       {"POST", "/v1/documents", "{}", 400, "invalid_argument", "missing field 'documents'"},
       {"POST", "/v1/documents", R"({"documents": {}})", 400, "invalid_argument",
        "field 'documents' must be an array, got an object"},
-      {"POST", "/v1/documents", R"({"documents": []})", 400, "invalid_argument", "field 'documents' is empty"},
+      {"POST", "/v1/documents", R"({"documents": []})", 400, "invalid_argument",
+       "field 'documents' is empty"},
       {"POST", "/v1/documents", R"({"documents": ["text"]})", 400, "invalid_argument",
        "field 'documents[0]' must be an object, got a string"},
       {"POST", "/v1/documents", R"({"documents": [{"title": "t"}]})", 400, "invalid_argument",
@@ -288,19 +294,21 @@ TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
        "field 'documents[0].text' is empty"},
       {"POST", "/v1/documents", R"({"documents": [{"text": "a\u0000b"}]})", 400, "invalid_argument",
        "field 'documents[0].text' contains a NUL character"},
-      {"POST", "/v1/documents", R"({"documents": [{"text": "a", "id": true}]})", 400, "invalid_argument",
-       "field 'documents[0].id' must be a string or an integer, got a boolean"},
+      {"POST", "/v1/documents", R"({"documents": [{"text": "a", "id": true}]})", 400,
+       "invalid_argument", "field 'documents[0].id' must be a string or an integer, got a boolean"},
       {"POST", "/v1/documents", R"({"documents": [{"text": "a", "metadata": [1]}]})", 400,
        "invalid_argument", "field 'documents[0].metadata' must be an object, got an array"},
-      {"POST", "/v1/documents", R"({"documents": [{"text": "a", "url": "x"}]})", 400, "invalid_argument",
-       "unknown field 'documents[0].url'"},
-      {"POST", "/v1/documents", R"({"documents": [{"text": "a", "id": 5}, {"text": "b", "id": "5"}]})",
-       400, "invalid_argument", "field 'documents[1].id': '5' is given twice in this request"},
+      {"POST", "/v1/documents", R"({"documents": [{"text": "a", "url": "x"}]})", 400,
+       "invalid_argument", "unknown field 'documents[0].url'"},
+      {"POST", "/v1/documents",
+       R"({"documents": [{"text": "a", "id": 5}, {"text": "b", "id": "5"}]})", 400,
+       "invalid_argument", "field 'documents[1].id': '5' is given twice in this request"},
       {"GET", "/v1/documents/nope", "", 404, "not_found", "no document with id 'nope'"},
       {"DELETE", "/v1/documents/nope", "", 404, "not_found", "no document with id 'nope'"},
       {"GET", "/v2/ask", "", 404, "not_found", "no route for GET /v2/ask"},
       {"POST", "/nowhere", "{}", 404, "not_found", "no route for POST /nowhere"},
-      {"GET", "/v1/ask", "", 405, "method_not_allowed", "GET is not allowed on /v1/ask (allowed: POST)"},
+      {"GET", "/v1/ask", "", 405, "method_not_allowed",
+       "GET is not allowed on /v1/ask (allowed: POST)"},
       {"PUT", "/v1/documents/x", "{}", 405, "method_not_allowed",
        "PUT is not allowed on /v1/documents/x (allowed: GET, HEAD, DELETE)"},
       {"DELETE", "/healthz", "", 405, "method_not_allowed", "(allowed: GET, HEAD)"},
@@ -310,8 +318,9 @@ TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
     const auto c = client();
     httplib::Result res = bad.method == "GET"      ? c->Get(bad.path.c_str())
                           : bad.method == "DELETE" ? c->Delete(bad.path.c_str())
-                          : bad.method == "PUT"    ? c->Put(bad.path.c_str(), bad.body, "application/json")
-                                                   : c->Post(bad.path.c_str(), bad.body, "application/json");
+                          : bad.method == "PUT"
+                              ? c->Put(bad.path.c_str(), bad.body, "application/json")
+                              : c->Post(bad.path.c_str(), bad.body, "application/json");
     ASSERT_TRUE(res) << httplib::to_string(res.error());
     EXPECT_EQ(res->status, bad.status) << res->body;
     EXPECT_EQ(res->get_header_value("Content-Type"), "application/json");
@@ -324,14 +333,39 @@ TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
     }
     expect_healthy();
   }
+  // A chunked body (no Content-Length to refuse it by) is answered as any
+  // other, and one over the limit is 413 like a Content-Length one.
+  const auto post_chunked = [&](const std::string& body) {
+    return client()->Post(
+        "/v1/ask",
+        [&body](size_t, httplib::DataSink& sink) {
+          for (size_t at = 0; at < body.size(); at += 4096) {
+            sink.write(body.data() + at, std::min<size_t>(4096, body.size() - at));
+          }
+          sink.done();
+          return true;
+        },
+        "application/json");
+  };
+  const auto small = post_chunked(R"({"question": "Where is Heirkford?", "k": 2})");
+  ASSERT_TRUE(small) << httplib::to_string(small.error());
+  EXPECT_EQ(small->status, 200) << small->body;
+  const auto large = post_chunked(oversized);
+  ASSERT_TRUE(large) << httplib::to_string(large.error());
+  EXPECT_EQ(large->status, 413);
+  EXPECT_EQ(json::parse(large->body)["error"]["code"], "payload_too_large");
+  expect_healthy();
+
   // Every request above was counted under its route and status.
   const auto metrics = client()->Get("/metrics");
   ASSERT_TRUE(metrics);
-  EXPECT_NE(metrics->body.find("kvrag_http_requests_total{route=\"/v1/ask\",method=\"POST\",status=\"413\"} 1"),
-            std::string::npos);
-  EXPECT_NE(metrics->body.find("kvrag_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1"),
-            std::string::npos);
-  EXPECT_EQ(ok_json(client()->Get("/v1/stats"))["documents"], kCorpusDocuments);  // nothing was added
+  for (const std::string line :
+       {"kvrag_http_requests_total{route=\"/v1/ask\",method=\"POST\",status=\"413\"} 2\n",
+        "kvrag_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1\n"}) {
+    EXPECT_NE(metrics->body.find(line), std::string::npos) << line << "not in\n" << metrics->body;
+  }
+  EXPECT_EQ(ok_json(client()->Get("/v1/stats"))["documents"],
+            kCorpusDocuments);  // nothing was added
 }
 
 TEST_F(ServerTest, MetricsCountRequestsAnswersAndTheIndex) {
@@ -348,15 +382,17 @@ TEST_F(ServerTest, MetricsCountRequestsAnswersAndTheIndex) {
         "kvrag_answer_duration_seconds_count{mode=\"fid\"} 1\n",
         "kvrag_answer_duration_seconds_count{mode=\"concat\"} 0\n",
         "kvrag_answer_duration_seconds_bucket{mode=\"cached\",le=\"+Inf\"} 1\n",
-        "# TYPE kvrag_answer_duration_seconds histogram\n",
-        "kvrag_documents 6\n", "# TYPE kvrag_kv_cache_hits_total counter\n",
+        "# TYPE kvrag_answer_duration_seconds histogram\n", "kvrag_documents 6\n",
+        "# TYPE kvrag_kv_cache_hits_total counter\n",
         "# TYPE kvrag_kv_cache_misses_total counter\n"}) {
     EXPECT_NE(text.find(line), std::string::npos) << line << "\nnot in\n" << text;
   }
   const IndexStats stats = pipeline_->stats();
-  EXPECT_NE(text.find("kvrag_chunks " + std::to_string(stats.store.chunks) + "\n"), std::string::npos);
-  EXPECT_NE(text.find("kvrag_kv_cache_misses_total " + std::to_string(stats.kv_cache_misses) + "\n"),
+  EXPECT_NE(text.find("kvrag_chunks " + std::to_string(stats.store.chunks) + "\n"),
             std::string::npos);
+  EXPECT_NE(
+      text.find("kvrag_kv_cache_misses_total " + std::to_string(stats.kv_cache_misses) + "\n"),
+      std::string::npos);
   EXPECT_EQ(text.find("kvrag_generated_tokens_total{mode=\"cached\"} 0\n"), std::string::npos);
 }
 
@@ -385,10 +421,12 @@ TEST_F(ServerTest, StreamingGivesTheSameAnswerAsNonStreaming) {
 }
 
 TEST_F(ServerTest, ParallelClientsAreAllAnsweredCorrectly) {
-  const std::vector<std::string> questions = {
-      "What is the length of the Treiwaes river?", "Where is Heirkford?",
-      "What is the symbol of the Stydith Winter Market?", "Who organised the Laskun Song Festival?",
-      "How many bridges cross the Kor?", "Who charted the Tom?"};
+  const std::vector<std::string> questions = {"What is the length of the Treiwaes river?",
+                                              "Where is Heirkford?",
+                                              "What is the symbol of the Stydith Winter Market?",
+                                              "Who organised the Laskun Song Festival?",
+                                              "How many bridges cross the Kor?",
+                                              "Who charted the Tom?"};
   std::vector<std::string> expected;
   for (const std::string& q : questions) expected.push_back(direct_ask(q, 2).text);
 
@@ -419,8 +457,9 @@ TEST_F(ServerTest, DocumentsAddedDuringQuestionsBecomeSearchable) {
     askers.emplace_back([&] {
       const auto http = client();
       while (writing) {
-        const auto res = http->Post("/v1/ask", json({{"question", "Where is Heirkford?"}, {"k", 3}}).dump(),
-                                    "application/json");
+        const auto res =
+            http->Post("/v1/ask", json({{"question", "Where is Heirkford?"}, {"k", 3}}).dump(),
+                       "application/json");
         (res && res->status == 200 ? asked : failed)++;
       }
     });
@@ -439,7 +478,8 @@ TEST_F(ServerTest, DocumentsAddedDuringQuestionsBecomeSearchable) {
   EXPECT_EQ(failed.load(), 0);
 
   for (int i = 0; i < kAdded; ++i) {
-    const json found = ok_json(post("/v1/search", {{"query", words[i]}, {"k", 1}, {"retriever", "bm25"}}));
+    const json found =
+        ok_json(post("/v1/search", {{"query", words[i]}, {"k", 1}, {"retriever", "bm25"}}));
     EXPECT_EQ(found["results"][0]["document_id"], "live-" + std::to_string(i));
   }
   const json stats = ok_json(client()->Get("/v1/stats"));
@@ -451,9 +491,9 @@ TEST_F(ServerTest, APortInUseIsAClearError) {
   server::ServerOptions options;
   options.port = port_;
   server::HttpServer second(*pipeline_, options);
-  EXPECT_TRUE(testing::throws_error([&] { second.bind(); }, ErrorKind::kUnavailable,
-                                    {"cannot listen on 127.0.0.1:" + std::to_string(port_),
-                                     "Address already in use"}));
+  EXPECT_TRUE(testing::throws_error(
+      [&] { second.bind(); }, ErrorKind::kUnavailable,
+      {"cannot listen on 127.0.0.1:" + std::to_string(port_), "Address already in use"}));
 }
 
 TEST_F(ServerTest, StopBeforeServeReturnsAtOnce) {

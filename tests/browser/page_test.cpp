@@ -21,8 +21,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cctype>
 #include <chrono>
 #include <cmath>
@@ -31,6 +29,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -101,7 +100,8 @@ pid_t spawn(const std::vector<std::string>& argv, std::vector<std::pair<int, int
 template <typename Done>
 bool read_until(int fd, std::string& buffer, Clock::time_point deadline, Done done) {
   while (!done(buffer)) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) return false;
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
@@ -120,13 +120,15 @@ class ServeProcess {
                const std::string& log) {
     int out[2];
     check(pipe2(out, O_CLOEXEC) == 0, "pipe failed");
-    pid_ = spawn({kvrag, "serve", "--index", index, "--model", model, "--port", "0", "--threads", "4"},
-                 {{1, out[1]}}, log);
+    pid_ =
+        spawn({kvrag, "serve", "--index", index, "--model", model, "--port", "0", "--threads", "4"},
+              {{1, out[1]}}, log);
     close(out[1]);
     out_ = out[0];
     // "kvrag serve: listening on http://127.0.0.1:PORT (index …)"
-    const bool started = read_until(out_, output_, Clock::now() + std::chrono::seconds(60),
-                                    [](const std::string& b) { return b.find('\n') != std::string::npos; });
+    const bool started =
+        read_until(out_, output_, Clock::now() + std::chrono::seconds(60),
+                   [](const std::string& b) { return b.find('\n') != std::string::npos; });
     check(started, "kvrag serve printed no start-up line (see " + log + ")");
     const std::string marker = "listening on http://127.0.0.1:";
     const size_t at = output_.find(marker);
@@ -299,7 +301,8 @@ int run(const std::string& kvrag, const fs::path& source_dir, const fs::path& ou
                      (work / "serve.log").string());
   httplib::Client api("127.0.0.1", serve.port());
   api.set_read_timeout(60, 0);
-  const auto added = api.Post("/v1/documents", sample_documents(source_dir).dump(), "application/json");
+  const auto added =
+      api.Post("/v1/documents", sample_documents(source_dir).dump(), "application/json");
   check(added && added->status == 200, "POST /v1/documents failed");
   const json ask = {{"question", kQuestion}, {"k", kK}};
   const auto answered = api.Post("/v1/ask", ask.dump(), "application/json");
@@ -307,22 +310,24 @@ int run(const std::string& kvrag, const fs::path& source_dir, const fs::path& ou
   const json expected = json::parse(answered->body);
 
   Chromium browser(chromium, (work / "profile").string(), (work / "chromium.log").string());
-  const std::string target = browser.call("Target.createTarget", {{"url", "about:blank"}})["targetId"];
+  const std::string target =
+      browser.call("Target.createTarget", {{"url", "about:blank"}})["targetId"];
   const std::string session =
       browser.call("Target.attachToTarget", {{"targetId", target}, {"flatten", true}})["sessionId"];
   browser.call("Emulation.setDeviceMetricsOverride",
                {{"width", 1000}, {"height", 1200}, {"deviceScaleFactor", 1}, {"mobile", false}},
                session);
-  const std::string url = "http://127.0.0.1:" + std::to_string(serve.port()) + "/?q=" +
-                          percent_encode(kQuestion) + "&k=" + std::to_string(kK);
+  const std::string url = "http://127.0.0.1:" + std::to_string(serve.port()) +
+                          "/?q=" + percent_encode(kQuestion) + "&k=" + std::to_string(kK);
   std::cout << "opening " << url << "\n";
   browser.call("Page.navigate", {{"url", url}}, session);
 
   json page;
   const auto deadline = Clock::now() + std::chrono::seconds(60);
   for (;;) {
-    const json result = browser.call(
-        "Runtime.evaluate", {{"expression", kReadPage}, {"returnByValue", true}}, session)["result"];
+    const json result =
+        browser.call("Runtime.evaluate", {{"expression", kReadPage}, {"returnByValue", true}},
+                     session)["result"];
     // Before the page has loaded the expression throws and has no value.
     if (result.contains("value") && result["value"].is_string()) {
       page = json::parse(result["value"].get<std::string>());
@@ -332,10 +337,10 @@ int run(const std::string& kvrag, const fs::path& source_dir, const fs::path& ou
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 
-  const json html = browser.call("Runtime.evaluate",
-                                 {{"expression", "document.documentElement.outerHTML"},
-                                  {"returnByValue", true}},
-                                 session)["result"]["value"];
+  const json html =
+      browser.call("Runtime.evaluate",
+                   {{"expression", "document.documentElement.outerHTML"}, {"returnByValue", true}},
+                   session)["result"]["value"];
   write_file(out_dir / "page.html", html.get<std::string>());
   const json shot = browser.call("Page.captureScreenshot",
                                  {{"format", "png"}, {"captureBeyondViewport", true}}, session);
@@ -345,23 +350,25 @@ int run(const std::string& kvrag, const fs::path& source_dir, const fs::path& ou
   std::cout << "page: " << page.dump(2) << "\n";
   check(page["state"] == "done", "the page ended in state " + page["state"].dump() + ": " +
                                      page["error"].get<std::string>());
-  check(page["answer"] == expected["answer"],
-        "the page shows " + page["answer"].dump() + ", the API answered " + expected["answer"].dump());
+  check(page["answer"] == expected["answer"], "the page shows " + page["answer"].dump() +
+                                                  ", the API answered " +
+                                                  expected["answer"].dump());
   check(!page["answer"].get<std::string>().empty(), "the answer is empty");
-  check(page["sources"].size() == expected["sources"].size(), "the page lists " +
-                                                                  std::to_string(page["sources"].size()) +
-                                                                  " sources, the API " +
-                                                                  std::to_string(expected["sources"].size()));
+  check(page["sources"].size() == expected["sources"].size(),
+        "the page lists " + std::to_string(page["sources"].size()) + " sources, the API " +
+            std::to_string(expected["sources"].size()));
   for (size_t i = 0; i < page["sources"].size(); ++i) {
     const json& shown = page["sources"][i];
     const json& source = expected["sources"][i];
-    check(shown["title"] == source["title"], "source " + std::to_string(i) + " title " + shown["title"].dump());
+    check(shown["title"] == source["title"],
+          "source " + std::to_string(i) + " title " + shown["title"].dump());
     char score[64];
     std::snprintf(score, sizeof score, "score %.3f", source["score"].get<double>());
-    check(shown["score"] == score, "source " + std::to_string(i) + " shows " + shown["score"].dump() +
-                                       ", expected " + score);
+    check(shown["score"] == score, "source " + std::to_string(i) + " shows " +
+                                       shown["score"].dump() + ", expected " + score);
     const std::string bar = shown["bar"];
-    check(!bar.empty() && bar.back() == '%', "source " + std::to_string(i) + " has no attention bar");
+    check(!bar.empty() && bar.back() == '%',
+          "source " + std::to_string(i) + " has no attention bar");
     check(std::abs(std::stod(bar) - 100.0 * source["attention"].get<double>()) < 0.1,
           "source " + std::to_string(i) + " bar " + bar + " does not show attention " +
               source["attention"].dump());
