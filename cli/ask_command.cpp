@@ -1,5 +1,4 @@
 // kvrag ask: answers a question over an index folder.
-#include <cstdio>
 #include <iostream>
 
 #include "cli/args.h"
@@ -27,18 +26,6 @@ std::string joined_words(const std::vector<std::string>& words) {
   std::string text;
   for (const std::string& word : words) text += (text.empty() ? "" : " ") + word;
   return text;
-}
-
-std::string percent(double share) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%.1f%%", 100.0 * share);
-  return buffer;
-}
-
-std::string fixed(double value, int digits) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof(buffer), "%.*f", digits, value);
-  return buffer;
 }
 
 void print_sources(const Answer& answer) {

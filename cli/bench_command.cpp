@@ -241,6 +241,10 @@ int run_bench(const std::vector<std::string>& argv) {
     const bench::RandomSweepResult result =
         bench::run_random_sweep(sweep, questions, random_settings, on_progress,
                                 [&](const std::string& text) { progress.status(text); });
+    if (!args.has("index")) {  // the report's header then describes the sweep's runs
+      report.repeat = random_settings.repeat;
+      report.warmup = random_settings.warmup;
+    }
     report.cells.insert(report.cells.end(), result.cells.begin(), result.cells.end());
     report.storage.insert(report.storage.end(), result.storage.begin(), result.storage.end());
     report.notes.push_back("random-weight models (" + args.get("random-models", "") +

@@ -2,7 +2,6 @@
 // retriever, over a question file.
 #include <unistd.h>
 
-#include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -39,12 +38,6 @@ std::vector<T> parse_list(const std::string& text, Parse parse) {
   return items;
 }
 
-std::string percent(double share) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%5.1f%%", 100.0 * share);
-  return buffer;
-}
-
 std::string padded(const std::string& text, size_t width) {
   return text.size() >= width ? text + " " : text + std::string(width - text.size(), ' ');
 }
@@ -56,10 +49,8 @@ void print_table(const EvalReport& report) {
   if (!report.modes.empty()) {
     std::cout << "\n" << padded("mode", 9) << padded("EM", 9) << padded("F1", 9) << "ms/question\n";
     for (const ModeScore& score : report.modes) {
-      char ms[32];
-      std::snprintf(ms, sizeof(ms), "%.1f", score.answer_ms);
-      std::cout << padded(mode_name(score.mode), 9) << padded(percent(score.exact_match), 9)
-                << padded(percent(score.f1), 9) << ms << "\n";
+      std::cout << padded(mode_name(score.mode), 9) << padded(percent(score.exact_match, 6), 9)
+                << padded(percent(score.f1, 6), 9) << fixed(score.answer_ms, 1) << "\n";
     }
   }
   if (!report.retrievers.empty()) {
@@ -70,7 +61,7 @@ void print_table(const EvalReport& report) {
     for (const RetrievalScore& score : report.retrievers) {
       std::cout << padded(retriever_name(score.retriever), 11)
                 << padded(std::to_string(score.questions), 11)
-                << padded(percent(score.answer_recall), 19) << percent(score.document_recall)
+                << padded(percent(score.answer_recall, 6), 19) << percent(score.document_recall, 6)
                 << "\n";
     }
   }

@@ -36,4 +36,16 @@ std::string human_seconds(double seconds) {
   return text;
 }
 
+std::string percent(double share, int width) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%*.1f%%", width > 0 ? width - 1 : 0, 100.0 * share);
+  return text;
+}
+
+std::string fixed(double value, int digits) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.*f", digits, value);
+  return text;
+}
+
 }  // namespace kvrag::cli

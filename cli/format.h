@@ -13,4 +13,11 @@ std::string human_bytes(double bytes);
 // "4.2 s", "3 min 12 s", "1 h 05 min": a duration for progress and summaries.
 std::string human_seconds(double seconds);
 
+// "42.5%" for a share of 0.425: one decimal, right-aligned to at least
+// `width` characters (tables).
+std::string percent(double share, int width = 0);
+
+// `value` with `digits` decimals ("%.*f"): scores, milliseconds, rates.
+std::string fixed(double value, int digits);
+
 }  // namespace kvrag::cli

@@ -2,7 +2,6 @@
 // first use), with a progress display and a summary.
 #include <unistd.h>
 
-#include <cstdio>
 #include <iostream>
 #include <sstream>
 
@@ -122,9 +121,7 @@ class ProgressPrinter {
   }
 
   static std::string rate(int64_t count, double seconds) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.1f", seconds > 0 ? count / seconds : 0.0);
-    return text;
+    return fixed(seconds > 0 ? static_cast<double>(count) / seconds : 0.0, 1);
   }
 
   std::ostream& out_;

@@ -1,10 +1,10 @@
 // kvrag search: the chunks a retriever finds for a query, no generation.
 #include <chrono>
-#include <cstdio>
 #include <iostream>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/format.h"
 #include "core/error.h"
 #include "pipeline/rag_pipeline.h"
 #include "server/responses.h"
@@ -40,15 +40,11 @@ int run_search(const std::vector<std::string>& argv) {
   }
   for (size_t i = 0; i < chunks.size(); ++i) {
     const RetrievedChunk& chunk = chunks[i];
-    char score[32];
-    std::snprintf(score, sizeof(score), "%.4f", chunk.score);
     std::cout << i + 1 << ". " << chunk.external_id << " \"" << chunk.title << "\" chunk "
-              << chunk.position << " (chunk id " << chunk.chunk_id << ")  score " << score
+              << chunk.position << " (chunk id " << chunk.chunk_id << ")  score " << fixed(chunk.score, 4)
               << "\n   " << chunk.text << "\n";
   }
-  char took[32];
-  std::snprintf(took, sizeof(took), "%.1f", ms);
-  std::cerr << chunks.size() << " chunks (" << retriever_name(retriever) << ") in " << took
+  std::cerr << chunks.size() << " chunks (" << retriever_name(retriever) << ") in " << fixed(ms, 1)
             << " ms\n";
   return 0;
 }

@@ -117,15 +117,13 @@ std::vector<std::shared_ptr<const ChunkMemory>> load_chunk_memories(
   return loaded;
 }
 
-// cached: the question prompt encoded now, then each chunk's stored memory.
-AnswerMemory cached_memory(const MemoryContext& c, const std::string& question,
+// cached: the encoded question prompt, then each chunk's stored memory.
+AnswerMemory cached_memory(const MemoryContext& c, const Tensor& question_hidden,
                            const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
   const std::vector<std::shared_ptr<const ChunkMemory>> loaded =
       load_chunk_memories(c, chunks, timings);
   const auto start = Clock::now();
   AnswerMemory memory;
-  const Tensor question_hidden = c.encoder.encode(prompt_ids(
-      c.model, fill_prompt(c.settings.prompts.question, PromptFields{question, {}, {}, {}})));
   if (c.settings.cache == CacheGranularity::kHidden) {
     std::vector<const Tensor*> parts{&question_hidden};
     for (const auto& chunk_memory : loaded) parts.push_back(&chunk_memory->hidden);
@@ -201,15 +199,27 @@ AnswerMemory concat_memory(const MemoryContext& c, const std::string& question,
 
 // ---------------------------------------------------------------- retrieval
 
+Tensor RagPipeline::encode_question(const std::string& question) const {
+  return encoder_.encode(prompt_ids(
+      *model_, fill_prompt(settings_.prompts.question, PromptFields{question, {}, {}, {}})));
+}
+
 std::vector<RetrievedChunk> RagPipeline::retrieve(const std::string& query, int64_t k,
                                                   RetrieverKind retriever) const {
+  return retrieve_encoded(query, nullptr, k, retriever);
+}
+
+std::vector<RetrievedChunk> RagPipeline::retrieve_encoded(const std::string& query,
+                                                          const Tensor* question_hidden, int64_t k,
+                                                          RetrieverKind retriever) const {
   check_question(query, "query");
   KVRAG_CHECK(k >= 1 && k <= kMaxK, kInvalidArgument, "k must be in 1..", kMaxK, ", got ", k);
   using Ranked = std::vector<std::pair<int64_t, double>>;
   auto dense = [&] {
-    const std::vector<int32_t> ids = prompt_ids(
-        *model_, fill_prompt(settings_.prompts.question, PromptFields{query, {}, {}, {}}));
-    const std::vector<float> embedding = embed(encoder_.encode(ids).view());
+    Tensor encoded;
+    if (!question_hidden) encoded = encode_question(query);
+    const std::vector<float> embedding =
+        embed((question_hidden ? *question_hidden : encoded).view());
     Ranked ranked;
     for (const ScoredId& hit : faiss_->search(embedding, k)) ranked.emplace_back(hit.id, hit.score);
     return ranked;
@@ -253,13 +263,28 @@ std::vector<RetrievedChunk> RagPipeline::retrieve(const std::string& query, int6
 AnswerMemory RagPipeline::build_memory(const std::string& question,
                                        const std::vector<RetrievedChunk>& chunks, Mode mode,
                                        AskTimings& timings) const {
+  return build_memory_encoded(question, nullptr, chunks, mode, timings);
+}
+
+AnswerMemory RagPipeline::build_memory_encoded(const std::string& question,
+                                               const Tensor* question_hidden,
+                                               const std::vector<RetrievedChunk>& chunks,
+                                               Mode mode, AskTimings& timings) const {
   check_question(question, "question");
   const MemoryContext context{*model_, encoder_, *store_, *kv_cache_, settings_};
   AnswerMemory memory;
   switch (mode) {
-    case Mode::kCached:
-      memory = cached_memory(context, question, chunks, timings);
+    case Mode::kCached: {
+      Tensor encoded;
+      if (!question_hidden) {
+        const auto start = Clock::now();
+        encoded = encode_question(question);
+        timings.encode_ms += ms_since(start);
+        question_hidden = &encoded;
+      }
+      memory = cached_memory(context, *question_hidden, chunks, timings);
       break;
+    }
     case Mode::kConcat:
       memory = concat_memory(context, question, chunks, timings);
       break;
@@ -275,10 +300,17 @@ AnswerMemory RagPipeline::build_memory(const std::string& question,
 
 Answer RagPipeline::answer(const std::string& question, const std::vector<RetrievedChunk>& chunks,
                            const AskOptions& options, const PieceCallback& on_piece) const {
+  return answer_encoded(question, nullptr, chunks, options, on_piece);
+}
+
+Answer RagPipeline::answer_encoded(const std::string& question, const Tensor* question_hidden,
+                                   const std::vector<RetrievedChunk>& chunks,
+                                   const AskOptions& options, const PieceCallback& on_piece) const {
   const auto start = Clock::now();
   Answer answer;
   answer.mode = options.mode;
-  const AnswerMemory memory = build_memory(question, chunks, options.mode, answer.timings);
+  const AnswerMemory memory =
+      build_memory_encoded(question, question_hidden, chunks, options.mode, answer.timings);
 
   const Tokenizer& tokenizer = model_->require_tokenizer();
   const int32_t eos = model_->config.eos_token_id;
@@ -320,9 +352,17 @@ Answer RagPipeline::ask(const std::string& question, const AskOptions& options,
                         const PieceCallback& on_piece) const {
   const auto start = Clock::now();
   check_question(question, "question");
-  const std::vector<RetrievedChunk> chunks = retrieve(question, options.k, options.retriever);
+  // Dense retrieval embeds the encoded question prompt, and cached mode's
+  // memory starts with that same encoding: encode it once for both. Its time
+  // then counts in retrieve_ms (as dense retrieval's always did), not encode_ms.
+  const bool shared = options.mode == Mode::kCached && options.retriever != RetrieverKind::kBm25;
+  Tensor encoded;
+  if (shared) encoded = encode_question(question);
+  const Tensor* question_hidden = shared ? &encoded : nullptr;
+  const std::vector<RetrievedChunk> chunks =
+      retrieve_encoded(question, question_hidden, options.k, options.retriever);
   const double retrieve_ms = ms_since(start);
-  Answer answer = this->answer(question, chunks, options, on_piece);
+  Answer answer = answer_encoded(question, question_hidden, chunks, options, on_piece);
   answer.timings.retrieve_ms = retrieve_ms;
   answer.timings.total_ms += retrieve_ms;  // first_token_ms stays relative to answer()
   return answer;

@@ -241,6 +241,22 @@ class RagPipeline {
   RagPipeline(std::string dir, std::shared_ptr<const T5Model> model, std::unique_ptr<Store> store,
               IndexSettings settings, const OpenOptions& options);
 
+  // The question prompt (PromptTemplates::question) encoded, (tokens,
+  // d_model): both the dense retrieval query and the head of the cached
+  // memory, so ask() in cached mode encodes it once for both. The *_encoded
+  // variants below take it as `question_hidden`, or encode it themselves
+  // when it is null; otherwise they are retrieve(), answer() and build_memory().
+  Tensor encode_question(const std::string& question) const;
+  std::vector<RetrievedChunk> retrieve_encoded(const std::string& query,
+                                               const Tensor* question_hidden, int64_t k,
+                                               RetrieverKind retriever) const;
+  Answer answer_encoded(const std::string& question, const Tensor* question_hidden,
+                        const std::vector<RetrievedChunk>& chunks, const AskOptions& options,
+                        const PieceCallback& on_piece) const;
+  AnswerMemory build_memory_encoded(const std::string& question, const Tensor* question_hidden,
+                                    const std::vector<RetrievedChunk>& chunks, Mode mode,
+                                    AskTimings& timings) const;
+
   std::string dir_;
   std::shared_ptr<const T5Model> model_;
   T5Encoder encoder_;

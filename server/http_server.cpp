@@ -60,7 +60,9 @@ void get_page(Context&, const Request&, const std::string&, Response& res) {
   res.set_content(web_page_html(), "text/html; charset=utf-8");
 }
 
-void get_health(Context&, const Request&, const std::string&, Response& res) { set_json(res, {{"status", "ok"}}); }
+void get_health(Context&, const Request&, const std::string&, Response& res) {
+  set_json(res, {{"status", "ok"}});
+}
 
 void get_stats(Context& context, const Request&, const std::string&, Response& res) {
   set_json(res, stats_json(context.pipeline.stats()));

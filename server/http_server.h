@@ -26,7 +26,7 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                   // 0: any free port (see bind())
   int threads = 0;                   // worker threads; 0: one per hardware thread
-  int64_t max_body_bytes = 1 << 20;  // larger request bodies are answered 413; chunked ones 411
+  int64_t max_body_bytes = 1 << 20;  // larger request bodies are answered 413
 };
 
 class HttpServer {

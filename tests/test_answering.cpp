@@ -19,28 +19,22 @@
 #include "pipeline/qa_metrics.h"
 #include "pipeline/rag_pipeline.h"
 #include "tests/model_files.h"
+#include "tests/sample_corpus.h"
+#include "tests/tensor_checks.h"
 
 namespace kvrag {
 namespace {
 using ::testing::HasSubstr;
+using testing::relative_error;
 using testing::TempDir;
 using testing::throws_error;
-
-const std::string kDemoModel = KVRAG_SOURCE_DIR "/models/kvrag-demo";
-const std::string kSampleCorpus = KVRAG_SOURCE_DIR "/data/sample/corpus.jsonl";
-
-// The pinned question. The demo reader is weak: the few dev questions it
-// gets right ("6 days", "May") are answers it also gives without the
-// passage. This train question it answers in all three modes only when the
-// answer-bearing chunk is in its memory ("Fenna Fozad" otherwise), so it
-// shows the decoder reading the chunk.
-constexpr const char* kQuestion = "Which explorer charted the Meim?";
+using testing::kDemoModel;
+using testing::kSampleCorpus;
+// The pinned question (tests/sample_corpus.h says why this one), its answer
+// and its document.
+constexpr const char* kQuestion = testing::kPinnedQuestion;
 const std::vector<std::string> kGold = {"Fenna Troum"};
 constexpr const char* kGoldDocument = "doc-0009";
-// The gold document, three other rivers (the same sentence patterns) and
-// one document of each of three other topics: 7 documents, 26 chunks.
-const std::vector<std::string> kDocumentIds = {"doc-0001", "doc-0005", "doc-0009", "doc-0016",
-                                               "doc-0002", "doc-0014", "doc-0021"};
 // Questions over this corpus on which the K/V dtypes are compared.
 const std::vector<std::string> kDtypeQuestions = {
     kQuestion, "Who first mapped the Treiwaes?", "Who holds the office of mayor in Heirkford?",
@@ -51,7 +45,7 @@ std::vector<Document> test_documents() {
   std::map<std::string, Document> by_id;
   for (const Document& doc : read.documents) by_id[doc.external_id] = doc;
   std::vector<Document> docs;
-  for (const std::string& id : kDocumentIds) docs.push_back(by_id.at(id));
+  for (const std::string& id : testing::kPinnedDocumentIds) docs.push_back(by_id.at(id));
   return docs;
 }
 
@@ -102,19 +96,6 @@ CrossKV cached_memory(const RagPipeline& p, const std::string& question,
                       const std::vector<RetrievedChunk>& chunks) {
   AskTimings timings;
   return p.build_memory(question, chunks, Mode::kCached, timings).kv;
-}
-
-// max |a - b| / max |b| over two matrices of one shape.
-double relative_error(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.rows(), b.rows());
-  EXPECT_EQ(a.cols(), b.cols());
-  double diff = 0.0;
-  double scale = 0.0;
-  for (int64_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    diff = std::max(diff, std::fabs(double(a.data()[i]) - double(b.data()[i])));
-    scale = std::max(scale, std::fabs(double(b.data()[i])));
-  }
-  return diff / scale;
 }
 
 bool is_gold_chunk(const RetrievedChunk& chunk) {
@@ -264,6 +245,32 @@ TEST(AnsweringModes, ConcatSpansAreThePassageTokens) {
     }
   }
   EXPECT_EQ(memory.spans.back().second + 1, memory.kv.tokens());  // then eos
+}
+
+// ask() in cached mode encodes the question prompt once for retrieval and
+// memory; it must give what retrieve() then answer() give, which encode it
+// each for itself.
+TEST(AnsweringModes, CachedAskEqualsRetrieveThenAnswer) {
+  const RagPipeline& p = f32();
+  for (RetrieverKind retriever : {RetrieverKind::kDense, RetrieverKind::kHybrid}) {
+    for (const std::string& question : kDtypeQuestions) {
+      SCOPED_TRACE(str_cat(retriever_name(retriever), ": ", question));
+      AskOptions options = ask_options(Mode::kCached);
+      options.retriever = retriever;
+      const Answer asked = p.ask(question, options);
+      const std::vector<RetrievedChunk> chunks = p.retrieve(question, options.k, retriever);
+      const Answer answered = p.answer(question, chunks, options);
+      EXPECT_EQ(asked.ids, answered.ids);
+      ASSERT_EQ(asked.sources.size(), chunks.size());
+      for (size_t i = 0; i < chunks.size(); ++i) {
+        EXPECT_EQ(asked.sources[i].chunk.chunk_id, chunks[i].chunk_id);
+        EXPECT_EQ(asked.sources[i].chunk.score, chunks[i].score);
+        EXPECT_EQ(asked.sources[i].attention, answered.sources[i].attention);
+      }
+      EXPECT_EQ(asked.question_attention, answered.question_attention);
+      EXPECT_EQ(asked.timings.memory_tokens, answered.timings.memory_tokens);
+    }
+  }
 }
 
 TEST(AnsweringModes, BeamSearchAndTimings) {

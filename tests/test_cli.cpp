@@ -1,15 +1,14 @@
 // The kvrag executable, run as a user runs it: its output must equal the
 // library's, and its failures must exit non-zero naming what is wrong.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
 
 #include "encoder/t5_model.h"
 #include "pipeline/text_generation.h"
+#include "tests/cli_run.h"
 #include "tests/fixtures.h"
 #include "tests/model_files.h"
 
@@ -17,34 +16,9 @@ namespace kvrag {
 namespace {
 namespace fs = std::filesystem;
 
-struct CliRun {
-  int exit_code = -1;  // -1 when killed by a signal
-  std::string out;
-  std::string err;
-};
-
-// `arg` quoted for /bin/sh.
-std::string shell_quote(const std::string& arg) {
-  std::string quoted = "'";
-  for (const char ch : arg) quoted += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-  return quoted + "'";
-}
-
-// Runs `kvrag args...` with stdout and stderr captured through files.
-CliRun run_kvrag(const std::vector<std::string>& args) {
-  const testing::TempDir tmp("kvrag_test_cli_run");
-  std::string command = shell_quote(KVRAG_CLI_PATH);
-  // append, not " " + string: GCC 12 warns falsely (-Wrestrict) on the latter.
-  for (const std::string& arg : args) command.append(" ").append(shell_quote(arg));
-  command.append(" >").append(shell_quote(tmp.file("out")));
-  command.append(" 2>").append(shell_quote(tmp.file("err")));
-  const int status = std::system(command.c_str());
-  CliRun run;
-  if (status != -1 && WIFEXITED(status)) run.exit_code = WEXITSTATUS(status);
-  run.out = testing::read_text(tmp.file("out"));
-  run.err = testing::read_text(tmp.file("err"));
-  return run;
-}
+using testing::CliRun;
+using testing::describe;
+using testing::run_kvrag;
 
 // "5 6 7", as kvrag prints ids (the line without its newline).
 std::string join_ids(const std::vector<int32_t>& ids) {
@@ -54,10 +28,6 @@ std::string join_ids(const std::vector<int32_t>& ids) {
 }
 
 std::string ids_line(const std::vector<int32_t>& ids) { return join_ids(ids) + "\n"; }
-
-std::string describe(const CliRun& run) {
-  return "exit " + std::to_string(run.exit_code) + "\nstdout: " + run.out + "\nstderr: " + run.err;
-}
 
 TEST(Cli, HelpListsGenerate) {
   const CliRun run = run_kvrag({"--help"});

@@ -8,6 +8,7 @@
 
 #include "tests/cli_run.h"
 #include "tests/model_files.h"
+#include "tests/sample_corpus.h"
 
 namespace kvrag {
 namespace {
@@ -19,13 +20,10 @@ using ::testing::Not;
 using testing::run_kvrag;
 using ::testing::StartsWith;
 using testing::TempDir;
-
-const std::string kDemoModel = KVRAG_SOURCE_DIR "/models/kvrag-demo";
-const std::string kSampleCorpus = KVRAG_SOURCE_DIR "/data/sample/corpus.jsonl";
-// The question test_answering.cpp pins (see there why this one).
-constexpr const char* kQuestion = "Which explorer charted the Meim?";
-const std::vector<std::string> kDocumentIds = {"doc-0001", "doc-0005", "doc-0009", "doc-0016",
-                                               "doc-0002", "doc-0014", "doc-0021"};
+using testing::kDemoModel;
+using testing::kSampleCorpus;
+// The question test_answering.cpp pins (tests/sample_corpus.h says why).
+constexpr const char* kQuestion = testing::kPinnedQuestion;
 
 // The lines of the sample corpus with the test documents.
 std::string corpus_lines() {
@@ -33,7 +31,7 @@ std::string corpus_lines() {
   std::string lines;
   std::string line;
   while (std::getline(in, line)) {
-    for (const std::string& id : kDocumentIds) {
+    for (const std::string& id : testing::kPinnedDocumentIds) {
       if (line.find(str_cat("\"id\": \"", id, "\"")) != std::string::npos) {
         lines.append(line).append("\n");
       }

@@ -1,13 +1,9 @@
 // `kvrag index`, `rm` and `info` run as a user runs them, and the crash test:
 // a real `kvrag index` killed with SIGKILL part-way must leave an index with
 // every document complete or absent and FAISS in step with SQLite.
-#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -20,78 +16,19 @@
 #include "retriever/faiss_index.h"
 #include "tests/cli_run.h"
 #include "tests/model_files.h"
-
-extern char** environ;
+#include "tests/sample_corpus.h"
 
 namespace kvrag {
 namespace {
 namespace fs = std::filesystem;
 using testing::CliRun;
 using testing::describe;
+using testing::KvragProcess;
 using ::testing::HasSubstr;
 using testing::run_kvrag;
 using testing::TempDir;
 
-const std::string kDemoModel = KVRAG_SOURCE_DIR "/models/kvrag-demo";
-
-// A kvrag process started in the background, stdout and stderr going to
-// files: the crash test needs its pid to kill it (run_kvrag waits instead).
-class KvragProcess {
- public:
-  explicit KvragProcess(const std::vector<std::string>& args) {
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, tmp_.file("out").c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, tmp_.file("err").c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    std::vector<std::string> argv_text = {KVRAG_CLI_PATH};
-    argv_text.insert(argv_text.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (std::string& a : argv_text) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int rc = posix_spawn(&pid_, KVRAG_CLI_PATH, &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    EXPECT_EQ(rc, 0) << "cannot start " << KVRAG_CLI_PATH;
-    if (rc != 0) pid_ = -1;
-  }
-  ~KvragProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      wait();
-    }
-  }
-
-  pid_t pid() const { return pid_; }
-  bool running() {
-    if (pid_ <= 0) return false;
-    int status = 0;
-    const pid_t done = waitpid(pid_, &status, WNOHANG);
-    if (done == pid_) status_ = status, finished_ = true;
-    return done == 0;
-  }
-  // Waits for the end; `signal` receives the signal that ended it, 0 if it exited.
-  CliRun wait(int* signal = nullptr) {
-    CliRun run;
-    if (pid_ > 0 && !finished_) {
-      while (waitpid(pid_, &status_, 0) < 0 && errno == EINTR) {
-      }
-      finished_ = true;
-    }
-    pid_ = -1;
-    if (WIFEXITED(status_)) run.exit_code = WEXITSTATUS(status_);
-    if (signal) *signal = WIFSIGNALED(status_) ? WTERMSIG(status_) : 0;
-    run.out = testing::read_text(tmp_.file("out"));
-    run.err = testing::read_text(tmp_.file("err"));
-    return run;
-  }
-
- private:
-  TempDir tmp_{"kvrag_test_cli_index_run"};
-  pid_t pid_ = -1;
-  int status_ = 0;
-  bool finished_ = false;
-};
+using testing::kDemoModel;
 
 void expect_usage_error(const std::vector<std::string>& args, const std::string& option) {
   const CliRun run = run_kvrag(args);

@@ -13,11 +13,12 @@
 #include "decoder/t5_decoder.h"
 #include "encoder/cross_kv.h"
 #include "encoder/t5_encoder.h"
+#include "tests/sample_corpus.h"
 
 namespace kvrag {
 namespace {
 
-const std::string kDemoDir = KVRAG_SOURCE_DIR "/models/kvrag-demo";
+using testing::kDemoModel;
 
 // Same bound as the Hugging Face fixtures: max |diff| ≤ 5e-5 · max |ref|.
 constexpr double kTolerance = 5e-5;
@@ -41,8 +42,8 @@ void expect_close(const std::string& what, const Tensor& got, const std::vector<
 }
 
 TEST(DemoModel, MatchesTheTrainingCodesForwardPass) {
-  const auto model = load_t5_model(kDemoDir);
-  const SafeTensorsFile reference(kDemoDir + "/reference.safetensors");
+  const auto model = load_t5_model(kDemoModel);
+  const SafeTensorsFile reference(kDemoModel + "/reference.safetensors");
   const T5Encoder encoder(model);
   const T5Decoder decoder(model);
 
@@ -69,10 +70,10 @@ TEST(DemoModel, MatchesTheTrainingCodesForwardPass) {
 TEST(DemoModel, FingerprintIgnoresTheReferenceFile) {
   // reference.safetensors sits in the model folder but is not a weight file:
   // indexes built before it was written must still open with this model.
-  const auto model = load_t5_model(kDemoDir);
-  const SafeTensorsCheckpoint checkpoint(kDemoDir);
+  const auto model = load_t5_model(kDemoModel);
+  const SafeTensorsCheckpoint checkpoint(kDemoModel);
   ASSERT_EQ(checkpoint.files().size(), 1u);
-  EXPECT_EQ(checkpoint.files().front(), kDemoDir + "/model.safetensors");
+  EXPECT_EQ(checkpoint.files().front(), kDemoModel + "/model.safetensors");
 }
 
 }  // namespace

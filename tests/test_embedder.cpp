@@ -2,24 +2,18 @@
 
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include "core/error.h"
 #include "core/tensor.h"
 #include "retriever/embedder.h"
 #include "tests/model_files.h"
+#include "tests/tensor_checks.h"
 
 namespace kvrag {
 namespace {
 
-Tensor random_states(int64_t rows, int64_t cols, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.5f, 2.0f);
-  Tensor t(rows, cols);
-  for (int64_t i = 0; i < t.size(); ++i) t.data()[i] = normal(rng);
-  return t;
-}
+using testing::random_normal_tensor;
 
 // Scalar reference: column means, then divided by their L2 norm.
 std::vector<double> reference_embedding(ConstView x) {
@@ -40,7 +34,7 @@ double l2_norm(const std::vector<float>& v) {
 }
 
 TEST(Embedder, IsTheNormalisedMeanOfAllPositions) {
-  const Tensor states = random_states(37, 64, 1);
+  const Tensor states = random_normal_tensor(37, 64, 1, 0.5f, 2.0f);
   const std::vector<float> e = embed(states.view());
   const std::vector<double> want = reference_embedding(states.view());
   ASSERT_EQ(e.size(), 64u);
@@ -49,7 +43,7 @@ TEST(Embedder, IsTheNormalisedMeanOfAllPositions) {
 }
 
 TEST(Embedder, EveryPositionCountsIncludingTheLast) {
-  Tensor states = random_states(5, 16, 2);
+  Tensor states = random_normal_tensor(5, 16, 2, 0.5f, 2.0f);
   const std::vector<float> before = embed(states.view());
   states.at(4, 3) += 10.0f;  // the eos position
   const std::vector<float> after = embed(states.view());
@@ -57,7 +51,7 @@ TEST(Embedder, EveryPositionCountsIncludingTheLast) {
 }
 
 TEST(Embedder, IgnoresScaleAndReadsStridedViews) {
-  const Tensor states = random_states(6, 24, 3);
+  const Tensor states = random_normal_tensor(6, 24, 3, 0.5f, 2.0f);
   Tensor scaled = states;
   for (int64_t i = 0; i < scaled.size(); ++i) scaled.data()[i] *= 7.5f;
   const std::vector<float> a = embed(states.view());

@@ -21,6 +21,7 @@
 #include "retriever/embedder.h"
 #include "retriever/faiss_index.h"
 #include "tests/model_files.h"
+#include "tests/sample_corpus.h"
 
 namespace kvrag {
 namespace {
@@ -28,7 +29,7 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using testing::TempDir;
 
-const std::string kDemoModel = KVRAG_SOURCE_DIR "/models/kvrag-demo";
+using testing::kDemoModel;
 
 Document make_document(const std::string& id, const std::string& title, const std::string& text,
                        const std::string& metadata = "{}") {

@@ -2,25 +2,19 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "tests/tensor_checks.h"
 
 namespace kvrag {
 namespace {
 
-Tensor random_matrix(int64_t rows, int64_t cols, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  Tensor t(rows, cols);
-  for (int64_t i = 0; i < t.size(); ++i) t.data()[i] = normal(rng);
-  return t;
-}
+using testing::random_normal_tensor;
 
 TEST(Ops, LinearMatchesScalarReference) {
-  const Tensor x = random_matrix(5, 7, 1);
-  const Tensor w = random_matrix(3, 7, 2);
+  const Tensor x = random_normal_tensor(5, 7, 1);
+  const Tensor w = random_normal_tensor(3, 7, 2);
   Tensor out(5, 3);
   linear(x.view(), w.view(), out.view());
   for (int64_t i = 0; i < 5; ++i) {
@@ -37,8 +31,8 @@ TEST(Ops, LinearMatchesScalarReference) {
 }
 
 TEST(Ops, GemmOnStridedColumnSlices) {
-  const Tensor a = random_matrix(4, 6, 3);  // two "heads" of width 3
-  const Tensor b = random_matrix(5, 6, 4);
+  const Tensor a = random_normal_tensor(4, 6, 3);  // two "heads" of width 3
+  const Tensor b = random_normal_tensor(5, 6, 4);
   Tensor c(4, 5);
   gemm(a.view().cols_slice(3, 3), false, b.view().cols_slice(3, 3), true, c.view());
   for (int64_t i = 0; i < 4; ++i) {

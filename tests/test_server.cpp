@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -102,6 +103,29 @@ class ServerTest : public ::testing::Test {
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200);
     EXPECT_EQ(json::parse(res->body), json({{"status", "ok"}}));
+  }
+
+  // The /metrics text once it holds every line of `lines` (fails the test
+  // after 2 s). A request is counted once its response has been written, so
+  // a scrape sent right after receiving it may still precede the count.
+  std::string scrape_metrics_with(const std::vector<std::string>& lines) const {
+    std::string text;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      const auto res = client()->Get("/metrics");
+      EXPECT_TRUE(res && res->status == 200);
+      if (!res) return "";
+      EXPECT_EQ(res->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+      text = res->body;
+      const bool all = std::all_of(lines.begin(), lines.end(), [&](const std::string& line) {
+        return text.find(line) != std::string::npos;
+      });
+      if (all) return text;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    for (const std::string& line : lines) {
+      EXPECT_NE(text.find(line), std::string::npos) << line << "not in\n" << text;
+    }
+    return text;
   }
 
   Answer direct_ask(const std::string& question, int64_t k, Mode mode = Mode::kCached) const {
@@ -357,13 +381,9 @@ TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
   expect_healthy();
 
   // Every request above was counted under its route and status.
-  const auto metrics = client()->Get("/metrics");
-  ASSERT_TRUE(metrics);
-  for (const std::string line :
-       {"kvrag_http_requests_total{route=\"/v1/ask\",method=\"POST\",status=\"413\"} 2\n",
-        "kvrag_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1\n"}) {
-    EXPECT_NE(metrics->body.find(line), std::string::npos) << line << "not in\n" << metrics->body;
-  }
+  scrape_metrics_with(
+      {"kvrag_http_requests_total{route=\"/v1/ask\",method=\"POST\",status=\"413\"} 2\n",
+       "kvrag_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1\n"});
   EXPECT_EQ(ok_json(client()->Get("/v1/stats"))["documents"],
             kCorpusDocuments);  // nothing was added
 }
@@ -371,22 +391,15 @@ TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
 TEST_F(ServerTest, MetricsCountRequestsAnswersAndTheIndex) {
   ok_json(post("/v1/ask", {{"question", "Who founded Roulton?"}, {"k", 2}}));
   ok_json(post("/v1/ask", {{"question", "Who founded Roulton?"}, {"k", 2}, {"mode", "fid"}}));
-  const auto res = client()->Get("/metrics");
-  ASSERT_TRUE(res);
-  EXPECT_EQ(res->status, 200);
-  EXPECT_EQ(res->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
-  const std::string& text = res->body;
-  for (const std::string line :
-       {"kvrag_http_requests_total{route=\"/v1/ask\",method=\"POST\",status=\"200\"} 2\n",
-        "kvrag_answer_duration_seconds_count{mode=\"cached\"} 1\n",
-        "kvrag_answer_duration_seconds_count{mode=\"fid\"} 1\n",
-        "kvrag_answer_duration_seconds_count{mode=\"concat\"} 0\n",
-        "kvrag_answer_duration_seconds_bucket{mode=\"cached\",le=\"+Inf\"} 1\n",
-        "# TYPE kvrag_answer_duration_seconds histogram\n", "kvrag_documents 6\n",
-        "# TYPE kvrag_kv_cache_hits_total counter\n",
-        "# TYPE kvrag_kv_cache_misses_total counter\n"}) {
-    EXPECT_NE(text.find(line), std::string::npos) << line << "\nnot in\n" << text;
-  }
+  const std::string text = scrape_metrics_with(
+      {"kvrag_http_requests_total{route=\"/v1/ask\",method=\"POST\",status=\"200\"} 2\n",
+       "kvrag_answer_duration_seconds_count{mode=\"cached\"} 1\n",
+       "kvrag_answer_duration_seconds_count{mode=\"fid\"} 1\n",
+       "kvrag_answer_duration_seconds_count{mode=\"concat\"} 0\n",
+       "kvrag_answer_duration_seconds_bucket{mode=\"cached\",le=\"+Inf\"} 1\n",
+       "# TYPE kvrag_answer_duration_seconds histogram\n", "kvrag_documents 6\n",
+       "# TYPE kvrag_kv_cache_hits_total counter\n",
+       "# TYPE kvrag_kv_cache_misses_total counter\n"});
   const IndexStats stats = pipeline_->stats();
   EXPECT_NE(text.find("kvrag_chunks " + std::to_string(stats.store.chunks) + "\n"),
             std::string::npos);

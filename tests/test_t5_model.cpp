@@ -13,6 +13,7 @@
 #include "pipeline/text_generation.h"
 #include "tests/fixtures.h"
 #include "tests/model_files.h"
+#include "tests/tensor_checks.h"
 
 namespace kvrag {
 namespace {
@@ -20,6 +21,7 @@ namespace fs = std::filesystem;
 using testing::copy_model;
 using testing::find_tensor;
 using testing::NamedTensor;
+using testing::relative_error;
 using testing::throws_error;
 
 constexpr const char* kRelu = "t5v1_relu_tied";
@@ -66,19 +68,6 @@ std::vector<std::pair<std::string, const Tensor*>> all_tensors(const T5Weights& 
     }
   }
   return out;
-}
-
-// max |got − want| / max |want| over two tensors of one shape.
-double relative_error(const Tensor& got, const Tensor& want) {
-  EXPECT_EQ(got.rows(), want.rows());
-  EXPECT_EQ(got.cols(), want.cols());
-  double max_diff = 0.0;
-  double max_ref = 0.0;
-  for (int64_t i = 0; i < std::min(got.size(), want.size()); ++i) {
-    max_diff = std::max(max_diff, std::abs(double(got.data()[i]) - double(want.data()[i])));
-    max_ref = std::max(max_ref, std::abs(double(want.data()[i])));
-  }
-  return max_ref > 0 ? max_diff / max_ref : max_diff;
 }
 
 Tensor encode(const std::shared_ptr<const T5Model>& model) { return T5Encoder(model).encode(kIds); }

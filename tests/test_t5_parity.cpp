@@ -14,6 +14,7 @@
 #include "encoder/t5_encoder.h"
 #include "encoder/t5_layers.h"
 #include "tests/fixtures.h"
+#include "tests/tensor_checks.h"
 
 namespace kvrag {
 namespace {
@@ -31,21 +32,11 @@ struct Case {
   std::vector<int64_t> i64(const std::string& name) const { return expected->read_i64(name); }
 };
 
-double max_relative_error(const float* got, const float* want, size_t n) {
-  double max_diff = 0.0;
-  double max_ref = 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    max_diff = std::max(max_diff, std::abs(double(got[i]) - double(want[i])));
-    max_ref = std::max(max_ref, std::abs(double(want[i])));
-  }
-  return max_ref > 0 ? max_diff / max_ref : max_diff;
-}
-
 // Checks and reports one comparison, so the observed errors are in the log.
 void expect_close(const std::string& what, const std::vector<float>& got,
                   const std::vector<float>& want) {
   ASSERT_EQ(got.size(), want.size()) << what;
-  const double err = max_relative_error(got.data(), want.data(), got.size());
+  const double err = testing::relative_error(got, want);
   std::cout << "[parity] " << what << ": max|diff|/max|ref| = " << err << "\n";
   EXPECT_LE(err, kTolerance) << what;
 }
@@ -116,7 +107,7 @@ TEST_P(T5Parity, EncoderStatesMatchOnUnpaddedRows) {
     // (BLAS blocks a taller matrix differently); the README observed 8e-7.
     const Tensor alone = encoder.encode(inputs[b]);
     ASSERT_EQ(alone.size(), states[b].size());
-    EXPECT_LE(max_relative_error(alone.data(), states[b].data(), alone.size()), 2e-6)
+    EXPECT_LE(testing::relative_error(alone, states[b]), 2e-6)
         << "sequence " << b << " alone vs in the batch";
   }
   expect_close(name() + " encoder_last_hidden_state", got, want);
