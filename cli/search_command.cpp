@@ -41,8 +41,8 @@ int run_search(const std::vector<std::string>& argv) {
   for (size_t i = 0; i < chunks.size(); ++i) {
     const RetrievedChunk& chunk = chunks[i];
     std::cout << i + 1 << ". " << chunk.external_id << " \"" << chunk.title << "\" chunk "
-              << chunk.position << " (chunk id " << chunk.chunk_id << ")  score " << fixed(chunk.score, 4)
-              << "\n   " << chunk.text << "\n";
+              << chunk.position << " (chunk id " << chunk.chunk_id << ")  score "
+              << fixed(chunk.score, 4) << "\n   " << chunk.text << "\n";
   }
   std::cerr << chunks.size() << " chunks (" << retriever_name(retriever) << ") in " << fixed(ms, 1)
             << " ms\n";

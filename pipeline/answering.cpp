@@ -215,28 +215,33 @@ std::vector<RetrievedChunk> RagPipeline::retrieve_encoded(const std::string& que
   check_question(query, "query");
   KVRAG_CHECK(k >= 1 && k <= kMaxK, kInvalidArgument, "k must be in 1..", kMaxK, ", got ", k);
   using Ranked = std::vector<std::pair<int64_t, double>>;
-  auto dense = [&] {
+  auto dense = [&](int64_t depth) {
     Tensor encoded;
     if (!question_hidden) encoded = encode_question(query);
     const std::vector<float> embedding =
         embed((question_hidden ? *question_hidden : encoded).view());
     Ranked ranked;
-    for (const ScoredId& hit : faiss_->search(embedding, k)) ranked.emplace_back(hit.id, hit.score);
+    for (const ScoredId& hit : faiss_->search(embedding, depth)) {
+      ranked.emplace_back(hit.id, hit.score);
+    }
     return ranked;
   };
-  auto bm25 = [&] { return store_->search_bm25(query, k); };
+  auto bm25 = [&](int64_t depth) { return store_->search_bm25(query, depth); };
   Ranked ranked;
   switch (retriever) {
     case RetrieverKind::kDense:
-      ranked = dense();
+      ranked = dense(k);
       break;
     case RetrieverKind::kBm25:
-      ranked = bm25();
+      ranked = bm25(k);
       break;
-    case RetrieverKind::kHybrid:
-      ranked = reciprocal_rank_fusion({dense(), bm25()});
-      if (static_cast<int64_t>(ranked.size()) > k) ranked.resize(static_cast<size_t>(k));
+    case RetrieverKind::kHybrid: {
+      // Deeper than k, so that BM25 can lift a dense hit from below the cut
+      // (retriever/fusion.h says why and how the settings were chosen).
+      const int64_t depth = hybrid_candidates(k);
+      ranked = hybrid_fusion(dense(depth), bm25(depth), k);
       break;
+    }
   }
   // Several chunks of one document are common: read each document once.
   std::map<int64_t, DocumentRecord> documents;
@@ -268,8 +273,8 @@ AnswerMemory RagPipeline::build_memory(const std::string& question,
 
 AnswerMemory RagPipeline::build_memory_encoded(const std::string& question,
                                                const Tensor* question_hidden,
-                                               const std::vector<RetrievedChunk>& chunks,
-                                               Mode mode, AskTimings& timings) const {
+                                               const std::vector<RetrievedChunk>& chunks, Mode mode,
+                                               AskTimings& timings) const {
   check_question(question, "question");
   const MemoryContext context{*model_, encoder_, *store_, *kv_cache_, settings_};
   AnswerMemory memory;

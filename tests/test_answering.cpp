@@ -25,11 +25,12 @@
 namespace kvrag {
 namespace {
 using ::testing::HasSubstr;
+using testing::kDemoModel;
+using testing::kSampleCorpus;
 using testing::relative_error;
 using testing::TempDir;
 using testing::throws_error;
-using testing::kDemoModel;
-using testing::kSampleCorpus;
+
 // The pinned question (tests/sample_corpus.h says why this one), its answer
 // and its document.
 constexpr const char* kQuestion = testing::kPinnedQuestion;

@@ -16,12 +16,13 @@ using nlohmann::json;
 using testing::CliRun;
 using testing::describe;
 using ::testing::HasSubstr;
+using testing::kDemoModel;
+using testing::kSampleCorpus;
 using ::testing::Not;
 using testing::run_kvrag;
 using ::testing::StartsWith;
 using testing::TempDir;
-using testing::kDemoModel;
-using testing::kSampleCorpus;
+
 // The question test_answering.cpp pins (tests/sample_corpus.h says why).
 constexpr const char* kQuestion = testing::kPinnedQuestion;
 

@@ -23,8 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 using testing::CliRun;
 using testing::describe;
-using testing::KvragProcess;
 using ::testing::HasSubstr;
+using testing::KvragProcess;
 using testing::run_kvrag;
 using testing::TempDir;
 

@@ -54,8 +54,7 @@ TEST(DemoModel, MatchesTheTrainingCodesForwardPass) {
   // The cached-mode memory: question and passages encoded alone, concatenated.
   CrossKV memory = project_cross_kv(*model, question.view());
   for (int p = 0; p < 3; ++p) {
-    const Tensor passage =
-        encoder.encode(read_ids(reference, "passage_ids.p" + std::to_string(p)));
+    const Tensor passage = encoder.encode(read_ids(reference, "passage_ids.p" + std::to_string(p)));
     memory.append(project_cross_kv(*model, passage.view()));
   }
   const DecoderOutputs out =
