@@ -11,6 +11,7 @@
 
 #include "bench/svg_chart.h"
 #include "core/error.h"
+#include "core/format.h"
 
 namespace kvrag::bench {
 namespace {
@@ -19,12 +20,6 @@ namespace {
 std::string ms(double v) {
   char text[32];
   std::snprintf(text, sizeof(text), v >= 100 ? "%.0f" : v >= 10 ? "%.1f" : "%.2f", v);
-  return text;
-}
-
-std::string fixed(double v, int decimals) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.*f", decimals, v);
   return text;
 }
 

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/random_model.h"
 #include "core/ops.h"
 #include "core/tensor.h"
 #include "decoder/t5_decoder.h"
@@ -40,6 +41,7 @@ using kvrag::T5Decoder;
 using kvrag::T5Encoder;
 using kvrag::T5Model;
 using kvrag::Tensor;
+using kvrag::bench::t5_shape_config;
 
 constexpr uint64_t kModelSeed = 42;
 constexpr int64_t kDecoderPrefix = 16;  // self-attention cache length before the timed step
@@ -79,31 +81,6 @@ enum class Shape { kSmall, kBase };
 
 const char* shape_name(Shape shape) { return shape == Shape::kSmall ? "t5-small" : "t5-base"; }
 
-// T5 v1.0 shapes: ReLU FFN, tied embeddings, vocabulary 32128.
-T5Config shape_config(Shape shape) {
-  T5Config c;
-  c.vocab_size = 32128;
-  c.d_kv = 64;
-  c.feed_forward_proj = "relu";
-  c.activation = kvrag::Activation::kRelu;
-  c.is_gated_act = false;
-  c.tie_word_embeddings = true;
-  if (shape == Shape::kSmall) {
-    c.d_model = 512;
-    c.num_heads = 8;
-    c.d_ff = 2048;
-    c.num_layers = 6;
-    c.num_decoder_layers = 6;
-  } else {
-    c.d_model = 768;
-    c.num_heads = 12;
-    c.d_ff = 3072;
-    c.num_layers = 12;
-    c.num_decoder_layers = 12;
-  }
-  return c;
-}
-
 // Each shape's model is built on first use and kept for the process:
 // make_random_t5_model takes seconds for T5-base, and Google Benchmark calls a
 // benchmark function several times while it settles the iteration count. The
@@ -111,7 +88,7 @@ T5Config shape_config(Shape shape) {
 std::shared_ptr<const T5Model> random_model(Shape shape) {
   static std::map<Shape, std::shared_ptr<const T5Model>> models;
   std::shared_ptr<const T5Model>& model = models[shape];
-  if (!model) model = kvrag::make_random_t5_model(shape_config(shape), kModelSeed);
+  if (!model) model = kvrag::make_random_t5_model(t5_shape_config(shape_name(shape)), kModelSeed);
   return model;
 }
 
@@ -235,22 +212,32 @@ void BM_StreamRead(benchmark::State& state) {
 }
 BENCHMARK(BM_StreamRead)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// One row through kvrag::linear (cblas_sgemm with m = 1), the shape of every
-// projection in a one-token decoder step: the bandwidth the engine's own
-// kernel gets when it streams a weight matrix.
-void BM_Gemv(benchmark::State& state) {
+// Times `product(x, w, y)`: a (1, cols) x times the transpose of a (rows,
+// cols) w into a (1, rows) y, with rows and cols the benchmark's arguments.
+// Counts w streamed once and 2 FLOPs per weight per call.
+template <typename Product>
+void time_gemv(benchmark::State& state, Product product) {
   const int64_t rows = state.range(0);
   const int64_t cols = state.range(1);
   const Tensor w = filled(rows, cols, 4);
   const Tensor x = filled(1, cols, 5);
   Tensor y(1, rows);
   for (auto _ : state) {
-    kvrag::linear(x.view(), w.view(), y.view());
+    product(x, w, y);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
   state.counters["GB/s"] = giga_rate(4.0 * static_cast<double>(rows * cols), state);
   state.counters["GFLOP/s"] = giga_rate(2.0 * static_cast<double>(rows * cols), state);
+}
+
+// One row through kvrag::linear (cblas_sgemm with m = 1), the shape of every
+// projection in a one-token decoder step: the bandwidth the engine's own
+// kernel gets when it streams a weight matrix.
+void BM_Gemv(benchmark::State& state) {
+  time_gemv(state, [](const Tensor& x, const Tensor& w, Tensor& y) {
+    kvrag::linear(x.view(), w.view(), y.view());
+  });
 }
 BENCHMARK(BM_Gemv)->Args({65536, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -258,19 +245,12 @@ BENCHMARK(BM_Gemv)->Args({65536, 1024})->Unit(benchmark::kMillisecond)->UseRealT
 // bandwidth a gemv-specialised kernel gets, to tell how much of BM_Gemv's gap
 // to BM_StreamRead is the sgemm m = 1 path.
 void BM_Sgemv(benchmark::State& state) {
-  const int64_t rows = state.range(0);
-  const int64_t cols = state.range(1);
-  const Tensor w = filled(rows, cols, 4);
-  const Tensor x = filled(1, cols, 5);
-  Tensor y(1, rows);
-  for (auto _ : state) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(rows), static_cast<int>(cols), 1.0f,
-                w.data(), static_cast<int>(cols), x.data(), 1, 0.0f, y.data(), 1);
-    benchmark::DoNotOptimize(y.data());
-    benchmark::ClobberMemory();
-  }
-  state.counters["GB/s"] = giga_rate(4.0 * static_cast<double>(rows * cols), state);
-  state.counters["GFLOP/s"] = giga_rate(2.0 * static_cast<double>(rows * cols), state);
+  time_gemv(state, [](const Tensor& x, const Tensor& w, Tensor& y) {
+    const auto rows = static_cast<int>(w.rows());
+    const auto cols = static_cast<int>(w.cols());
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, w.data(), cols, x.data(), 1, 0.0f,
+                y.data(), 1);
+  });
 }
 BENCHMARK(BM_Sgemv)->Args({65536, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();
 

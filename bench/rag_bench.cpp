@@ -158,6 +158,20 @@ std::vector<AgreementRow> agreement_at(const BenchTarget& target, int64_t chunk_
   return rows;
 }
 
+// cached-sqlite answers from the index opened with the RAM cache off, every
+// other variant from the one with it on.
+const RagPipeline& pipeline_for(const BenchTarget& target, const Variant& variant) {
+  return variant.name == "cached-sqlite" ? *target.sqlite : *target.ram;
+}
+
+// The same decoding for every variant; only the mode differs.
+AskOptions ask_options(const Variant& variant, const BenchSettings& settings) {
+  AskOptions options;
+  options.mode = parse_mode(variant.mode);
+  options.generation = settings.generation;
+  return options;
+}
+
 void check_settings(const BenchTarget& target, const std::vector<EvalQuestion>& questions,
                     const BenchSettings& settings) {
   KVRAG_CHECK(target.ram && target.sqlite, kInvalidArgument,
@@ -231,11 +245,8 @@ BenchResult run_bench(const BenchTarget& target, const std::vector<EvalQuestion>
       const std::vector<RetrievedChunk> chunks(
           retrieved.begin(), retrieved.begin() + std::min<int64_t>(ks[ki], retrieved.size()));
       for (int64_t v = 0; v < n_variants; ++v) {
-        const RagPipeline& pipeline =
-            variants[v].name == "cached-sqlite" ? *target.sqlite : *target.ram;
-        AskOptions options;
-        options.mode = parse_mode(variants[v].mode);
-        options.generation = settings.generation;
+        const RagPipeline& pipeline = pipeline_for(target, variants[v]);
+        const AskOptions options = ask_options(variants[v], settings);
         for (int64_t w = 0; q == 0 && w < settings.warmup; ++w) {
           pipeline.answer(question, chunks, options);
           report(q + 1, ks[ki], variants[v].name + " (warm-up)");
@@ -247,11 +258,8 @@ BenchResult run_bench(const BenchTarget& target, const std::vector<EvalQuestion>
       }
       for (int64_t r = 0; r < settings.repeat; ++r) {
         for (int64_t v = 0; v < n_variants; ++v) {
-          const RagPipeline& pipeline =
-              variants[v].name == "cached-sqlite" ? *target.sqlite : *target.ram;
-          AskOptions options;
-          options.mode = parse_mode(variants[v].mode);
-          options.generation = settings.generation;
+          const RagPipeline& pipeline = pipeline_for(target, variants[v]);
+          const AskOptions options = ask_options(variants[v], settings);
           CellData& cell = data[ki][v];
           std::string text;
           cell.samples.push_back(

@@ -119,12 +119,8 @@ const std::vector<std::string>& random_shape_names() {
   return names;
 }
 
-T5Config random_shape_config(const std::string& name) {
-  T5Config c;  // defaults are T5-small's shape and vocabulary
-  c.feed_forward_proj = "gated-gelu";
-  c.activation = Activation::kGeluTanh;
-  c.is_gated_act = true;
-  c.tie_word_embeddings = false;
+T5Config t5_shape_config(const std::string& name) {
+  T5Config c;  // defaults are T5-small's shape and vocabulary, T5 v1.0 layout
   if (name == "t5-small") return c;
   if (name == "t5-base") {
     c.d_model = 768;
@@ -135,6 +131,15 @@ T5Config random_shape_config(const std::string& name) {
     return c;
   }
   KVRAG_THROW(kInvalidArgument, "unknown model shape '", name, "' (known: t5-small, t5-base)");
+}
+
+T5Config random_shape_config(const std::string& name) {
+  T5Config c = t5_shape_config(name);
+  c.feed_forward_proj = "gated-gelu";
+  c.activation = Activation::kGeluTanh;
+  c.is_gated_act = true;
+  c.tie_word_embeddings = false;
+  return c;
 }
 
 void write_random_model_folder(const T5Config& config, uint64_t seed,

@@ -12,6 +12,11 @@
 
 namespace kvrag::bench {
 
+// T5 v1.0 configs (ReLU FFN, tied embeddings, vocab 32128: T5Config's
+// defaults) of the shapes below; the microbenchmarks time these.
+// Error(kInvalidArgument) naming the known shapes for any other name.
+T5Config t5_shape_config(const std::string& name);
+
 // Flan-T5 style configs (gated GELU, untied LM head, vocab 32128) of the
 // shapes the sweep names: "t5-small" (d_model 512, 8 heads × d_kv 64, d_ff
 // 2048, 6 + 6 layers) and "t5-base" (768, 12 × 64, 3072, 12 + 12).

@@ -1,10 +1,27 @@
 #include "cli/args.h"
 
-#include <charconv>
+#include <optional>
+#include <sstream>
 
 #include "core/error.h"
 
 namespace kvrag::cli {
+namespace {
+
+// The whole of `text` as a base-10 integer (std::stoll's syntax: leading
+// white space and a sign allowed); nullopt when it is not one or overflows.
+std::optional<int64_t> to_int(const std::string& text) {
+  try {
+    size_t used = 0;
+    const int64_t value = std::stoll(text, &used);
+    if (used == text.size()) return value;
+  } catch (const std::logic_error&) {
+    // no digits, or out of range: not an integer either way
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& value_options,
            const std::set<std::string>& flags) {
@@ -56,14 +73,35 @@ std::string Args::require(const std::string& name) const {
 int64_t Args::get_int(const std::string& name, int64_t fallback, int64_t min, int64_t max) const {
   const auto it = values_.find(name);
   if (it == values_.end()) return fallback;
-  int64_t value = 0;
-  const std::string& text = it->second;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  KVRAG_CHECK(ec == std::errc() && end == text.data() + text.size(), kInvalidArgument, "--", name,
-              " must be an integer, got '", text, "'");
-  KVRAG_CHECK(value >= min && value <= max, kInvalidArgument, "--", name, " must be in [", min,
-              ", ", max, "], got ", value);
-  return value;
+  const std::optional<int64_t> value = to_int(it->second);
+  KVRAG_CHECK(value.has_value(), kInvalidArgument, "--", name, " must be an integer, got '",
+              it->second, "'");
+  KVRAG_CHECK(*value >= min && *value <= max, kInvalidArgument, "--", name, " must be in [", min,
+              ", ", max, "], got ", *value);
+  return *value;
+}
+
+std::vector<std::string> Args::get_list(const std::string& name,
+                                        const std::string& fallback) const {
+  std::vector<std::string> items;
+  std::stringstream in(get(name, fallback));
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) items.push_back(item);
+  }
+  return items;
+}
+
+std::vector<int64_t> Args::get_int_list(const std::string& name, const std::string& fallback,
+                                        int64_t min, int64_t max) const {
+  const std::vector<int64_t> values = get_list(name, fallback, [&](const std::string& item) {
+    const std::optional<int64_t> value = to_int(item);
+    KVRAG_CHECK(value && *value >= min && *value <= max, kInvalidArgument, "--", name, ": '", item,
+                "' is not an integer in ", min, "..", max);
+    return *value;
+  });
+  KVRAG_CHECK(!values.empty(), kInvalidArgument, "--", name, " is empty");
+  return values;
 }
 
 double Args::get_double(const std::string& name, double fallback) const {

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace kvrag::cli {
@@ -26,6 +27,21 @@ class Args {
   // Integer in [min, max]; Error(kInvalidArgument) naming the option otherwise.
   int64_t get_int(const std::string& name, int64_t fallback, int64_t min, int64_t max) const;
   double get_double(const std::string& name, double fallback) const;
+  // "a,b,c" -> {"a", "b", "c"}: the comma-separated items of --name, or of
+  // `fallback` when it is absent; empty items are skipped, so "" gives {}.
+  std::vector<std::string> get_list(const std::string& name, const std::string& fallback) const;
+  // get_list's items, each through `parse` (e.g. parse_mode), which throws
+  // for a bad one.
+  template <typename Parse>
+  auto get_list(const std::string& name, const std::string& fallback, Parse parse) const {
+    std::vector<std::invoke_result_t<Parse, const std::string&>> values;
+    for (const std::string& item : get_list(name, fallback)) values.push_back(parse(item));
+    return values;
+  }
+  // "1,5,10" -> {1, 5, 10}, each in [min, max]; Error(kInvalidArgument)
+  // naming the option for a bad item or an empty list.
+  std::vector<int64_t> get_int_list(const std::string& name, const std::string& fallback,
+                                    int64_t min, int64_t max) const;
   const std::vector<std::string>& positional() const { return positional_; }
 
  private:

@@ -45,36 +45,6 @@ constexpr const char* kBenchUsage =
     "  answers the first --random-questions questions. --index or --random-models is\n"
     "  needed. Writes report.md, results.csv and *.svg into --out.\n";
 
-std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> items;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) items.push_back(item);
-  }
-  return items;
-}
-
-// "--k 1,5,10" -> {1, 5, 10}, each in [min, max]; errors name the option.
-std::vector<int64_t> int_list(const Args& args, const std::string& name,
-                              const std::string& fallback, int64_t min, int64_t max) {
-  std::vector<int64_t> values;
-  for (const std::string& item : split_commas(args.get(name, fallback))) {
-    size_t used = 0;
-    int64_t value = 0;
-    try {
-      value = std::stoll(item, &used);
-    } catch (const std::logic_error&) {
-      used = 0;
-    }
-    KVRAG_CHECK(used == item.size() && value >= min && value <= max, kInvalidArgument, "--", name,
-                ": '", item, "' is not an integer in ", min, "..", max);
-    values.push_back(value);
-  }
-  KVRAG_CHECK(!values.empty(), kInvalidArgument, "--", name, " is empty");
-  return values;
-}
-
 std::string command_line(const std::vector<std::string>& argv) {
   std::string line = "kvrag bench";
   for (const std::string& arg : argv) {
@@ -180,12 +150,8 @@ int run_bench(const std::vector<std::string>& argv) {
   if (args.has("threads")) bench::set_compute_threads(args.get_int("threads", 1, 1, 1024));
 
   bench::BenchSettings settings;
-  settings.ks = int_list(args, "k", "1,5,10,20,50", 1, kMaxK);
-  std::vector<Mode> modes;
-  for (const std::string& name : split_commas(args.get("modes", "cached,concat,fid"))) {
-    modes.push_back(parse_mode(name));
-  }
-  settings.variants = bench::variants_for(modes);
+  settings.ks = args.get_int_list("k", "1,5,10,20,50", 1, kMaxK);
+  settings.variants = bench::variants_for(args.get_list("modes", "cached,concat,fid", parse_mode));
   settings.repeat = args.get_int("repeat", 3, 1, 1000);
   settings.warmup = args.get_int("warmup", 1, 0, 1000);
   settings.retriever = parse_retriever(args.get("retriever", "dense"));
@@ -226,14 +192,14 @@ int run_bench(const std::vector<std::string>& argv) {
 
   if (args.has("random-models")) {
     bench::RandomSweepSettings sweep;
-    sweep.shapes = split_commas(args.get("random-models", ""));
-    sweep.chunk_tokens = int_list(args, "random-chunk-tokens", "64", 1, 4096);
+    sweep.shapes = args.get_list("random-models", "");
+    sweep.chunk_tokens = args.get_int_list("random-chunk-tokens", "64", 1, 4096);
     sweep.corpus_path = args.get("corpus", "data/sample/corpus.jsonl");
     sweep.spiece_path = args.get("spiece", "models/kvrag-demo/spiece.model");
     sweep.kv_dtype = parse_kv_dtype(args.get("kv-dtype", "f16"));
     sweep.kv_cache_bytes = kv_cache_bytes;
     bench::BenchSettings random_settings = settings;
-    if (args.has("random-k")) random_settings.ks = int_list(args, "random-k", "", 1, kMaxK);
+    if (args.has("random-k")) random_settings.ks = args.get_int_list("random-k", "", 1, kMaxK);
     random_settings.repeat = args.get_int("random-repeat", 1, 1, 1000);
     random_settings.warmup = args.get_int("random-warmup", 1, 0, 1000);
     const std::vector<EvalQuestion> questions =

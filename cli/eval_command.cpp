@@ -4,12 +4,12 @@
 
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "core/error.h"
+#include "data/question_reader.h"
 #include "pipeline/evaluation.h"
 #include "pipeline/rag_pipeline.h"
 
@@ -25,18 +25,6 @@ constexpr const char* kEvalUsage =
     "  use SQuAD normalisation. For questions with a document_id, recall@k of each of\n"
     "  --retrievers: an answer-bearing chunk of the gold document among the top k, and\n"
     "  any chunk of it. --modes \"\" or --retrievers \"\" skips that part.\n";
-
-// "a,b,c" -> parse(a), parse(b), parse(c); empty items are skipped.
-template <typename T, typename Parse>
-std::vector<T> parse_list(const std::string& text, Parse parse) {
-  std::vector<T> items;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) items.push_back(parse(item));
-  }
-  return items;
-}
 
 std::string padded(const std::string& text, size_t width) {
   return text.size() >= width ? text + " " : text + std::string(width - text.size(), ' ');
@@ -103,9 +91,8 @@ int run_eval(const std::vector<std::string>& argv) {
                    "max-new-tokens", "model"},
                   {"json"});
   EvalOptions options;
-  options.modes = parse_list<Mode>(args.get("modes", "cached,concat,fid"), parse_mode);
-  options.retrievers =
-      parse_list<RetrieverKind>(args.get("retrievers", "dense,bm25,hybrid"), parse_retriever);
+  options.modes = args.get_list("modes", "cached,concat,fid", parse_mode);
+  options.retrievers = args.get_list("retrievers", "dense,bm25,hybrid", parse_retriever);
   options.answer_retriever = parse_retriever(args.get("retriever", "dense"));
   options.k = args.get_int("k", 5, 1, kMaxK);
   options.generation.num_beams = args.get_int("beams", 1, 1, 64);

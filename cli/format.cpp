@@ -42,10 +42,4 @@ std::string percent(double share, int width) {
   return text;
 }
 
-std::string fixed(double value, int digits) {
-  char text[64];
-  std::snprintf(text, sizeof text, "%.*f", digits, value);
-  return text;
-}
-
 }  // namespace kvrag::cli

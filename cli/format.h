@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/format.h"  // fixed(): shared with bench/
+
 namespace kvrag::cli {
 
 // "812 B", "35.2 KiB", "9.01 MiB", "1.20 GiB": three significant digits,
@@ -16,8 +18,5 @@ std::string human_seconds(double seconds);
 // "42.5%" for a share of 0.425: one decimal, right-aligned to at least
 // `width` characters (tables).
 std::string percent(double share, int width = 0);
-
-// `value` with `digits` decimals ("%.*f"): scores, milliseconds, rates.
-std::string fixed(double value, int digits);
 
 }  // namespace kvrag::cli

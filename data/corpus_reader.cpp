@@ -7,16 +7,17 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <system_error>
 #include <unordered_map>
 #include <utility>
 
 #include "core/error.h"
+#include "data/json_input.h"
 
-// The corpus reader parses JSON Lines with nlohmann/json, as the T5 config
-// reader does: DESIGN.md keeps nlohmann/json to the edges (server, CLI, bench,
-// config), and a corpus file is such an edge. It is used only in this .cpp and
+// The corpus reader parses JSON Lines with nlohmann/json (through
+// data/json_input.h, which bounds nesting), as the T5 config reader does:
+// DESIGN.md keeps nlohmann/json to the edges (server, CLI, bench, config),
+// and a corpus file is such an edge. It is used only in data/ .cpp files and
 // linked PRIVATE, so nothing that includes data/ sees it.
 
 namespace kvrag {
@@ -179,20 +180,6 @@ std::string brief(const json& value) {
   std::string s = value.dump(-1, ' ', /*ensure_ascii=*/true);
   if (s.size() > 60) s = s.substr(0, 57) + "...";
   return s;
-}
-
-// nlohmann's "[json.exception.parse_error.101] parse error at line 1,
-// column 5: ..." without the tag, and with the column of the one line parsed.
-std::string parse_error_message(const json::parse_error& e) {
-  std::string message = e.what();
-  if (!message.empty() && message.front() == '[') {
-    const size_t close = message.find("] ");
-    if (close != std::string::npos) message.erase(0, close + 2);
-  }
-  const std::string line_one = "at line 1, column ";
-  const size_t at = message.find(line_one);
-  if (at != std::string::npos) message.replace(at, line_one.size(), "at column ");
-  return message;
 }
 
 // Reads the whole file; on failure returns false and the OS's reason.
@@ -400,9 +387,9 @@ class CorpusReader {
     }
     json j;
     try {
-      j = json::parse(line);
-    } catch (const json::parse_error& e) {
-      reason = str_cat("invalid JSON: ", parse_error_message(e));
+      j = parse_json_bounded(line);
+    } catch (const Error& e) {
+      reason = e.what();  // invalid or too deeply nested JSON
       return std::nullopt;
     }
     if (!j.is_object()) {

@@ -93,7 +93,8 @@ std::vector<uint8_t> encode_kv_blob(KvDtype dtype, std::span<const ConstView> ma
   header.cols = static_cast<uint32_t>(cols);
   std::memcpy(blob.data(), &header, sizeof(header));
   uint8_t* out = blob.data() + sizeof(header);
-  for (const ConstView& m : matrices) {
+  for (size_t mi = 0; mi < matrices.size(); ++mi) {
+    const ConstView& m = matrices[mi];
     for (int64_t i = 0; i < rows; ++i) {
       const float* row = m.row(i);
       if (dtype == KvDtype::kF32) {
@@ -106,8 +107,15 @@ std::vector<uint8_t> encode_kv_blob(KvDtype dtype, std::span<const ConstView> ma
           out += 2;
         }
       } else {
+        // Rejected, not clamped: a NaN or Inf here means the encoder went
+        // wrong, and a clamped copy would be cached and served as if valid
+        // (casting NaN to int8 is undefined behaviour besides).
         float max_abs = 0.0f;
-        for (int64_t j = 0; j < cols; ++j) max_abs = std::max(max_abs, std::abs(row[j]));
+        for (int64_t j = 0; j < cols; ++j) {
+          KVRAG_CHECK(std::isfinite(row[j]), kInternal, "encode_kv_blob: matrix ", mi, " row ", i,
+                      " column ", j, " holds ", row[j], ", which int8 cannot encode");
+          max_abs = std::max(max_abs, std::abs(row[j]));
+        }
         const float scale = max_abs / 127.0f;
         const float inv = scale > 0 ? 1.0f / scale : 0.0f;
         std::memcpy(out, &scale, sizeof(float));

@@ -14,12 +14,14 @@ using Lock = std::lock_guard<std::recursive_mutex>;
 
 // Schema of DESIGN.md. chunk_kv holds whatever the index caches per chunk
 // (per-layer K/V or the encoder output, named by meta 'cache'); the FTS5
-// table keeps its rowid equal to the chunk id.
+// table keeps its rowid equal to the chunk id. AUTOINCREMENT: an id is never
+// reused after a delete, so nothing keyed by chunk id (the RAM K/V cache, a
+// FAISS entry not yet removed) can ever name another chunk's data.
 constexpr const char* kMetaSchema =
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)";
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS documents (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   external_id TEXT NOT NULL UNIQUE,
   title TEXT NOT NULL,
   source TEXT NOT NULL,
@@ -27,7 +29,7 @@ CREATE TABLE IF NOT EXISTS documents (
   metadata TEXT NOT NULL,
   content_hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS chunks (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
   position INTEGER NOT NULL,
   text TEXT NOT NULL,

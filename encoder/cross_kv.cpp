@@ -1,31 +1,96 @@
 #include "encoder/cross_kv.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/ops.h"
 
 namespace kvrag {
 
+namespace {
+
+// Checks that every layer's K and V of `part` hold its token count, so that
+// the parts' row ranges in the joint memory neither overlap nor overrun.
+void check_part_shape(const CrossKV& part) {
+  KVRAG_CHECK(part.v.size() == part.k.size(), kInvalidArgument, "a memory has ", part.k.size(),
+              " layers of K but ", part.v.size(), " of V");
+  const int64_t tokens = part.tokens();
+  for (size_t l = 0; l < part.k.size(); ++l) {
+    KVRAG_CHECK(part.k[l].rows() == tokens && part.v[l].rows() == tokens, kInvalidArgument,
+                "a memory of ", tokens, " tokens has ", part.k[l].rows(), " K and ",
+                part.v[l].rows(), " V rows in layer ", l);
+  }
+  KVRAG_CHECK(part.valid.empty() || static_cast<int64_t>(part.valid.size()) == tokens,
+              kInvalidArgument, "a memory of ", tokens, " tokens has a valid mask of ",
+              part.valid.size());
+}
+
+// Width of layer `l` in the joint memory: that of the first part with
+// tokens (0 when none has any); every other part with tokens must agree.
+int64_t joint_width(std::span<const CrossKV* const> parts, size_t l,
+                    std::vector<Tensor> CrossKV::*side) {
+  int64_t width = 0;
+  for (const CrossKV* part : parts) {
+    if (part->tokens() == 0) continue;
+    const int64_t cols = (part->*side)[l].cols();
+    if (width == 0) width = cols;
+    KVRAG_CHECK(cols == width, kInvalidArgument, "cannot join memories of width ", width, " and ",
+                cols, " in layer ", l);
+  }
+  return width;
+}
+
+// Copies each part's layer `l` of `side` into its rows of one tensor.
+Tensor join_layer(std::span<const CrossKV* const> parts, size_t l,
+                  std::vector<Tensor> CrossKV::*side, int64_t total_tokens) {
+  Tensor joint(total_tokens, joint_width(parts, l, side));
+  int64_t at = 0;
+  for (const CrossKV* part : parts) {
+    if (part->tokens() == 0) continue;
+    const Tensor& piece = (part->*side)[l];
+    std::copy(piece.data(), piece.data() + piece.size(), joint.row(at));
+    at += piece.rows();
+  }
+  return joint;
+}
+
+}  // namespace
+
 void CrossKV::append(const CrossKV& other) {
-  if (other.k.empty()) return;
-  const int64_t old_tokens = tokens();
-  if (k.empty()) {
-    k.resize(other.k.size());
-    v.resize(other.v.size());
+  const CrossKV* parts[] = {this, &other};
+  *this = concat_cross_kv(parts);
+}
+
+CrossKV concat_cross_kv(std::span<const CrossKV* const> parts) {
+  size_t layers = 0;
+  int64_t total_tokens = 0;
+  bool any_valid = false;
+  for (const CrossKV* part : parts) {
+    if (part->k.empty()) continue;
+    check_part_shape(*part);
+    if (layers == 0) layers = part->k.size();
+    KVRAG_CHECK(part->k.size() == layers, kInvalidArgument, "cannot join memories of ", layers,
+                " and ", part->k.size(), " layers");
+    total_tokens += part->tokens();
+    any_valid = any_valid || !part->valid.empty();
   }
-  KVRAG_CHECK(k.size() == other.k.size() && v.size() == other.v.size(), kInvalidArgument,
-              "cannot join memories of ", k.size(), " and ", other.k.size(), " layers");
-  for (size_t l = 0; l < k.size(); ++l) {
-    k[l].append_rows(other.k[l].view());
-    v[l].append_rows(other.v[l].view());
+  CrossKV joint;
+  for (size_t l = 0; l < layers; ++l) {
+    joint.k.push_back(join_layer(parts, l, &CrossKV::k, total_tokens));
+    joint.v.push_back(join_layer(parts, l, &CrossKV::v, total_tokens));
   }
-  if (!valid.empty() || !other.valid.empty()) {
-    valid.resize(static_cast<size_t>(old_tokens), 1);
-    if (other.valid.empty()) {
-      valid.resize(static_cast<size_t>(tokens()), 1);
-    } else {
-      valid.insert(valid.end(), other.valid.begin(), other.valid.end());
+  if (any_valid) {
+    joint.valid.reserve(static_cast<size_t>(total_tokens));
+    for (const CrossKV* part : parts) {
+      if (part->k.empty()) continue;
+      if (part->valid.empty()) {
+        joint.valid.insert(joint.valid.end(), static_cast<size_t>(part->tokens()), 1);
+      } else {
+        joint.valid.insert(joint.valid.end(), part->valid.begin(), part->valid.end());
+      }
     }
   }
+  return joint;
 }
 
 CrossKV project_cross_kv(const T5Model& model, ConstView encoder_output) {

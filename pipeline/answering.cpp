@@ -34,9 +34,20 @@ void check_question(const std::string& question, const char* field) {
 
 // Encoder outputs stacked on the time axis, projected with one GEMM: the
 // projection is per position, so this equals projecting each and appending.
+// The stack is allocated once at its total length, each part copied once.
 CrossKV project_stacked(const T5Model& model, const std::vector<const Tensor*>& parts) {
-  Tensor stacked;
-  for (const Tensor* part : parts) stacked.append_rows(part->view());
+  const int64_t width = model.config.d_model;
+  int64_t rows = 0;
+  for (const Tensor* part : parts) rows += part->rows();
+  Tensor stacked(rows, width);
+  int64_t at = 0;
+  for (const Tensor* part : parts) {
+    if (part->rows() == 0) continue;
+    KVRAG_CHECK(part->cols() == width, kInvalidArgument, "memory has width ", part->cols(),
+                ", the model's d_model is ", width);
+    std::copy(part->data(), part->data() + part->size(), stacked.row(at));
+    at += part->rows();
+  }
   return project_cross_kv(model, stacked.view());
 }
 
@@ -129,10 +140,12 @@ AnswerMemory cached_memory(const MemoryContext& c, const Tensor& question_hidden
     for (const auto& chunk_memory : loaded) parts.push_back(&chunk_memory->hidden);
     memory.kv = project_stacked(c.model, parts);
   } else {
-    memory.kv = project_cross_kv(c.model, question_hidden.view());
-    // Appending copies each chunk's K/V once into the joint memory; the
-    // decoder's attention needs them contiguous per layer.
-    for (const auto& chunk_memory : loaded) memory.kv.append(chunk_memory->kv);
+    // The decoder's attention needs the K/V contiguous per layer: joined in
+    // one pass, each chunk's K/V copied once into a memory allocated once.
+    const CrossKV question_kv = project_cross_kv(c.model, question_hidden.view());
+    std::vector<const CrossKV*> parts{&question_kv};
+    for (const auto& chunk_memory : loaded) parts.push_back(&chunk_memory->kv);
+    memory.kv = concat_cross_kv(parts);
   }
   timings.encode_ms += ms_since(start);
   int64_t at = question_hidden.rows();

@@ -1,52 +1,14 @@
 #include "pipeline/evaluation.h"
 
 #include <chrono>
-#include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "pipeline/qa_metrics.h"
 
-// A question file is an input at the edge, like a corpus file: it is parsed
-// with nlohmann/json here only, linked PRIVATE, so nothing that includes
-// pipeline/ sees it.
-
 namespace kvrag {
 namespace {
 
-using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-EvalQuestion parse_question(const std::string& line, const std::string& where) {
-  json value;
-  try {
-    value = json::parse(line);
-  } catch (const json::parse_error& e) {
-    KVRAG_THROW(kFormat, where, ": invalid JSON: ", e.what());
-  }
-  KVRAG_CHECK(value.is_object(), kFormat, where, ": a line must be a JSON object");
-  EvalQuestion q;
-  const auto question = value.find("question");
-  KVRAG_CHECK(question != value.end() && question->is_string(), kFormat, where,
-              ": \"question\" must be a string");
-  q.question = question->get<std::string>();
-  KVRAG_CHECK(!q.question.empty(), kFormat, where, ": \"question\" is empty");
-  const auto answers = value.find("answers");
-  KVRAG_CHECK(answers != value.end() && answers->is_array() && !answers->empty(), kFormat, where,
-              ": \"answers\" must be a non-empty list of strings");
-  for (const json& answer : *answers) {
-    KVRAG_CHECK(answer.is_string(), kFormat, where,
-                ": \"answers\" must be a non-empty list of strings");
-    q.answers.push_back(answer.get<std::string>());
-  }
-  const auto document = value.find("document_id");
-  if (document != value.end() && !document->is_null()) {
-    KVRAG_CHECK(document->is_string(), kFormat, where, ": \"document_id\" must be a string");
-    q.document_id = document->get<std::string>();
-  }
-  return q;
-}
 
 // What one retrieval says about a question with a gold document.
 struct RecallHit {
@@ -67,22 +29,6 @@ RecallHit recall_of(const std::vector<RetrievedChunk>& chunks, const EvalQuestio
 double mean(double sum, int64_t n) { return n > 0 ? sum / static_cast<double>(n) : 0.0; }
 
 }  // namespace
-
-std::vector<EvalQuestion> read_eval_questions(const std::string& path, int64_t limit) {
-  KVRAG_CHECK(limit >= 0, kInvalidArgument, "limit must be >= 0, got ", limit);
-  KVRAG_CHECK(std::filesystem::is_regular_file(path), kNotFound, "question file ", path,
-              " does not exist");
-  std::ifstream in(path);
-  KVRAG_CHECK(in.good(), kIo, "cannot read question file ", path);
-  std::vector<EvalQuestion> questions;
-  std::string line;
-  for (int64_t number = 1; std::getline(in, line); ++number) {
-    if (line.find_first_not_of(" \t\r\n") == std::string::npos) continue;
-    questions.push_back(parse_question(line, str_cat(path, ":", number)));
-    if (limit > 0 && static_cast<int64_t>(questions.size()) == limit) break;
-  }
-  return questions;
-}
 
 bool contains_answer(const std::string& chunk_text, const std::vector<std::string>& answers) {
   // Spaces around both make the search match whole words only.

@@ -9,23 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "data/question_reader.h"  // EvalQuestion, read_eval_questions
 #include "pipeline/rag_pipeline.h"
 
 namespace kvrag {
-
-struct EvalQuestion {
-  std::string question;
-  std::vector<std::string> answers;  // gold answers, at least one
-  std::string document_id;           // external id of the gold document; empty: not given
-};
-
-// Reads a question file, one JSON object per line:
-// {"question": "...", "answers": ["...", ...], "document_id": "..."?}.
-// Blank lines are skipped; at most `limit` questions are read (0: all).
-// Error(kNotFound) for a missing file; Error(kFormat) naming "path:line" and
-// the field for invalid JSON, a missing or empty question, answers that are
-// not a non-empty list of strings, or a document_id that is not a string.
-std::vector<EvalQuestion> read_eval_questions(const std::string& path, int64_t limit = 0);
 
 struct EvalOptions {
   std::vector<Mode> modes{Mode::kCached, Mode::kConcat, Mode::kFid};

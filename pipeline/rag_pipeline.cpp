@@ -3,10 +3,18 @@
 // is in answering.cpp.
 #include "pipeline/rag_pipeline.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <span>
+#include <string_view>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "pipeline/document_encoder.h"
@@ -20,12 +28,40 @@ namespace fs = std::filesystem;
 
 constexpr const char* kStoreFile = "store.sqlite";
 constexpr const char* kFaissFile = "vectors.faiss";
+constexpr const char* kWriteLockFile = "write.lock";
 // Chunk prompts per T5Encoder::encode_batch call: bounds the encoder's
 // working memory whatever the document batch holds.
 constexpr int64_t kEncodeBatch = 32;
 
 std::string store_path(const std::string& dir) { return (fs::path(dir) / kStoreFile).string(); }
 std::string faiss_path(const std::string& dir) { return (fs::path(dir) / kFaissFile).string(); }
+
+// An advisory flock(2) on DIR/write.lock, held for one write call
+// (add_documents, remove_document): a second process writing the same folder
+// at the same time fails at once instead of interleaving its vectors.faiss
+// with ours. Error(kUnavailable) while another holds it; the kernel drops the
+// lock if the process dies.
+class WriteLock {
+ public:
+  explicit WriteLock(const std::string& dir) {
+    const std::string path = (fs::path(dir) / kWriteLockFile).string();
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    KVRAG_CHECK(fd_ >= 0, kIo, "cannot open ", path, ": ", std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      ::close(fd_);
+      KVRAG_CHECK(err != EWOULDBLOCK, kUnavailable, "index ", dir,
+                  " is being written by another process");
+      KVRAG_THROW(kIo, "cannot lock ", path, ": ", std::strerror(err));
+    }
+  }
+  ~WriteLock() { ::close(fd_); }
+  WriteLock(const WriteLock&) = delete;
+  WriteLock& operator=(const WriteLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -127,22 +163,22 @@ struct BatchDocument {
 // Chunks, hashes and encodes (or reuses) the documents of one batch, outside
 // any transaction so that readers wait only for the write. A document whose
 // stored content hash is equal is marked unchanged and not chunked.
-std::vector<BatchDocument> prepare_batch(std::span<const Document> docs, const T5Encoder& encoder,
-                                         const Store& store, const IndexSettings& settings,
-                                         int64_t& chunks_reused) {
+std::vector<BatchDocument> prepare_batch(std::span<const Document* const> docs,
+                                         const T5Encoder& encoder, const Store& store,
+                                         const IndexSettings& settings, int64_t& chunks_reused) {
   const T5Model& model = encoder.model();
   std::vector<BatchDocument> items(docs.size());
   for (size_t i = 0; i < docs.size(); ++i) {
     BatchDocument& item = items[i];
-    item.doc = &docs[i];
-    item.content_hash = document_content_hash(model, settings, docs[i]);
-    const auto existing = store.find_document(docs[i].external_id);
+    item.doc = docs[i];
+    item.content_hash = document_content_hash(model, settings, *docs[i]);
+    const auto existing = store.find_document(docs[i]->external_id);
     if (existing && existing->content_hash == item.content_hash) {
       item.unchanged = true;
       item.id = existing->id;
       continue;
     }
-    item.chunks = chunk_document(model, settings, docs[i], item.prompts);
+    item.chunks = chunk_document(model, settings, *docs[i], item.prompts);
   }
   // Pointers into the items' chunk vectors: taken once every vector is final.
   std::vector<PendingChunk> pending;
@@ -163,6 +199,21 @@ struct BatchWrite {
   int64_t memory_bytes = 0;
 };
 
+// The documents of `docs` whose external id does not come again later, in
+// input order: of a repeated id the last wins, as if each were added in turn.
+// Done before batching, since the "unchanged" test compares with the store
+// only: an earlier copy could otherwise replace the stored document while a
+// later copy equal to the stored one was skipped as unchanged.
+std::vector<const Document*> last_of_each_id(const std::vector<Document>& docs) {
+  std::unordered_set<std::string_view> seen;
+  std::vector<const Document*> kept;
+  for (auto it = docs.rbegin(); it != docs.rend(); ++it) {
+    if (seen.insert(it->external_id).second) kept.push_back(&*it);
+  }
+  std::reverse(kept.begin(), kept.end());
+  return kept;
+}
+
 // Writes the batch (replacing documents of equal external id) and advances
 // the store generation, all in one transaction.
 BatchWrite write_batch(Store& store, std::vector<BatchDocument>& items, int64_t generation) {
@@ -170,7 +221,6 @@ BatchWrite write_batch(Store& store, std::vector<BatchDocument>& items, int64_t 
   store.write_transaction([&] {
     for (BatchDocument& item : items) {
       if (item.unchanged) continue;
-      // Looked up again here: an id repeated within the batch replaces its predecessor.
       if (const auto old = store.find_document(item.doc->external_id)) {
         const std::vector<int64_t> ids = store.remove_document(old->id);
         w.removed.insert(w.removed.end(), ids.begin(), ids.end());
@@ -196,6 +246,44 @@ void follow_store(const BatchWrite& w, int64_t generation, Store& store, FaissIn
   if (!w.removed.empty()) faiss.remove(w.removed);
   if (!w.added.empty()) faiss.add(w.added, w.vectors);
   save_faiss(faiss, store, dir, generation);
+}
+
+// Makes `faiss` hold exactly the store's embeddings, in place (readers may
+// be searching it): ids the store lacks are removed, missing ones added.
+void resync_faiss(FaissIndex& faiss, const Store& store) {
+  const std::vector<int64_t> held = faiss.ids();
+  const std::unordered_set<int64_t> held_set(held.begin(), held.end());
+  std::unordered_set<int64_t> stored;
+  std::vector<int64_t> missing;
+  std::vector<float> vectors;
+  store.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
+    stored.insert(id);
+    if (held_set.count(id) != 0) return;
+    missing.push_back(id);
+    vectors.insert(vectors.end(), embedding.begin(), embedding.end());
+  });
+  std::vector<int64_t> extra;
+  for (const int64_t id : held) {
+    if (stored.count(id) == 0) extra.push_back(id);
+  }
+  if (!extra.empty()) faiss.remove(extra);
+  if (!missing.empty()) faiss.add(missing, vectors);
+}
+
+// follow_store for a write SQLite has committed. The commit cannot be undone,
+// so when following fails part way (a FAISS error, vectors.faiss not
+// writable) the in-memory FAISS is re-synced with the store before the error
+// goes on: otherwise searches would silently miss committed chunks, or
+// return removed ones, until a restart. vectors.faiss keeps its older
+// generation and is rebuilt from the store at the next open.
+void follow_committed(const BatchWrite& w, int64_t generation, Store& store, FaissIndex& faiss,
+                      KvRamCache& cache, const std::string& dir) {
+  try {
+    follow_store(w, generation, store, faiss, cache, dir);
+  } catch (...) {
+    resync_faiss(faiss, store);
+    throw;
+  }
 }
 
 void count_batch(const std::vector<BatchDocument>& items, const BatchWrite& w,
@@ -308,20 +396,22 @@ IndexReport RagPipeline::add_documents(const std::vector<Document>& docs, int64_
                                        const ProgressCallback& progress) {
   KVRAG_CHECK(batch > 0, kInvalidArgument, "batch must be > 0, got ", batch);
   for (const Document& doc : docs) check_document(doc);
+  const std::vector<const Document*> kept = last_of_each_id(docs);
   std::lock_guard<std::mutex> lock(write_mutex_);
+  const WriteLock folder_lock(dir_);
   const auto start = std::chrono::steady_clock::now();
   IndexReport report;
   IndexProgress state;
-  state.documents_total = static_cast<int64_t>(docs.size());
+  state.documents_total = static_cast<int64_t>(kept.size());
 
-  for (size_t begin = 0; begin < docs.size(); begin += static_cast<size_t>(batch)) {
-    const size_t end = std::min(docs.size(), begin + static_cast<size_t>(batch));
+  for (size_t begin = 0; begin < kept.size(); begin += static_cast<size_t>(batch)) {
+    const size_t end = std::min(kept.size(), begin + static_cast<size_t>(batch));
     std::vector<BatchDocument> items =
-        prepare_batch(std::span(docs).subspan(begin, end - begin), encoder_, *store_, settings_,
+        prepare_batch(std::span(kept).subspan(begin, end - begin), encoder_, *store_, settings_,
                       report.chunks_reused);
     const int64_t generation = read_generation(*store_, kStoreGeneration) + 1;
     const BatchWrite written = write_batch(*store_, items, generation);
-    follow_store(written, generation, *store_, *faiss_, *kv_cache_, dir_);
+    follow_committed(written, generation, *store_, *faiss_, *kv_cache_, dir_);
     count_batch(items, written, report);
     state.documents_done = static_cast<int64_t>(end);
     state.chunks_done = report.chunks_added;
@@ -334,6 +424,7 @@ IndexReport RagPipeline::add_documents(const std::vector<Document>& docs, int64_
 
 bool RagPipeline::remove_document(const std::string& external_id) {
   std::lock_guard<std::mutex> lock(write_mutex_);
+  const WriteLock folder_lock(dir_);
   const int64_t generation = read_generation(*store_, kStoreGeneration) + 1;
   bool found = false;
   BatchWrite written;
@@ -344,7 +435,7 @@ bool RagPipeline::remove_document(const std::string& external_id) {
     written.removed = store_->remove_document(doc->id);
     write_generation(*store_, kStoreGeneration, generation);
   });
-  if (found) follow_store(written, generation, *store_, *faiss_, *kv_cache_, dir_);
+  if (found) follow_committed(written, generation, *store_, *faiss_, *kv_cache_, dir_);
   return found;
 }
 

@@ -5,6 +5,14 @@
 // Threads: ask/retrieve/answer/search and the read-only queries may run from
 // many threads at once; add_documents and remove_document are serialised by
 // an internal writer lock, and readers only ever see committed documents.
+//
+// Processes: one process at a time may write an index folder. Each write
+// call takes an advisory flock on DIR/write.lock and fails with
+// Error(kUnavailable) "index DIR is being written by another process" while
+// another process holds it. A RagPipeline keeps its FAISS index in memory,
+// so it does not see another process's writes until it is opened again: a
+// running `kvrag serve` answers from what it loaded, not from a later
+// `kvrag index` or `kvrag rm` on its folder, until restarted.
 #pragma once
 
 #include <cstdint>
@@ -203,7 +211,11 @@ class RagPipeline {
   // ---- writing (serialised)
   // Chunks, encodes, caches and indexes `docs`, `batch` documents per
   // transaction; a crash leaves each document complete or absent. A document
-  // whose external id exists is replaced (or left alone when unchanged).
+  // whose external id exists is replaced (or left alone when unchanged). Of
+  // an external id given more than once in `docs` the last copy wins (and
+  // report.ids lists it once). If SQLite commits but updating or saving
+  // FAISS then fails, the in-memory FAISS is re-synced with the store before
+  // the error is thrown (vectors.faiss is rebuilt at the next open).
   IndexReport add_documents(const std::vector<Document>& docs, int64_t batch = 16,
                             const ProgressCallback& progress = {});
   // Removes the document with all its rows and FAISS ids; false if absent.

@@ -15,16 +15,16 @@
 #include "bench/svg_chart.h"
 #include "encoder/t5_model.h"
 #include "tests/model_files.h"
+#include "tests/sample_corpus.h"
 
 namespace kvrag::bench {
 namespace {
 
 namespace fs = std::filesystem;
+using kvrag::testing::kDemoModel;
 using kvrag::testing::read_text;
 using kvrag::testing::TempDir;
 using kvrag::testing::throws_error;
-
-const std::string kDemoModel = KVRAG_SOURCE_DIR "/models/kvrag-demo";
 
 // ---------------------------------------------------------------- XML check
 

@@ -45,6 +45,37 @@ TEST(Cli, UnknownCommandExits2) {
   EXPECT_NE(run.err.find("frobnicate"), std::string::npos) << describe(run);
 }
 
+// The comma-separated options (Args::get_list, get_int_list): a bad item
+// exits 2 naming the option and the item, before any file is opened.
+TEST(Cli, ListOptionsNameTheBadItem) {
+  const std::vector<std::string> bench = {"bench", "--index", "/nonexistent/index", "--questions",
+                                          "/nonexistent/q.jsonl"};
+  const std::vector<std::string> sweep = {"bench", "--random-models", "t5-small", "--questions",
+                                          "/nonexistent/q.jsonl"};
+  const std::vector<std::string> eval = {"eval", "--index", "/nonexistent/index", "--questions",
+                                         "/nonexistent/q.jsonl"};
+  const auto with = [](std::vector<std::string> args, const std::vector<std::string>& more) {
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+  };
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {with(bench, {"--k", "1,x"}), "--k: 'x' is not an integer in 1.."},
+      {with(bench, {"--k", "5,0"}), "--k: '0' is not an integer in 1.."},
+      {with(bench, {"--k", ",,"}), "--k is empty"},
+      {with(bench, {"--modes", "cached,,bogus"}), "'bogus'"},
+      {with(sweep, {"--random-chunk-tokens", "64,5000"}),
+       "--random-chunk-tokens: '5000' is not an integer in 1..4096"},
+      {with(eval, {"--modes", "cached,bogus"}), "'bogus'"},
+      {with(eval, {"--modes", "", "--retrievers", "dense,nope"}), "'nope'"},
+  };
+  for (const auto& [args, message] : cases) {
+    const CliRun run = run_kvrag(args);
+    EXPECT_EQ(run.exit_code, 2) << describe(run);
+    EXPECT_NE(run.err.find(message), std::string::npos) << "no '" << message << "'\n"
+                                                        << describe(run);
+  }
+}
+
 class CliGenerate : public ::testing::Test {
  protected:
   void SetUp() override {

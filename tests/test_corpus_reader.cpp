@@ -242,6 +242,19 @@ TEST_F(CorpusReaderTest, BadJsonlLinesAreSkippedWithLineAndReason) {
   EXPECT_EQ(result.skipped.size(), 15u) << "the blank line 17 is not reported";
 }
 
+// nlohmann recurses per nesting level (dump, copy, destroy): a deeply
+// nested line must be refused by the parser, not crash the process.
+TEST_F(CorpusReaderTest, DeeplyNestedJsonlLineIsSkippedNotACrash) {
+  const int depth = 100000;
+  const std::string nested = std::string(depth, '[') + std::string(depth, ']');
+  const std::string file =
+      write("deep.jsonl", R"({"id": "deep", "text": "t", "metadata": )" + nested + "}\n" +
+                              R"({"id": "kept", "text": "kept"})" + "\n");
+  const CorpusReadResult result = read_corpus({file});
+  EXPECT_EQ(ids_of(result), (Ids{"kept"}));
+  EXPECT_EQ(reason_for(result, file + ":1"), "JSON nested deeper than 64 levels");
+}
+
 TEST_F(CorpusReaderTest, EmptyWhitespaceAndBinaryFiles) {
   const std::string empty_txt = write("empty.txt", "");
   const std::string blank_md = write("blank.md", " \r\n\t\n");

@@ -1,8 +1,11 @@
 // Indexing through RagPipeline with the demo model: what the store holds
 // must be what the model computes, documents round-trip, re-indexing and
 // removal keep SQLite and FAISS in step, and a stale vectors.faiss is rebuilt.
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -380,6 +383,82 @@ TEST(Indexing, RemovalLeavesNoOrphansNorFaissIds) {
   EXPECT_EQ(p->stats().faiss_vectors, static_cast<int64_t>(store_ids.size()));
 }
 
+// SQLite would hand the ids of the newest rows out again after their
+// removal; the RAM K/V cache and FAISS are keyed by chunk id, so it must not.
+TEST(Indexing, IdsOfRemovedChunksAreNeverReused) {
+  const TempDir tmp("kvrag_indexing");
+  const auto p = RagPipeline::create(tmp.file("index"), kDemoModel, small_settings());
+  const std::vector<Document> docs = small_corpus();
+  p->add_documents({docs[0], docs[1]});
+  const auto newest = p->find_document("brenna");
+  ASSERT_TRUE(newest.has_value());
+  const int64_t highest_used = p->document_chunks(newest->id).back().id;
+  ASSERT_TRUE(p->remove_document("brenna"));
+
+  p->add_documents({docs[2]});
+  const auto added = p->find_document("corvin");
+  ASSERT_TRUE(added.has_value());
+  EXPECT_GT(added->id, newest->id);
+  for (const ChunkRecord& chunk : p->document_chunks(added->id)) {
+    EXPECT_GT(chunk.id, highest_used);
+  }
+}
+
+// Of an id repeated within one call the last copy wins, whether the copies
+// fall in one batch or in two, and also when the last equals the stored
+// document while an earlier copy differs.
+TEST(Indexing, RepeatedIdLastCopyWins) {
+  const TempDir tmp("kvrag_indexing");
+  const auto p = RagPipeline::create(tmp.file("index"), kDemoModel, small_settings());
+  const std::vector<Document> docs = small_corpus();
+  Document first = docs[1];
+  first.text = "Brenna was a fishing village before the salt trade.";
+  for (const int64_t batch : {16, 1}) {
+    SCOPED_TRACE(batch);
+    p->add_documents({docs[1]});
+    const IndexReport report = p->add_documents({first, docs[0], docs[1]}, batch);
+    const auto stored = p->find_document("brenna");
+    ASSERT_TRUE(stored.has_value());
+    EXPECT_EQ(stored->text, docs[1].text);
+    ASSERT_EQ(report.ids.size(), 2u);
+    EXPECT_EQ(report.ids[1].first, "brenna");
+    EXPECT_EQ(report.documents_unchanged, 1);
+    EXPECT_TRUE(p->remove_document("brenna"));
+    EXPECT_TRUE(p->remove_document("altan"));
+
+    p->add_documents({docs[1], first}, batch);
+    EXPECT_EQ(p->find_document("brenna")->text, first.text);
+    EXPECT_TRUE(p->remove_document("brenna"));
+  }
+  const auto [faiss_ids, store_ids] = faiss_and_store_ids(*p);
+  EXPECT_EQ(faiss_ids, store_ids);
+}
+
+// A second process writing the folder is refused while one writes; flock
+// locks of two open() calls conflict even within one process.
+TEST(Indexing, SecondWriterIsRefused) {
+  const TempDir tmp("kvrag_indexing");
+  const auto p = RagPipeline::create(tmp.file("index"), kDemoModel, small_settings());
+  const std::vector<Document> docs = small_corpus();
+  p->add_documents({docs[0]});
+  const std::string lock_path = p->dir() + "/write.lock";
+  ASSERT_TRUE(fs::exists(lock_path));
+  {
+    const int fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+    const std::string message = "index " + p->dir() + " is being written by another process";
+    EXPECT_TRUE(testing::throws_error([&] { p->add_documents({docs[1]}); }, ErrorKind::kUnavailable,
+                                      {message}));
+    EXPECT_TRUE(testing::throws_error([&] { p->remove_document("altan"); }, ErrorKind::kUnavailable,
+                                      {message}));
+    ::close(fd);
+  }
+  EXPECT_FALSE(p->find_document("brenna").has_value());
+  p->add_documents({docs[1]});
+  EXPECT_TRUE(p->find_document("brenna").has_value());
+}
+
 TEST(Indexing, OpeningWithAnotherModelIsRefused) {
   const TempDir tmp("kvrag_indexing");
   RagPipeline::create(tmp.file("index"), kDemoModel, small_settings())
@@ -437,6 +516,41 @@ void expect_faiss_rebuilt(const std::function<void(const std::string& faiss_file
   EXPECT_EQ(store_ids, ids);
 }
 
+// SQLite has committed when vectors.faiss cannot be replaced (here a
+// folder stands in its way): the error is reported, searches find exactly
+// the committed chunks, and the next open rebuilds the file.
+TEST(IndexingFaiss, FailedSaveAfterCommitKeepsSearchesInStep) {
+  const TempDir tmp("kvrag_indexing");
+  const std::vector<Document> docs = small_corpus();
+  const auto p = RagPipeline::create(tmp.file("index"), kDemoModel, small_settings());
+  p->add_documents({docs[0], docs[1]});
+  const fs::path faiss_file = tmp.file("index/vectors.faiss");
+  fs::remove(faiss_file);
+  fs::create_directories(faiss_file / "in-the-way");
+
+  EXPECT_TRUE(testing::throws_error([&] { p->add_documents({docs[2]}); }, ErrorKind::kIo,
+                                    {"vectors.faiss"}));
+  EXPECT_TRUE(p->find_document("corvin").has_value());
+  EXPECT_TRUE(testing::throws_error([&] { p->remove_document("altan"); }, ErrorKind::kIo,
+                                    {"vectors.faiss"}));
+  std::vector<int64_t> store_ids;
+  Store(p->dir() + "/store.sqlite").for_each_embedding([&](int64_t id, std::span<const float>) {
+    store_ids.push_back(id);
+  });
+  std::vector<int64_t> found;
+  for (const RetrievedChunk& c : p->retrieve("Brenna", kMaxK, RetrieverKind::kDense)) {
+    found.push_back(c.chunk_id);
+  }
+  std::sort(found.begin(), found.end());
+  EXPECT_EQ(found, store_ids);
+  EXPECT_EQ(p->stats().faiss_vectors, static_cast<int64_t>(store_ids.size()));
+
+  fs::remove_all(faiss_file);
+  const auto reopened = RagPipeline::open(tmp.file("index"));
+  const auto [faiss_ids, reopened_store_ids] = faiss_and_store_ids(*reopened);
+  EXPECT_EQ(faiss_ids, store_ids);
+}
+
 TEST(IndexingFaiss, DeletedFileIsRebuilt) {
   expect_faiss_rebuilt([](const std::string& file) { fs::remove(file); });
 }
@@ -453,23 +567,26 @@ TEST(IndexingFaiss, FileBehindTheStoreIsRebuilt) {
   {
     const auto p = RagPipeline::create(tmp.file("index"), kDemoModel, small_settings());
     p->add_documents({docs[0], docs[1]});
-    fs::copy_file(tmp.file("index/vectors.faiss"), tmp.file("old.faiss"));
     old_faiss_generation = *Store(tmp.file("index/store.sqlite")).meta("faiss_generation");
-    // Replacing the last document hands its chunk ids out again: same ids,
-    // other vectors, so only the generations in meta can tell.
-    const auto old_doc = p->find_document("brenna");
-    ASSERT_TRUE(old_doc.has_value());
-    const std::vector<ChunkRecord> old_chunks = p->document_chunks(old_doc->id);
     Document changed = docs[1];
     changed.text.replace(changed.text.find("harbour"), 7, "river");
     p->add_documents({changed});
-    const std::vector<ChunkRecord> new_chunks = p->document_chunks(p->find_document("brenna")->id);
-    ASSERT_EQ(new_chunks.size(), old_chunks.size());
-    for (size_t c = 0; c < new_chunks.size(); ++c) ASSERT_EQ(new_chunks[c].id, old_chunks[c].id);
   }
-  // As if killed after the store's commit and before the FAISS save.
-  fs::copy_file(tmp.file("old.faiss"), tmp.file("index/vectors.faiss"),
-                fs::copy_options::overwrite_existing);
+  // As if killed after the store's commit and before the FAISS save, with a
+  // file that holds the store's chunk ids but other vectors (negated): only
+  // the generations in meta can tell.
+  {
+    const Store store(tmp.file("index/store.sqlite"));
+    std::vector<int64_t> ids;
+    std::vector<float> vectors;
+    store.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
+      ids.push_back(id);
+      for (const float v : embedding) vectors.push_back(-v);
+    });
+    FaissIndex stale(static_cast<int64_t>(vectors.size() / ids.size()), "Flat");
+    stale.add(ids, vectors);
+    stale.save(tmp.file("index/vectors.faiss"));
+  }
   Store(tmp.file("index/store.sqlite")).set_meta("faiss_generation", old_faiss_generation);
   const auto p = RagPipeline::open(tmp.file("index"));
   const auto index =

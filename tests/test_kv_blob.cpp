@@ -129,6 +129,17 @@ TEST(KvBlob, UnequalShapesAreRejected) {
       ErrorKind::kInternal, {"encode_kv_blob: matrices of [2, 4] and [3, 4]"}));
 }
 
+TEST(KvBlob, Int8RejectsNonFiniteValuesNamingMatrixAndRow) {
+  for (const float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+    std::vector<Tensor> m = random_matrices(2, 3, 4, 21);
+    m[1].at(2, 3) = bad;
+    const std::vector<ConstView> views{m[0].cview(), m[1].cview()};
+    EXPECT_TRUE(throws_error([&] { encode_kv_blob(KvDtype::kInt8, views); }, ErrorKind::kInternal,
+                             {"matrix 1 row 2 column 3"}))
+        << bad;
+  }
+}
+
 TEST(KvBlob, DtypeNames) {
   for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
     EXPECT_EQ(parse_kv_dtype(kv_dtype_name(dtype)), dtype);

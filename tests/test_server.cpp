@@ -19,19 +19,21 @@
 #include "server/http_server.h"
 #include "server/request_validation.h"
 #include "tests/model_files.h"
+#include "tests/sample_corpus.h"
 
 namespace kvrag {
 namespace {
 
 using nlohmann::json;
+using testing::kDemoModel;
+using testing::kSampleCorpus;
 
-constexpr const char* kDemoModel = KVRAG_SOURCE_DIR "/models/kvrag-demo";
 constexpr int64_t kCorpusDocuments = 6;
 constexpr int64_t kMaxBody = 64 * 1024;
 
 // The first documents of the sample corpus: the demo model's own domain.
 std::vector<Document> small_corpus() {
-  CorpusReadResult read = read_corpus({KVRAG_SOURCE_DIR "/data/sample/corpus.jsonl"});
+  CorpusReadResult read = read_corpus({kSampleCorpus});
   read.documents.resize(kCorpusDocuments);
   return read.documents;
 }

@@ -201,6 +201,21 @@ TEST_F(StoreTest, RemoveDocumentLeavesNoOrphans) {
   EXPECT_TRUE(store_->remove_document(gone).empty());  // already gone
 }
 
+// Removing the newest rows must not free their ids: a later chunk taking a
+// removed chunk's id would be served that chunk's cached K/V.
+TEST_F(StoreTest, IdsOfRemovedRowsAreNeverReused) {
+  add("old", {"Harbour of Velm."}, 1);
+  const int64_t newest = add("newest", {"Salt flats of Quor.", "Dunes of Quor."}, 10);
+  const std::vector<ChunkRecord> newest_chunks = store_->document_chunks(newest);
+  store_->remove_document(newest);
+
+  const int64_t again = add("again", {"Wells of Quor.", "Oasis of Quor."}, 20);
+  EXPECT_GT(again, newest);
+  for (const ChunkRecord& chunk : store_->document_chunks(again)) {
+    EXPECT_GT(chunk.id, newest_chunks.back().id);
+  }
+}
+
 TEST_F(StoreTest, ExceptionInWriteTransactionRollsBack) {
   add("before", {"Existing chunk."}, 1);
   EXPECT_THROW(store_->write_transaction([&] {

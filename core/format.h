@@ -1,0 +1,18 @@
+// Number formatting shared by every human-readable output (the CLI's text,
+// the benchmark's report): one place for it below both, since bench/ must not
+// depend on cli/.
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+namespace kvrag {
+
+// `value` with `digits` decimals ("%.*f"): scores, milliseconds, rates.
+inline std::string fixed(double value, int digits) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.*f", digits, value);
+  return text;
+}
+
+}  // namespace kvrag
