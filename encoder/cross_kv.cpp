@@ -1,7 +1,5 @@
 #include "encoder/cross_kv.h"
 
-#include <algorithm>
-
 #include "core/error.h"
 #include "core/ops.h"
 
@@ -40,18 +38,20 @@ int64_t joint_width(std::span<const CrossKV* const> parts, size_t l,
   return width;
 }
 
-// Copies each part's layer `l` of `side` into its rows of one tensor.
+// Copies each part's layer `l` of `side` into its rows of one tensor. The
+// data is reserved once and filled by appending: no zero-fill pass before
+// the copy, and no reallocation.
 Tensor join_layer(std::span<const CrossKV* const> parts, size_t l,
                   std::vector<Tensor> CrossKV::*side, int64_t total_tokens) {
-  Tensor joint(total_tokens, joint_width(parts, l, side));
-  int64_t at = 0;
+  const int64_t width = joint_width(parts, l, side);
+  std::vector<float> data;
+  data.reserve(static_cast<size_t>(total_tokens * width));
   for (const CrossKV* part : parts) {
     if (part->tokens() == 0) continue;
     const Tensor& piece = (part->*side)[l];
-    std::copy(piece.data(), piece.data() + piece.size(), joint.row(at));
-    at += piece.rows();
+    data.insert(data.end(), piece.data(), piece.data() + piece.size());
   }
-  return joint;
+  return Tensor(total_tokens, width, std::move(data));
 }
 
 }  // namespace

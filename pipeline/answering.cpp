@@ -34,20 +34,20 @@ void check_question(const std::string& question, const char* field) {
 
 // Encoder outputs stacked on the time axis, projected with one GEMM: the
 // projection is per position, so this equals projecting each and appending.
-// The stack is allocated once at its total length, each part copied once.
+// The stack is reserved once at its total length, each part copied once.
 CrossKV project_stacked(const T5Model& model, const std::vector<const Tensor*>& parts) {
   const int64_t width = model.config.d_model;
   int64_t rows = 0;
   for (const Tensor* part : parts) rows += part->rows();
-  Tensor stacked(rows, width);
-  int64_t at = 0;
+  std::vector<float> data;
+  data.reserve(static_cast<size_t>(rows * width));
   for (const Tensor* part : parts) {
     if (part->rows() == 0) continue;
     KVRAG_CHECK(part->cols() == width, kInvalidArgument, "memory has width ", part->cols(),
                 ", the model's d_model is ", width);
-    std::copy(part->data(), part->data() + part->size(), stacked.row(at));
-    at += part->rows();
+    data.insert(data.end(), part->data(), part->data() + part->size());
   }
+  const Tensor stacked(rows, width, std::move(data));
   return project_cross_kv(model, stacked.view());
 }
 

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "data/corpus_reader.h"
+#include "data/json_input.h"
 
 namespace kvrag::server {
 namespace {
@@ -24,11 +25,20 @@ const char* json_type_name(const json& value) {
   return "null";
 }
 
+// A value as an error message shows it: a number by itself, anything else
+// by its type name. Never dump() a client's value into a message: a string
+// may be the whole body, and dump() recurses once per nesting level.
+std::string describe(const json& value) {
+  return value.is_number() ? value.dump() : json_type_name(value);
+}
+
+// The body parsed with nesting bounded (data/json_input.h), so that no later
+// copy, dump or destruction of it can recurse deeper than kMaxJsonDepth.
 json parse_object(const std::string& body) {
   json value;
   try {
-    value = json::parse(body);
-  } catch (const json::parse_error& e) {
+    value = parse_json_bounded(body);
+  } catch (const Error& e) {
     KVRAG_THROW(kInvalidArgument, "malformed JSON body: ", e.what());
   }
   KVRAG_CHECK(value.is_object(), kInvalidArgument, "the body must be a JSON object, got ",
@@ -84,7 +94,7 @@ class FieldReader {
                             value->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) &&
                           value->get<int64_t>() >= min && value->get<int64_t>() <= max;
     KVRAG_CHECK(in_range, kInvalidArgument, "field '", prefix_, name, "' must be an integer in ",
-                min, "..", max, ", got ", value->dump());
+                min, "..", max, ", got ", describe(*value));
     return value->get<int64_t>();
   }
 
@@ -113,13 +123,18 @@ class FieldReader {
   std::string prefix_;
 };
 
+// Refuses a string field longer than `max_bytes`; `field` is its full name.
+void check_length(const std::string& field, const std::string& text, int64_t max_bytes) {
+  KVRAG_CHECK(static_cast<int64_t>(text.size()) <= max_bytes, kInvalidArgument, "field '", field,
+              "' is ", text.size(), " bytes, more than the limit of ", max_bytes);
+}
+
 // The question or query: non-blank and at most kMaxQuestionBytes.
 std::string checked_query(const FieldReader& fields, const std::string& name) {
   std::string text = fields.required_string(name);
   KVRAG_CHECK(text.find_first_not_of(" \t\r\n") != std::string::npos, kInvalidArgument, "field '",
               name, "' is empty");
-  KVRAG_CHECK(static_cast<int64_t>(text.size()) <= kMaxQuestionBytes, kInvalidArgument, "field '",
-              name, "' is ", text.size(), " bytes, more than the limit of ", kMaxQuestionBytes);
+  check_length(name, text, kMaxQuestionBytes);
   return text;
 }
 
@@ -131,6 +146,7 @@ Document parse_document(const json& value, size_t index) {
   fields.reject_unknown({"id", "title", "text", "metadata"});
   Document doc;
   doc.title = fields.string("title").value_or("");
+  check_length(prefix + "title", doc.title, kMaxTitleBytes);
   const std::string raw_text = fields.required_string("text");
   KVRAG_CHECK(raw_text.find('\0') == std::string::npos, kInvalidArgument, "field '", prefix,
               "text' contains a NUL character");
@@ -141,12 +157,14 @@ Document parse_document(const json& value, size_t index) {
                 "id' must be a string or an integer, got ", json_type_name(*id));
     doc.external_id = id->is_string() ? id->get<std::string>() : id->dump();
     KVRAG_CHECK(!doc.external_id.empty(), kInvalidArgument, "field '", prefix, "id' is empty");
+    check_length(prefix + "id", doc.external_id, kMaxIdBytes);
   } else {
     doc.external_id = "doc-" + hex64(hash_string(doc.text, hash_string(doc.title)));
   }
   if (const json* metadata = fields.find("metadata")) {
     KVRAG_CHECK(metadata->is_object(), kInvalidArgument, "field '", prefix,
                 "metadata' must be an object, got ", json_type_name(*metadata));
+    // Safe to dump: parse_object bounded the whole body's nesting.
     doc.metadata_json = metadata->dump();
   }
   doc.source = "http";

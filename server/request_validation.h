@@ -5,7 +5,8 @@
 //
 // Every function throws Error(kInvalidArgument) with a message that names
 // the field ("field 'k' must be an integer in 1..100, got 0") or, for a body
-// that is not a JSON object, says so with the parser's message.
+// that is not a JSON object or nests deeper than kMaxJsonDepth
+// (data/json_input.h), says so with the parser's message.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +19,8 @@
 namespace kvrag::server {
 
 constexpr int64_t kMaxQuestionBytes = 4096;  // question and search query, UTF-8 bytes
+constexpr int64_t kMaxTitleBytes = 1024;     // document title: prefixed to every chunk's prompt
+constexpr int64_t kMaxIdBytes = 256;         // document id: appears in URLs and every response
 constexpr int64_t kMaxNewTokens = 512;
 constexpr int64_t kMaxBeams = 16;
 constexpr int64_t kDefaultK = 5;
@@ -45,6 +48,7 @@ SearchRequest parse_search_request(const std::string& body);
 // posting the same document twice names the same document. Text is
 // normalised like the corpus reader's (normalize_text) and must not be
 // empty afterwards nor hold a NUL. Ids must be unique within one request.
+// The title is at most kMaxTitleBytes, the id at most kMaxIdBytes.
 // Source is "http".
 std::vector<Document> parse_documents_request(const std::string& body);
 

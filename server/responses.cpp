@@ -1,5 +1,8 @@
 #include "server/responses.h"
 
+#include "core/error.h"
+#include "data/json_input.h"
+
 namespace kvrag::server {
 
 using nlohmann::json;
@@ -94,9 +97,14 @@ json document_json(const DocumentRecord& doc, const std::vector<ChunkRecord>& ch
                           {"tokens", chunk.token_ids.size()}});
   }
   // Stored metadata is JSON the server or the corpus reader wrote; a row
-  // that does not parse is shown as null rather than failing the request.
-  json metadata = json::parse(doc.metadata_json, nullptr, false);
-  if (metadata.is_discarded()) metadata = nullptr;
+  // that does not parse (or nests too deep to copy and dump safely) is shown
+  // as null rather than failing the request.
+  json metadata;
+  try {
+    metadata = parse_json_bounded(doc.metadata_json);
+  } catch (const Error&) {
+    metadata = nullptr;
+  }
   return {{"id", doc.external_id}, {"title", doc.title},   {"source", doc.source},
           {"text", doc.text},      {"metadata", metadata}, {"chunks", std::move(chunk_list)}};
 }

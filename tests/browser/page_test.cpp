@@ -177,8 +177,11 @@ class Chromium {
     int to_browser[2], from_browser[2];
     check(pipe2(to_browser, O_CLOEXEC) == 0 && pipe2(from_browser, O_CLOEXEC) == 0, "pipe failed");
     pid_ = spawn({binary, "--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--no-first-run", "--remote-debugging-pipe",
-                  "--user-data-dir=" + profile, "--window-size=1000,1200", "about:blank"},
+                  // Containers often give /dev/shm only 64 MB, too little for
+                  // Chromium's shared memory: it then crashes its renderer.
+                  "--disable-dev-shm-usage", "--disable-background-networking", "--no-first-run",
+                  "--remote-debugging-pipe", "--user-data-dir=" + profile,
+                  "--window-size=1000,1200", "about:blank"},
                  {{3, to_browser[0]}, {4, from_browser[1]}}, log);
     close(to_browser[0]);
     close(from_browser[1]);
