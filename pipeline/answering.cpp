@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <mutex>
+#include <shared_mutex>
 
 #include "core/error.h"
 #include "data/kv_blob.h"
@@ -28,8 +30,13 @@ bool is_blank(const std::string& text) {
                      [](unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); });
 }
 
-void check_question(const std::string& question, const char* field) {
+// Not blank and at most kMaxQuestionTokens tokens: the question enters
+// every encoder input of a request (fid: k of them).
+void check_question(const T5Model& model, const std::string& question, const char* field) {
   KVRAG_CHECK(!is_blank(question), kInvalidArgument, field, " is empty");
+  const int64_t tokens = static_cast<int64_t>(model.require_tokenizer().encode(question).size());
+  KVRAG_CHECK(tokens <= kMaxQuestionTokens, kInvalidArgument, field, " has ", tokens,
+              " tokens, more than the limit kMaxQuestionTokens = ", kMaxQuestionTokens);
 }
 
 // Encoder outputs stacked on the time axis, projected with one GEMM: the
@@ -162,11 +169,17 @@ AnswerMemory fid_memory(const MemoryContext& c, const std::string& question,
   KVRAG_CHECK(!chunks.empty(), kInvalidArgument, "fid mode needs at least one chunk");
   const auto start = Clock::now();
   std::vector<std::vector<int32_t>> batch;
+  int64_t total = 0;
   for (const RetrievedChunk& chunk : chunks) {
     batch.push_back(prompt_ids(
         c.model,
-        fill_prompt(c.settings.prompts.fid, PromptFields{question, chunk.title, chunk.text, {}})));
+        fill_prompt(c.settings.prompts.fid,
+                    PromptFields{question, prompt_title(c.model, chunk.title), chunk.text, {}})));
+    total += static_cast<int64_t>(batch.back().size());
   }
+  KVRAG_CHECK(total <= kMaxFidTokens, kInvalidArgument, "the ", chunks.size(),
+              " fid prompts total ", total,
+              " tokens, more than the limit kMaxFidTokens = ", kMaxFidTokens, "; use a smaller k");
   const std::vector<Tensor> hidden = c.encoder.encode_batch(batch);
   AnswerMemory memory;
   std::vector<const Tensor*> parts;
@@ -179,6 +192,13 @@ AnswerMemory fid_memory(const MemoryContext& c, const std::string& question,
   memory.kv = project_stacked(c.model, parts);
   timings.encode_ms += ms_since(start);
   return memory;
+}
+
+void check_concat_tokens(int64_t tokens, size_t chunks) {
+  KVRAG_CHECK(tokens <= kMaxConcatTokens, kInvalidArgument, "the concat prompt of ", chunks,
+              " chunks has ", tokens,
+              " tokens or more, more than the limit kMaxConcatTokens = ", kMaxConcatTokens,
+              "; use a smaller k or the fid or cached mode");
 }
 
 // concat: one joint prompt. A passage's positions are found by tokenizing
@@ -197,12 +217,16 @@ AnswerMemory concat_memory(const MemoryContext& c, const std::string& question,
   for (const RetrievedChunk& chunk : chunks) {
     if (!passages.empty()) passages += ' ';
     const int64_t begin = static_cast<int64_t>(tokenizer.encode(head + passages).size());
-    passages += fill_prompt(prompts.concat_passage, PromptFields{{}, chunk.title, chunk.text, {}});
+    passages += fill_prompt(prompts.concat_passage,
+                            PromptFields{{}, prompt_title(c.model, chunk.title), chunk.text, {}});
     const int64_t end = static_cast<int64_t>(tokenizer.encode(head + passages).size());
+    // Checked per passage too, so that a huge k fails before tokenizing it all.
+    check_concat_tokens(end, chunks.size());
     memory.spans.emplace_back(begin, end);
   }
   const std::vector<int32_t> ids =
       prompt_ids(c.model, fill_prompt(prompts.concat, PromptFields{question, {}, {}, passages}));
+  check_concat_tokens(static_cast<int64_t>(ids.size()), chunks.size());
   memory.kv = project_cross_kv(c.model, c.encoder.encode(ids).view());
   timings.encode_ms += ms_since(start);
   return memory;
@@ -219,13 +243,14 @@ Tensor RagPipeline::encode_question(const std::string& question) const {
 
 std::vector<RetrievedChunk> RagPipeline::retrieve(const std::string& query, int64_t k,
                                                   RetrieverKind retriever) const {
+  const auto lock = lock_for_reading();
   return retrieve_encoded(query, nullptr, k, retriever);
 }
 
 std::vector<RetrievedChunk> RagPipeline::retrieve_encoded(const std::string& query,
                                                           const Tensor* question_hidden, int64_t k,
                                                           RetrieverKind retriever) const {
-  check_question(query, "query");
+  check_question(*model_, query, "query");
   KVRAG_CHECK(k >= 1 && k <= kMaxK, kInvalidArgument, "k must be in 1..", kMaxK, ", got ", k);
   using Ranked = std::vector<std::pair<int64_t, double>>;
   auto dense = [&](int64_t depth) {
@@ -281,14 +306,29 @@ std::vector<RetrievedChunk> RagPipeline::retrieve_encoded(const std::string& que
 AnswerMemory RagPipeline::build_memory(const std::string& question,
                                        const std::vector<RetrievedChunk>& chunks, Mode mode,
                                        AskTimings& timings) const {
+  const auto lock = lock_for_reading();
+  require_current(chunks);
   return build_memory_encoded(question, nullptr, chunks, mode, timings);
+}
+
+void RagPipeline::require_current(const std::vector<RetrievedChunk>& chunks) const {
+  for (const RetrievedChunk& chunk : chunks) {
+    try {
+      store_->chunk(chunk.chunk_id);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kNotFound) throw;
+      KVRAG_THROW(kNotFound, "chunk ", chunk.chunk_id, " of document '", chunk.external_id,
+                  "' is no longer in the index (its document was removed or replaced since it "
+                  "was retrieved); retrieve again");
+    }
+  }
 }
 
 AnswerMemory RagPipeline::build_memory_encoded(const std::string& question,
                                                const Tensor* question_hidden,
                                                const std::vector<RetrievedChunk>& chunks, Mode mode,
                                                AskTimings& timings) const {
-  check_question(question, "question");
+  check_question(*model_, question, "question");
   const MemoryContext context{*model_, encoder_, *store_, *kv_cache_, settings_};
   AnswerMemory memory;
   switch (mode) {
@@ -318,18 +358,25 @@ AnswerMemory RagPipeline::build_memory_encoded(const std::string& question,
 
 Answer RagPipeline::answer(const std::string& question, const std::vector<RetrievedChunk>& chunks,
                            const AskOptions& options, const PieceCallback& on_piece) const {
-  return answer_encoded(question, nullptr, chunks, options, on_piece);
-}
-
-Answer RagPipeline::answer_encoded(const std::string& question, const Tensor* question_hidden,
-                                   const std::vector<RetrievedChunk>& chunks,
-                                   const AskOptions& options, const PieceCallback& on_piece) const {
   const auto start = Clock::now();
   Answer answer;
   answer.mode = options.mode;
-  const AnswerMemory memory =
-      build_memory_encoded(question, question_hidden, chunks, options.mode, answer.timings);
+  AnswerMemory memory;
+  {
+    // The chunks were retrieved before this call: check they are still in
+    // the index under the same lock as their memories are loaded.
+    const auto lock = lock_for_reading();
+    require_current(chunks);
+    memory = build_memory_encoded(question, nullptr, chunks, options.mode, answer.timings);
+  }
+  decode_answer(memory, chunks, options, on_piece, start, answer);
+  return answer;
+}
 
+void RagPipeline::decode_answer(const AnswerMemory& memory,
+                                const std::vector<RetrievedChunk>& chunks,
+                                const AskOptions& options, const PieceCallback& on_piece,
+                                Clock::time_point start, Answer& answer) const {
   const Tokenizer& tokenizer = model_->require_tokenizer();
   const int32_t eos = model_->config.eos_token_id;
   std::vector<int32_t> streamed;
@@ -363,24 +410,36 @@ Answer RagPipeline::answer_encoded(const std::string& question, const Tensor* qu
   answer.question_attention =
       std::max(0.0, mass_of(generation.attention, {0, memory.kv.tokens()}) - on_sources);
   t.total_ms = ms_since(start);
-  return answer;
 }
 
 Answer RagPipeline::ask(const std::string& question, const AskOptions& options,
                         const PieceCallback& on_piece) const {
   const auto start = Clock::now();
-  check_question(question, "question");
-  // Dense retrieval embeds the encoded question prompt, and cached mode's
-  // memory starts with that same encoding: encode it once for both. Its time
-  // then counts in retrieve_ms (as dense retrieval's always did), not encode_ms.
-  const bool shared = options.mode == Mode::kCached && options.retriever != RetrieverKind::kBm25;
-  Tensor encoded;
-  if (shared) encoded = encode_question(question);
-  const Tensor* question_hidden = shared ? &encoded : nullptr;
-  const std::vector<RetrievedChunk> chunks =
-      retrieve_encoded(question, question_hidden, options.k, options.retriever);
-  const double retrieve_ms = ms_since(start);
-  Answer answer = answer_encoded(question, question_hidden, chunks, options, on_piece);
+  check_question(*model_, question, "question");
+  Answer answer;
+  answer.mode = options.mode;
+  std::vector<RetrievedChunk> chunks;
+  AnswerMemory memory;
+  double retrieve_ms = 0.0;
+  Clock::time_point answer_start;
+  {
+    // Retrieval and memory load see one committed state: a writer cannot
+    // remove a retrieved chunk before its memory is loaded.
+    const auto lock = lock_for_reading();
+    // Dense retrieval embeds the encoded question prompt, and cached mode's
+    // memory starts with that same encoding: encode it once for both. Its
+    // time then counts in retrieve_ms (as dense retrieval's always did), not
+    // encode_ms.
+    const bool shared = options.mode == Mode::kCached && options.retriever != RetrieverKind::kBm25;
+    Tensor encoded;
+    if (shared) encoded = encode_question(question);
+    const Tensor* question_hidden = shared ? &encoded : nullptr;
+    chunks = retrieve_encoded(question, question_hidden, options.k, options.retriever);
+    retrieve_ms = ms_since(start);
+    answer_start = Clock::now();
+    memory = build_memory_encoded(question, question_hidden, chunks, options.mode, answer.timings);
+  }
+  decode_answer(memory, chunks, options, on_piece, answer_start, answer);
   answer.timings.retrieve_ms = retrieve_ms;
   answer.timings.total_ms += retrieve_ms;  // first_token_ms stays relative to answer()
   return answer;

@@ -77,7 +77,7 @@ std::string chunk_content_hash(const T5Model& model, const IndexSettings& settin
 std::vector<int32_t> chunk_prompt_ids(const T5Model& model, const IndexSettings& settings,
                                       const std::string& title, const std::string& chunk_text) {
   PromptFields fields;
-  fields.title = title;
+  fields.title = prompt_title(model, title);  // cut to kMaxTitleTokens
   fields.text = chunk_text;
   return prompt_ids(model, fill_prompt(settings.prompts.chunk, fields));
 }

@@ -29,7 +29,8 @@ std::string chunk_content_hash(const T5Model& model, const IndexSettings& settin
                                const std::vector<int32_t>& prompt_ids);
 
 // The encoder input of one chunk: PromptTemplates::chunk filled with the
-// document title and the chunk text, tokenized, eos appended.
+// document title (cut to kMaxTitleTokens by prompt_title) and the chunk
+// text, tokenized, eos appended.
 std::vector<int32_t> chunk_prompt_ids(const T5Model& model, const IndexSettings& settings,
                                       const std::string& title, const std::string& chunk_text);
 

@@ -29,4 +29,10 @@ std::string fill_prompt(const std::string& tmpl, const PromptFields& fields);
 // spiece.model.
 std::vector<int32_t> prompt_ids(const T5Model& model, const std::string& prompt);
 
+// `title` as it enters a prompt: whole when it tokenizes to at most
+// kMaxTitleTokens (pipeline/rag_pipeline.h) tokens, else the decoded text of
+// its first kMaxTitleTokens tokens, so that a long title cannot grow every
+// chunk prompt of its document. Error(kNotFound) without spiece.model.
+std::string prompt_title(const T5Model& model, const std::string& title);
+
 }  // namespace kvrag

@@ -409,9 +409,15 @@ IndexReport RagPipeline::add_documents(const std::vector<Document>& docs, int64_
     std::vector<BatchDocument> items =
         prepare_batch(std::span(kept).subspan(begin, end - begin), encoder_, *store_, settings_,
                       report.chunks_reused);
-    const int64_t generation = read_generation(*store_, kStoreGeneration) + 1;
-    const BatchWrite written = write_batch(*store_, items, generation);
-    follow_committed(written, generation, *store_, *faiss_, *kv_cache_, dir_);
+    BatchWrite written;
+    {
+      // Readers wait only for the commit and the FAISS/cache update, never
+      // for the encoding done in prepare_batch.
+      const auto state_lock = lock_for_writing();
+      const int64_t generation = read_generation(*store_, kStoreGeneration) + 1;
+      written = write_batch(*store_, items, generation);
+      follow_committed(written, generation, *store_, *faiss_, *kv_cache_, dir_);
+    }
     count_batch(items, written, report);
     state.documents_done = static_cast<int64_t>(end);
     state.chunks_done = report.chunks_added;
@@ -425,6 +431,7 @@ IndexReport RagPipeline::add_documents(const std::vector<Document>& docs, int64_
 bool RagPipeline::remove_document(const std::string& external_id) {
   std::lock_guard<std::mutex> lock(write_mutex_);
   const WriteLock folder_lock(dir_);
+  const auto state_lock = lock_for_writing();
   const int64_t generation = read_generation(*store_, kStoreGeneration) + 1;
   bool found = false;
   BatchWrite written;
@@ -439,17 +446,30 @@ bool RagPipeline::remove_document(const std::string& external_id) {
   return found;
 }
 
+std::unique_lock<std::shared_mutex> RagPipeline::lock_for_writing() {
+  const std::lock_guard<std::mutex> turnstile(state_turnstile_);
+  return std::unique_lock<std::shared_mutex>(state_mutex_);
+}
+
 // ---------------------------------------------------------------- reading
 
+std::shared_lock<std::shared_mutex> RagPipeline::lock_for_reading() const {
+  const std::lock_guard<std::mutex> turnstile(state_turnstile_);
+  return std::shared_lock<std::shared_mutex>(state_mutex_);
+}
+
 std::optional<DocumentRecord> RagPipeline::find_document(const std::string& external_id) const {
+  const auto lock = lock_for_reading();
   return store_->find_document(external_id);
 }
 
 std::vector<ChunkRecord> RagPipeline::document_chunks(int64_t document_id) const {
+  const auto lock = lock_for_reading();
   return store_->document_chunks(document_id);
 }
 
 IndexStats RagPipeline::stats() const {
+  const auto lock = lock_for_reading();
   IndexStats s;
   s.store = store_->stats();
   s.faiss_vectors = faiss_->size();

@@ -4,7 +4,11 @@
 //
 // Threads: ask/retrieve/answer/search and the read-only queries may run from
 // many threads at once; add_documents and remove_document are serialised by
-// an internal writer lock, and readers only ever see committed documents.
+// an internal writer lock, and readers only ever see committed documents: a
+// reader holds a shared lock across its retrieval and memory load, a writer
+// holds it exclusively only while it commits to SQLite and brings FAISS and
+// the RAM cache in step (encoding happens before, outside the lock). Decoding
+// runs after the memory is built, without the lock.
 //
 // Processes: one process at a time may write an index folder. Each write
 // call takes an advisory flock on DIR/write.lock and fails with
@@ -15,11 +19,13 @@
 // `kvrag index` or `kvrag rm` on its folder, until restarted.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -114,6 +120,25 @@ struct AskOptions {
   GenerationOptions generation{.max_new_tokens = 32};
 };
 constexpr int64_t kMaxK = 100;
+
+// Caps on the encoder work of one request: the encoder builds a heads ×
+// len² position bias and attention per sequence, so prompt lengths are
+// bounded. Over a cap a request fails with Error(kInvalidArgument) naming
+// the cap; nothing is truncated silently.
+// The question's own tokens (the tokenized question, without the template
+// or eos), for every mode and for retrieval queries.
+constexpr int64_t kMaxQuestionTokens = 256;
+// concat: tokens of the one joint prompt (question and all passages, eos
+// included). Lower k (or use fid or cached) for more passages.
+constexpr int64_t kMaxConcatTokens = 8192;
+// fid: the sum over the chunks of each joint prompt's tokens. Each prompt is
+// bounded by the question cap, kMaxTitleTokens and the chunk size, so with
+// the default 64-token chunks k = kMaxK stays well below this.
+constexpr int64_t kMaxFidTokens = 32768;
+// A document title enters every chunk prompt (and fid/concat prompts) cut to
+// its first kMaxTitleTokens tokens: the title belongs to the document, not to
+// a request, so it is truncated, not rejected. The stored title is kept whole.
+constexpr int64_t kMaxTitleTokens = 32;
 
 struct RetrievedChunk {
   int64_t chunk_id = 0;
@@ -230,14 +255,19 @@ class RagPipeline {
                                        RetrieverKind retriever) const;
   // Answers from the given chunks in options.mode (the benchmark calls this
   // with one retrieval shared by every mode); options.k/retriever unused.
+  // A chunk removed from the index since it was retrieved (its document was
+  // removed or replaced) fails the call with Error(kNotFound) naming the
+  // chunk and its document, rather than answering from text the index no
+  // longer holds: retrieve again. build_memory does the same.
   Answer answer(const std::string& question, const std::vector<RetrievedChunk>& chunks,
                 const AskOptions& options, const PieceCallback& on_piece = {}) const;
   // The memory answer() decodes over (added for the exactness tests and the
   // benchmark): encodes what `mode` needs and, in cached mode, loads the
   // chunks' memories (RAM cache first). Fills encode_ms, load_kv_ms,
   // kv_cache_hits/misses, store_bytes_read and memory_tokens of `timings`.
-  // Error(kInvalidArgument) for an empty question or fid with no chunks;
-  // Error(kFormat) for a stored memory that does not fit the model.
+  // Error(kInvalidArgument) for an empty question, fid with no chunks or a
+  // prompt over the caps above; Error(kFormat) for a stored memory that does
+  // not fit the model.
   AnswerMemory build_memory(const std::string& question, const std::vector<RetrievedChunk>& chunks,
                             Mode mode, AskTimings& timings) const;
   // retrieve + answer; timings.retrieve_ms filled in.
@@ -257,17 +287,22 @@ class RagPipeline {
   // d_model): both the dense retrieval query and the head of the cached
   // memory, so ask() in cached mode encodes it once for both. The *_encoded
   // variants below take it as `question_hidden`, or encode it themselves
-  // when it is null; otherwise they are retrieve(), answer() and build_memory().
+  // when it is null; otherwise they are retrieve() and build_memory(). Both
+  // expect state_mutex_ held (shared) by the caller.
   Tensor encode_question(const std::string& question) const;
   std::vector<RetrievedChunk> retrieve_encoded(const std::string& query,
                                                const Tensor* question_hidden, int64_t k,
                                                RetrieverKind retriever) const;
-  Answer answer_encoded(const std::string& question, const Tensor* question_hidden,
-                        const std::vector<RetrievedChunk>& chunks, const AskOptions& options,
-                        const PieceCallback& on_piece) const;
   AnswerMemory build_memory_encoded(const std::string& question, const Tensor* question_hidden,
                                     const std::vector<RetrievedChunk>& chunks, Mode mode,
                                     AskTimings& timings) const;
+  // Error(kNotFound) for a chunk no longer in the store (state_mutex_ held).
+  void require_current(const std::vector<RetrievedChunk>& chunks) const;
+  // Generates over a built memory (no lock needed): the rest of answer().
+  // `answer` holds the mode and the memory timings; `start` is answer()'s.
+  void decode_answer(const AnswerMemory& memory, const std::vector<RetrievedChunk>& chunks,
+                     const AskOptions& options, const PieceCallback& on_piece,
+                     std::chrono::steady_clock::time_point start, Answer& answer) const;
 
   std::string dir_;
   std::shared_ptr<const T5Model> model_;
@@ -278,6 +313,17 @@ class RagPipeline {
   std::unique_ptr<KvRamCache> kv_cache_;
   IndexSettings settings_;
   std::mutex write_mutex_;  // one writer at a time
+  // Readers (shared) against a writer's commit + FAISS/RAM-cache update
+  // (exclusive), so that a reader's store, FAISS and cache reads all see
+  // one committed state.
+  mutable std::shared_mutex state_mutex_;
+  // std::shared_mutex may prefer readers (glibc does): under a steady stream
+  // of overlapping readers a writer would wait indefinitely. Both sides pass
+  // this turnstile to take state_mutex_, and a writer holds it while it
+  // waits, so new readers queue behind a waiting writer.
+  mutable std::mutex state_turnstile_;
+  std::shared_lock<std::shared_mutex> lock_for_reading() const;
+  std::unique_lock<std::shared_mutex> lock_for_writing();
 };
 
 }  // namespace kvrag

@@ -407,6 +407,49 @@ TEST(AnsweringErrors, BadInputIsAClearError) {
                            ErrorKind::kNotFound, {"no-such-index"}));
 }
 
+// `words` copies of a short word: about one token each.
+std::string repeated_words(int64_t words) {
+  std::string out;
+  for (int64_t i = 0; i < words; ++i) out += i ? " the" : "the";
+  return out;
+}
+
+TEST(AnsweringLimits, LongQuestionIsRejectedNotTruncated) {
+  const RagPipeline& p = f32();
+  const std::string question = repeated_words(kMaxQuestionTokens + 10) + "?";
+  for (const Mode mode : {Mode::kCached, Mode::kConcat, Mode::kFid}) {
+    EXPECT_TRUE(throws_error([&] { p.ask(question, ask_options(mode)); },
+                             ErrorKind::kInvalidArgument, {"question has", "kMaxQuestionTokens"}));
+  }
+  EXPECT_TRUE(throws_error([&] { p.retrieve(question, 3, RetrieverKind::kBm25); },
+                           ErrorKind::kInvalidArgument, {"query has", "kMaxQuestionTokens"}));
+  // At the cap it is answered.
+  const std::string at_cap = repeated_words(kMaxQuestionTokens);
+  ASSERT_EQ(static_cast<int64_t>(p.model().require_tokenizer().encode(at_cap).size()),
+            kMaxQuestionTokens);
+  EXPECT_NO_THROW(p.retrieve(at_cap, 3, RetrieverKind::kBm25));
+}
+
+// Retrieved chunks given long texts (as a caller of answer() could): the
+// joint prompts go over the caps and fail before any encoding.
+TEST(AnsweringLimits, ConcatAndFidPromptTotalsAreCapped) {
+  const RagPipeline& p = f32();
+  std::vector<RetrievedChunk> chunks = p.retrieve(kQuestion, 3, RetrieverKind::kDense);
+  ASSERT_EQ(chunks.size(), 3u);
+  for (RetrievedChunk& chunk : chunks) chunk.text = repeated_words(kMaxConcatTokens / 2);
+  EXPECT_TRUE(throws_error([&] { p.answer(kQuestion, chunks, ask_options(Mode::kConcat)); },
+                           ErrorKind::kInvalidArgument, {"concat prompt of", "kMaxConcatTokens"}));
+  for (RetrievedChunk& chunk : chunks) chunk.text = repeated_words(kMaxFidTokens / 2);
+  EXPECT_TRUE(throws_error([&] { p.answer(kQuestion, chunks, ask_options(Mode::kFid)); },
+                           ErrorKind::kInvalidArgument, {"fid prompts total", "kMaxFidTokens"}));
+  // The largest ordinary request stays within both caps.
+  for (const Mode mode : {Mode::kConcat, Mode::kFid}) {
+    AskOptions options = ask_options(mode, kMaxK);
+    options.generation.max_new_tokens = 1;
+    EXPECT_NO_THROW(p.ask(kQuestion, options)) << mode_name(mode);
+  }
+}
+
 TEST(AnsweringErrors, NoChunksStillAnswersFromTheQuestion) {
   const Answer answer = f32().answer(kQuestion, {}, ask_options(Mode::kCached));
   EXPECT_TRUE(answer.sources.empty());

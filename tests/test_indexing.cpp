@@ -600,5 +600,24 @@ TEST(IndexingFaiss, FileBehindTheStoreIsRebuilt) {
   });
 }
 
+// A long title enters each chunk prompt cut to kMaxTitleTokens tokens; a
+// short one whole.
+TEST(IndexingPrompts, LongTitleIsCutInChunkPrompts) {
+  const auto model = load_t5_model(kDemoModel);
+  const IndexSettings settings = small_settings();
+  std::string long_title;
+  for (int i = 0; i < 200; ++i) long_title += " Altan";
+  const std::string text = "The Altan is a river.";
+  const auto untitled = chunk_prompt_ids(*model, settings, "", text);
+  const auto titled = chunk_prompt_ids(*model, settings, long_title, text);
+  EXPECT_GT(titled.size(), untitled.size());
+  EXPECT_LE(titled.size(), untitled.size() + static_cast<size_t>(kMaxTitleTokens));
+  const std::string short_title = "Corvin Hale";
+  EXPECT_EQ(prompt_title(*model, short_title), short_title);
+  EXPECT_EQ(chunk_prompt_ids(*model, settings, short_title, text),
+            prompt_ids(*model, fill_prompt(settings.prompts.chunk,
+                                           PromptFields{{}, short_title, text, {}})));
+}
+
 }  // namespace
 }  // namespace kvrag

@@ -584,7 +584,7 @@ TEST_F(ServerTest, DocumentsDeletedAndReAddedDuringQuestionsNeverFailThem) {
   std::mutex failures_mutex;
   std::vector<std::string> failures;
   std::vector<std::thread> readers;
-  for (int r = 0; r < 4; ++r) {
+  for (int r = 0; r < 3; ++r) {
     readers.emplace_back([&, r] {
       const auto http = client();
       int turn = r;
@@ -610,14 +610,14 @@ TEST_F(ServerTest, DocumentsDeletedAndReAddedDuringQuestionsNeverFailThem) {
       } while (churning);
     });
   }
-  constexpr int kRounds = 30;
+  constexpr int kRounds = 24;
   for (int round = 0; round < kRounds; ++round) {
     ok_json(client()->Delete("/v1/documents/churn"));
     ok_json(post("/v1/documents", {{"documents", {churned}}}));
   }
   churning = false;
   for (std::thread& t : readers) t.join();
-  EXPECT_GE(answered.load(), 4);
+  EXPECT_GE(answered.load(), 3);
   EXPECT_TRUE(failures.empty()) << failures.size() << " failed, the first: " << failures.front();
 
   const json found =
