@@ -32,6 +32,17 @@ void gemm(ConstView a, bool trans_a, ConstView b, bool trans_b, View c, float al
     }
     return;
   }
+  if (m == 1) {
+    // One output row is every decoder step of greedy decoding. OpenBLAS's
+    // sgemm with m = 1 streams the weights about 3× slower than sgemv
+    // (bench/micro_t5.cpp BM_Gemv vs BM_Sgemv), and the step is bound by
+    // reading them, so take the matrix-vector path: cᵀ = op(b)ᵀ · op(a)ᵀ.
+    const int incx = static_cast<int>(trans_a ? a.ld : 1);
+    cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, static_cast<int>(b.rows),
+                static_cast<int>(b.cols), alpha, b.data, static_cast<int>(b.ld), a.data, incx,
+                beta, c.data, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
               trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
               static_cast<int>(k), alpha, a.data, static_cast<int>(a.ld), b.data,

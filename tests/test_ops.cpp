@@ -44,6 +44,35 @@ TEST(Ops, GemmOnStridedColumnSlices) {
   }
 }
 
+// One output row takes the cblas_sgemv path; every transpose combination,
+// strided operands, alpha and beta must still mean what they mean for sgemm.
+TEST(Ops, OneRowGemmMatchesScalarReferenceForEveryTranspose) {
+  const Tensor big_a = random_normal_tensor(6, 9, 5);
+  const Tensor big_b = random_normal_tensor(6, 9, 6);
+  for (const bool trans_a : {false, true}) {
+    for (const bool trans_b : {false, true}) {
+      // op(a): [1, 4]; op(b): [4, 3]; both strided slices of wider matrices.
+      const ConstView a = trans_a ? big_a.view().rows_slice(0, 4).cols_slice(2, 1)
+                                  : big_a.view().rows_slice(1, 1).cols_slice(2, 4);
+      const ConstView b = trans_b ? big_b.view().rows_slice(0, 3).cols_slice(1, 4)
+                                  : big_b.view().rows_slice(0, 4).cols_slice(1, 3);
+      Tensor c(1, 3);
+      for (int64_t j = 0; j < 3; ++j) c.at(0, j) = 1.0f;
+      gemm(a, trans_a, b, trans_b, c.view(), /*alpha=*/2.0f, /*beta=*/0.5f);
+      for (int64_t j = 0; j < 3; ++j) {
+        double ref = 0;
+        for (int64_t k = 0; k < 4; ++k) {
+          const float ak = trans_a ? a.row(k)[0] : a.row(0)[k];
+          const float bk = trans_b ? b.row(j)[k] : b.row(k)[j];
+          ref += double(ak) * bk;
+        }
+        EXPECT_NEAR(c.at(0, j), 2.0 * ref + 0.5, 1e-5)
+            << "trans_a " << trans_a << " trans_b " << trans_b << " column " << j;
+      }
+    }
+  }
+}
+
 TEST(Ops, GemmRejectsMismatchedShapes) {
   const Tensor a(2, 3);
   const Tensor b(4, 2);
