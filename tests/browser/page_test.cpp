@@ -213,7 +213,11 @@ class Chromium {
       const json reply = json::parse(pending_.substr(0, end));
       pending_.erase(0, end + 1);
       if (!reply.contains("id") || reply["id"] != last_id_) continue;
-      check(!reply.contains("error"), method + " failed: " + reply["error"].dump());
+      // Not check(): its message would be built first, and operator[] on a
+      // const json with no such key is undefined behaviour (it crashed here).
+      if (reply.contains("error")) {
+        throw std::runtime_error(method + " failed: " + reply["error"].dump());
+      }
       return reply["result"];
     }
   }
