@@ -113,7 +113,18 @@ struct MemoryContext {
   const IndexSettings& settings;
 };
 
+// The error for a chunk passed to answer()/build_memory() that is no longer
+// in the index.
+[[noreturn]] void throw_chunk_gone(const RetrievedChunk& chunk) {
+  KVRAG_THROW(kNotFound, "chunk ", chunk.chunk_id, " of document '", chunk.external_id,
+              "' is no longer in the index (its document was removed or replaced since it "
+              "was retrieved); retrieve again");
+}
+
 // The chunks' memories, from the RAM cache or else SQLite (then cached).
+// This is also the check that each chunk is still in the index: a removed
+// chunk's cache entry is erased under the writer's lock and ids are never
+// reused, so a hit is a current chunk, and a miss reads the store.
 std::vector<std::shared_ptr<const ChunkMemory>> load_chunk_memories(
     const MemoryContext& c, const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
   const auto start = Clock::now();
@@ -124,7 +135,13 @@ std::vector<std::shared_ptr<const ChunkMemory>> load_chunk_memories(
       ++timings.kv_cache_hits;
     } else {
       ++timings.kv_cache_misses;
-      const std::vector<uint8_t> blob = c.store.memory_blob(chunk.chunk_id);
+      std::vector<uint8_t> blob;
+      try {
+        blob = c.store.memory_blob(chunk.chunk_id);
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::kNotFound) throw;
+        throw_chunk_gone(chunk);
+      }
       timings.store_bytes_read += static_cast<int64_t>(blob.size());
       found = decode_chunk_memory(c.model, c.settings.cache, blob, chunk.chunk_id);
       c.cache.put(chunk.chunk_id, found);
@@ -307,19 +324,21 @@ AnswerMemory RagPipeline::build_memory(const std::string& question,
                                        const std::vector<RetrievedChunk>& chunks, Mode mode,
                                        AskTimings& timings) const {
   const auto lock = lock_for_reading();
-  require_current(chunks);
+  require_current(chunks, mode);
   return build_memory_encoded(question, nullptr, chunks, mode, timings);
 }
 
-void RagPipeline::require_current(const std::vector<RetrievedChunk>& chunks) const {
+void RagPipeline::require_current(const std::vector<RetrievedChunk>& chunks, Mode mode) const {
+  // Cached mode loads every chunk's memory, which checks it (see
+  // load_chunk_memories); reading the rows here too would put k extra SQLite
+  // reads on the path the RAM cache exists to keep free of them.
+  if (mode == Mode::kCached) return;
   for (const RetrievedChunk& chunk : chunks) {
     try {
       store_->chunk(chunk.chunk_id);
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::kNotFound) throw;
-      KVRAG_THROW(kNotFound, "chunk ", chunk.chunk_id, " of document '", chunk.external_id,
-                  "' is no longer in the index (its document was removed or replaced since it "
-                  "was retrieved); retrieve again");
+      throw_chunk_gone(chunk);
     }
   }
 }
@@ -366,7 +385,7 @@ Answer RagPipeline::answer(const std::string& question, const std::vector<Retrie
     // The chunks were retrieved before this call: check they are still in
     // the index under the same lock as their memories are loaded.
     const auto lock = lock_for_reading();
-    require_current(chunks);
+    require_current(chunks, options.mode);
     memory = build_memory_encoded(question, nullptr, chunks, options.mode, answer.timings);
   }
   decode_answer(memory, chunks, options, on_piece, start, answer);

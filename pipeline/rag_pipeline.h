@@ -297,7 +297,8 @@ class RagPipeline {
                                     const std::vector<RetrievedChunk>& chunks, Mode mode,
                                     AskTimings& timings) const;
   // Error(kNotFound) for a chunk no longer in the store (state_mutex_ held).
-  void require_current(const std::vector<RetrievedChunk>& chunks) const;
+  // Cached mode is checked by its memory load instead.
+  void require_current(const std::vector<RetrievedChunk>& chunks, Mode mode) const;
   // Generates over a built memory (no lock needed): the rest of answer().
   // `answer` holds the mode and the memory timings; `start` is answer()'s.
   void decode_answer(const AnswerMemory& memory, const std::vector<RetrievedChunk>& chunks,
