@@ -298,7 +298,7 @@ StorageSummary storage_summary(const RagPipeline& pipeline, const std::string& m
   s.stored_memory_bytes = stats.store.memory_bytes;
   s.file_bytes = stats.store.file_bytes;
   for (const CacheGranularity granularity : {CacheGranularity::kKv, CacheGranularity::kHidden}) {
-    // The blob layouts of CacheGranularity (pipeline/rag_pipeline.h).
+    // The blob layouts of CacheGranularity (pipeline/index_settings.h).
     const bool kv = granularity == CacheGranularity::kKv;
     const int64_t matrices = kv ? 2 * config.num_decoder_layers : 1;
     const int64_t cols = kv ? config.inner_dim() : config.d_model;

@@ -25,8 +25,8 @@ struct BenchSettings {
   std::vector<Variant> variants;
   int64_t repeat = 3;  // timed answers per question, variant and k (>= 1)
   int64_t warmup = 1;  // untimed answers per variant and k before the timed ones (>= 0)
-  RetrieverKind retriever = RetrieverKind::kDense;
-  GenerationOptions generation{.max_new_tokens = 32};
+  RetrieverKind retriever = kDefaultRetriever;
+  GenerationOptions generation = AskOptions{}.generation;
 };
 
 // One index, opened twice: `ram` with its RAM cache of chunk K/V on (large

@@ -1,12 +1,13 @@
 // kvrag ask: answers a question over an index folder.
 #include <iostream>
 
+#include "api/result_json.h"
 #include "cli/args.h"
+#include "cli/ask_args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "core/error.h"
 #include "pipeline/rag_pipeline.h"
-#include "server/responses.h"
 
 namespace kvrag::cli {
 namespace {
@@ -54,12 +55,7 @@ void print_timings(const AskTimings& t) {
 int run_ask(const std::vector<std::string>& argv) {
   const Args args(argv, {"index", "mode", "retriever", "k", "beams", "max-new-tokens", "model"},
                   {"json"});
-  AskOptions options;
-  options.mode = parse_mode(args.get("mode", "cached"));
-  options.retriever = parse_retriever(args.get("retriever", "dense"));
-  options.k = args.get_int("k", 5, 1, kMaxK);
-  options.generation.num_beams = args.get_int("beams", 1, 1, 64);
-  options.generation.max_new_tokens = args.get_int("max-new-tokens", 32, 1, 4096);
+  const AskOptions options = read_ask_options(args);
   const std::string question = joined_words(args.positional());
   KVRAG_CHECK(!question.empty(), kInvalidArgument, "give the question to answer");
 
@@ -68,10 +64,10 @@ int run_ask(const std::vector<std::string>& argv) {
   const auto pipeline = RagPipeline::open(args.require("index"), open);
   if (args.flag("json")) {
     const Answer answer = pipeline->ask(question, options);
-    nlohmann::json body = server::answer_json(answer);
+    nlohmann::json body = api::answer_json(answer);
     body["retriever"] = retriever_name(options.retriever);
     body["k"] = options.k;
-    std::cout << server::dump(body) << "\n";
+    std::cout << api::dump(body) << "\n";
     return 0;
   }
   // Greedy decoding hands out pieces as it makes them; beam search all at

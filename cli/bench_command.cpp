@@ -13,6 +13,7 @@
 #include "bench/rag_bench.h"
 #include "bench/random_sweep.h"
 #include "cli/args.h"
+#include "cli/ask_args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "core/error.h"
@@ -154,9 +155,8 @@ int run_bench(const std::vector<std::string>& argv) {
   settings.variants = bench::variants_for(args.get_list("modes", "cached,concat,fid", parse_mode));
   settings.repeat = args.get_int("repeat", 3, 1, 1000);
   settings.warmup = args.get_int("warmup", 1, 0, 1000);
-  settings.retriever = parse_retriever(args.get("retriever", "dense"));
-  settings.generation.max_new_tokens = args.get_int("max-new-tokens", 32, 1, 4096);
-  settings.generation.num_beams = args.get_int("beams", 1, 1, 64);
+  settings.retriever = read_retriever(args);
+  settings.generation = read_generation(args);
   const int64_t kv_cache_bytes = args.get_int("kv-cache-mb", 2048, 1, 1 << 20) << 20;
   const std::string questions_path = args.require("questions");
   const std::string out = args.get("out", "bench-results");

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
+#include "cli/ask_args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "core/error.h"
@@ -93,10 +94,9 @@ int run_eval(const std::vector<std::string>& argv) {
   EvalOptions options;
   options.modes = args.get_list("modes", "cached,concat,fid", parse_mode);
   options.retrievers = args.get_list("retrievers", "dense,bm25,hybrid", parse_retriever);
-  options.answer_retriever = parse_retriever(args.get("retriever", "dense"));
-  options.k = args.get_int("k", 5, 1, kMaxK);
-  options.generation.num_beams = args.get_int("beams", 1, 1, 64);
-  options.generation.max_new_tokens = args.get_int("max-new-tokens", 32, 1, 4096);
+  options.answer_retriever = read_retriever(args);
+  options.k = read_k(args);
+  options.generation = read_generation(args);
   const int64_t limit = args.get_int("limit", 0, 0, INT64_MAX);
   const std::vector<EvalQuestion> questions = read_eval_questions(args.require("questions"), limit);
 

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "cli/args.h"
+#include "cli/ask_args.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "encoder/t5_model.h"
@@ -45,9 +46,7 @@ constexpr const char* kGenerateUsage =
 
 int run_generate(const std::vector<std::string>& argv) {
   const Args args(argv, {"model", "max-new-tokens", "beams", "length-penalty", "ids"}, {});
-  GenerationOptions options;
-  options.max_new_tokens = args.get_int("max-new-tokens", 32, 1, 4096);
-  options.num_beams = args.get_int("beams", 1, 1, 64);
+  GenerationOptions options = read_generation(args);
   options.length_penalty = static_cast<float>(args.get_double("length-penalty", 1.0));
   std::vector<int32_t> ids;
   if (args.has("ids")) ids = parse_ids(args.get("ids", ""));
@@ -75,8 +74,9 @@ int run_generate(const std::vector<std::string>& argv) {
   return 0;
 }
 
-const RegisterCommand kRegisterGenerate(
-    "generate", {run_generate, kGenerateUsage, "generate text from a prompt with a T5 model folder"});
+const RegisterCommand kRegisterGenerate("generate",
+                                        {run_generate, kGenerateUsage,
+                                         "generate text from a prompt with a T5 model folder"});
 
 }  // namespace
 }  // namespace kvrag::cli

@@ -2,12 +2,13 @@
 #include <chrono>
 #include <iostream>
 
+#include "api/result_json.h"
 #include "cli/args.h"
+#include "cli/ask_args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "core/error.h"
 #include "pipeline/rag_pipeline.h"
-#include "server/responses.h"
 
 namespace kvrag::cli {
 namespace {
@@ -21,8 +22,8 @@ constexpr const char* kSearchUsage =
 
 int run_search(const std::vector<std::string>& argv) {
   const Args args(argv, {"index", "k", "retriever", "model"}, {"json"});
-  const int64_t k = args.get_int("k", 5, 1, kMaxK);
-  const RetrieverKind retriever = parse_retriever(args.get("retriever", "dense"));
+  const int64_t k = read_k(args);
+  const RetrieverKind retriever = read_retriever(args);
   std::string query;
   for (const std::string& word : args.positional()) query += (query.empty() ? "" : " ") + word;
   KVRAG_CHECK(!query.empty(), kInvalidArgument, "give the query to search for");
@@ -35,7 +36,7 @@ int run_search(const std::vector<std::string>& argv) {
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   if (args.flag("json")) {
-    std::cout << server::dump(server::search_json(chunks, ms)) << "\n";
+    std::cout << api::dump(api::search_json(chunks, ms)) << "\n";
     return 0;
   }
   for (size_t i = 0; i < chunks.size(); ++i) {

@@ -12,10 +12,11 @@
 #include <utility>
 
 #include "core/error.h"
-#include "data/json_input.h"
+#include "core/json_input.h"
+#include "data/text_normalization.h"
 
 // The corpus reader parses JSON Lines with nlohmann/json (through
-// data/json_input.h, which bounds nesting), as the T5 config reader does:
+// core/json_input.h, which bounds nesting), as the T5 config reader does:
 // DESIGN.md keeps nlohmann/json to the edges (server, CLI, bench, config),
 // and a corpus file is such an edge. It is used only in data/ .cpp files and
 // linked PRIVATE, so nothing that includes data/ sees it.
@@ -26,14 +27,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr std::string_view kBom = "\xEF\xBB\xBF";
 constexpr const char* kSupported = "(supported: .txt, .md, .jsonl)";
 
 enum class Format { kText, kMarkdown, kJsonl, kUnsupported };
-
-bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
 
 std::string to_lower(std::string s) {
   for (char& c : s) {
@@ -54,67 +50,6 @@ std::string unsupported_reason(const fs::path& path) {
   const std::string ext = path.extension().string();
   if (ext.empty()) return str_cat("no file extension ", kSupported);
   return str_cat("unsupported extension ", ext, " ", kSupported);
-}
-
-struct Utf8Problem {
-  size_t offset;  // of the first byte of the bad sequence
-  std::string what;
-};
-
-std::optional<Utf8Problem> find_utf8_problem(std::string_view s) {
-  const size_t n = s.size();
-  size_t i = 0;
-  while (i < n) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    if (c < 0xC0) return Utf8Problem{i, "unexpected continuation byte"};
-    if (c < 0xC2) return Utf8Problem{i, "overlong encoding"};  // C0, C1: would be ASCII
-    size_t len = 0;
-    // Allowed range of the second byte (RFC 3629, table 3-7 of Unicode).
-    unsigned char lo = 0x80, hi = 0xBF;
-    const char* second_byte_problem = "";
-    if (c < 0xE0) {
-      len = 2;
-    } else if (c < 0xF0) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0, second_byte_problem = "overlong encoding";
-      if (c == 0xED) hi = 0x9F, second_byte_problem = "UTF-16 surrogate";
-    } else if (c < 0xF5) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90, second_byte_problem = "overlong encoding";
-      if (c == 0xF4) hi = 0x8F, second_byte_problem = "code point above U+10FFFF";
-    } else {
-      static constexpr char kHex[] = "0123456789ABCDEF";
-      return Utf8Problem{i, str_cat("invalid byte 0x", kHex[c >> 4], kHex[c & 15])};
-    }
-    for (size_t k = 1; k < len; ++k) {
-      if (i + k >= n) return Utf8Problem{i, "truncated sequence"};
-      const auto d = static_cast<unsigned char>(s[i + k]);
-      if (d < 0x80 || d > 0xBF) return Utf8Problem{i, "truncated sequence"};
-      if (k == 1 && (d < lo || d > hi)) return Utf8Problem{i, second_byte_problem};
-    }
-    i += len;
-  }
-  return std::nullopt;
-}
-
-// Words of `s` joined by single spaces.
-std::string collapse_whitespace(std::string_view s) {
-  std::string out;
-  size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && is_space(s[i])) ++i;
-    const size_t start = i;
-    while (i < s.size() && !is_space(s[i])) ++i;
-    if (i > start) {
-      if (!out.empty()) out += ' ';
-      out.append(s.substr(start, i - start));
-    }
-  }
-  return out;
 }
 
 // "my_first-doc" -> "my first doc".
@@ -352,7 +287,7 @@ class CorpusReader {
   }
 
   void read_jsonl(const std::string& path, const std::string& name, std::string_view bytes) {
-    if (bytes.substr(0, kBom.size()) == kBom) bytes.remove_prefix(kBom.size());
+    if (bytes.substr(0, kUtf8Bom.size()) == kUtf8Bom) bytes.remove_prefix(kUtf8Bom.size());
     size_t pos = 0;
     size_t line_number = 0;
     bool any_line = false;
@@ -464,41 +399,6 @@ CorpusReadResult read_corpus(const std::vector<std::string>& paths) {
   CorpusReader reader;
   for (const std::string& path : paths) reader.read_path(path);
   return reader.finish();
-}
-
-std::optional<std::string> utf8_error(std::string_view text) {
-  const auto problem = find_utf8_problem(text);
-  if (!problem) return std::nullopt;
-  return str_cat("invalid UTF-8 at byte ", problem->offset, ": ", problem->what);
-}
-
-std::string normalize_text(std::string_view text) {
-  if (text.substr(0, kBom.size()) == kBom) text.remove_prefix(kBom.size());
-  std::string out;
-  out.reserve(text.size());
-  size_t line_start = 0;  // in `out`
-  auto end_line = [&out, &line_start] {
-    size_t end = out.size();
-    while (end > line_start && is_space(out[end - 1])) --end;
-    out.resize(end);
-    if (out.empty()) return;  // blank lines at the start are dropped
-    out += '\n';
-    line_start = out.size();
-  };
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '\r') {
-      if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
-      end_line();
-    } else if (c == '\n') {
-      end_line();
-    } else {
-      out += c;
-    }
-  }
-  end_line();
-  while (!out.empty() && out.back() == '\n') out.pop_back();
-  return out;
 }
 
 }  // namespace kvrag

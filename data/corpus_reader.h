@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "data/document.h"
+#include "data/text_normalization.h"  // normalize_text, utf8_error
 
 namespace kvrag {
 
@@ -55,17 +56,5 @@ struct CorpusReadResult {
 // whitespace runs (newlines included) collapsed to one space.
 // Never throws for bad input; may throw std::bad_alloc.
 CorpusReadResult read_corpus(const std::vector<std::string>& paths);
-
-// Why `text` is not valid UTF-8 (RFC 3629: no overlong encodings, no UTF-16
-// surrogates U+D800..U+DFFF, nothing above U+10FFFF, no truncated sequence),
-// e.g. "invalid UTF-8 at byte 3: overlong encoding"; nullopt when valid.
-// Byte offsets are 0-based.
-std::optional<std::string> utf8_error(std::string_view text);
-
-// Strips a leading UTF-8 byte order mark, turns CRLF and lone CR into LF,
-// removes trailing whitespace from every line and blank lines at the start
-// and end. Paragraph breaks (blank lines inside the text) are kept. Returns
-// "" for whitespace-only text.
-std::string normalize_text(std::string_view text);
 
 }  // namespace kvrag

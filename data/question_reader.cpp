@@ -4,7 +4,7 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "data/json_input.h"
+#include "core/json_input.h"
 
 namespace kvrag {
 namespace {

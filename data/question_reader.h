@@ -19,7 +19,7 @@ struct EvalQuestion {
 // {"question": "...", "answers": ["...", ...], "document_id": "..."?}.
 // Blank lines are skipped; at most `limit` questions are read (0: all).
 // Error(kNotFound) for a missing file; Error(kFormat) naming "path:line" and
-// the field for invalid or too deeply nested JSON (data/json_input.h), a
+// the field for invalid or too deeply nested JSON (core/json_input.h), a
 // missing or empty question, answers that are not a non-empty list of
 // strings, or a document_id that is not a string.
 std::vector<EvalQuestion> read_eval_questions(const std::string& path, int64_t limit = 0);

@@ -1,5 +1,9 @@
 // A T5 checkpoint folder loaded into memory: config, float32 weights and,
-// when the folder has spiece.model, the tokenizer.
+// when the folder has spiece.model, the tokenizer. encoder/ holds the config,
+// weight loading (both stacks' tensors: one loader checks the whole
+// checkpoint), the tokenizer, the layers both stacks share, the encoder
+// stack and the K/V projection; the decoder stack and search are decoder/'s
+// (encoder/README.md).
 #pragma once
 
 #include <memory>

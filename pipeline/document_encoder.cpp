@@ -8,6 +8,7 @@
 #include "core/hash.h"
 #include "data/chunker.h"
 #include "data/kv_blob.h"
+#include "data/text_normalization.h"
 #include "encoder/cross_kv.h"
 #include "pipeline/prompts.h"
 #include "retriever/embedder.h"
@@ -67,6 +68,10 @@ std::string document_content_hash(const T5Model& model, const IndexSettings& set
       .add(doc.text)
       .add(doc.metadata_json);
   return h.hex();
+}
+
+std::string default_document_id(const std::string& title, const std::string& text) {
+  return "doc-" + hex64(hash_string(normalize_text(text), hash_string(title)));
 }
 
 std::string chunk_content_hash(const T5Model& model, const IndexSettings& settings,

@@ -13,7 +13,7 @@
 #include "data/store.h"
 #include "encoder/t5_encoder.h"
 #include "encoder/t5_model.h"
-#include "pipeline/rag_pipeline.h"
+#include "pipeline/index_settings.h"
 
 namespace kvrag {
 
@@ -22,6 +22,11 @@ namespace kvrag {
 // text and metadata. Equal hash: re-indexing the document would change nothing.
 std::string document_content_hash(const T5Model& model, const IndexSettings& settings,
                                   const Document& doc);
+
+// The id of a document sent without one: "doc-" + a hash of its title and
+// its normalised text (normalize_text), so that sending the same document
+// twice, however its whitespace differs, names the same document.
+std::string default_document_id(const std::string& title, const std::string& text);
 
 // Hash (32 hex digits) of what a chunk's memory blob and embedding depend on:
 // model fingerprint, cache granularity, dtype and the prompt ids.

@@ -45,8 +45,7 @@ EvalReport evaluate(const RagPipeline& pipeline, const std::vector<EvalQuestion>
   KVRAG_CHECK(!questions.empty(), kInvalidArgument, "no questions to evaluate");
   KVRAG_CHECK(!options.modes.empty() || !options.retrievers.empty(), kInvalidArgument,
               "nothing to evaluate: no modes and no retrievers");
-  KVRAG_CHECK(options.k >= 1 && options.k <= kMaxK, kInvalidArgument, "k must be in 1..", kMaxK,
-              ", got ", options.k);
+  check_k(options.k);
   const auto start = Clock::now();
   EvalReport report;
   report.questions = static_cast<int64_t>(questions.size());

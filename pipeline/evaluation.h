@@ -22,8 +22,8 @@ struct EvalOptions {
   // The retrieval every mode answers from: one retrieval per question,
   // shared by all modes, as the benchmark does.
   RetrieverKind answer_retriever = RetrieverKind::kDense;
-  int64_t k = 5;  // 1..kMaxK
-  GenerationOptions generation{.max_new_tokens = 32};
+  int64_t k = kDefaultK;  // 1..kMaxK
+  GenerationOptions generation = AskOptions{}.generation;
 };
 
 struct ModeScore {

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "data/store.h"
-#include "pipeline/rag_pipeline.h"
+#include "pipeline/index_settings.h"
 
 namespace kvrag {
 

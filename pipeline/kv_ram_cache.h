@@ -19,7 +19,7 @@
 namespace kvrag {
 
 // One chunk's memory as decoded from its blob (see CacheGranularity in
-// pipeline/rag_pipeline.h): exactly one of the two members is filled.
+// pipeline/index_settings.h): exactly one of the two members is filled.
 struct ChunkMemory {
   CrossKV kv;     // kKv indexes: per decoder layer K and V, (tokens, inner_dim)
   Tensor hidden;  // kHidden indexes: the encoder output, (tokens, d_model)

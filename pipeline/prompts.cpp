@@ -4,7 +4,7 @@
 #include <string_view>
 #include <utility>
 
-#include "pipeline/rag_pipeline.h"
+#include "pipeline/ask_options.h"
 
 namespace kvrag {
 

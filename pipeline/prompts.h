@@ -1,4 +1,4 @@
-// Filling the prompt templates of PromptTemplates (pipeline/rag_pipeline.h)
+// Filling the prompt templates of PromptTemplates (pipeline/index_settings.h)
 // and turning a filled prompt into encoder input ids.
 #pragma once
 
@@ -30,7 +30,7 @@ std::string fill_prompt(const std::string& tmpl, const PromptFields& fields);
 std::vector<int32_t> prompt_ids(const T5Model& model, const std::string& prompt);
 
 // `title` as it enters a prompt: whole when it tokenizes to at most
-// kMaxTitleTokens (pipeline/rag_pipeline.h) tokens, else the decoded text of
+// kMaxTitleTokens (pipeline/ask_options.h) tokens, else the decoded text of
 // its first kMaxTitleTokens tokens, so that a long title cannot grow every
 // chunk prompt of its document. Error(kNotFound) without spiece.model.
 std::string prompt_title(const T5Model& model, const std::string& title);

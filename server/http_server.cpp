@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/result_json.h"
 #include "core/error.h"
 #include "server/request_validation.h"
 #include "server/responses.h"
@@ -48,7 +49,7 @@ void set_error(Response& res, int status, const std::string& code, const std::st
   res.set_content(error_body(code, message), kJson);
 }
 
-void set_json(Response& res, const json& body) { res.set_content(dump(body), kJson); }
+void set_json(Response& res, const json& body) { res.set_content(api::dump(body), kJson); }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -65,7 +66,7 @@ void get_health(Context&, const Request&, const std::string&, Response& res) {
 }
 
 void get_stats(Context& context, const Request&, const std::string&, Response& res) {
-  set_json(res, stats_json(context.pipeline.stats()));
+  set_json(res, api::stats_json(context.pipeline.stats()));
 }
 
 void get_metrics(Context& context, const Request&, const std::string&, Response& res) {
@@ -93,7 +94,7 @@ bool write_answer_events(Context& context, const AskRequest& request, httplib::D
         });
     context.metrics.observe_answer(answer.mode, seconds_since(start),
                                    answer.timings.generated_tokens);
-    send(sse_event("done", answer_json(answer)));
+    send(sse_event("done", api::answer_json(answer)));
   } catch (const ClientGone&) {
     return false;  // closes the connection; nothing more can be written
   } catch (const Error& e) {
@@ -124,7 +125,7 @@ void post_ask(Context& context, const Request&, const std::string& body, Respons
   const Answer answer = context.pipeline.ask(request.question, request.options);
   context.metrics.observe_answer(answer.mode, seconds_since(start),
                                  answer.timings.generated_tokens);
-  set_json(res, answer_json(answer));
+  set_json(res, api::answer_json(answer));
 }
 
 void post_search(Context& context, const Request&, const std::string& body, Response& res) {
@@ -132,19 +133,19 @@ void post_search(Context& context, const Request&, const std::string& body, Resp
   const auto start = std::chrono::steady_clock::now();
   const std::vector<RetrievedChunk> chunks =
       context.pipeline.retrieve(request.query, request.k, request.retriever);
-  set_json(res, search_json(chunks, seconds_since(start) * 1000.0));
+  set_json(res, api::search_json(chunks, seconds_since(start) * 1000.0));
 }
 
 void post_documents(Context& context, const Request&, const std::string& body, Response& res) {
   const std::vector<Document> docs = parse_documents_request(body);
-  set_json(res, index_report_json(context.pipeline.add_documents(docs)));
+  set_json(res, api::index_report_json(context.pipeline.add_documents(docs)));
 }
 
 void get_document(Context& context, const Request& req, const std::string&, Response& res) {
   const std::string id = req.matches[1];
   const std::optional<DocumentRecord> doc = context.pipeline.find_document(id);
   KVRAG_CHECK(doc.has_value(), kNotFound, "no document with id '", id, "'");
-  set_json(res, document_json(*doc, context.pipeline.document_chunks(doc->id)));
+  set_json(res, api::document_json(*doc, context.pipeline.document_chunks(doc->id)));
 }
 
 void delete_document(Context& context, const Request& req, const std::string&, Response& res) {

@@ -5,9 +5,8 @@
 #include <set>
 
 #include "core/error.h"
-#include "core/hash.h"
-#include "data/corpus_reader.h"
-#include "data/json_input.h"
+#include "core/json_input.h"
+#include "pipeline/document_encoder.h"
 
 namespace kvrag::server {
 namespace {
@@ -32,7 +31,7 @@ std::string describe(const json& value) {
   return value.is_number() ? value.dump() : json_type_name(value);
 }
 
-// The body parsed with nesting bounded (data/json_input.h), so that no later
+// The body parsed with nesting bounded (core/json_input.h), so that no later
 // copy, dump or destruction of it can recurse deeper than kMaxJsonDepth.
 json parse_object(const std::string& body) {
   json value;
@@ -147,11 +146,12 @@ Document parse_document(const json& value, size_t index) {
   Document doc;
   doc.title = fields.string("title").value_or("");
   check_length(prefix + "title", doc.title, kMaxTitleBytes);
-  const std::string raw_text = fields.required_string("text");
-  KVRAG_CHECK(raw_text.find('\0') == std::string::npos, kInvalidArgument, "field '", prefix,
+  // Stored normalised: RagPipeline::add_documents normalises every document.
+  doc.text = fields.required_string("text");
+  KVRAG_CHECK(doc.text.find('\0') == std::string::npos, kInvalidArgument, "field '", prefix,
               "text' contains a NUL character");
-  doc.text = normalize_text(raw_text);
-  KVRAG_CHECK(!doc.text.empty(), kInvalidArgument, "field '", prefix, "text' is empty");
+  KVRAG_CHECK(doc.text.find_first_not_of(" \t\n\r\f\v") != std::string::npos, kInvalidArgument,
+              "field '", prefix, "text' is empty");
   if (const json* id = fields.find("id")) {
     KVRAG_CHECK(id->is_string() || id->is_number_integer(), kInvalidArgument, "field '", prefix,
                 "id' must be a string or an integer, got ", json_type_name(*id));
@@ -159,7 +159,7 @@ Document parse_document(const json& value, size_t index) {
     KVRAG_CHECK(!doc.external_id.empty(), kInvalidArgument, "field '", prefix, "id' is empty");
     check_length(prefix + "id", doc.external_id, kMaxIdBytes);
   } else {
-    doc.external_id = "doc-" + hex64(hash_string(doc.text, hash_string(doc.title)));
+    doc.external_id = default_document_id(doc.title, doc.text);
   }
   if (const json* metadata = fields.find("metadata")) {
     KVRAG_CHECK(metadata->is_object(), kInvalidArgument, "field '", prefix,
@@ -180,12 +180,14 @@ AskRequest parse_ask_request(const std::string& body) {
       {"question", "k", "mode", "retriever", "max_new_tokens", "num_beams", "stream"});
   AskRequest request;
   request.question = checked_query(fields, "question");
-  request.options.k = fields.integer("k", kDefaultK, 1, kMaxK);
-  request.options.mode = fields.named("mode", "cached", parse_mode);
-  request.options.retriever = fields.named("retriever", "dense", parse_retriever);
-  request.options.generation.max_new_tokens =
-      fields.integer("max_new_tokens", request.options.generation.max_new_tokens, 1, kMaxNewTokens);
-  request.options.generation.num_beams = fields.integer("num_beams", 1, 1, kMaxBeams);
+  AskOptions& options = request.options;
+  options.k = fields.integer("k", options.k, 1, kMaxK);
+  options.mode = fields.named("mode", mode_name(options.mode), parse_mode);
+  options.retriever = fields.named("retriever", retriever_name(options.retriever), parse_retriever);
+  options.generation.max_new_tokens =
+      fields.integer("max_new_tokens", options.generation.max_new_tokens, 1, kMaxNewTokens);
+  options.generation.num_beams =
+      fields.integer("num_beams", options.generation.num_beams, 1, kMaxBeams);
   request.stream = fields.boolean("stream", false);
   return request;
 }
@@ -196,8 +198,8 @@ SearchRequest parse_search_request(const std::string& body) {
   fields.reject_unknown({"query", "k", "retriever"});
   SearchRequest request;
   request.query = checked_query(fields, "query");
-  request.k = fields.integer("k", kDefaultK, 1, kMaxK);
-  request.retriever = fields.named("retriever", "dense", parse_retriever);
+  request.k = fields.integer("k", request.k, 1, kMaxK);
+  request.retriever = fields.named("retriever", retriever_name(request.retriever), parse_retriever);
   return request;
 }
 

@@ -6,7 +6,7 @@
 // Every function throws Error(kInvalidArgument) with a message that names
 // the field ("field 'k' must be an integer in 1..100, got 0") or, for a body
 // that is not a JSON object or nests deeper than kMaxJsonDepth
-// (data/json_input.h), says so with the parser's message.
+// (core/json_input.h), says so with the parser's message.
 #pragma once
 
 #include <cstdint>
@@ -14,16 +14,13 @@
 #include <vector>
 
 #include "data/document.h"
-#include "pipeline/rag_pipeline.h"
+#include "pipeline/ask_options.h"
 
 namespace kvrag::server {
 
-constexpr int64_t kMaxQuestionBytes = 4096;  // question and search query, UTF-8 bytes
-constexpr int64_t kMaxTitleBytes = 1024;     // document title: prefixed to every chunk's prompt
-constexpr int64_t kMaxIdBytes = 256;         // document id: appears in URLs and every response
-constexpr int64_t kMaxNewTokens = 512;
-constexpr int64_t kMaxBeams = 16;
-constexpr int64_t kDefaultK = 5;
+// Defaults and limits (kDefaultK, kMaxK, kMaxNewTokens, kMaxBeams,
+// kMaxQuestionBytes, kMaxTitleBytes, kMaxIdBytes) are the pipeline's:
+// pipeline/ask_options.h.
 
 // POST /v1/ask {question, k?, mode?, retriever?, max_new_tokens?, num_beams?, stream?}
 struct AskRequest {
@@ -36,7 +33,7 @@ struct AskRequest {
 struct SearchRequest {
   std::string query;
   int64_t k = kDefaultK;
-  RetrieverKind retriever = RetrieverKind::kDense;
+  RetrieverKind retriever = kDefaultRetriever;
 };
 
 AskRequest parse_ask_request(const std::string& body);
@@ -45,9 +42,9 @@ SearchRequest parse_search_request(const std::string& body);
 // POST /v1/documents {documents: [{id?, title?, text, metadata?}, ...]}.
 // "id" is a non-empty string or an integer (written in decimal, as the
 // JSONL reader does); absent, it is "doc-" + a hash of title and text, so
-// posting the same document twice names the same document. Text is
-// normalised like the corpus reader's (normalize_text) and must not be
-// empty afterwards nor hold a NUL. Ids must be unique within one request.
+// posting the same document twice names the same document
+// (default_document_id). Text must not be blank nor hold a NUL; the pipeline
+// normalises it when it is added. Ids must be unique within one request.
 // The title is at most kMaxTitleBytes, the id at most kMaxIdBytes.
 // Source is "http".
 std::vector<Document> parse_documents_request(const std::string& body);

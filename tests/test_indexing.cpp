@@ -434,6 +434,26 @@ TEST(Indexing, RepeatedIdLastCopyWins) {
   EXPECT_EQ(faiss_ids, store_ids);
 }
 
+// Documents from a library caller are normalised like the corpus reader's
+// and the server's: the pipeline does it, whoever sends them.
+TEST(Indexing, DocumentsAreNormalisedWhoeverSendsThem) {
+  const TempDir tmp("kvrag_indexing");
+  const auto p = RagPipeline::create(tmp.file("index"), kDemoModel, small_settings());
+  const Document clean = small_corpus()[1];
+  Document raw = clean;
+  raw.text = "\xEF\xBB\xBF\r\n  \n" + clean.text + "  \r\n\r\n";
+  p->add_documents({raw});
+  const auto stored = p->find_document(clean.external_id);
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->text, clean.text);
+  // Equal once normalised: the second copy leaves the document alone.
+  EXPECT_EQ(p->add_documents({clean}).documents_unchanged, 1);
+  Document blank = clean;
+  blank.text = " \r\n\t ";
+  EXPECT_TRUE(testing::throws_error([&] { p->add_documents({blank}); }, ErrorKind::kInvalidArgument,
+                                    {"document 'brenna' has no text"}));
+}
+
 // A second process writing the folder is refused while one writes; flock
 // locks of two open() calls conflict even within one process.
 TEST(Indexing, SecondWriterIsRefused) {

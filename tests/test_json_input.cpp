@@ -1,4 +1,4 @@
-// The bounded JSON parser of data/json_input.h and the question-file reader
+// The bounded JSON parser of core/json_input.h and the question-file reader
 // built on it (data/question_reader.h).
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "data/json_input.h"
+#include "core/json_input.h"
 #include "data/question_reader.h"
 #include "tests/model_files.h"
 

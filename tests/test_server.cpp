@@ -271,10 +271,10 @@ struct BadRequest {
 };
 
 TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
-  const std::string long_question(server::kMaxQuestionBytes + 1, 'a');
+  const std::string long_question(kMaxQuestionBytes + 1, 'a');
   const std::string oversized = json({{"question", std::string(kMaxBody, 'a')}}).dump();
-  const std::string long_title(server::kMaxTitleBytes + 1, 't');
-  const std::string long_id(server::kMaxIdBytes + 1, 'i');
+  const std::string long_title(kMaxTitleBytes + 1, 't');
+  const std::string long_id(kMaxIdBytes + 1, 'i');
   const std::vector<BadRequest> cases = {
       {"POST", "/v1/ask", "{\"question\": ", 400, "invalid_argument", "malformed JSON body"},
       {"POST", "/v1/ask", "", 400, "invalid_argument", "malformed JSON body"},

@@ -1,4 +1,4 @@
-#include "data/json_input.h"
+#include "core/json_input.h"
 
 #include <string>
 

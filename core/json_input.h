@@ -5,9 +5,10 @@
 // the stack and crash the process. Every reader of untrusted JSON, the
 // server included, should call parse_json_bounded rather than json::parse.
 //
-// The header includes nlohmann/json.hpp: a target that includes it links
-// nlohmann_json itself (DESIGN.md keeps nlohmann/json to data/ readers,
-// server/, cli/ and bench/).
+// It lives in core/, below data/, so that the server parses request bodies
+// without reaching into data/. The header includes nlohmann/json.hpp: a
+// target that includes it links nlohmann_json itself (DESIGN.md keeps
+// nlohmann/json to the readers of data/, server/, cli/ and bench/).
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -1,0 +1,50 @@
+// What asking a question returns: the answer, its sources with their share
+// of the decoder's cross-attention, and where the time went.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "pipeline/ask_options.h"
+#include "retriever/retriever.h"
+
+namespace kvrag {
+
+struct Source {
+  RetrievedChunk chunk;
+  // Share of the decoder's cross-attention mass on this chunk's tokens,
+  // averaged over layers, heads and generated steps. Shares of all sources
+  // plus the question's sum to 1.
+  double attention = 0.0;
+};
+
+struct AskTimings {
+  double retrieve_ms = 0.0;
+  double load_kv_ms = 0.0;      // SQLite reads + blob decode (cached mode)
+  double encode_ms = 0.0;       // encoder and K/V projection work for this question
+  double first_token_ms = 0.0;  // from the start of answer() to the first generated token
+  double decode_ms = 0.0;       // all decoder steps
+  double total_ms = 0.0;
+  int64_t generated_tokens = 0;
+  double tokens_per_s = 0.0;     // generated_tokens / decode time
+  int64_t kv_cache_hits = 0;     // chunks served from the RAM cache
+  int64_t kv_cache_misses = 0;   // chunks read from SQLite
+  int64_t store_bytes_read = 0;  // bytes of memory blobs read from SQLite
+  int64_t memory_tokens = 0;     // positions the decoder cross-attended to
+};
+
+struct Answer {
+  std::string text;
+  std::vector<int32_t> ids;  // generated ids, without the start token
+  Mode mode = Mode::kCached;
+  std::vector<Source> sources;      // in retrieval order
+  double question_attention = 0.0;  // cross-attention share on the question's own tokens
+  AskTimings timings;
+};
+
+// Called with the text each new token adds (streaming).
+using PieceCallback = std::function<void(const std::string& piece)>;
+
+}  // namespace kvrag

@@ -1,0 +1,76 @@
+// How a question is asked, and the only copy of every default and limit of
+// a request: the CLI, the HTTP server and the benchmark take their defaults
+// and caps from here (as CTranslate2's TranslationOptions does), and the
+// pipeline checks them where a request enters it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "decoder/generation.h"
+#include "retriever/retriever.h"
+
+namespace kvrag {
+
+enum class Mode { kCached, kConcat, kFid };
+const char* mode_name(Mode mode);
+Mode parse_mode(const std::string& name);  // "cached" | "concat" | "fid"
+
+// ---------------------------------------------------------------- defaults
+
+constexpr int64_t kDefaultK = 5;
+constexpr int64_t kDefaultMaxNewTokens = 32;
+constexpr int64_t kDefaultBeams = 1;  // greedy
+constexpr Mode kDefaultMode = Mode::kCached;
+constexpr RetrieverKind kDefaultRetriever = RetrieverKind::kDense;
+
+// ---------------------------------------------------------------- limits
+
+constexpr int64_t kMaxK = 100;
+// Decoder work of one request: new tokens and beams (each beam is a row of
+// every decoder step). The server once capped these at 512 and 16, the CLI
+// at 4,096 and 64; one pair now holds for every caller.
+constexpr int64_t kMaxNewTokens = 512;
+constexpr int64_t kMaxBeams = 16;
+
+// Caps on the encoder work of one request: the encoder builds a heads ×
+// len² position bias and attention per sequence, so prompt lengths are
+// bounded. Over a cap a request fails with Error(kInvalidArgument) naming
+// the cap; nothing is truncated silently.
+// The question's own tokens (the tokenized question, without the template
+// or eos), for every mode and for retrieval queries.
+constexpr int64_t kMaxQuestionTokens = 256;
+// concat: tokens of the one joint prompt (question and all passages, eos
+// included). Lower k (or use fid or cached) for more passages.
+constexpr int64_t kMaxConcatTokens = 8192;
+// fid: the sum over the chunks of each joint prompt's tokens. Each prompt is
+// bounded by the question cap, kMaxTitleTokens and the chunk size, so with
+// the default 64-token chunks k = kMaxK stays well below this.
+constexpr int64_t kMaxFidTokens = 32768;
+// A document title enters every chunk prompt (and fid/concat prompts) cut to
+// its first kMaxTitleTokens tokens: the title belongs to the document, not to
+// a request, so it is truncated, not rejected. The stored title is kept whole.
+constexpr int64_t kMaxTitleTokens = 32;
+
+// Sizes of what a client sends over HTTP, in UTF-8 bytes, checked by the
+// server before any tokenizing.
+constexpr int64_t kMaxQuestionBytes = 4096;  // question and search query
+constexpr int64_t kMaxTitleBytes = 1024;     // document title: prefixed to every chunk's prompt
+constexpr int64_t kMaxIdBytes = 256;         // document id: appears in URLs and every response
+
+// ---------------------------------------------------------------- options
+
+struct AskOptions {
+  int64_t k = kDefaultK;  // 1..kMaxK
+  Mode mode = kDefaultMode;
+  RetrieverKind retriever = kDefaultRetriever;
+  // max_new_tokens 1..kMaxNewTokens, num_beams 1..kMaxBeams.
+  GenerationOptions generation{.max_new_tokens = kDefaultMaxNewTokens, .num_beams = kDefaultBeams};
+};
+
+// Error(kInvalidArgument) naming the option for k outside 1..kMaxK,
+// max_new_tokens outside 1..kMaxNewTokens or num_beams outside 1..kMaxBeams.
+void check_k(int64_t k);
+void check_generation(const GenerationOptions& generation);
+
+}  // namespace kvrag

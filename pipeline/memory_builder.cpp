@@ -1,0 +1,257 @@
+#include "pipeline/memory_builder.h"
+
+#include <chrono>
+#include <memory>
+
+#include "core/error.h"
+#include "data/kv_blob.h"
+#include "pipeline/prompts.h"
+#include "pipeline/questions.h"
+
+namespace kvrag {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// Encoder outputs stacked on the time axis, projected with one GEMM: the
+// projection is per position, so this equals projecting each and appending.
+// The stack is reserved once at its total length, each part copied once.
+CrossKV project_stacked(const T5Model& model, const std::vector<const Tensor*>& parts) {
+  const int64_t width = model.config.d_model;
+  int64_t rows = 0;
+  for (const Tensor* part : parts) rows += part->rows();
+  std::vector<float> data;
+  data.reserve(static_cast<size_t>(rows * width));
+  for (const Tensor* part : parts) {
+    if (part->rows() == 0) continue;
+    KVRAG_CHECK(part->cols() == width, kInvalidArgument, "memory has width ", part->cols(),
+                ", the model's d_model is ", width);
+    data.insert(data.end(), part->data(), part->data() + part->size());
+  }
+  const Tensor stacked(rows, width, std::move(data));
+  return project_cross_kv(model, stacked.view());
+}
+
+// A chunk's memory decoded from its blob, checked against the model and the
+// index's granularity (a blob from another model or setting is kFormat).
+std::shared_ptr<const ChunkMemory> decode_chunk_memory(const T5Model& model,
+                                                       CacheGranularity granularity,
+                                                       std::span<const uint8_t> blob,
+                                                       int64_t chunk_id) {
+  const std::string what = str_cat("memory of chunk ", chunk_id);
+  std::vector<Tensor> matrices = decode_kv_blob(blob, what);
+  const T5Config& c = model.config;
+  auto memory = std::make_shared<ChunkMemory>();
+  if (granularity == CacheGranularity::kHidden) {
+    KVRAG_CHECK(matrices.size() == 1 && matrices[0].cols() == c.d_model, kFormat, what, " has ",
+                matrices.size(), " matrices of width ", matrices.empty() ? 0 : matrices[0].cols(),
+                "; a hidden-state index stores 1 of width d_model ", c.d_model);
+    memory->hidden = std::move(matrices[0]);
+    return memory;
+  }
+  const size_t expected = static_cast<size_t>(2 * c.num_decoder_layers);
+  KVRAG_CHECK(matrices.size() == expected && matrices[0].cols() == c.inner_dim(), kFormat, what,
+              " has ", matrices.size(), " matrices of width ",
+              matrices.empty() ? 0 : matrices[0].cols(), "; the model needs ", expected,
+              " (K and V per decoder layer) of width inner_dim ", c.inner_dim());
+  for (size_t i = 0; i < matrices.size(); i += 2) {
+    memory->kv.k.push_back(std::move(matrices[i]));
+    memory->kv.v.push_back(std::move(matrices[i + 1]));
+  }
+  return memory;
+}
+
+// The part of a template before its {passages} placeholder, filled.
+std::string concat_head(const PromptTemplates& prompts, const std::string& question) {
+  const size_t at = prompts.concat.find("{passages}");
+  KVRAG_CHECK(at != std::string::npos, kInvalidArgument, "the concat template '", prompts.concat,
+              "' has no {passages} placeholder");
+  return fill_prompt(prompts.concat.substr(0, at), PromptFields{question, {}, {}, {}});
+}
+
+// The error for a chunk passed to answer()/build_memory() that is no longer
+// in the index.
+[[noreturn]] void throw_chunk_gone(const RetrievedChunk& chunk) {
+  KVRAG_THROW(kNotFound, "chunk ", chunk.chunk_id, " of document '", chunk.external_id,
+              "' is no longer in the index (its document was removed or replaced since it "
+              "was retrieved); retrieve again");
+}
+
+// The chunks' memories, from the RAM cache or else SQLite (then cached).
+// This is also the check that each chunk is still in the index: a removed
+// chunk's cache entry is erased under the writer's lock and ids are never
+// reused, so a hit is a current chunk, and a miss reads the store.
+std::vector<std::shared_ptr<const ChunkMemory>> load_chunk_memories(
+    const IndexFolder& c, const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
+  const auto start = Clock::now();
+  std::vector<std::shared_ptr<const ChunkMemory>> loaded;
+  for (const RetrievedChunk& chunk : chunks) {
+    std::shared_ptr<const ChunkMemory> found = c.ram_cache().get(chunk.chunk_id);
+    if (found) {
+      ++timings.kv_cache_hits;
+    } else {
+      ++timings.kv_cache_misses;
+      std::vector<uint8_t> blob;
+      try {
+        blob = c.store().memory_blob(chunk.chunk_id);
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::kNotFound) throw;
+        throw_chunk_gone(chunk);
+      }
+      timings.store_bytes_read += static_cast<int64_t>(blob.size());
+      found = decode_chunk_memory(*c.model(), c.settings().cache, blob, chunk.chunk_id);
+      c.ram_cache().put(chunk.chunk_id, found);
+    }
+    loaded.push_back(std::move(found));
+  }
+  timings.load_kv_ms += ms_since(start);
+  return loaded;
+}
+
+// cached: the encoded question prompt, then each chunk's stored memory.
+AnswerMemory cached_memory(const IndexFolder& c, const Tensor& question_hidden,
+                           const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
+  const std::vector<std::shared_ptr<const ChunkMemory>> loaded =
+      load_chunk_memories(c, chunks, timings);
+  const auto start = Clock::now();
+  AnswerMemory memory;
+  if (c.settings().cache == CacheGranularity::kHidden) {
+    std::vector<const Tensor*> parts{&question_hidden};
+    for (const auto& chunk_memory : loaded) parts.push_back(&chunk_memory->hidden);
+    memory.kv = project_stacked(*c.model(), parts);
+  } else {
+    // The decoder's attention needs the K/V contiguous per layer: joined in
+    // one pass, each chunk's K/V copied once into a memory allocated once.
+    const CrossKV question_kv = project_cross_kv(*c.model(), question_hidden.view());
+    std::vector<const CrossKV*> parts{&question_kv};
+    for (const auto& chunk_memory : loaded) parts.push_back(&chunk_memory->kv);
+    memory.kv = concat_cross_kv(parts);
+  }
+  timings.encode_ms += ms_since(start);
+  int64_t at = question_hidden.rows();
+  for (const auto& chunk_memory : loaded) {
+    memory.spans.emplace_back(at, at + chunk_memory->tokens());
+    at += chunk_memory->tokens();
+  }
+  return memory;
+}
+
+// fid: each chunk encoded with the question, the encodings concatenated.
+AnswerMemory fid_memory(const IndexFolder& c, const std::string& question,
+                        const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
+  KVRAG_CHECK(!chunks.empty(), kInvalidArgument, "fid mode needs at least one chunk");
+  const auto start = Clock::now();
+  std::vector<std::vector<int32_t>> batch;
+  int64_t total = 0;
+  for (const RetrievedChunk& chunk : chunks) {
+    batch.push_back(prompt_ids(
+        *c.model(),
+        fill_prompt(
+            c.settings().prompts.fid,
+            PromptFields{question, prompt_title(*c.model(), chunk.title), chunk.text, {}})));
+    total += static_cast<int64_t>(batch.back().size());
+  }
+  KVRAG_CHECK(total <= kMaxFidTokens, kInvalidArgument, "the ", chunks.size(),
+              " fid prompts total ", total,
+              " tokens, more than the limit kMaxFidTokens = ", kMaxFidTokens, "; use a smaller k");
+  const std::vector<Tensor> hidden = c.encoder().encode_batch(batch);
+  AnswerMemory memory;
+  std::vector<const Tensor*> parts;
+  int64_t at = 0;
+  for (const Tensor& h : hidden) {
+    parts.push_back(&h);
+    memory.spans.emplace_back(at, at + h.rows());
+    at += h.rows();
+  }
+  memory.kv = project_stacked(*c.model(), parts);
+  timings.encode_ms += ms_since(start);
+  return memory;
+}
+
+void check_concat_tokens(int64_t tokens, size_t chunks) {
+  KVRAG_CHECK(tokens <= kMaxConcatTokens, kInvalidArgument, "the concat prompt of ", chunks,
+              " chunks has ", tokens,
+              " tokens or more, more than the limit kMaxConcatTokens = ", kMaxConcatTokens,
+              "; use a smaller k or the fid or cached mode");
+}
+
+// concat: one joint prompt. A passage's positions are found by tokenizing
+// the prompt up to its start and up to its end: exact when the template
+// separates passages by whitespace (the default), because SentencePiece
+// never makes a piece across whitespace; otherwise a boundary piece may be
+// counted on either side.
+AnswerMemory concat_memory(const IndexFolder& c, const std::string& question,
+                           const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
+  const auto start = Clock::now();
+  const PromptTemplates& prompts = c.settings().prompts;
+  const Tokenizer& tokenizer = c.model()->require_tokenizer();
+  const std::string head = concat_head(prompts, question);
+  AnswerMemory memory;
+  std::string passages;
+  for (const RetrievedChunk& chunk : chunks) {
+    if (!passages.empty()) passages += ' ';
+    const int64_t begin = static_cast<int64_t>(tokenizer.encode(head + passages).size());
+    passages +=
+        fill_prompt(prompts.concat_passage,
+                    PromptFields{{}, prompt_title(*c.model(), chunk.title), chunk.text, {}});
+    const int64_t end = static_cast<int64_t>(tokenizer.encode(head + passages).size());
+    // Checked per passage too, so that a huge k fails before tokenizing it all.
+    check_concat_tokens(end, chunks.size());
+    memory.spans.emplace_back(begin, end);
+  }
+  const std::vector<int32_t> ids =
+      prompt_ids(*c.model(), fill_prompt(prompts.concat, PromptFields{question, {}, {}, passages}));
+  check_concat_tokens(static_cast<int64_t>(ids.size()), chunks.size());
+  memory.kv = project_cross_kv(*c.model(), c.encoder().encode(ids).view());
+  timings.encode_ms += ms_since(start);
+  return memory;
+}
+
+}  // namespace
+
+MemoryBuilder::MemoryBuilder(const IndexFolder& folder) : folder_(folder) {}
+
+void MemoryBuilder::require_current(const std::vector<RetrievedChunk>& chunks, Mode mode) const {
+  // Cached mode loads every chunk's memory, which checks it (see
+  // load_chunk_memories); reading the rows here too would put k extra SQLite
+  // reads on the path the RAM cache exists to keep free of them.
+  if (mode == Mode::kCached) return;
+  for (const RetrievedChunk& chunk : chunks) {
+    try {
+      folder_.store().chunk(chunk.chunk_id);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kNotFound) throw;
+      throw_chunk_gone(chunk);
+    }
+  }
+}
+
+AnswerMemory MemoryBuilder::build(Query& query, const std::vector<RetrievedChunk>& chunks,
+                                  Mode mode, AskTimings& timings) const {
+  AnswerMemory memory;
+  switch (mode) {
+    case Mode::kCached: {
+      const auto start = Clock::now();
+      if (!query.encoded()) {
+        encode_query(folder_.encoder(), query);
+        timings.encode_ms += ms_since(start);
+      }
+      memory = cached_memory(folder_, query.hidden, chunks, timings);
+      break;
+    }
+    case Mode::kConcat:
+      memory = concat_memory(folder_, query.text, chunks, timings);
+      break;
+    case Mode::kFid:
+      memory = fid_memory(folder_, query.text, chunks, timings);
+      break;
+  }
+  timings.memory_tokens = memory.kv.tokens();
+  return memory;
+}
+
+}  // namespace kvrag

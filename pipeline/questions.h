@@ -1,0 +1,26 @@
+// The typed query (retriever/query.h) made from a question where a request
+// enters the pipeline: checked once, its prompt tokenized once, encoded at
+// most once, then passed down to retrieval and the memory builder.
+#pragma once
+
+#include <string>
+
+#include "encoder/t5_encoder.h"
+#include "pipeline/index_settings.h"
+#include "retriever/query.h"
+
+namespace kvrag {
+
+// `text` checked and its question prompt (PromptTemplates::question)
+// tokenized, not yet encoded. Error(kInvalidArgument) "FIELD is empty" for
+// blank text and "FIELD has N tokens, more than the limit
+// kMaxQuestionTokens = …" over the cap (the question enters every encoder
+// input of a request; fid: k of them). Error(kNotFound) without spiece.model.
+Query make_query(const T5Encoder& encoder, const PromptTemplates& prompts, const std::string& text,
+                 const char* field);
+
+// Fills query.hidden with the encoder output of its prompt, unless it is
+// already encoded.
+void encode_query(const T5Encoder& encoder, Query& query);
+
+}  // namespace kvrag

@@ -1,0 +1,79 @@
+#include "retriever/retriever.h"
+
+#include <map>
+
+#include "core/enum_names.h"
+#include "core/error.h"
+#include "retriever/embedder.h"
+#include "retriever/fusion.h"
+
+namespace kvrag {
+namespace {
+
+constexpr const char* kRetrieverNames[] = {"dense", "bm25", "hybrid"};
+
+}  // namespace
+
+const char* retriever_name(RetrieverKind kind) { return kRetrieverNames[static_cast<int>(kind)]; }
+RetrieverKind parse_retriever(const std::string& name) {
+  return parse_enum<RetrieverKind>(name, kRetrieverNames, "retriever");
+}
+
+Retriever::Retriever(const Store& store, const FaissIndex& vectors)
+    : store_(store), vectors_(vectors) {}
+
+std::vector<RetrievedChunk> Retriever::search(const Query& query, int64_t k,
+                                              RetrieverKind kind) const {
+  KVRAG_CHECK(k >= 1, kInvalidArgument, "k must be >= 1, got ", k);
+  switch (kind) {
+    case RetrieverKind::kDense:
+      return join_rows(dense(query, k));
+    case RetrieverKind::kBm25:
+      return join_rows(bm25(query, k));
+    case RetrieverKind::kHybrid: {
+      // Deeper than k, so that BM25 can lift a dense hit from below the cut
+      // (retriever/fusion.h says why and how the settings were chosen).
+      const int64_t depth = hybrid_candidates(k);
+      return join_rows(hybrid_fusion(dense(query, depth), bm25(query, depth), k));
+    }
+  }
+  KVRAG_THROW(kInvalidArgument, "unknown retriever kind ", static_cast<int>(kind));
+}
+
+Retriever::Ranked Retriever::dense(const Query& query, int64_t depth) const {
+  KVRAG_CHECK(query.encoded(), kInvalidArgument,
+              "dense retrieval needs the encoded question prompt");
+  const std::vector<float> embedding = embed(query.hidden.view());
+  Ranked ranked;
+  for (const ScoredId& hit : vectors_.search(embedding, depth)) {
+    ranked.emplace_back(hit.id, hit.score);
+  }
+  return ranked;
+}
+
+Retriever::Ranked Retriever::bm25(const Query& query, int64_t depth) const {
+  return store_.search_bm25(query.text, depth);
+}
+
+std::vector<RetrievedChunk> Retriever::join_rows(const Ranked& ranked) const {
+  // Several chunks of one document are common: read each document once.
+  std::map<int64_t, DocumentRecord> documents;
+  std::vector<RetrievedChunk> chunks;
+  for (const auto& [chunk_id, score] : ranked) {
+    const ChunkRecord record = store_.chunk(chunk_id);
+    auto doc = documents.find(record.document_id);
+    if (doc == documents.end()) {
+      doc = documents.emplace(record.document_id, store_.document(record.document_id)).first;
+    }
+    chunks.push_back({.chunk_id = chunk_id,
+                      .document_id = record.document_id,
+                      .external_id = doc->second.external_id,
+                      .title = doc->second.title,
+                      .text = record.text,
+                      .position = record.position,
+                      .score = score});
+  }
+  return chunks;
+}
+
+}  // namespace kvrag

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kvrag builds with, only those missing.
+# --with-browser adds Chromium, which only the browser test needs (and which
+# takes longer to install than everything else together).
+set -euo pipefail
+
+packages=(
+  cmake g++ make pkg-config
+  libopenblas-dev libfaiss-dev libsqlite3-dev libsentencepiece-dev sentencepiece
+  libcpp-httplib-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+)
+[ "${1:-}" = "--with-browser" ] && packages+=(chromium)  # tests/browser (required when CI=true)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "packages: all installed"
+  exit 0
+fi
+echo "packages: installing ${missing[*]}"
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+"${sudo_cmd[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends \
+  "${missing[@]}"
