@@ -31,7 +31,7 @@ cmake --build build -j "$jobs" --target kvrag  # prints [ NN%] per file
 step_done
 
 step 3 "index data/sample/corpus.jsonl with models/kvrag-demo" \
-  "about 1 min on 2 cores, seconds when already indexed"
+  "about 30 s on 2 cores, seconds when already indexed"
 build/cli/kvrag index --model models/kvrag-demo --index "$index" data/sample/corpus.jsonl
 step_done
 
