@@ -22,7 +22,9 @@ constexpr int kMaxJsonDepth = 64;
 // `max_depth` levels (a top-level array is level 1). Throws
 // Error(kInvalidArgument) "JSON nested deeper than N levels" when deeper,
 // "invalid JSON: <parser message>" (without nlohmann's "[json.exception…]"
-// tag) when not JSON. Callers that report file errors rethrow with their
+// tag) when not JSON, and "field 'documents[0].metadata.x': number 1e999 is
+// out of range (JSON numbers must fit in a double)" for a number beyond
+// double range (nlohmann's own out_of_range exception never escapes). Callers that report file errors rethrow with their
 // "path:line" and kind.
 nlohmann::json parse_json_bounded(std::string_view text, int max_depth = kMaxJsonDepth);
 

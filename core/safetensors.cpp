@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cmath>
@@ -375,7 +376,35 @@ bool SafeTensorsCheckpoint::has(const std::string& name) const {
 
 const SafeTensorsFile& SafeTensorsCheckpoint::file_of(const std::string& name) const {
   const auto it = file_index_.find(name);
-  KVRAG_CHECK(it != file_index_.end(), kNotFound, "tensor '", name, "' not found in ", dir_);
+  if (it == file_index_.end()) {
+    // A name one or two bytes away from the wanted one, each differing byte
+    // of another kind (a letter's case, a digit for a letter, a byte no
+    // name holds), is a header damaged on disk, not a checkpoint of another
+    // shape: say so, rather than let "not found" suggest a wrong model.
+    // Same-kind differences ("block.2" for "block.3", "decoder" for
+    // "encoder") are real names and leave the error as "not found".
+    const auto kind_of = [](char c) {
+      if (c >= 'a' && c <= 'z') return 0;
+      if (c >= 'A' && c <= 'Z') return 1;
+      if (c >= '0' && c <= '9') return 2;
+      return c == '.' || c == '_' ? 3 : 4;
+    };
+    for (const auto& [other, file] : file_index_) {
+      if (other.size() != name.size()) continue;
+      int differ = 0;
+      bool same_kind = false;
+      for (size_t i = 0; i < name.size() && differ <= 2; ++i) {
+        if (other[i] == name[i]) continue;
+        ++differ;
+        same_kind = same_kind || kind_of(other[i]) == kind_of(name[i]);
+      }
+      KVRAG_CHECK(differ > 2 || same_kind, kFormat, files_[file]->path(),
+                  ": the safetensors header looks corrupt: it names a tensor '", other, "' where '",
+                  name, "' is expected (", differ, differ == 1 ? " byte differs" : " bytes differ",
+                  ")");
+    }
+    KVRAG_THROW(kNotFound, "tensor '", name, "' not found in ", dir_);
+  }
   return *files_[it->second];
 }
 
@@ -394,6 +423,16 @@ Tensor SafeTensorsCheckpoint::load(const std::string& name,
               "' has wrong shape in model file ", file.path(), ": got ", shape_string(t.shape),
               ", expected ", shape_string(expected_shape));
   std::vector<float> values = file.read_f32(name);
+  // Checked once here, where every weight is read: a NaN or Inf weight would
+  // otherwise give NaN attention and empty answers with no error at all.
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (std::isfinite(values[i])) continue;
+    const auto bad =
+        std::count_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+    KVRAG_THROW(kFormat, "tensor '", name, "' in model file ", file.path(), " holds ", values[i],
+                " at index ", i, " (", bad, " of its ", values.size(),
+                " values are NaN or Inf): the checkpoint is damaged");
+  }
   if (expected_shape.size() == 1) {
     return Tensor(1, expected_shape[0], std::move(values));
   }

@@ -75,7 +75,10 @@ class SafeTensorsCheckpoint {
   // Loads a float tensor and checks its shape; a tensor of another rank or
   // size is Error(kFormat): "tensor 'X' has wrong shape in model file
   // <path>: got [a, b], expected [c, d]". A missing tensor is
-  // Error(kNotFound) naming the tensor and the checkpoint folder.
+  // Error(kNotFound) naming the tensor and the checkpoint folder, or
+  // Error(kFormat) "the safetensors header looks corrupt" when the
+  // checkpoint names a tensor one or two bytes away from it. A NaN or Inf
+  // value is Error(kFormat) naming the tensor, the file and the index.
   // 1-D shapes come back as a [1, n] Tensor.
   Tensor load(const std::string& name, const std::vector<int64_t>& expected_shape) const;
   // Every file of the checkpoint, for fingerprinting.

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/crc32c.h"
 #include "core/error.h"
 #include "core/half.h"
 
@@ -12,7 +13,10 @@ namespace kvrag {
 namespace {
 
 constexpr char kMagic[4] = {'K', 'V', 'B', '1'};
-constexpr uint32_t kVersion = 1;
+// Version 2 added the checksum; version 1 blobs are not read (see
+// decode_kv_blob): an index that holds them was built by a kvrag whose model
+// fingerprint did not cover the tokenizer, so it cannot be opened anyway.
+constexpr uint32_t kVersion = 2;
 
 struct Header {
   char magic[4];
@@ -21,8 +25,23 @@ struct Header {
   uint32_t matrices;
   uint32_t rows;
   uint32_t cols;
+  uint32_t crc;       // CRC-32C of the header (this field 0) and the payload
+  uint32_t reserved;  // 0; keeps the payload 8-byte aligned
 };
-static_assert(sizeof(Header) == 24);
+static_assert(sizeof(Header) == 32);
+
+// The checksum a blob's header should hold: CRC-32C over the header with
+// its crc field zeroed, then the payload.
+uint32_t blob_crc(Header header, std::span<const uint8_t> payload) {
+  header.crc = 0;
+  return crc32c(payload.data(), payload.size(), crc32c(&header, sizeof(header)));
+}
+
+// The position of value `index` of a blob's payload, for error messages.
+std::string value_position(int64_t index, int64_t rows, int64_t cols) {
+  return str_cat("matrix ", index / (rows * cols), " row ", (index / cols) % rows, " column ",
+                 index % cols);
+}
 
 // Bytes after the header; SIZE_MAX when the product overflows, which a
 // corrupted header can ask for and no real blob has.
@@ -47,6 +66,13 @@ size_t payload_size(KvDtype dtype, int64_t matrices, int64_t rows, int64_t cols)
                  : bytes;
   }
   return SIZE_MAX;
+}
+
+std::string hex32(uint32_t value) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string text = "0x00000000";
+  for (int i = 9; i >= 2; --i, value >>= 4) text[i] = kDigits[value & 0xF];
+  return text;
 }
 
 }  // namespace
@@ -98,11 +124,18 @@ std::vector<uint8_t> encode_kv_blob(KvDtype dtype, std::span<const ConstView> ma
     for (int64_t i = 0; i < rows; ++i) {
       const float* row = m.row(i);
       if (dtype == KvDtype::kF32) {
+        for (int64_t j = 0; j < cols; ++j) {
+          KVRAG_CHECK(std::isfinite(row[j]), kInternal, "encode_kv_blob: matrix ", mi, " row ", i,
+                      " column ", j, " holds ", row[j], ", which a K/V blob cannot hold");
+        }
         std::memcpy(out, row, sizeof(float) * cols);
         out += sizeof(float) * cols;
       } else if (dtype == KvDtype::kF16) {
         for (int64_t j = 0; j < cols; ++j) {
+          // A finite float beyond f16's range (65504) would become Inf.
           const uint16_t h = float_to_half(row[j]);
+          KVRAG_CHECK(std::isfinite(half_to_float(h)), kInternal, "encode_kv_blob: matrix ", mi,
+                      " row ", i, " column ", j, " holds ", row[j], ", which f16 cannot encode");
           std::memcpy(out, &h, 2);
           out += 2;
         }
@@ -127,6 +160,8 @@ std::vector<uint8_t> encode_kv_blob(KvDtype dtype, std::span<const ConstView> ma
       }
     }
   }
+  header.crc = blob_crc(header, std::span<const uint8_t>(blob).subspan(sizeof(header)));
+  std::memcpy(blob.data(), &header, sizeof(header));
   return blob;
 }
 
@@ -139,7 +174,8 @@ std::vector<Tensor> decode_kv_blob(std::span<const uint8_t> blob, const std::str
               ": not a kvrag K/V blob (bad magic)");
   KVRAG_CHECK(header.version == kVersion, kFormat, what, ": K/V blob format version ",
               header.version, ", this build reads version ", kVersion,
-              "; rebuild the index with this version of kvrag");
+              "; rebuild the index with this version of kvrag (index the documents into a new "
+              "folder)");
   KVRAG_CHECK(header.dtype <= static_cast<uint32_t>(KvDtype::kInt8), kFormat, what,
               ": unknown K/V dtype code ", header.dtype);
   const auto dtype = static_cast<KvDtype>(header.dtype);
@@ -149,7 +185,12 @@ std::vector<Tensor> decode_kv_blob(std::span<const uint8_t> blob, const std::str
   KVRAG_CHECK(blob.size() == expected, kFormat, what, ": K/V blob has ", blob.size(),
               " bytes, its header (", header.matrices, " × [", rows, ", ", cols, "] ",
               kv_dtype_name(dtype), ") needs ", expected);
-  const uint8_t* in = blob.data() + sizeof(header);
+  const std::span<const uint8_t> payload = blob.subspan(sizeof(header));
+  const uint32_t crc = blob_crc(header, payload);
+  KVRAG_CHECK(crc == header.crc, kFormat, what, ": K/V blob checksum mismatch (stored ",
+              hex32(header.crc), ", computed ", hex32(crc),
+              "): the store is damaged; remove and re-index the document");
+  const uint8_t* in = payload.data();
   std::vector<Tensor> out;
   out.reserve(header.matrices);
   for (uint32_t m = 0; m < header.matrices; ++m) {
@@ -173,6 +214,14 @@ std::vector<Tensor> decode_kv_blob(std::span<const uint8_t> blob, const std::str
         for (int64_t j = 0; j < cols; ++j)
           row[j] = static_cast<float>(static_cast<int8_t>(*in++)) * scale;
       }
+    }
+    // A checksum only proves the bytes are those written; NaN or Inf would
+    // still be decoded into an answer with NaN attention, so refuse them.
+    const float* values = t.data();
+    for (int64_t i = 0; i < t.size(); ++i) {
+      KVRAG_CHECK(std::isfinite(values[i]), kFormat, what, ": K/V blob holds ", values[i], " at ",
+                  value_position(static_cast<int64_t>(m) * t.size() + i, rows, cols),
+                  "; the store is damaged: remove and re-index the document");
     }
     out.push_back(std::move(t));
   }

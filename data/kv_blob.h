@@ -3,8 +3,9 @@
 // output alone) in f32, f16 or int8 with a per-row scale.
 //
 // Layout, little-endian:
-//   header  "KVB1" magic, u32 format version, u32 dtype, u32 matrices,
-//           u32 rows (tokens), u32 cols (inner_dim or d_model)
+//   header  "KVB1" magic, u32 format version (2), u32 dtype, u32 matrices,
+//           u32 rows (tokens), u32 cols (inner_dim or d_model), u32 CRC-32C
+//           of the header (with this field 0) and the payload, u32 0
 //   f32     matrices × rows × cols float32
 //   f16     matrices × rows × cols binary16
 //   int8    per row of every matrix: float32 scale, then cols int8 values
@@ -30,12 +31,15 @@ KvDtype parse_kv_dtype(const std::string& name);
 // that does not fit in size_t.
 size_t kv_blob_size(KvDtype dtype, int64_t matrices, int64_t rows, int64_t cols);
 
-// Encodes matrices of one shape; Error(kInternal) for unequal shapes.
+// Encodes matrices of one shape; Error(kInternal) for unequal shapes or a
+// NaN/Inf value (or one f16 cannot hold), naming matrix, row and column.
 std::vector<uint8_t> encode_kv_blob(KvDtype dtype, std::span<const ConstView> matrices);
 
 // Decodes a blob into float32 matrices. Error(kFormat) for a bad magic, a
-// format version this build does not read, an unknown dtype or a size that
-// disagrees with the header; `what` names the blob in the message.
+// format version this build does not read (version 1, which had no
+// checksum, included: "rebuild the index"), an unknown dtype, a size that
+// disagrees with the header, a checksum that does not match, or a NaN/Inf
+// value; `what` names the blob in the message ("memory of chunk 12").
 std::vector<Tensor> decode_kv_blob(std::span<const uint8_t> blob, const std::string& what);
 
 }  // namespace kvrag

@@ -1,5 +1,6 @@
 #include "encoder/t5_config.h"
 
+#include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -11,13 +12,29 @@ namespace {
 
 using nlohmann::json;
 
-int64_t read_positive_int(const json& j, const char* key, int64_t fallback,
+// Upper bounds far above any released T5 (T5-11B: d_ff 65536, 24 layers,
+// 128 heads; mT5: 250112 pieces), so that a damaged or absurd config.json
+// is an error naming the field, not a weight "not found" or an allocation
+// of petabytes.
+constexpr int64_t kMaxLayers = 1024;
+constexpr int64_t kMaxWidth = 1 << 20;  // d_model, d_kv, d_ff
+constexpr int64_t kMaxHeads = 4096;
+constexpr int64_t kMaxVocab = 1 << 24;
+constexpr int64_t kMaxBuckets = 1 << 16;   // relative_attention_num_buckets
+constexpr int64_t kMaxDistance = 1 << 24;  // relative_attention_max_distance
+
+int64_t read_positive_int(const json& j, const char* key, int64_t fallback, int64_t max,
                           const std::string& source) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
   KVRAG_CHECK(j[key].is_number_integer(), kFormat, source, ": '", key, "' must be an integer, got ",
               j[key].dump());
+  KVRAG_CHECK(
+      !j[key].is_number_unsigned() || j[key].get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX),
+      kFormat, source, ": '", key, "' must be in 1..", max, ", got ", j[key].dump());
   const int64_t value = j[key].get<int64_t>();
   KVRAG_CHECK(value > 0, kFormat, source, ": '", key, "' must be positive, got ", value);
+  KVRAG_CHECK(value <= max, kFormat, source, ": '", key, "' must be in 1..", max, ", got ", value,
+              " (more than any T5 model has; is config.json damaged?)");
   return value;
 }
 
@@ -68,17 +85,19 @@ T5Config parse_t5_config(const std::string& json_text, const std::string& source
               "' (kvrag runs T5 encoder-decoders: \"t5\")");
 
   T5Config c;
-  c.vocab_size = read_positive_int(j, "vocab_size", c.vocab_size, source);
-  c.d_model = read_positive_int(j, "d_model", c.d_model, source);
-  c.d_kv = read_positive_int(j, "d_kv", c.d_kv, source);
-  c.num_heads = read_positive_int(j, "num_heads", c.num_heads, source);
-  c.d_ff = read_positive_int(j, "d_ff", c.d_ff, source);
-  c.num_layers = read_positive_int(j, "num_layers", c.num_layers, source);
-  c.num_decoder_layers = read_positive_int(j, "num_decoder_layers", c.num_layers, source);
-  c.relative_attention_num_buckets = read_positive_int(j, "relative_attention_num_buckets",
-                                                       c.relative_attention_num_buckets, source);
-  c.relative_attention_max_distance = read_positive_int(j, "relative_attention_max_distance",
-                                                        c.relative_attention_max_distance, source);
+  c.vocab_size = read_positive_int(j, "vocab_size", c.vocab_size, kMaxVocab, source);
+  c.d_model = read_positive_int(j, "d_model", c.d_model, kMaxWidth, source);
+  c.d_kv = read_positive_int(j, "d_kv", c.d_kv, kMaxWidth, source);
+  c.num_heads = read_positive_int(j, "num_heads", c.num_heads, kMaxHeads, source);
+  c.d_ff = read_positive_int(j, "d_ff", c.d_ff, kMaxWidth, source);
+  c.num_layers = read_positive_int(j, "num_layers", c.num_layers, kMaxLayers, source);
+  c.num_decoder_layers =
+      read_positive_int(j, "num_decoder_layers", c.num_layers, kMaxLayers, source);
+  c.relative_attention_num_buckets = read_positive_int(
+      j, "relative_attention_num_buckets", c.relative_attention_num_buckets, kMaxBuckets, source);
+  c.relative_attention_max_distance =
+      read_positive_int(j, "relative_attention_max_distance", c.relative_attention_max_distance,
+                        kMaxDistance, source);
   if (j.contains("feed_forward_proj")) {
     KVRAG_CHECK(j["feed_forward_proj"].is_string(), kFormat, source,
                 ": 'feed_forward_proj' must be a string");
@@ -98,6 +117,8 @@ T5Config parse_t5_config(const std::string& json_text, const std::string& source
   c.pad_token_id = read_token_id(j, "pad_token_id", c.pad_token_id, source);
   c.eos_token_id = read_token_id(j, "eos_token_id", c.eos_token_id, source);
   c.decoder_start_token_id = read_token_id(j, "decoder_start_token_id", c.pad_token_id, source);
+  KVRAG_CHECK(c.inner_dim() <= kMaxWidth, kFormat, source, ": num_heads × d_kv = ", c.num_heads,
+              " × ", c.d_kv, " is more than ", kMaxWidth);
   KVRAG_CHECK(c.relative_attention_num_buckets >= 4, kFormat, source,
               ": 'relative_attention_num_buckets' must be at least 4");
   for (int32_t id : {c.pad_token_id, c.eos_token_id, c.decoder_start_token_id}) {

@@ -21,11 +21,17 @@ constexpr int64_t kEncodeBatch = 32;
 std::string store_path(const std::string& dir) { return (fs::path(dir) / kStoreFile).string(); }
 std::string faiss_path(const std::string& dir) { return (fs::path(dir) / kFaissFile).string(); }
 
-void check_same_model(const std::string& dir, const IndexMeta& meta, const T5Model& model) {
+void check_same_model(const std::string& dir, const IndexMeta& meta, const T5Model& model,
+                      const std::string& model_dir) {
   KVRAG_CHECK(model.fingerprint == meta.model_fingerprint, kInvalidArgument, "the index ", dir,
               " was built with the model ", meta.model_dir, " (fingerprint ",
               meta.model_fingerprint, "), not with the model ", model.dir, " (fingerprint ",
               model.fingerprint, ")");
+  const std::string tokenizer = tokenizer_fingerprint(model_dir);
+  KVRAG_CHECK(tokenizer == meta.tokenizer_fingerprint, kInvalidArgument, "the index ", dir,
+              " was built with the tokenizer ", meta.model_dir, "/spiece.model (fingerprint ",
+              meta.tokenizer_fingerprint, "), not with ", model_dir, "/spiece.model (fingerprint ",
+              tokenizer, "): the same weights with another tokenizer read other token ids");
   KVRAG_CHECK(meta.embedding_dim == model.config.d_model, kFormat, store_path(dir),
               ": embedding_dim ", meta.embedding_dim, " differs from the model's d_model ",
               model.config.d_model);
@@ -190,6 +196,7 @@ std::unique_ptr<IndexFolder> IndexFolder::create(const std::string& dir,
   IndexMeta meta;
   meta.model_dir = fs::absolute(model_dir).lexically_normal().string();
   meta.model_fingerprint = model->fingerprint;
+  meta.tokenizer_fingerprint = tokenizer_fingerprint(model_dir);
   meta.embedding_dim = model->config.d_model;
   meta.settings = settings;
   store->write_transaction([&] { write_index_meta(*store, meta); });
@@ -203,8 +210,9 @@ std::unique_ptr<IndexFolder> IndexFolder::open(const std::string& dir, const Ope
               " does not exist)");
   auto store = std::make_unique<Store>(path);
   const IndexMeta meta = read_index_meta(*store);
-  auto model = load_t5_model(options.model_dir.empty() ? meta.model_dir : options.model_dir);
-  check_same_model(dir, meta, *model);
+  const std::string model_dir = options.model_dir.empty() ? meta.model_dir : options.model_dir;
+  auto model = load_t5_model(model_dir);
+  check_same_model(dir, meta, *model, model_dir);
   return std::unique_ptr<IndexFolder>(
       new IndexFolder(dir, std::move(model), std::move(store), meta.settings, options));
 }

@@ -1,9 +1,11 @@
 #include "pipeline/index_meta.h"
 
+#include <filesystem>
 #include <limits>
 #include <stdexcept>
 
 #include "core/error.h"
+#include "core/hash.h"
 
 namespace kvrag {
 namespace {
@@ -68,6 +70,7 @@ auto parse_meta_enum(const Store& store, const std::string& key, Parse parse) {
 void write_index_meta(Store& store, const IndexMeta& meta) {
   store.set_meta("model_dir", meta.model_dir);
   store.set_meta("model_fingerprint", meta.model_fingerprint);
+  store.set_meta("tokenizer_fingerprint", meta.tokenizer_fingerprint);
   store.set_meta("embedding_dim", std::to_string(meta.embedding_dim));
   store.set_meta("chunk_tokens", std::to_string(meta.settings.chunking.max_tokens));
   store.set_meta("chunk_overlap", std::to_string(meta.settings.chunking.overlap));
@@ -81,6 +84,11 @@ IndexMeta read_index_meta(const Store& store) {
   IndexMeta meta;
   meta.model_dir = require_meta(store, "model_dir");
   meta.model_fingerprint = require_meta(store, "model_fingerprint");
+  const auto tokenizer = store.meta("tokenizer_fingerprint");
+  KVRAG_CHECK(tokenizer.has_value(), kFormat, store.path(),
+              ": this index was built by an older kvrag (no tokenizer fingerprint, K/V blobs "
+              "without checksums); index the documents again into a new folder");
+  meta.tokenizer_fingerprint = *tokenizer;
   meta.embedding_dim = require_meta_int(store, "embedding_dim");
   meta.settings.chunking.max_tokens = require_meta_int32(store, "chunk_tokens");
   meta.settings.chunking.overlap = require_meta_int32(store, "chunk_overlap");
@@ -90,6 +98,12 @@ IndexMeta read_index_meta(const Store& store) {
   for (const PromptKey& p : kPromptKeys)
     meta.settings.prompts.*p.member = require_meta(store, p.key);
   return meta;
+}
+
+std::string tokenizer_fingerprint(const std::string& model_dir) {
+  const std::filesystem::path path = std::filesystem::path(model_dir) / "spiece.model";
+  std::error_code ec;
+  return std::filesystem::exists(path, ec) ? hex64(hash_file(path.string())) : "none";
 }
 
 int64_t read_generation(const Store& store, const std::string& key) {

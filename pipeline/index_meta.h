@@ -13,8 +13,11 @@ namespace kvrag {
 
 struct IndexMeta {
   std::string model_dir;          // absolute path of the model folder at creation
-  std::string model_fingerprint;  // T5Model::fingerprint
-  int64_t embedding_dim = 0;      // d_model: embeddings are mean-pooled encoder outputs
+  std::string model_fingerprint;  // T5Model::fingerprint: config.json and weights
+  // The model's spiece.model (tokenizer_fingerprint), "none" without one:
+  // the same weights with another tokenizer read other token ids.
+  std::string tokenizer_fingerprint;
+  int64_t embedding_dim = 0;  // d_model: embeddings are mean-pooled encoder outputs
   IndexSettings settings;
 };
 
@@ -23,8 +26,14 @@ struct IndexMeta {
 void write_index_meta(Store& store, const IndexMeta& meta);
 
 // Reads them back. Error(kFormat) naming the store and the key when one is
-// missing or malformed (an index whose creation did not finish).
+// missing or malformed (an index whose creation did not finish); an index
+// without "tokenizer_fingerprint" was built by a kvrag before K/V blob
+// checksums and is Error(kFormat) "… index the documents again into a new
+// folder" (its blobs, format version 1, would not be read either).
 IndexMeta read_index_meta(const Store& store);
+
+// Hex hash of `model_dir`/spiece.model, or "none" when the folder has none.
+std::string tokenizer_fingerprint(const std::string& model_dir);
 
 // A counter in meta that every write transaction advances ("store_generation")
 // and the generation vectors.faiss was last saved at ("faiss_generation"):

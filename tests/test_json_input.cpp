@@ -4,6 +4,8 @@
 
 #include <fstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "core/json_input.h"
@@ -43,6 +45,32 @@ TEST(JsonInput, InvalidJsonGivesTheParserMessageWithoutItsTag) {
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()).find("[json.exception"), std::string::npos) << e.what();
   }
+}
+
+TEST(JsonInput, NumbersBeyondDoubleRangeNameTheirField) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"question": "x", "k": 1e999})", "field 'k': number 1e999 is out of range"},
+      {R"({"query": "x", "k": -1e400})", "field 'k': number -1e400 is out of range"},
+      {R"({"documents": [{"text": "a"}, {"text": "b", "metadata": {"n": [1, 1e999]}}]})",
+       "field 'documents[1].metadata.n[1]': number 1e999 is out of range (JSON numbers must "
+       "fit in a double)"},
+      {R"({"a": [[1, 2], {"b": 3}, 1e999]})", "field 'a[2]': number 1e999"},
+      {"1e999", "the value: number 1e999 is out of range"},
+  };
+  for (const auto& [text, message] : cases) {
+    EXPECT_TRUE(
+        throws_error([&] { parse_json_bounded(text); }, ErrorKind::kInvalidArgument, {message}))
+        << text;
+  }
+  EXPECT_EQ(parse_json_bounded(R"({"k": 1e308})")["k"], 1e308);
+}
+
+TEST(JsonInput, InvalidUtf8InAStringNamesItsField) {
+  EXPECT_TRUE(throws_error([] { parse_json_bounded("{\"documents\": [{\"title\": \"a\xff\"}]}"); },
+                           ErrorKind::kInvalidArgument,
+                           {"invalid JSON: ", "(in field 'documents[0].title')"}));
+  EXPECT_TRUE(throws_error([] { parse_json_bounded(R"({"question": "\ud800"})"); },
+                           ErrorKind::kInvalidArgument, {"(in field 'question')"}));
 }
 
 class EvalQuestionReader : public ::testing::Test {

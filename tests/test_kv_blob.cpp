@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "core/crc32c.h"
 #include "core/error.h"
 #include "core/tensor.h"
 #include "data/kv_blob.h"
@@ -140,6 +141,61 @@ TEST(KvBlob, Int8RejectsNonFiniteValuesNamingMatrixAndRow) {
   }
 }
 
+TEST(KvBlob, EveryDtypeRejectsNonFiniteValuesWhenEncoding) {
+  for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16}) {
+    for (const float bad : {std::nanf(""), INFINITY, 1e6f}) {
+      if (dtype == KvDtype::kF32 && bad == 1e6f) continue;  // finite in f32
+      std::vector<Tensor> m = random_matrices(2, 3, 4, 22);
+      m[1].at(2, 3) = bad;
+      const std::vector<ConstView> views{m[0].cview(), m[1].cview()};
+      EXPECT_TRUE(throws_error([&] { encode_kv_blob(dtype, views); }, ErrorKind::kInternal,
+                               {"matrix 1 row 2 column 3"}))
+          << kv_dtype_name(dtype) << " " << bad;
+    }
+  }
+}
+
+TEST(KvBlob, AFlippedBitFailsTheChecksum) {
+  for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
+    const std::vector<uint8_t> good = sample_blob(dtype);
+    for (const size_t at : {size_t{33}, good.size() / 2, good.size() - 1}) {
+      std::vector<uint8_t> blob = good;
+      blob[at] ^= 0x10;
+      EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "memory of chunk 7"); },
+                               ErrorKind::kFormat,
+                               {"memory of chunk 7: K/V blob checksum mismatch (stored 0x",
+                                "the store is damaged; remove and re-index the document"}))
+          << kv_dtype_name(dtype) << " byte " << at;
+    }
+  }
+}
+
+// NaN or Inf written with a valid checksum (by a damaged encoder, or by
+// hand) is still refused: the checksum proves the bytes, not the values.
+TEST(KvBlob, NonFiniteValuesAreRefusedOnRead) {
+  const std::vector<uint8_t> good = sample_blob(KvDtype::kF32);
+  for (const float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+    std::vector<uint8_t> blob = good;
+    // Matrix 1, row 2, column 3 of 2 × [3, 4] f32 values after the header.
+    std::memcpy(blob.data() + 32 + 4 * (12 + 2 * 4 + 3), &bad, sizeof(bad));
+    uint32_t crc = 0;
+    std::memcpy(blob.data() + 24, &crc, sizeof(crc));
+    crc = crc32c(blob.data(), blob.size());
+    std::memcpy(blob.data() + 24, &crc, sizeof(crc));
+    EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "memory of chunk 7"); }, ErrorKind::kFormat,
+                             {"memory of chunk 7: K/V blob holds ", " at matrix 1 row 2 column 3"}))
+        << bad;
+  }
+}
+
+TEST(Crc32c, KnownValues) {
+  EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);
+  EXPECT_EQ(crc32c("", 0), 0u);
+  const std::string text = "the quick brown fox jumps over the lazy dog, twice over";
+  EXPECT_EQ(crc32c(text.data() + 13, text.size() - 13, crc32c(text.data(), 13)),
+            crc32c(text.data(), text.size()));
+}
+
 TEST(KvBlob, DtypeNames) {
   for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
     EXPECT_EQ(parse_kv_dtype(kv_dtype_name(dtype)), dtype);
@@ -157,11 +213,14 @@ TEST(KvBlob, BadMagicIsAFormatError) {
 
 TEST(KvBlob, OtherFormatVersionSaysWhatToDo) {
   std::vector<uint8_t> blob = sample_blob(KvDtype::kF16);
-  const uint32_t version = 2;
-  std::memcpy(blob.data() + 4, &version, sizeof(version));
-  EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
-                           {"chunk 7: K/V blob format version 2, this build reads version 1; "
-                            "rebuild the index with this version of kvrag"}));
+  // Version 1 is the format before checksums: refused, not read as legacy.
+  for (const uint32_t version : {1u, 3u}) {
+    std::memcpy(blob.data() + 4, &version, sizeof(version));
+    EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
+                             {str_cat("chunk 7: K/V blob format version ", version,
+                                      ", this build reads version 2; rebuild the index with this "
+                                      "version of kvrag")}));
+  }
 }
 
 TEST(KvBlob, UnknownDtypeIsAFormatError) {
@@ -174,12 +233,12 @@ TEST(KvBlob, UnknownDtypeIsAFormatError) {
 
 TEST(KvBlob, TruncatedBlobIsAFormatError) {
   std::vector<uint8_t> blob = sample_blob(KvDtype::kInt8);
-  // 2 matrices × 3 rows × (4 bytes of scale + 4 values) after 24 header bytes.
-  ASSERT_EQ(blob.size(), 24u + 2 * 3 * 8);
+  // 2 matrices × 3 rows × (4 bytes of scale + 4 values) after 32 header bytes.
+  ASSERT_EQ(blob.size(), 32u + 2 * 3 * 8);
   blob.pop_back();
   EXPECT_TRUE(
       throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
-                   {"chunk 7: K/V blob has 71 bytes, its header (2 × [3, 4] int8) needs 72"}));
+                   {"chunk 7: K/V blob has 79 bytes, its header (2 × [3, 4] int8) needs 80"}));
   blob.resize(10);
   EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
                            {"chunk 7: K/V blob of 10 bytes is shorter than its header"}));
@@ -189,7 +248,7 @@ TEST(KvBlob, TrailingBytesAreAFormatError) {
   std::vector<uint8_t> blob = sample_blob(KvDtype::kF32);
   blob.push_back(0);
   EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
-                           {"K/V blob has 121 bytes", "needs 120"}));
+                           {"K/V blob has 129 bytes", "needs 128"}));
 }
 
 TEST(KvBlob, HeaderWithOverflowingSizesIsAFormatError) {
@@ -197,7 +256,7 @@ TEST(KvBlob, HeaderWithOverflowingSizesIsAFormatError) {
   const uint32_t huge = 0xffffffffu;
   for (const size_t offset : {12, 16, 20}) std::memcpy(blob.data() + offset, &huge, sizeof(huge));
   EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
-                           {"chunk 7: K/V blob has 120 bytes"}));
+                           {"chunk 7: K/V blob has 128 bytes"}));
 }
 
 }  // namespace

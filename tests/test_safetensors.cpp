@@ -510,6 +510,44 @@ TEST_F(SafeTensorsTest, CheckpointMissingTensor) {
   EXPECT_KVRAG_ERROR(ckpt.info("lm_head.weight"), kNotFound, "'lm_head.weight'", dir_.string());
 }
 
+TEST_F(SafeTensorsTest, CheckpointWithADamagedNameSaysTheHeaderIsCorrupt) {
+  // "shared.weight" with one bit flipped ('r' 0x72 -> 'R' 0x52), as a damaged
+  // header reads: a format error, not "not found" (which suggests a wrong model).
+  write_safetensors(dir_ / "model.safetensors",
+                    {f32_entry("shaRed.weight", {1}, {1}), f32_entry("x~", {1}, {1}),
+                     f32_entry("decoder.block.2.w", {1}, {1}), f32_entry("encoder.w", {1}, {1})});
+  SafeTensorsCheckpoint ckpt(dir_.string());
+  EXPECT_KVRAG_ERROR(ckpt.load("shared.weight", {1}), kFormat,
+                     path("model.safetensors") +
+                         ": the safetensors header looks corrupt: it names a tensor "
+                         "'shaRed.weight' where 'shared.weight' is expected (1 byte differs)");
+  EXPECT_KVRAG_ERROR(ckpt.load("xy", {1}), kFormat, "header looks corrupt");
+  // Names that differ in a layer number or a word are real names: not found.
+  EXPECT_KVRAG_ERROR(ckpt.load("decoder.block.3.w", {1}), kNotFound,
+                     "tensor 'decoder.block.3.w' not found in " + dir_.string());
+  EXPECT_KVRAG_ERROR(ckpt.load("decoder.w", {1}), kNotFound, "tensor 'decoder.w' not found");
+}
+
+TEST_F(SafeTensorsTest, CheckpointRefusesNonFiniteWeightsNamingTheTensor) {
+  const float nan = std::nanf("");
+  write_safetensors(dir_ / "model.safetensors",
+                    {f32_entry("good", {2}, {1, 2}), f32_entry("w", {2, 2}, {1, nan, 3, nan}),
+                     f32_entry("inf", {3}, {1, 2, INFINITY})});
+  write_safetensors(dir_ / "half.safetensors",
+                    {{"h", "F16", {2}, to_bytes(std::vector<uint16_t>{0x3C00, 0x7C00})}});
+  SafeTensorsCheckpoint ckpt(dir_.string());
+  EXPECT_EQ(ckpt.load("good", {2}).at(0, 1), 2.0f);
+  EXPECT_KVRAG_ERROR(ckpt.load("w", {2, 2}), kFormat,
+                     "tensor 'w' in model file " + path("model.safetensors") +
+                         " holds nan at index 1 (2 of its 4 values are NaN or Inf): the "
+                         "checkpoint is damaged");
+  EXPECT_KVRAG_ERROR(ckpt.load("inf", {3}), kFormat, "tensor 'inf'", "holds inf at index 2");
+  fs::remove(dir_ / "model.safetensors");
+  fs::rename(dir_ / "half.safetensors", dir_ / "model.safetensors");
+  EXPECT_KVRAG_ERROR(SafeTensorsCheckpoint(dir_.string()).load("h", {2}), kFormat, "tensor 'h'",
+                     "holds inf at index 1");
+}
+
 TEST_F(SafeTensorsTest, CheckpointEmptyFolderIsNotFound) {
   EXPECT_KVRAG_ERROR(SafeTensorsCheckpoint(dir_.string()), kNotFound,
                      dir_.string() + ": no model.safetensors or model.safetensors.index.json");

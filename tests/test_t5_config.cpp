@@ -55,6 +55,25 @@ TEST(T5Config, RejectsWhatItCannotRun) {
                       "outside the vocabulary");
 }
 
+TEST(T5Config, AbsurdSizesAreAConfigErrorNamingTheField) {
+  expect_format_error(R"({"model_type": "t5", "num_decoder_layers": 100000000})",
+                      "'num_decoder_layers' must be in 1..1024, got 100000000 (more than any T5 "
+                      "model has; is config.json damaged?)");
+  expect_format_error(R"({"model_type": "t5", "num_layers": 5000})", "'num_layers' must be in");
+  expect_format_error(R"({"model_type": "t5", "d_model": 9223372036854775807})",
+                      "'d_model' must be in 1..1048576");
+  expect_format_error(R"({"model_type": "t5", "vocab_size": 18446744073709551615})",
+                      "'vocab_size' must be in 1..16777216");
+  expect_format_error(R"({"model_type": "t5", "num_heads": 4096, "d_kv": 1024})",
+                      "num_heads × d_kv = 4096 × 1024 is more than 1048576");
+  // The largest real ones still load: T5-11B and mT5-XXL sizes.
+  const T5Config c = parse_t5_config(
+      R"({"model_type": "t5", "d_ff": 65536, "num_heads": 128, "d_kv": 128, "d_model": 1024,
+          "vocab_size": 250112, "num_layers": 24})",
+      "cfg");
+  EXPECT_EQ(c.d_ff, 65536);
+}
+
 TEST(T5Config, MissingFileIsNotFound) {
   try {
     load_t5_config("/nonexistent/config.json");
