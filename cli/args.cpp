@@ -45,16 +45,16 @@ Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& va
       has_value = true;
     }
     if (flags.count(name)) {
-      KVRAG_CHECK(!has_value, kInvalidArgument, "--", name, " takes no value");
+      KVRAG_USAGE_CHECK(!has_value, "--", name, " takes no value");
       flags_.insert(name);
     } else if (value_options.count(name)) {
       if (!has_value) {
-        KVRAG_CHECK(i + 1 < argv.size(), kInvalidArgument, "--", name, " needs a value");
+        KVRAG_USAGE_CHECK(i + 1 < argv.size(), "--", name, " needs a value");
         value = argv[++i];
       }
       values_[name] = value;
     } else {
-      KVRAG_THROW(kInvalidArgument, "unknown option --", name);
+      throw UsageError(str_cat("unknown option --", name));
     }
   }
 }
@@ -66,7 +66,7 @@ std::string Args::get(const std::string& name, const std::string& fallback) cons
 
 std::string Args::require(const std::string& name) const {
   const auto it = values_.find(name);
-  KVRAG_CHECK(it != values_.end(), kInvalidArgument, "missing --", name);
+  KVRAG_USAGE_CHECK(it != values_.end(), "missing --", name);
   return it->second;
 }
 
@@ -74,10 +74,9 @@ int64_t Args::get_int(const std::string& name, int64_t fallback, int64_t min, in
   const auto it = values_.find(name);
   if (it == values_.end()) return fallback;
   const std::optional<int64_t> value = to_int(it->second);
-  KVRAG_CHECK(value.has_value(), kInvalidArgument, "--", name, " must be an integer, got '",
-              it->second, "'");
-  KVRAG_CHECK(*value >= min && *value <= max, kInvalidArgument, "--", name, " must be in [", min,
-              ", ", max, "], got ", *value);
+  KVRAG_USAGE_CHECK(value.has_value(), "--", name, " must be an integer, got '", it->second, "'");
+  KVRAG_USAGE_CHECK(*value >= min && *value <= max, "--", name, " must be in [", min, ", ", max,
+                    "], got ", *value);
   return *value;
 }
 
@@ -96,11 +95,11 @@ std::vector<int64_t> Args::get_int_list(const std::string& name, const std::stri
                                         int64_t min, int64_t max) const {
   const std::vector<int64_t> values = get_list(name, fallback, [&](const std::string& item) {
     const std::optional<int64_t> value = to_int(item);
-    KVRAG_CHECK(value && *value >= min && *value <= max, kInvalidArgument, "--", name, ": '", item,
-                "' is not an integer in ", min, "..", max);
+    KVRAG_USAGE_CHECK(value && *value >= min && *value <= max, "--", name, ": '", item,
+                      "' is not an integer in ", min, "..", max);
     return *value;
   });
-  KVRAG_CHECK(!values.empty(), kInvalidArgument, "--", name, " is empty");
+  KVRAG_USAGE_CHECK(!values.empty(), "--", name, " is empty");
   return values;
 }
 
@@ -110,11 +109,11 @@ double Args::get_double(const std::string& name, double fallback) const {
   try {
     size_t used = 0;
     const double value = std::stod(it->second, &used);
-    KVRAG_CHECK(used == it->second.size(), kInvalidArgument, "--", name, " must be a number, got '",
-                it->second, "'");
+    KVRAG_USAGE_CHECK(used == it->second.size(), "--", name, " must be a number, got '", it->second,
+                      "'");
     return value;
   } catch (const std::logic_error&) {
-    KVRAG_THROW(kInvalidArgument, "--", name, " must be a number, got '", it->second, "'");
+    throw UsageError(str_cat("--", name, " must be a number, got '", it->second, "'"));
   }
 }
 

@@ -10,7 +10,23 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/error.h"
+
 namespace kvrag::cli {
+
+// An error in how a command was called (an unknown option, a missing
+// argument): the one kind after which `kvrag` prints the command's usage.
+// Errors from the work itself (a model that does not fit the index) are
+// plain kvrag::Error and print their message alone.
+class UsageError : public Error {
+ public:
+  explicit UsageError(const std::string& message) : Error(ErrorKind::kInvalidArgument, message) {}
+};
+
+#define KVRAG_USAGE_CHECK(cond, ...)                                            \
+  do {                                                                          \
+    if (!(cond)) throw ::kvrag::cli::UsageError(::kvrag::str_cat(__VA_ARGS__)); \
+  } while (0)
 
 class Args {
  public:

@@ -34,7 +34,7 @@ auto parse_option(const Args& args, const std::string& name, const std::string& 
   try {
     return parse(args.get(name, fallback));
   } catch (const Error& e) {
-    KVRAG_THROW(kInvalidArgument, "--", name, ": ", e.what());
+    throw UsageError(str_cat("--", name, ": ", e.what()));
   }
 }
 
@@ -48,7 +48,7 @@ IndexSettings settings_from_args(const Args& args) {
   s.cache = parse_option(args, "cache", "kv", parse_cache_granularity);
   s.kv_dtype = parse_option(args, "kv-dtype", "f16", parse_kv_dtype);
   s.faiss_factory = args.get("faiss", "Flat");
-  KVRAG_CHECK(!s.faiss_factory.empty(), kInvalidArgument, "--faiss is empty");
+  KVRAG_USAGE_CHECK(!s.faiss_factory.empty(), "--faiss is empty");
   return s;
 }
 
@@ -78,8 +78,8 @@ std::unique_ptr<RagPipeline> open_index(const Args& args, const IndexSettings& s
     check_settings_match(args, settings, pipeline->settings());
     return pipeline;
   }
-  KVRAG_CHECK(args.has("model"), kInvalidArgument, "missing --model (", dir,
-              " holds no index yet, and creating one needs the model)");
+  KVRAG_USAGE_CHECK(args.has("model"), "missing --model (", dir,
+                    " holds no index yet, and creating one needs the model)");
   return RagPipeline::create(dir, args.require("model"), settings);
 }
 
@@ -158,7 +158,7 @@ int run_index(const std::vector<std::string>& argv) {
   const std::string dir = args.require("index");
   const IndexSettings settings = settings_from_args(args);
   const int64_t batch = args.get_int("batch", 16, 1, 1 << 20);
-  KVRAG_CHECK(!args.positional().empty(), kInvalidArgument, "give the files or folders to index");
+  KVRAG_USAGE_CHECK(!args.positional().empty(), "give the files or folders to index");
 
   const CorpusReadResult corpus = read_corpus(args.positional());
   for (const SkippedInput& s : corpus.skipped) {

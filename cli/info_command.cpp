@@ -28,8 +28,8 @@ void print_row(const std::string& name, const std::string& value) {
 int run_info(const std::vector<std::string>& argv) {
   const Args args(argv, {"index", "model"}, {});
   const std::string dir = args.require("index");
-  KVRAG_CHECK(args.positional().empty(), kInvalidArgument, "unexpected argument '",
-              args.positional().front(), "'");
+  KVRAG_USAGE_CHECK(args.positional().empty(), "unexpected argument '", args.positional().front(),
+                    "'");
   OpenOptions options;
   options.model_dir = args.get("model", "");
   const auto pipeline = RagPipeline::open(dir, options);

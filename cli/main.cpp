@@ -5,6 +5,7 @@
 #include <iostream>
 #include <map>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
 
@@ -67,7 +68,9 @@ int main(int argc, char** argv) {
     return it->second.run(args);
   } catch (const kvrag::Error& e) {
     std::cerr << "kvrag " << argv[1] << ": error: " << e.what() << "\n";
-    if (e.kind() == kvrag::ErrorKind::kInvalidArgument) std::cerr << it->second.usage;
+    // Usage only for usage errors: after "the index was built with another
+    // model" it would suggest the arguments were malformed.
+    if (dynamic_cast<const kvrag::cli::UsageError*>(&e) != nullptr) std::cerr << it->second.usage;
     return exit_code(e.kind());
   } catch (const std::exception& e) {
     std::cerr << "kvrag " << argv[1] << ": error: " << e.what() << "\n";

@@ -26,7 +26,7 @@ int run_search(const std::vector<std::string>& argv) {
   const RetrieverKind retriever = read_retriever(args);
   std::string query;
   for (const std::string& word : args.positional()) query += (query.empty() ? "" : " ") + word;
-  KVRAG_CHECK(!query.empty(), kInvalidArgument, "give the query to search for");
+  KVRAG_USAGE_CHECK(!query.empty(), "give the query to search for");
 
   OpenOptions open;
   open.model_dir = args.get("model", "");

@@ -67,6 +67,10 @@ int run_serve(const std::vector<std::string>& argv) {
   options.max_body_bytes = args.get_int("max-body-bytes", options.max_body_bytes, 1, 1ll << 32);
 
   const std::unique_ptr<RagPipeline> pipeline = open_index(args);
+  // The server keeps FAISS in memory: another process's `kvrag index` or
+  // `rm` is refused while it runs, rather than half-seen.
+  pipeline->hold_write_lock(str_cat("held by kvrag serve, pid ", getpid(),
+                                    ": add or remove documents through its HTTP API, or stop it"));
   server::HttpServer server(*pipeline, options);
   const int port = server.bind();
 

@@ -14,6 +14,8 @@ const char* error_kind_name(ErrorKind kind) {
       return "io_error";
     case ErrorKind::kUnavailable:
       return "unavailable";
+    case ErrorKind::kConflict:
+      return "conflict";
     case ErrorKind::kInternal:
       return "internal";
   }

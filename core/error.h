@@ -16,6 +16,7 @@ enum class ErrorKind {
   kFormat,           // a file exists but its content is malformed (400/500)
   kIo,               // the operating system or SQLite failed (500)
   kUnavailable,      // the service cannot take the request now (503)
+  kConflict,         // the request cannot apply to the index as it is, e.g. empty (409)
   kInternal,         // a broken invariant: a bug in kvrag (500)
 };
 

@@ -13,8 +13,8 @@ namespace kvrag {
 
 // `text` checked and its question prompt (PromptTemplates::question)
 // tokenized, not yet encoded. Error(kInvalidArgument) "FIELD is empty" for
-// blank text and "FIELD has N tokens, more than the limit
-// kMaxQuestionTokens = …" over the cap (the question enters every encoder
+// blank text and "field 'FIELD' has N tokens, more than the limit of M
+// tokens" over the cap (kMaxQuestionTokens) (the question enters every encoder
 // input of a request; fid: k of them). Error(kNotFound) without spiece.model.
 Query make_query(const T5Encoder& encoder, const PromptTemplates& prompts, const std::string& text,
                  const char* field);

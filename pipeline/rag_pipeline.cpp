@@ -115,7 +115,8 @@ IndexReport RagPipeline::add_documents(const std::vector<Document>& raw_docs, in
   }
   const std::vector<const Document*> kept = last_of_each_id(docs);
   std::lock_guard<std::mutex> lock(write_mutex_);
-  const WriteLock folder_lock(folder_->dir());
+  std::optional<WriteLock> folder_lock;
+  lock_folder(folder_lock);
   const auto start = Clock::now();
   IndexReport report;
   IndexProgress state;
@@ -142,9 +143,19 @@ IndexReport RagPipeline::add_documents(const std::vector<Document>& raw_docs, in
 
 bool RagPipeline::remove_document(const std::string& external_id) {
   std::lock_guard<std::mutex> lock(write_mutex_);
-  const WriteLock folder_lock(folder_->dir());
+  std::optional<WriteLock> folder_lock;
+  lock_folder(folder_lock);
   const auto state_lock = lock_for_writing();
   return folder_->remove(external_id);
+}
+
+void RagPipeline::hold_write_lock(const std::string& holder) {
+  std::lock_guard<std::mutex> lock(write_mutex_);
+  if (!held_lock_) held_lock_ = std::make_unique<WriteLock>(folder_->dir(), holder);
+}
+
+void RagPipeline::lock_folder(std::optional<WriteLock>& lock) const {
+  if (!held_lock_) lock.emplace(folder_->dir());
 }
 
 std::unique_lock<std::shared_mutex> RagPipeline::lock_for_writing() {
@@ -167,6 +178,12 @@ std::optional<DocumentRecord> RagPipeline::find_document(const std::string& exte
 std::vector<ChunkRecord> RagPipeline::document_chunks(int64_t document_id) const {
   const auto lock = lock_for_reading();
   return folder_->store().document_chunks(document_id);
+}
+
+void RagPipeline::require_documents() const {
+  // FAISS holds one vector per stored chunk, and its size is O(1).
+  KVRAG_CHECK(folder_->vectors().size() > 0, kConflict, "the index ", folder_->dir(),
+              " holds no documents: add some (kvrag index, or POST /v1/documents) before asking");
 }
 
 IndexStats RagPipeline::stats() const {
@@ -237,6 +254,10 @@ Answer RagPipeline::ask(const std::string& question, const AskOptions& options,
     // memory starts with that same encoding: the query carries it to both.
     // Its time then counts in retrieve_ms (as dense retrieval's always did),
     // not encode_ms.
+    // Every mode would answer from the question alone and sound as sure as
+    // with sources; refuse instead (BM25 matching nothing in a non-empty
+    // index is not this: that answer says it had no sources).
+    require_documents();
     if (options.retriever != RetrieverKind::kBm25) encode_query(folder_->encoder(), query);
     chunks = retriever_.search(query, options.k, options.retriever);
     retrieve_ms = ms_since(start);

@@ -16,9 +16,10 @@
 // call takes an advisory flock on DIR/write.lock and fails with
 // Error(kUnavailable) "index DIR is being written by another process" while
 // another process holds it. A RagPipeline keeps its FAISS index in memory,
-// so it does not see another process's writes until it is opened again: a
-// running `kvrag serve` answers from what it loaded, not from a later
-// `kvrag index` or `kvrag rm` on its folder, until restarted.
+// so it would not see another process's writes until opened again; a
+// long-lived reader (`kvrag serve`) therefore calls hold_write_lock(), and
+// another process's `kvrag index` or `kvrag rm` on its folder is refused
+// (naming the holder) until it stops: such writes go through its HTTP API.
 #pragma once
 
 #include <chrono>
@@ -37,6 +38,7 @@
 #include "pipeline/index_folder.h"
 #include "pipeline/index_settings.h"
 #include "pipeline/memory_builder.h"
+#include "pipeline/write_lock.h"
 #include "retriever/retriever.h"
 
 namespace kvrag {
@@ -61,6 +63,12 @@ class RagPipeline {
                                                      const IndexSettings& settings,
                                                      const OpenOptions& options = {});
   ~RagPipeline();
+
+  // Takes DIR/write.lock for the pipeline's lifetime, leaving `holder` in it
+  // ("kvrag serve, pid 12"), so that no other process writes the folder
+  // behind this one's in-memory FAISS; this pipeline's own writes go on.
+  // Error(kUnavailable) while another process writes the folder.
+  void hold_write_lock(const std::string& holder);
 
   // ---- writing (serialised)
   // Chunks, encodes, caches and indexes `docs`, `batch` documents per
@@ -105,7 +113,8 @@ class RagPipeline {
                             Mode mode, AskTimings& timings) const;
   // retrieve + answer; timings.retrieve_ms filled in. The question is
   // checked and tokenized once, and encoded at most once for both retrieval
-  // and the cached memory.
+  // and the cached memory. Error(kConflict) "the index DIR holds no
+  // documents: …" in every mode when the index is empty.
   Answer ask(const std::string& question, const AskOptions& options,
              const PieceCallback& on_piece = {}) const;
 
@@ -117,6 +126,8 @@ class RagPipeline {
  private:
   explicit RagPipeline(std::unique_ptr<IndexFolder> folder);
 
+  // Error(kConflict) when the index holds no chunk (call under the read lock).
+  void require_documents() const;
   // The typed query of a request's question, checked once (pipeline/questions.h).
   Query query_for(const std::string& text, const char* field) const;
   // Generates over a built memory (no lock needed): the rest of answer().
@@ -129,7 +140,8 @@ class RagPipeline {
   T5Decoder decoder_;
   Retriever retriever_;
   MemoryBuilder memories_;
-  std::mutex write_mutex_;  // one writer at a time
+  std::mutex write_mutex_;                // one writer at a time
+  std::unique_ptr<WriteLock> held_lock_;  // set by hold_write_lock
   // Readers (shared) against a writer's commit + FAISS/RAM-cache update
   // (exclusive), so that a reader's store, FAISS and cache reads all see
   // one committed state.
@@ -141,6 +153,9 @@ class RagPipeline {
   mutable std::mutex state_turnstile_;
   std::shared_lock<std::shared_mutex> lock_for_reading() const;
   std::unique_lock<std::shared_mutex> lock_for_writing();
+  // The folder's WriteLock for one write call, unless hold_write_lock holds
+  // it already (call with write_mutex_ held).
+  void lock_folder(std::optional<WriteLock>& lock) const;
 };
 
 }  // namespace kvrag

@@ -12,9 +12,11 @@ namespace kvrag {
 class WriteLock {
  public:
   // Takes the lock of index folder `dir`. Error(kUnavailable) "index DIR is
-  // being written by another process" while another holds it; Error(kIo)
-  // when the lock file cannot be opened or locked.
-  explicit WriteLock(const std::string& dir);
+  // being written by another process" while another holds it, followed by
+  // the holder's `holder` note when it left one ("kvrag serve, pid 12");
+  // Error(kIo) when the lock file cannot be opened or locked. The note is
+  // written into the lock file for as long as the lock is held.
+  explicit WriteLock(const std::string& dir, const std::string& holder = "");
   ~WriteLock();
   WriteLock(const WriteLock&) = delete;
   WriteLock& operator=(const WriteLock&) = delete;

@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -143,6 +144,7 @@ void post_documents(Context& context, const Request&, const std::string& body, R
 
 void get_document(Context& context, const Request& req, const std::string&, Response& res) {
   const std::string id = req.matches[1];
+  check_text_field("id", id);
   const std::optional<DocumentRecord> doc = context.pipeline.find_document(id);
   KVRAG_CHECK(doc.has_value(), kNotFound, "no document with id '", id, "'");
   set_json(res, api::document_json(*doc, context.pipeline.document_chunks(doc->id)));
@@ -150,6 +152,7 @@ void get_document(Context& context, const Request& req, const std::string&, Resp
 
 void delete_document(Context& context, const Request& req, const std::string&, Response& res) {
   const std::string id = req.matches[1];
+  check_text_field("id", id);
   KVRAG_CHECK(context.pipeline.remove_document(id), kNotFound, "no document with id '", id, "'");
   set_json(res, {{"deleted", id}});
 }
@@ -205,6 +208,60 @@ void unmatched(const Request& req, Response& res) {
   res.set_header("Allow", allow);
   set_error(res, 405, "method_not_allowed",
             req.method + " is not allowed on " + req.path + " (allowed: " + allow + ")");
+}
+
+// The methods some route or the fallback answers; any other method cpp-httplib
+// parses (TRACE, CONNECT) is a 405 rather than its own bare 400.
+bool known_method(const std::string& method) {
+  for (const char* m : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}) {
+    if (method == m) return true;
+  }
+  return false;
+}
+
+// Whether a Content-Type header names JSON: "application/json" or a
+// "+json" type, parameters (charset) aside, in any case.
+bool is_json_content_type(std::string type) {
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.pop_back();
+  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return type == "application/json" || (type.rfind("application/", 0) == 0 && type.size() > 5 &&
+                                        type.compare(type.size() - 5, 5, "+json") == 0);
+}
+
+// Refuses, before any body is read, what no route should wait for: a
+// Content-Length that is not a decimal number (cpp-httplib would read
+// "-5" as 2^64 - 5 and answer 413 only after its read timeout), a method
+// no route has, and a body that is not JSON on a route that reads one.
+// Each answer closes the connection, since the body stays unread.
+bool refused_before_routing(const Request& req, Response& res) {
+  const auto refuse = [&res](int status, const char* code, const std::string& message) {
+    set_error(res, status, code, message);
+    res.set_header("Connection", "close");
+    return true;
+  };
+  if (req.has_header("Content-Length")) {
+    const std::string length = req.get_header_value("Content-Length");
+    const bool digits = !length.empty() && length.size() <= 19 &&
+                        length.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits || req.get_header_value_count("Content-Length") > 1) {
+      return refuse(400, error_kind_name(ErrorKind::kInvalidArgument),
+                    "invalid Content-Length header: it must be one decimal number of bytes");
+    }
+  }
+  if (!known_method(req.method)) {
+    res.set_header("Allow", "GET, HEAD, POST, DELETE");
+    return refuse(405, "method_not_allowed", req.method + " is not allowed on " + req.path);
+  }
+  const bool has_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
+  if (has_body && req.has_header("Content-Type") &&
+      !is_json_content_type(req.get_header_value("Content-Type"))) {
+    return refuse(415, "unsupported_media_type",
+                  "the request body must be JSON (Content-Type: application/json), got "
+                  "Content-Type '" +
+                      req.get_header_value("Content-Type").substr(0, 100) + "'");
+  }
+  return false;
 }
 
 // Errors cpp-httplib answers itself before any route runs.
@@ -320,6 +377,11 @@ void HttpServer::add_routes() {
   http_->Patch(".*", with_body(fallback));
   http_->Delete(".*", fallback_without_body);
   http_->Options(".*", fallback_without_body);
+
+  http_->set_pre_routing_handler([](const Request& req, Response& res) {
+    return refused_before_routing(req, res) ? httplib::Server::HandlerResponse::Handled
+                                            : httplib::Server::HandlerResponse::Unhandled;
+  });
 
   // Called for every response of status >= 400; routes write their own
   // error bodies, so only cpp-httplib's empty ones are filled in.

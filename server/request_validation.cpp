@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/json_input.h"
+#include "data/text_normalization.h"
 #include "pipeline/document_encoder.h"
 
 namespace kvrag::server {
@@ -122,6 +123,19 @@ class FieldReader {
   std::string prefix_;
 };
 
+}  // namespace
+
+void check_text_field(const std::string& field, const std::string& text) {
+  const size_t nul = text.find('\0');
+  KVRAG_CHECK(nul == std::string::npos, kInvalidArgument, "field '", field,
+              "' contains a NUL character (byte ", nul, ")");
+  const std::optional<std::string> bad = utf8_error(text);
+  KVRAG_CHECK(!bad.has_value(), kInvalidArgument, "field '", field,
+              "' is not valid UTF-8: ", bad.value_or(""));
+}
+
+namespace {
+
 // Refuses a string field longer than `max_bytes`; `field` is its full name.
 void check_length(const std::string& field, const std::string& text, int64_t max_bytes) {
   KVRAG_CHECK(static_cast<int64_t>(text.size()) <= max_bytes, kInvalidArgument, "field '", field,
@@ -134,6 +148,7 @@ std::string checked_query(const FieldReader& fields, const std::string& name) {
   KVRAG_CHECK(text.find_first_not_of(" \t\r\n") != std::string::npos, kInvalidArgument, "field '",
               name, "' is empty");
   check_length(name, text, kMaxQuestionBytes);
+  check_text_field(name, text);
   return text;
 }
 
@@ -146,10 +161,10 @@ Document parse_document(const json& value, size_t index) {
   Document doc;
   doc.title = fields.string("title").value_or("");
   check_length(prefix + "title", doc.title, kMaxTitleBytes);
+  check_text_field(prefix + "title", doc.title);
   // Stored normalised: RagPipeline::add_documents normalises every document.
   doc.text = fields.required_string("text");
-  KVRAG_CHECK(doc.text.find('\0') == std::string::npos, kInvalidArgument, "field '", prefix,
-              "text' contains a NUL character");
+  check_text_field(prefix + "text", doc.text);
   KVRAG_CHECK(doc.text.find_first_not_of(" \t\n\r\f\v") != std::string::npos, kInvalidArgument,
               "field '", prefix, "text' is empty");
   if (const json* id = fields.find("id")) {
@@ -158,6 +173,7 @@ Document parse_document(const json& value, size_t index) {
     doc.external_id = id->is_string() ? id->get<std::string>() : id->dump();
     KVRAG_CHECK(!doc.external_id.empty(), kInvalidArgument, "field '", prefix, "id' is empty");
     check_length(prefix + "id", doc.external_id, kMaxIdBytes);
+    check_text_field(prefix + "id", doc.external_id);
   } else {
     doc.external_id = default_document_id(doc.title, doc.text);
   }

@@ -15,6 +15,8 @@ HttpError http_error(ErrorKind kind) {
       return {404, error_kind_name(kind)};
     case ErrorKind::kUnavailable:
       return {503, error_kind_name(kind)};
+    case ErrorKind::kConflict:
+      return {409, error_kind_name(kind)};
     case ErrorKind::kFormat:
     case ErrorKind::kIo:
     case ErrorKind::kInternal:

@@ -11,7 +11,7 @@
 namespace kvrag::server {
 
 // The status and error code a failure of `kind` is answered with:
-// invalid argument 400, not found 404, unavailable 503, the rest 500 (a
+// invalid argument 400, not found 404, conflict 409, unavailable 503, the rest 500 (a
 // format error here is a damaged index file, not the client's input).
 struct HttpError {
   int status;

@@ -418,11 +418,13 @@ TEST(AnsweringLimits, LongQuestionIsRejectedNotTruncated) {
   const RagPipeline& p = f32();
   const std::string question = repeated_words(kMaxQuestionTokens + 10) + "?";
   for (const Mode mode : {Mode::kCached, Mode::kConcat, Mode::kFid}) {
-    EXPECT_TRUE(throws_error([&] { p.ask(question, ask_options(mode)); },
-                             ErrorKind::kInvalidArgument, {"question has", "kMaxQuestionTokens"}));
+    EXPECT_TRUE(
+        throws_error([&] { p.ask(question, ask_options(mode)); }, ErrorKind::kInvalidArgument,
+                     {"field 'question' has ", " tokens, more than the limit of 256 tokens"}));
   }
   EXPECT_TRUE(throws_error([&] { p.retrieve(question, 3, RetrieverKind::kBm25); },
-                           ErrorKind::kInvalidArgument, {"query has", "kMaxQuestionTokens"}));
+                           ErrorKind::kInvalidArgument,
+                           {"field 'query' has ", "more than the limit of 256 tokens"}));
   // At the cap it is answered.
   const std::string at_cap = repeated_words(kMaxQuestionTokens);
   ASSERT_EQ(static_cast<int64_t>(p.model().require_tokenizer().encode(at_cap).size()),
@@ -448,6 +450,34 @@ TEST(AnsweringLimits, ConcatAndFidPromptTotalsAreCapped) {
     options.generation.max_new_tokens = 1;
     EXPECT_NO_THROW(p.ask(kQuestion, options)) << mode_name(mode);
   }
+}
+
+// An empty index (never filled, or emptied) is a conflict in every mode and
+// with every retriever: before, cached and concat invented an answer with
+// no sources and fid failed with "needs at least one chunk".
+TEST(AnsweringErrors, AnEmptyIndexIsAConflictInEveryMode) {
+  TempDir dir("kvrag-answering-empty");
+  const auto p = RagPipeline::create(dir.file("index"), kDemoModel, IndexSettings{});
+  const auto expect_conflict = [&] {
+    for (const Mode mode : {Mode::kCached, Mode::kConcat, Mode::kFid}) {
+      for (const RetrieverKind retriever :
+           {RetrieverKind::kDense, RetrieverKind::kBm25, RetrieverKind::kHybrid}) {
+        AskOptions options = ask_options(mode);
+        options.retriever = retriever;
+        EXPECT_TRUE(throws_error([&] { p->ask(kQuestion, options); }, ErrorKind::kConflict,
+                                 {"the index ",
+                                  " holds no documents: add some (kvrag index, or "
+                                  "POST /v1/documents) before asking"}))
+            << mode_name(mode) << " " << retriever_name(retriever);
+      }
+    }
+  };
+  expect_conflict();
+  const std::vector<Document> docs = test_documents();
+  p->add_documents({docs[0]});
+  EXPECT_NO_THROW(p->ask(kQuestion, ask_options(Mode::kFid)));
+  ASSERT_TRUE(p->remove_document(docs[0].external_id));
+  expect_conflict();
 }
 
 TEST(AnsweringErrors, NoChunksStillAnswersFromTheQuestion) {

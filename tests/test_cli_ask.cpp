@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -174,11 +175,51 @@ TEST_F(CliAsk, BadInputExitsNonZeroNamingIt) {
   EXPECT_EQ(no_file.exit_code, 3) << describe(no_file);
   EXPECT_THAT(no_file.err, HasSubstr("none.jsonl"));
 
+  // A usage error prints the usage; an error of the work itself does not.
+  EXPECT_THAT(empty.err, HasSubstr("usage: kvrag ask"));
+  EXPECT_THAT(missing.err, Not(HasSubstr("usage:")));
+
   testing::write_text(dir.file("bad.jsonl"), "{\"question\": \"q\", \"answers\": \"one\"}\n");
   const CliRun bad_line =
       run_kvrag({"eval", "--index", index(), "--questions", dir.file("bad.jsonl")});
   EXPECT_NE(bad_line.exit_code, 0) << describe(bad_line);
   EXPECT_THAT(bad_line.err, HasSubstr("bad.jsonl:1: \"answers\" must be a non-empty list"));
+}
+
+// A model that does not fit the index is not a malformed command line: the
+// error alone, without the usage block that suggested the arguments were wrong.
+TEST_F(CliAsk, AModelMismatchPrintsTheErrorWithoutUsage) {
+  TempDir dir("kvrag-cli-ask-mismatch");
+  const std::filesystem::path other = dir.path() / "other-model";
+  std::filesystem::create_directories(other);
+  for (const char* name : {"config.json", "model.safetensors", "spiece.model"}) {
+    std::filesystem::copy_file(std::filesystem::path(kDemoModel) / name, other / name);
+  }
+  testing::replace_in_file((other / "config.json").string(), "{", "{ ");
+  const CliRun run = run_kvrag({"ask", "--index", index(), "--model", other.string(), kQuestion});
+  EXPECT_EQ(run.exit_code, 2) << describe(run);
+  EXPECT_THAT(run.err, HasSubstr("was built with the model"));
+  EXPECT_THAT(run.err, Not(HasSubstr("usage:")));
+}
+
+TEST_F(CliAsk, AskOnAnEmptyIndexSaysItHoldsNoDocuments) {
+  TempDir dir("kvrag-cli-ask-empty");
+  testing::write_text(dir.file("one.jsonl"), "{\"id\": \"only\", \"text\": \"A short note.\"}\n");
+  const std::string index = dir.file("index");
+  const CliRun add =
+      run_kvrag({"index", "--model", kDemoModel, "--index", index, dir.file("one.jsonl")});
+  ASSERT_EQ(add.exit_code, 0) << describe(add);
+  const CliRun rm = run_kvrag({"rm", "--index", index, "only"});
+  ASSERT_EQ(rm.exit_code, 0) << describe(rm);
+  for (const char* mode : {"cached", "concat", "fid"}) {
+    const CliRun run = run_kvrag({"ask", "--index", index, "--mode", mode, kQuestion});
+    EXPECT_EQ(run.exit_code, 1) << describe(run);
+    EXPECT_THAT(run.err, HasSubstr("kvrag ask: error: the index " + index +
+                                   " holds no documents: add some (kvrag index, or POST "
+                                   "/v1/documents) before asking"));
+    EXPECT_THAT(run.err, Not(HasSubstr("usage:")));
+    EXPECT_EQ(run.out, "");
+  }
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "data/kv_blob.h"
+#include "data/sqlite.h"
 #include "data/store.h"
 #include "encoder/cross_kv.h"
 #include "encoder/t5_encoder.h"
@@ -495,6 +496,101 @@ TEST(Indexing, OpeningWithAnotherModelIsRefused) {
   EXPECT_TRUE(testing::throws_error([&] { RagPipeline::open(tmp.file("index"), options); },
                                     ErrorKind::kInvalidArgument,
                                     {"kvrag-demo", other.string(), "fingerprint"}));
+}
+
+// The same config and weights with another spiece.model: another index
+// identity (the model fingerprint alone covered config.json and weights).
+TEST(Indexing, OpeningWithAnotherTokenizerIsRefused) {
+  const TempDir tmp("kvrag_indexing");
+  RagPipeline::create(tmp.file("index"), kDemoModel, small_settings())
+      ->add_documents({small_corpus()[0]});
+  const fs::path other = tmp.path() / "other-tokenizer";
+  fs::create_directories(other);
+  for (const char* name : {"config.json", "model.safetensors"}) {
+    fs::copy_file(fs::path(kDemoModel) / name, other / name);
+  }
+  testing::train_tiny_spiece((other / "spiece.model").string());
+  OpenOptions options;
+  options.model_dir = other.string();
+  EXPECT_TRUE(testing::throws_error(
+      [&] { RagPipeline::open(tmp.file("index"), options); }, ErrorKind::kInvalidArgument,
+      {"was built with the tokenizer ", "kvrag-demo/spiece.model (fingerprint ",
+       "), not with " + other.string() + "/spiece.model (fingerprint ",
+       "the same weights with another tokenizer read other token ids"}));
+  // Without any spiece.model it is "none", also another identity.
+  fs::remove(other / "spiece.model");
+  EXPECT_TRUE(testing::throws_error([&] { RagPipeline::open(tmp.file("index"), options); },
+                                    ErrorKind::kInvalidArgument, {"(fingerprint none)"}));
+  // The index's own model folder still opens it.
+  EXPECT_NO_THROW(RagPipeline::open(tmp.file("index")));
+}
+
+// An index of the kvrag before tokenizer fingerprints and K/V checksums:
+// a clear error that says to index again, not a fingerprint puzzle.
+TEST(Indexing, AnIndexOfAnOlderKvragSaysToIndexAgain) {
+  const TempDir tmp("kvrag_indexing");
+  RagPipeline::create(tmp.file("index"), kDemoModel, small_settings())
+      ->add_documents({small_corpus()[0]});
+  sql::Database(tmp.file("index/store.sqlite"))
+      .exec("DELETE FROM meta WHERE key = 'tokenizer_fingerprint'");
+  EXPECT_TRUE(testing::throws_error(
+      [&] { RagPipeline::open(tmp.file("index")); }, ErrorKind::kFormat,
+      {"store.sqlite: this index was built by an older kvrag (no tokenizer fingerprint, K/V "
+       "blobs without checksums); index the documents again into a new folder"}));
+}
+
+// A K/V blob damaged on disk (one byte of one chunk's blob) is refused with
+// its chunk id, where before it changed attention shares silently.
+TEST(Indexing, ADamagedKvBlobIsRefusedWithItsChunkId) {
+  const TempDir tmp("kvrag_indexing");
+  int64_t chunk = 0;
+  {
+    const auto p = RagPipeline::create(tmp.file("index"), kDemoModel, small_settings());
+    p->add_documents({small_corpus()[0]});
+    chunk = p->document_chunks(p->find_document("altan")->id).at(0).id;
+  }
+  {
+    sql::Database db(tmp.file("index/store.sqlite"));
+    // Four payload bytes (after the 32-byte header) set to 0xFF, which no
+    // f16 K/V value (NaN) had there.
+    db.exec(
+        str_cat("UPDATE chunk_kv SET data = CAST(substr(data, 1, 100) || x'FFFFFFFF' || "
+                "substr(data, 105) AS BLOB) WHERE chunk_id = ",
+                chunk));
+  }
+  const auto p = RagPipeline::open(tmp.file("index"));
+  AskOptions options;
+  options.k = 5;  // every chunk of the one document, the damaged one included
+  EXPECT_TRUE(testing::throws_error(
+      [&] { p->ask("Where does the Altan rise?", options); }, ErrorKind::kFormat,
+      {str_cat("memory of chunk ", chunk, ": K/V blob checksum mismatch (stored 0x"),
+       "the store is damaged; remove and re-index the document"}));
+}
+
+// A long-lived reader (kvrag serve) holds the folder's write lock, so that
+// another process's writes are refused, naming it, instead of half-seen
+// (BM25 and document reads saw them, its in-memory FAISS did not).
+TEST(Indexing, AHeldWriteLockRefusesOtherWritersButNotItsOwn) {
+  const TempDir tmp("kvrag_indexing");
+  const std::vector<Document> docs = small_corpus();
+  const auto server = RagPipeline::create(tmp.file("index"), kDemoModel, small_settings());
+  server->add_documents({docs[0]});
+  server->hold_write_lock("held by kvrag serve, pid 42");
+  {
+    // Another open of the folder stands for another process: flock is per
+    // open file, so it conflicts within one process too.
+    const auto other = RagPipeline::open(tmp.file("index"));
+    const std::vector<std::string> message = {
+        "index " + server->dir() +
+        " is being written by another process (held by kvrag serve, pid 42)"};
+    EXPECT_TRUE(testing::throws_error([&] { other->add_documents({docs[1]}); },
+                                      ErrorKind::kUnavailable, message));
+    EXPECT_TRUE(testing::throws_error([&] { other->remove_document("altan"); },
+                                      ErrorKind::kUnavailable, message));
+  }
+  server->add_documents({docs[1]});
+  EXPECT_TRUE(server->remove_document("altan"));
+  EXPECT_EQ(server->retrieve("harbour town", 1, RetrieverKind::kDense).at(0).external_id, "brenna");
 }
 
 TEST(Indexing, MissingIndexAndExistingIndexAreErrors) {

@@ -1,8 +1,12 @@
 // The HTTP API, tested as clients see it: a real server on a free loopback
 // port in this process, over a small index built with the demo model, driven
 // by cpp-httplib's client. Answers are compared with the pipeline's own.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -275,6 +279,8 @@ TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
   const std::string oversized = json({{"question", std::string(kMaxBody, 'a')}}).dump();
   const std::string long_title(kMaxTitleBytes + 1, 't');
   const std::string long_id(kMaxIdBytes + 1, 'i');
+  std::string many_words = "the";
+  for (int i = 1; i < 300; ++i) many_words += " the";
   const std::vector<BadRequest> cases = {
       {"POST", "/v1/ask", "{\"question\": ", 400, "invalid_argument", "malformed JSON body"},
       {"POST", "/v1/ask", "", 400, "invalid_argument", "malformed JSON body"},
@@ -347,6 +353,32 @@ TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
       {"POST", "/v1/documents",
        R"({"documents": [{"text": "a", "id": 5}, {"text": "b", "id": "5"}]})", 400,
        "invalid_argument", "field 'documents[1].id': '5' is given twice in this request"},
+      // Numbers beyond double range, named by their field on every JSON route.
+      {"POST", "/v1/ask", R"({"question": "x", "k": 1e999})", 400, "invalid_argument",
+       "field 'k': number 1e999 is out of range (JSON numbers must fit in a double)"},
+      {"POST", "/v1/search", R"({"query": "x", "k": -1e400})", 400, "invalid_argument",
+       "field 'k': number -1e400 is out of range"},
+      {"POST", "/v1/documents", R"({"documents": [{"text": "a", "metadata": {"n": 1e999}}]})", 400,
+       "invalid_argument", "field 'documents[0].metadata.n': number 1e999 is out of range"},
+      // NUL and invalid UTF-8 in every text field, named.
+      {"POST", "/v1/ask", R"({"question": "a\u0000b"})", 400, "invalid_argument",
+       "field 'question' contains a NUL character (byte 1)"},
+      {"POST", "/v1/search", R"({"query": "\u0000"})", 400, "invalid_argument",
+       "field 'query' contains a NUL character (byte 0)"},
+      {"POST", "/v1/documents", R"({"documents": [{"text": "a", "id": "x\u0000y"}]})", 400,
+       "invalid_argument", "field 'documents[0].id' contains a NUL character (byte 1)"},
+      {"POST", "/v1/documents", R"({"documents": [{"text": "a", "title": "t\u0000"}]})", 400,
+       "invalid_argument", "field 'documents[0].title' contains a NUL character (byte 1)"},
+      {"POST", "/v1/documents", "{\"documents\": [{\"text\": \"a\", \"title\": \"\xc3\"}]}", 400,
+       "invalid_argument", "(in field 'documents[0].title')"},
+      {"POST", "/v1/ask", "{\"question\": \"\xed\xa0\x80\"}", 400, "invalid_argument",
+       "(in field 'question')"},
+      {"GET", "/v1/documents/a%00b", "", 400, "invalid_argument",
+       "field 'id' contains a NUL character (byte 1)"},
+      {"DELETE", "/v1/documents/%ff", "", 400, "invalid_argument",
+       "field 'id' is not valid UTF-8: invalid UTF-8 at byte 0"},
+      {"POST", "/v1/ask", json({{"question", many_words}}).dump(), 400, "invalid_argument",
+       "field 'question' has 300 tokens, more than the limit of 256 tokens"},
       {"GET", "/v1/documents/nope", "", 404, "not_found", "no document with id 'nope'"},
       {"DELETE", "/v1/documents/nope", "", 404, "not_found", "no document with id 'nope'"},
       {"GET", "/v2/ask", "", 404, "not_found", "no route for GET /v2/ask"},
@@ -406,6 +438,109 @@ TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
        "kvrag_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1\n"});
   EXPECT_EQ(ok_json(client()->Get("/v1/stats"))["documents"],
             kCorpusDocuments);  // nothing was added
+}
+
+// Sends `request` as raw bytes and returns the response: its head and as
+// much body as its Content-Length says (or what came within 10 s). Not
+// read until the connection closes: cpp-httplib keeps it open.
+std::string raw_exchange(int port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  EXPECT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  timeval timeout{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  EXPECT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  std::string reply;
+  char buffer[4096];
+  const auto complete = [&reply] {
+    const size_t head_end = reply.find("\r\n\r\n");
+    const size_t at = reply.find("Content-Length: ");
+    if (head_end == std::string::npos || at == std::string::npos) return false;
+    return reply.size() >= head_end + 4 + std::stoul(reply.substr(at + 16));
+  };
+  for (ssize_t n; !complete() && (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) {
+    reply.append(buffer, n);
+  }
+  ::close(fd);
+  return reply;
+}
+
+TEST_F(ServerTest, ProtocolErrorsAreAnsweredAtOnceWithTheirStatus) {
+  struct RawCase {
+    std::string request;
+    std::string status_line;
+    std::string message;
+  };
+  const std::vector<RawCase> cases = {
+      {"POST /v1/ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+       "Content-Length: -5\r\n\r\n",
+       "HTTP/1.1 400 ", "invalid Content-Length header"},
+      {"POST /v1/ask HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\n", "HTTP/1.1 400 ",
+       "invalid Content-Length header"},
+      {"TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405 ", "TRACE is not allowed on /"},
+      {"POST /v1/ask HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
+       "\r\nhi",
+       "HTTP/1.1 415 ",
+       "the request body must be JSON (Content-Type: application/json), got "
+       "Content-Type 'text/plain'"},
+  };
+  for (const RawCase& c : cases) {
+    SCOPED_TRACE(c.request);
+    const auto start = std::chrono::steady_clock::now();
+    const std::string reply = raw_exchange(port_, c.request);
+    // Before: "-5" was read as 2^64 - 5 and answered 413 after 5 s.
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+    EXPECT_EQ(reply.rfind(c.status_line, 0), 0u) << reply;
+    EXPECT_NE(reply.find(c.message), std::string::npos) << reply;
+    EXPECT_NE(reply.find("Content-Type: application/json"), std::string::npos) << reply;
+  }
+  // A multipart form and a urlencoded one, as browsers and curl -d send.
+  const auto c = client();
+  const auto multipart =
+      c->Post("/v1/ask", httplib::MultipartFormDataItems{{"question", "Where?", "", ""}});
+  ASSERT_TRUE(multipart);
+  EXPECT_EQ(multipart->status, 415) << multipart->body;
+  EXPECT_EQ(json::parse(multipart->body)["error"]["code"], "unsupported_media_type");
+  const auto form = client()->Post("/v1/documents", "text=a", "application/x-www-form-urlencoded");
+  ASSERT_TRUE(form);
+  EXPECT_EQ(form->status, 415) << form->body;
+  // JSON with a charset, or a +json type, is JSON.
+  const auto charset = client()->Post("/v1/search", R"({"query": "Heirkford", "k": 1})",
+                                      "application/json; charset=utf-8");
+  ASSERT_TRUE(charset);
+  EXPECT_EQ(charset->status, 200) << charset->body;
+  expect_healthy();
+}
+
+TEST(ServerEmptyIndex, AskIsAConflictInEveryMode) {
+  testing::TempDir dir("kvrag_test_server_empty");
+  const auto pipeline = RagPipeline::create(dir.file("index"), kDemoModel, IndexSettings{});
+  server::ServerOptions options;
+  options.port = 0;
+  options.threads = 2;
+  server::HttpServer server(*pipeline, options);
+  const int port = server.bind();
+  std::thread thread([&server] { server.serve(); });
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(60, 0);
+  for (const char* mode : {"cached", "concat", "fid"}) {
+    const auto res = client.Post("/v1/ask", json({{"question", "Where?"}, {"mode", mode}}).dump(),
+                                 "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 409) << mode << " " << res->body;
+    const json body = json::parse(res->body);
+    EXPECT_EQ(body["error"]["code"], "conflict");
+    EXPECT_NE(body["error"]["message"].get<std::string>().find("holds no documents"),
+              std::string::npos)
+        << body;
+  }
+  server.stop();
+  thread.join();
 }
 
 TEST_F(ServerTest, MetricsCountRequestsAnswersAndTheIndex) {
