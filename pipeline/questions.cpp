@@ -9,33 +9,29 @@
 namespace kvrag {
 namespace {
 
-bool is_blank(const std::string &text) {
-  return std::all_of(text.begin(), text.end(), [](unsigned char c) {
-    return c == ' ' || (c >= '\t' && c <= '\r');
-  });
+bool is_blank(const std::string& text) {
+  return std::all_of(text.begin(), text.end(),
+                     [](unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); });
 }
 
-} // namespace
+}  // namespace
 
-Query make_query(const T5Encoder &encoder, const PromptTemplates &prompts,
-                 const std::string &text, const char *field) {
-  const T5Model &model = encoder.model();
+Query make_query(const T5Encoder& encoder, const PromptTemplates& prompts, const std::string& text,
+                 const char* field) {
+  const T5Model& model = encoder.model();
   KVRAG_CHECK(!is_blank(text), kInvalidArgument, field, " is empty");
-  const int64_t tokens =
-      static_cast<int64_t>(model.require_tokenizer().encode(text).size());
-  KVRAG_CHECK(tokens <= kMaxQuestionTokens, kInvalidArgument, "field '", field,
-              "' has ", tokens, " tokens, more than the limit of ",
-              kMaxQuestionTokens, " tokens");
+  const int64_t tokens = static_cast<int64_t>(model.require_tokenizer().encode(text).size());
+  KVRAG_CHECK(tokens <= kMaxQuestionTokens, kInvalidArgument, "field '", field, "' has ", tokens,
+              " tokens, more than the limit of ", kMaxQuestionTokens, " tokens");
   Query query;
   query.text = text;
-  query.prompt_ids = prompt_ids(
-      model, fill_prompt(prompts.question, PromptFields{text, {}, {}, {}}));
+  query.prompt_ids =
+      prompt_ids(model, fill_prompt(prompts.question, PromptFields{text, {}, {}, {}}));
   return query;
 }
 
-void encode_query(const T5Encoder &encoder, Query &query) {
-  if (!query.encoded())
-    query.hidden = encoder.encode(query.prompt_ids);
+void encode_query(const T5Encoder& encoder, Query& query) {
+  if (!query.encoded()) query.hidden = encoder.encode(query.prompt_ids);
 }
 
-} // namespace kvrag
+}  // namespace kvrag
