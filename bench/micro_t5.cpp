@@ -26,10 +26,10 @@
 #include "core/ops.h"
 #include "core/tensor.h"
 #include "decoder/t5_decoder.h"
+#include "decoder/t5_model.h"
 #include "encoder/cross_kv.h"
 #include "encoder/t5_config.h"
 #include "encoder/t5_encoder.h"
-#include "encoder/t5_model.h"
 
 namespace {
 
@@ -132,15 +132,16 @@ double decoder_step_flops(const T5Config& c, int64_t self_len, int64_t memory_to
 // weights, the LM head (the shared embedding when tied) and the memory's K/V.
 // The self-attention cache (2·layers·16·inner floats) is left out as noise.
 double decoder_step_bytes(const T5Model& model, const CrossKV& memory) {
-  const kvrag::T5Weights& w = model.weights;
+  const kvrag::DecoderWeights& w = model.decoder_weights;
   int64_t floats = 0;
-  for (const kvrag::DecoderBlockWeights& b : w.decoder) {
+  for (const kvrag::DecoderBlockWeights& b : w.blocks) {
     floats += b.self_norm.size() + b.self.qkv.size() + b.self.o.size() + b.cross_norm.size() +
               b.cross_q.size() + b.cross_o.size() + b.ffn_norm.size() + b.ffn.wi.size() +
               b.ffn.wo.size();
   }
-  floats += w.decoder_final_norm.size();
-  floats += model.config.tie_word_embeddings ? w.shared.size() : w.lm_head.size();
+  floats += w.final_norm.size();
+  floats +=
+      model.config.tie_word_embeddings ? model.encoder_weights.shared.size() : w.lm_head.size();
   for (int64_t l = 0; l < memory.layers(); ++l) floats += memory.k[l].size() + memory.v[l].size();
   return 4.0 * static_cast<double>(floats);
 }

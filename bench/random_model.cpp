@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "core/safetensors_writer.h"
-#include "encoder/t5_model.h"
+#include "decoder/t5_model.h"
 
 namespace kvrag::bench {
 namespace {
@@ -50,41 +50,44 @@ void add_feed_forward(const std::string& prefix, const FeedForwardWeights& w, co
   out->push_back(matrix(prefix + ".wo.weight", w.wo));
 }
 
-// Every tensor of `w` under the name load_t5_weights reads it by.
-std::vector<NamedTensorView> hf_tensors(const T5Weights& w, const T5Config& c) {
+// Every tensor of `model` under the name load_t5_model reads it by.
+std::vector<NamedTensorView> hf_tensors(const T5Model& model) {
+  const T5Config& c = model.config;
+  const EncoderWeights& e = model.encoder_weights;
+  const DecoderWeights& d = model.decoder_weights;
   const int64_t inner = c.inner_dim();
   std::vector<NamedTensorView> out;
-  out.push_back(matrix("shared.weight", w.shared));
-  if (!c.tie_word_embeddings) out.push_back(matrix("lm_head.weight", w.lm_head));
+  out.push_back(matrix("shared.weight", e.shared));
+  if (!c.tie_word_embeddings) out.push_back(matrix("lm_head.weight", d.lm_head));
   out.push_back(matrix("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
-                       w.encoder_relative_bias));
+                       e.relative_bias));
   out.push_back(matrix("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
-                       w.decoder_relative_bias));
-  for (size_t i = 0; i < w.encoder.size(); ++i) {
+                       d.relative_bias));
+  for (size_t i = 0; i < e.blocks.size(); ++i) {
     const std::string block = "encoder.block." + std::to_string(i);
-    const EncoderBlockWeights& b = w.encoder[i];
+    const EncoderBlockWeights& b = e.blocks[i];
     out.push_back(vector(block + ".layer.0.layer_norm.weight", b.self_norm));
     add_self_attention(block + ".layer.0.SelfAttention", b.self, inner, &out);
     out.push_back(vector(block + ".layer.1.layer_norm.weight", b.ffn_norm));
     add_feed_forward(block + ".layer.1.DenseReluDense", b.ffn, c, &out);
   }
-  for (size_t i = 0; i < w.decoder.size(); ++i) {
+  for (size_t i = 0; i < d.blocks.size(); ++i) {
     const std::string block = "decoder.block." + std::to_string(i);
     const std::string cross = block + ".layer.1.EncDecAttention";
-    const DecoderBlockWeights& b = w.decoder[i];
+    const DecoderBlockWeights& b = d.blocks[i];
     const int64_t kv_row = 2 * static_cast<int64_t>(i) * inner;
     out.push_back(vector(block + ".layer.0.layer_norm.weight", b.self_norm));
     add_self_attention(block + ".layer.0.SelfAttention", b.self, inner, &out);
     out.push_back(vector(block + ".layer.1.layer_norm.weight", b.cross_norm));
     out.push_back(matrix(cross + ".q.weight", b.cross_q));
-    out.push_back(rows_of(cross + ".k.weight", w.cross_kv, kv_row, inner));
-    out.push_back(rows_of(cross + ".v.weight", w.cross_kv, kv_row + inner, inner));
+    out.push_back(rows_of(cross + ".k.weight", e.cross_kv, kv_row, inner));
+    out.push_back(rows_of(cross + ".v.weight", e.cross_kv, kv_row + inner, inner));
     out.push_back(matrix(cross + ".o.weight", b.cross_o));
     out.push_back(vector(block + ".layer.2.layer_norm.weight", b.ffn_norm));
     add_feed_forward(block + ".layer.2.DenseReluDense", b.ffn, c, &out);
   }
-  out.push_back(vector("encoder.final_layer_norm.weight", w.encoder_final_norm));
-  out.push_back(vector("decoder.final_layer_norm.weight", w.decoder_final_norm));
+  out.push_back(vector("encoder.final_layer_norm.weight", e.final_norm));
+  out.push_back(vector("decoder.final_layer_norm.weight", d.final_norm));
   return out;
 }
 
@@ -156,8 +159,8 @@ void write_random_model_folder(const T5Config& config, uint64_t seed,
     KVRAG_CHECK(out.good(), kIo, "cannot write ", dir, "/config.json");
   }
   const auto model = make_random_t5_model(config, seed);
-  write_safetensors((fs::path(dir) / "model.safetensors").string(),
-                    hf_tensors(model->weights, config), DType::kF16);
+  write_safetensors((fs::path(dir) / "model.safetensors").string(), hf_tensors(*model),
+                    DType::kF16);
   fs::copy_file(spiece_path, fs::path(dir) / "spiece.model", fs::copy_options::overwrite_existing,
                 ec);
   KVRAG_CHECK(!ec, kIo, "cannot copy ", spiece_path, " into ", dir, ": ", ec.message());

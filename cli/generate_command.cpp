@@ -7,7 +7,7 @@
 #include "cli/ask_args.h"
 #include "cli/commands.h"
 #include "core/error.h"
-#include "encoder/t5_model.h"
+#include "decoder/t5_model.h"
 #include "pipeline/text_generation.h"
 
 namespace kvrag::cli {

@@ -23,7 +23,9 @@ DecoderCache T5Decoder::new_cache() const {
 DecoderOutputs T5Decoder::forward(std::span<const DecoderInput> inputs,
                                   const CrossKV& memory) const {
   const T5Config& c = model_->config;
-  const T5Weights& w = model_->weights;
+  // (vocab, d_model): the token embedding, also the tied LM head.
+  const Tensor& shared = model_->encoder_weights.shared;
+  const DecoderWeights& w = model_->decoder_weights;
   const int64_t inner = c.inner_dim();
   KVRAG_CHECK(memory.layers() == c.num_decoder_layers, kInvalidArgument, "memory has ",
               memory.layers(), " layers of K/V, the model has ", c.num_decoder_layers,
@@ -45,10 +47,10 @@ DecoderOutputs T5Decoder::forward(std::span<const DecoderInput> inputs,
     start.push_back(in.cache->length());
     ids.insert(ids.end(), in.tokens.begin(), in.tokens.end());
     begin.push_back(static_cast<int64_t>(ids.size()));
-    biases.push_back(position_bias(w.decoder_relative_bias, start.back(), count,
-                                   start.back() + count, false, c.relative_attention_max_distance));
+    biases.push_back(position_bias(w.relative_bias, start.back(), count, start.back() + count,
+                                   false, c.relative_attention_max_distance));
   }
-  Tensor h = embed_tokens(w.shared, ids);
+  Tensor h = embed_tokens(shared, ids);
   const int64_t rows = h.rows();
 
   DecoderOutputs out;
@@ -59,7 +61,7 @@ DecoderOutputs T5Decoder::forward(std::span<const DecoderInput> inputs,
   Tensor q(rows, inner);
   Tensor attn(rows, inner);
   for (int64_t l = 0; l < c.num_decoder_layers; ++l) {
-    const DecoderBlockWeights& block = w.decoder[l];
+    const DecoderBlockWeights& block = w.blocks[l];
     rms_norm(h.view(), block.self_norm.view(), c.layer_norm_epsilon, normed.view());
     linear(normed.view(), block.self.qkv.view(), qkv.view());
     for (size_t s = 0; s < inputs.size(); ++s) {
@@ -95,14 +97,14 @@ DecoderOutputs T5Decoder::forward(std::span<const DecoderInput> inputs,
   }
 
   out.hidden = Tensor(rows, c.d_model);
-  rms_norm(h.view(), w.decoder_final_norm.view(), c.layer_norm_epsilon, out.hidden.view());
+  rms_norm(h.view(), w.final_norm.view(), c.layer_norm_epsilon, out.hidden.view());
   out.logits = Tensor(rows, c.vocab_size);
   if (c.tie_word_embeddings) {
     // transformers rescales by d_model^-0.5 before a tied LM head.
     Tensor scaled = out.hidden;
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.d_model));
     for (int64_t i = 0; i < scaled.size(); ++i) scaled.data()[i] *= scale;
-    linear(scaled.view(), w.shared.view(), out.logits.view());
+    linear(scaled.view(), shared.view(), out.logits.view());
   } else {
     linear(out.hidden.view(), w.lm_head.view(), out.logits.view());
   }

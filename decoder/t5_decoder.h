@@ -1,6 +1,7 @@
 // The T5 decoder stack: causal self-attention with a per-sequence K/V cache,
 // cross-attention over a memory given as per-layer K/V (CrossKV), FFN, and
-// the LM head.
+// the LM head. Weights: T5Model::decoder_weights, and the shared token
+// embedding (also the tied LM head) from its encoder side.
 #pragma once
 
 #include <cstdint>
@@ -9,8 +10,8 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "decoder/t5_model.h"
 #include "encoder/cross_kv.h"
-#include "encoder/t5_model.h"
 
 namespace kvrag {
 

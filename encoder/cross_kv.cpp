@@ -93,14 +93,14 @@ CrossKV concat_cross_kv(std::span<const CrossKV* const> parts) {
   return joint;
 }
 
-CrossKV project_cross_kv(const T5Model& model, ConstView encoder_output) {
+CrossKV project_cross_kv(const T5EncoderModel& model, ConstView encoder_output) {
   const T5Config& c = model.config;
   KVRAG_CHECK(encoder_output.cols == c.d_model, kInvalidArgument, "memory has width ",
               encoder_output.cols, ", the model's d_model is ", c.d_model);
   const int64_t inner = c.inner_dim();
   const int64_t tokens = encoder_output.rows;
-  Tensor all(tokens, model.weights.cross_kv.rows());
-  linear(encoder_output, model.weights.cross_kv.view(), all.view());
+  Tensor all(tokens, model.encoder_weights.cross_kv.rows());
+  linear(encoder_output, model.encoder_weights.cross_kv.view(), all.view());
   CrossKV kv;
   for (int64_t l = 0; l < c.num_decoder_layers; ++l) {
     Tensor k;

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "encoder/t5_model.h"
+#include "encoder/t5_encoder_model.h"
 
 namespace kvrag {
 
@@ -38,6 +38,6 @@ CrossKV concat_cross_kv(std::span<const CrossKV* const> parts);
 
 // Projects an encoder output (tokens, d_model) into the K/V of every decoder
 // layer with one GEMM over the stacked EncDecAttention.k/.v weights.
-CrossKV project_cross_kv(const T5Model& model, ConstView encoder_output);
+CrossKV project_cross_kv(const T5EncoderModel& model, ConstView encoder_output);
 
 }  // namespace kvrag

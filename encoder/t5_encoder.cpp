@@ -6,7 +6,7 @@
 
 namespace kvrag {
 
-T5Encoder::T5Encoder(std::shared_ptr<const T5Model> model) : model_(std::move(model)) {}
+T5Encoder::T5Encoder(std::shared_ptr<const T5EncoderModel> model) : model_(std::move(model)) {}
 
 Tensor T5Encoder::encode(std::span<const int32_t> ids) const {
   return std::move(encode_batch({std::vector<int32_t>(ids.begin(), ids.end())}).front());
@@ -14,7 +14,7 @@ Tensor T5Encoder::encode(std::span<const int32_t> ids) const {
 
 std::vector<Tensor> T5Encoder::encode_batch(const std::vector<std::vector<int32_t>>& batch) const {
   const T5Config& c = model_->config;
-  const T5Weights& w = model_->weights;
+  const EncoderWeights& w = model_->encoder_weights;
   const int64_t inner = c.inner_dim();
 
   // Sequence s owns rows [begin[s], begin[s + 1]) of the stacked matrices.
@@ -31,14 +31,14 @@ std::vector<Tensor> T5Encoder::encode_batch(const std::vector<std::vector<int32_
   std::vector<Tensor> biases;  // per sequence, shared by every layer
   for (size_t s = 0; s < batch.size(); ++s) {
     const int64_t len = begin[s + 1] - begin[s];
-    biases.push_back(position_bias(w.encoder_relative_bias, 0, len, len, true,
-                                   c.relative_attention_max_distance));
+    biases.push_back(
+        position_bias(w.relative_bias, 0, len, len, true, c.relative_attention_max_distance));
   }
 
   Tensor normed(n, c.d_model);
   Tensor qkv(n, 3 * inner);
   Tensor attn(n, inner);
-  for (const EncoderBlockWeights& block : w.encoder) {
+  for (const EncoderBlockWeights& block : w.blocks) {
     rms_norm(h.view(), block.self_norm.view(), c.layer_norm_epsilon, normed.view());
     linear(normed.view(), block.self.qkv.view(), qkv.view());
     for (size_t s = 0; s < batch.size(); ++s) {
@@ -55,7 +55,7 @@ std::vector<Tensor> T5Encoder::encode_batch(const std::vector<std::vector<int32_
     rms_norm(h.view(), block.ffn_norm.view(), c.layer_norm_epsilon, normed.view());
     feed_forward(block.ffn, c, normed.view(), h.view(), /*accumulate=*/true);
   }
-  rms_norm(h.view(), w.encoder_final_norm.view(), c.layer_norm_epsilon, h.view());
+  rms_norm(h.view(), w.final_norm.view(), c.layer_norm_epsilon, h.view());
 
   std::vector<Tensor> out;
   out.reserve(batch.size());

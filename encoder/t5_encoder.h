@@ -7,13 +7,14 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "encoder/t5_model.h"
+#include "encoder/t5_encoder_model.h"
 
 namespace kvrag {
 
 class T5Encoder {
  public:
-  explicit T5Encoder(std::shared_ptr<const T5Model> model);
+  // Takes a T5Model (decoder/t5_model.h) as it is: one is a T5EncoderModel.
+  explicit T5Encoder(std::shared_ptr<const T5EncoderModel> model);
 
   // Encoder output of one sequence: (ids.size(), d_model), after
   // encoder.final_layer_norm. Every id is attended (no padding). Throws
@@ -26,10 +27,10 @@ class T5Encoder {
   // encode(batch[i]).
   std::vector<Tensor> encode_batch(const std::vector<std::vector<int32_t>>& batch) const;
 
-  const T5Model& model() const { return *model_; }
+  const T5EncoderModel& model() const { return *model_; }
 
  private:
-  std::shared_ptr<const T5Model> model_;
+  std::shared_ptr<const T5EncoderModel> model_;
 };
 
 }  // namespace kvrag

@@ -4,82 +4,65 @@
 #include "core/safetensors.h"
 
 namespace kvrag {
-namespace {
 
-// Copies the rows of each part, in order, into one (Σ rows, cols) tensor.
 Tensor stack_rows(const std::vector<Tensor>& parts) {
   Tensor out;
   for (const Tensor& part : parts) out.append_rows(part.view());
   return out;
 }
 
-class WeightLoader {
- public:
-  WeightLoader(const SafeTensorsCheckpoint& checkpoint, const T5Config& config)
-      : ckpt_(checkpoint), c_(config) {}
+bool T5WeightLoader::has(const std::string& name) const { return ckpt_.has(name); }
 
-  Tensor matrix(const std::string& name, int64_t rows, int64_t cols) const {
-    return ckpt_.load(name, {rows, cols});
+Tensor T5WeightLoader::matrix(const std::string& name, int64_t rows, int64_t cols) const {
+  return ckpt_.load(name, {rows, cols});
+}
+
+Tensor T5WeightLoader::vector(const std::string& name, int64_t size) const {
+  return ckpt_.load(name, {size});
+}
+
+SelfAttentionWeights T5WeightLoader::self_attention(const std::string& prefix) const {
+  const int64_t inner = c_.inner_dim();
+  SelfAttentionWeights w;
+  w.qkv = stack_rows({matrix(prefix + ".q.weight", inner, c_.d_model),
+                      matrix(prefix + ".k.weight", inner, c_.d_model),
+                      matrix(prefix + ".v.weight", inner, c_.d_model)});
+  w.o = matrix(prefix + ".o.weight", c_.d_model, inner);
+  return w;
+}
+
+FeedForwardWeights T5WeightLoader::feed_forward(const std::string& prefix) const {
+  FeedForwardWeights w;
+  if (c_.is_gated_act) {
+    w.wi = stack_rows({matrix(prefix + ".wi_0.weight", c_.d_ff, c_.d_model),
+                       matrix(prefix + ".wi_1.weight", c_.d_ff, c_.d_model)});
+  } else {
+    w.wi = matrix(prefix + ".wi.weight", c_.d_ff, c_.d_model);
   }
-  Tensor vector(const std::string& name, int64_t size) const { return ckpt_.load(name, {size}); }
+  w.wo = matrix(prefix + ".wo.weight", c_.d_model, c_.d_ff);
+  return w;
+}
 
-  SelfAttentionWeights self_attention(const std::string& prefix) const {
-    const int64_t inner = c_.inner_dim();
-    SelfAttentionWeights w;
-    w.qkv = stack_rows({matrix(prefix + ".q.weight", inner, c_.d_model),
-                        matrix(prefix + ".k.weight", inner, c_.d_model),
-                        matrix(prefix + ".v.weight", inner, c_.d_model)});
-    w.o = matrix(prefix + ".o.weight", c_.d_model, inner);
-    return w;
+// T5 checkpoints name the one embedding matrix "shared.weight", and some
+// also or instead carry it as {encoder,decoder}.embed_tokens.weight.
+Tensor T5WeightLoader::embedding() const {
+  for (const char* name :
+       {"shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"}) {
+    if (ckpt_.has(name)) return matrix(name, c_.vocab_size, c_.d_model);
   }
+  KVRAG_THROW(kNotFound,
+              "tensor 'shared.weight' not found in the model (nor "
+              "'encoder.embed_tokens.weight' or 'decoder.embed_tokens.weight')");
+}
 
-  FeedForwardWeights feed_forward(const std::string& prefix) const {
-    FeedForwardWeights w;
-    if (c_.is_gated_act) {
-      w.wi = stack_rows({matrix(prefix + ".wi_0.weight", c_.d_ff, c_.d_model),
-                         matrix(prefix + ".wi_1.weight", c_.d_ff, c_.d_model)});
-    } else {
-      w.wi = matrix(prefix + ".wi.weight", c_.d_ff, c_.d_model);
-    }
-    w.wo = matrix(prefix + ".wo.weight", c_.d_model, c_.d_ff);
-    return w;
-  }
-
-  // T5 checkpoints name the one embedding matrix "shared.weight", and some
-  // also or instead carry it as {encoder,decoder}.embed_tokens.weight.
-  Tensor embedding() const {
-    for (const char* name :
-         {"shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"}) {
-      if (ckpt_.has(name)) return matrix(name, c_.vocab_size, c_.d_model);
-    }
-    KVRAG_THROW(kNotFound,
-                "tensor 'shared.weight' not found in the model (nor "
-                "'encoder.embed_tokens.weight' or 'decoder.embed_tokens.weight')");
-  }
-
- private:
-  const SafeTensorsCheckpoint& ckpt_;
-  const T5Config& c_;
-};
-
-}  // namespace
-
-T5Weights load_t5_weights(const SafeTensorsCheckpoint& checkpoint, const T5Config& config) {
-  const WeightLoader load(checkpoint, config);
+EncoderWeights load_encoder_weights(const T5WeightLoader& load) {
+  const T5Config& config = load.config();
   const int64_t inner = config.inner_dim();
-  const int64_t buckets = config.relative_attention_num_buckets;
-  T5Weights w;
+  EncoderWeights w;
   w.shared = load.embedding();
-  if (!config.tie_word_embeddings) {
-    w.lm_head = load.matrix("lm_head.weight", config.vocab_size, config.d_model);
-  }
-  w.encoder_relative_bias =
-      load.matrix("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", buckets,
-                  config.num_heads);
-  w.decoder_relative_bias =
-      load.matrix("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", buckets,
-                  config.num_heads);
-
+  w.relative_bias =
+      load.matrix("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                  config.relative_attention_num_buckets, config.num_heads);
   for (int64_t i = 0; i < config.num_layers; ++i) {
     const std::string block = "encoder.block." + std::to_string(i);
     EncoderBlockWeights b;
@@ -87,27 +70,18 @@ T5Weights load_t5_weights(const SafeTensorsCheckpoint& checkpoint, const T5Confi
     b.self = load.self_attention(block + ".layer.0.SelfAttention");
     b.ffn_norm = load.vector(block + ".layer.1.layer_norm.weight", config.d_model);
     b.ffn = load.feed_forward(block + ".layer.1.DenseReluDense");
-    w.encoder.push_back(std::move(b));
+    w.blocks.push_back(std::move(b));
   }
+  // The decoder layers' EncDecAttention.k/.v project an encoder output; they
+  // belong to the representation the store caches, so they load here.
   std::vector<Tensor> cross_kv_parts;
   for (int64_t i = 0; i < config.num_decoder_layers; ++i) {
-    const std::string block = "decoder.block." + std::to_string(i);
-    const std::string cross = block + ".layer.1.EncDecAttention";
-    DecoderBlockWeights b;
-    b.self_norm = load.vector(block + ".layer.0.layer_norm.weight", config.d_model);
-    b.self = load.self_attention(block + ".layer.0.SelfAttention");
-    b.cross_norm = load.vector(block + ".layer.1.layer_norm.weight", config.d_model);
-    b.cross_q = load.matrix(cross + ".q.weight", inner, config.d_model);
+    const std::string cross = "decoder.block." + std::to_string(i) + ".layer.1.EncDecAttention";
     cross_kv_parts.push_back(load.matrix(cross + ".k.weight", inner, config.d_model));
     cross_kv_parts.push_back(load.matrix(cross + ".v.weight", inner, config.d_model));
-    b.cross_o = load.matrix(cross + ".o.weight", config.d_model, inner);
-    b.ffn_norm = load.vector(block + ".layer.2.layer_norm.weight", config.d_model);
-    b.ffn = load.feed_forward(block + ".layer.2.DenseReluDense");
-    w.decoder.push_back(std::move(b));
   }
   w.cross_kv = stack_rows(cross_kv_parts);
-  w.encoder_final_norm = load.vector("encoder.final_layer_norm.weight", config.d_model);
-  w.decoder_final_norm = load.vector("decoder.final_layer_norm.weight", config.d_model);
+  w.final_norm = load.vector("encoder.final_layer_norm.weight", config.d_model);
   return w;
 }
 

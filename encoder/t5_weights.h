@@ -1,4 +1,9 @@
-// T5 weights in float32, loaded by their Hugging Face names and shape-checked.
+// T5 weights in float32, loaded by their Hugging Face names and shape-checked:
+// the pieces both stacks share (self-attention and FFN weights, the loader
+// that reads and checks a tensor) and the encoder side of a checkpoint
+// (token embedding, encoder blocks, and the decoder layers' cross-attention
+// k/v, which project an encoder output into the K/V that is cached). The
+// decoder's own weights are decoder/decoder_weights.h.
 // Projections that always run together are stacked at load time so one GEMM
 // computes them: q/k/v of self-attention, wi_0/wi_1 of a gated FFN, and the
 // cross-attention k/v of every decoder layer (see project_cross_kv).
@@ -31,32 +36,46 @@ struct EncoderBlockWeights {
   FeedForwardWeights ffn;
 };
 
-struct DecoderBlockWeights {
-  Tensor self_norm;  // (1, d_model) layer.0.layer_norm
-  SelfAttentionWeights self;
-  Tensor cross_norm;  // (1, d_model) layer.1.layer_norm
-  Tensor cross_q;     // (inner_dim, d_model) layer.1.EncDecAttention.q
-  Tensor cross_o;     // (d_model, inner_dim) layer.1.EncDecAttention.o
-  Tensor ffn_norm;    // (1, d_model) layer.2.layer_norm
-  FeedForwardWeights ffn;
-};
-
-struct T5Weights {
-  Tensor shared;                 // (vocab, d_model) token embedding
-  Tensor lm_head;                // (vocab, d_model); empty when tied to shared
-  Tensor encoder_relative_bias;  // (num_buckets, num_heads), block 0
-  Tensor decoder_relative_bias;  // (num_buckets, num_heads), block 0
-  std::vector<EncoderBlockWeights> encoder;
-  std::vector<DecoderBlockWeights> decoder;
-  Tensor encoder_final_norm;  // (1, d_model)
-  Tensor decoder_final_norm;  // (1, d_model)
-  // (num_decoder_layers * 2 * inner_dim, d_model): for layer l, rows
+struct EncoderWeights {
+  Tensor shared;         // (vocab, d_model) token embedding of both stacks (and tied LM head)
+  Tensor relative_bias;  // (num_buckets, num_heads) encoder.block.0's relative_attention_bias
+  std::vector<EncoderBlockWeights> blocks;  // num_layers
+  Tensor final_norm;                        // (1, d_model) encoder.final_layer_norm
+  // (num_decoder_layers * 2 * inner_dim, d_model): for decoder layer l, rows
   // [2l * inner, (2l+1) * inner) are EncDecAttention.k, the next inner rows .v.
   Tensor cross_kv;
 };
 
-// Loads every tensor the config calls for. Throws Error(kNotFound) naming a
-// missing tensor and Error(kFormat) for a wrong shape.
-T5Weights load_t5_weights(const SafeTensorsCheckpoint& checkpoint, const T5Config& config);
+// Reads tensors by Hugging Face name from `checkpoint`, each checked against
+// the shape `config` calls for; both stacks' loaders use it. Holds references:
+// the checkpoint and config must outlive it. Every read throws
+// Error(kNotFound) naming a missing tensor and Error(kFormat) for a wrong shape.
+class T5WeightLoader {
+ public:
+  T5WeightLoader(const SafeTensorsCheckpoint& checkpoint, const T5Config& config)
+      : ckpt_(checkpoint), c_(config) {}
+
+  const T5Config& config() const { return c_; }
+  bool has(const std::string& name) const;
+  Tensor matrix(const std::string& name, int64_t rows, int64_t cols) const;  // (rows, cols)
+  Tensor vector(const std::string& name, int64_t size) const;                // (1, size)
+  // `prefix`.{q,k,v,o}.weight, q/k/v stacked.
+  SelfAttentionWeights self_attention(const std::string& prefix) const;
+  // `prefix`.wi (or wi_0 and wi_1 stacked, gated) and .wo.
+  FeedForwardWeights feed_forward(const std::string& prefix) const;
+  // The token embedding: "shared.weight", or {encoder,decoder}.embed_tokens.weight.
+  Tensor embedding() const;
+
+ private:
+  const SafeTensorsCheckpoint& ckpt_;
+  const T5Config& c_;
+};
+
+// The copy of each part's rows, in order, in one (Σ rows, cols) tensor.
+Tensor stack_rows(const std::vector<Tensor>& parts);
+
+// Loads the encoder side of the checkpoint (see EncoderWeights). Throws as
+// T5WeightLoader's reads do.
+EncoderWeights load_encoder_weights(const T5WeightLoader& load);
 
 }  // namespace kvrag

@@ -48,7 +48,7 @@ class ContentHasher {
 };
 
 // The model, granularity and dtype: what every cached memory depends on.
-ContentHasher memory_hasher(const T5Model& model, const IndexSettings& settings) {
+ContentHasher memory_hasher(const T5EncoderModel& model, const IndexSettings& settings) {
   ContentHasher h;
   h.add(model.fingerprint)
       .add(cache_granularity_name(settings.cache))
@@ -58,7 +58,7 @@ ContentHasher memory_hasher(const T5Model& model, const IndexSettings& settings)
 
 }  // namespace
 
-std::string document_content_hash(const T5Model& model, const IndexSettings& settings,
+std::string document_content_hash(const T5EncoderModel& model, const IndexSettings& settings,
                                   const Document& doc) {
   ContentHasher h = memory_hasher(model, settings);
   h.add(settings.chunking.max_tokens)
@@ -74,12 +74,12 @@ std::string default_document_id(const std::string& title, const std::string& tex
   return "doc-" + hex64(hash_string(normalize_text(text), hash_string(title)));
 }
 
-std::string chunk_content_hash(const T5Model& model, const IndexSettings& settings,
+std::string chunk_content_hash(const T5EncoderModel& model, const IndexSettings& settings,
                                const std::vector<int32_t>& prompt_ids) {
   return memory_hasher(model, settings).add(prompt_ids).hex();
 }
 
-std::vector<int32_t> chunk_prompt_ids(const T5Model& model, const IndexSettings& settings,
+std::vector<int32_t> chunk_prompt_ids(const T5EncoderModel& model, const IndexSettings& settings,
                                       const std::string& title, const std::string& chunk_text) {
   PromptFields fields;
   fields.title = prompt_title(model, title);  // cut to kMaxTitleTokens
@@ -87,7 +87,7 @@ std::vector<int32_t> chunk_prompt_ids(const T5Model& model, const IndexSettings&
   return prompt_ids(model, fill_prompt(settings.prompts.chunk, fields));
 }
 
-std::vector<NewChunk> chunk_document(const T5Model& model, const IndexSettings& settings,
+std::vector<NewChunk> chunk_document(const T5EncoderModel& model, const IndexSettings& settings,
                                      const Document& doc,
                                      std::vector<std::vector<int32_t>>& prompts) {
   const Tokenizer& tokenizer = model.require_tokenizer();
@@ -109,7 +109,7 @@ std::vector<NewChunk> chunk_document(const T5Model& model, const IndexSettings& 
   return chunks;
 }
 
-std::vector<uint8_t> encode_memory_blob(const T5Model& model, const IndexSettings& settings,
+std::vector<uint8_t> encode_memory_blob(const T5EncoderModel& model, const IndexSettings& settings,
                                         ConstView hidden) {
   if (settings.cache == CacheGranularity::kHidden) {
     return encode_kv_blob(settings.kv_dtype, std::span<const ConstView>(&hidden, 1));
@@ -149,7 +149,7 @@ int64_t encode_chunks(const T5Encoder& encoder, const Store& store, const IndexS
     to_encode.push_back(&p);
   }
 
-  const T5Model& model = encoder.model();
+  const T5EncoderModel& model = encoder.model();
   for (size_t begin = 0; begin < to_encode.size(); begin += static_cast<size_t>(encode_batch)) {
     const size_t end = std::min(to_encode.size(), begin + static_cast<size_t>(encode_batch));
     std::vector<std::vector<int32_t>> batch;

@@ -12,7 +12,7 @@
 #include "data/document.h"
 #include "data/store.h"
 #include "encoder/t5_encoder.h"
-#include "encoder/t5_model.h"
+#include "encoder/t5_encoder_model.h"
 #include "pipeline/index_settings.h"
 
 namespace kvrag {
@@ -20,7 +20,7 @@ namespace kvrag {
 // Hash (32 hex digits) of everything a document's stored rows depend on:
 // model fingerprint, chunking and cache settings, the chunk template, title,
 // text and metadata. Equal hash: re-indexing the document would change nothing.
-std::string document_content_hash(const T5Model& model, const IndexSettings& settings,
+std::string document_content_hash(const T5EncoderModel& model, const IndexSettings& settings,
                                   const Document& doc);
 
 // The id of a document sent without one: "doc-" + a hash of its title and
@@ -30,27 +30,27 @@ std::string default_document_id(const std::string& title, const std::string& tex
 
 // Hash (32 hex digits) of what a chunk's memory blob and embedding depend on:
 // model fingerprint, cache granularity, dtype and the prompt ids.
-std::string chunk_content_hash(const T5Model& model, const IndexSettings& settings,
+std::string chunk_content_hash(const T5EncoderModel& model, const IndexSettings& settings,
                                const std::vector<int32_t>& prompt_ids);
 
 // The encoder input of one chunk: PromptTemplates::chunk filled with the
 // document title (cut to kMaxTitleTokens by prompt_title) and the chunk
 // text, tokenized, eos appended.
-std::vector<int32_t> chunk_prompt_ids(const T5Model& model, const IndexSettings& settings,
+std::vector<int32_t> chunk_prompt_ids(const T5EncoderModel& model, const IndexSettings& settings,
                                       const std::string& title, const std::string& chunk_text);
 
 // The chunks of `doc` with position, text, token ids (of the chunk text,
 // no eos), content hash and memory_tokens (prompt length) filled; embedding
 // and memory_blob are left empty for encode_chunks. `prompts` receives each
 // chunk's prompt ids, parallel to the result.
-std::vector<NewChunk> chunk_document(const T5Model& model, const IndexSettings& settings,
+std::vector<NewChunk> chunk_document(const T5EncoderModel& model, const IndexSettings& settings,
                                      const Document& doc,
                                      std::vector<std::vector<int32_t>>& prompts);
 
 // The memory blob (data/kv_blob.h) of one chunk from its encoder output
 // `hidden` (prompt tokens, d_model): for kKv the 2 × decoder layers matrices
 // K_0, V_0, K_1, V_1, … of project_cross_kv, for kHidden `hidden` itself.
-std::vector<uint8_t> encode_memory_blob(const T5Model& model, const IndexSettings& settings,
+std::vector<uint8_t> encode_memory_blob(const T5EncoderModel& model, const IndexSettings& settings,
                                         ConstView hidden);
 
 // A chunk waiting for its embedding and memory blob, with its prompt.

@@ -20,8 +20,8 @@
 
 #include "data/document.h"
 #include "data/store.h"
+#include "decoder/t5_model.h"
 #include "encoder/t5_encoder.h"
-#include "encoder/t5_model.h"
 #include "pipeline/index_settings.h"
 #include "pipeline/kv_ram_cache.h"
 #include "retriever/faiss_index.h"

@@ -36,13 +36,13 @@ std::string fill_prompt(const std::string& tmpl, const PromptFields& fields) {
   return out;
 }
 
-std::vector<int32_t> prompt_ids(const T5Model& model, const std::string& prompt) {
+std::vector<int32_t> prompt_ids(const T5EncoderModel& model, const std::string& prompt) {
   std::vector<int32_t> ids = model.require_tokenizer().encode(prompt);
   ids.push_back(model.config.eos_token_id);
   return ids;
 }
 
-std::string prompt_title(const T5Model& model, const std::string& title) {
+std::string prompt_title(const T5EncoderModel& model, const std::string& title) {
   const Tokenizer& tokenizer = model.require_tokenizer();
   std::vector<int32_t> ids = tokenizer.encode(title);
   if (static_cast<int64_t>(ids.size()) <= kMaxTitleTokens) return title;

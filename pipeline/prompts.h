@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "encoder/t5_model.h"
+#include "encoder/t5_encoder_model.h"
 
 namespace kvrag {
 
@@ -27,12 +27,12 @@ std::string fill_prompt(const std::string& tmpl, const PromptFields& fields);
 // The encoder input of a filled prompt: the model's SentencePiece ids of
 // `prompt` followed by eos. Error(kNotFound) when the model has no
 // spiece.model.
-std::vector<int32_t> prompt_ids(const T5Model& model, const std::string& prompt);
+std::vector<int32_t> prompt_ids(const T5EncoderModel& model, const std::string& prompt);
 
 // `title` as it enters a prompt: whole when it tokenizes to at most
 // kMaxTitleTokens (pipeline/ask_options.h) tokens, else the decoded text of
 // its first kMaxTitleTokens tokens, so that a long title cannot grow every
 // chunk prompt of its document. Error(kNotFound) without spiece.model.
-std::string prompt_title(const T5Model& model, const std::string& title);
+std::string prompt_title(const T5EncoderModel& model, const std::string& title);
 
 }  // namespace kvrag

@@ -18,7 +18,7 @@ bool is_blank(const std::string& text) {
 
 Query make_query(const T5Encoder& encoder, const PromptTemplates& prompts, const std::string& text,
                  const char* field) {
-  const T5Model& model = encoder.model();
+  const T5EncoderModel& model = encoder.model();
   KVRAG_CHECK(!is_blank(text), kInvalidArgument, field, " is empty");
   const int64_t tokens = static_cast<int64_t>(model.require_tokenizer().encode(text).size());
   KVRAG_CHECK(tokens <= kMaxQuestionTokens, kInvalidArgument, "field '", field, "' has ", tokens,

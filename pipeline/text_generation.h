@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "decoder/generation.h"
-#include "encoder/t5_model.h"
+#include "decoder/t5_model.h"
 
 namespace kvrag {
 

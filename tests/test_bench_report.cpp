@@ -13,7 +13,7 @@
 #include "bench/rag_bench.h"
 #include "bench/random_model.h"
 #include "bench/svg_chart.h"
-#include "encoder/t5_model.h"
+#include "decoder/t5_model.h"
 #include "tests/model_files.h"
 #include "tests/sample_corpus.h"
 
@@ -371,17 +371,19 @@ TEST(BenchRandomModel, FolderLoadsAsTheRandomModelRoundedToF16) {
           << what << " value " << i;
     }
   };
-  const T5Weights& g = loaded->weights;
-  const T5Weights& w = original->weights;
-  same(g.shared, w.shared, "shared");
-  same(g.lm_head, w.lm_head, "lm_head");
-  same(g.encoder[1].self.qkv, w.encoder[1].self.qkv, "encoder 1 qkv");
-  same(g.encoder[0].ffn.wi, w.encoder[0].ffn.wi, "encoder 0 wi");
-  same(g.decoder[2].cross_q, w.decoder[2].cross_q, "decoder 2 cross q");
-  same(g.decoder[2].ffn.wo, w.decoder[2].ffn.wo, "decoder 2 wo");
-  same(g.decoder_relative_bias, w.decoder_relative_bias, "decoder bias");
-  same(g.cross_kv, w.cross_kv, "cross kv");
-  same(g.decoder_final_norm, w.decoder_final_norm, "decoder final norm");
+  const EncoderWeights& ge = loaded->encoder_weights;
+  const EncoderWeights& we = original->encoder_weights;
+  const DecoderWeights& gd = loaded->decoder_weights;
+  const DecoderWeights& wd = original->decoder_weights;
+  same(ge.shared, we.shared, "shared");
+  same(gd.lm_head, wd.lm_head, "lm_head");
+  same(ge.blocks[1].self.qkv, we.blocks[1].self.qkv, "encoder 1 qkv");
+  same(ge.blocks[0].ffn.wi, we.blocks[0].ffn.wi, "encoder 0 wi");
+  same(gd.blocks[2].cross_q, wd.blocks[2].cross_q, "decoder 2 cross q");
+  same(gd.blocks[2].ffn.wo, wd.blocks[2].ffn.wo, "decoder 2 wo");
+  same(gd.relative_bias, wd.relative_bias, "decoder bias");
+  same(ge.cross_kv, we.cross_kv, "cross kv");
+  same(gd.final_norm, wd.final_norm, "decoder final norm");
 }
 
 TEST(BenchRandomModel, ShapesAreT5SmallAndBase) {

@@ -6,7 +6,7 @@
 #include <iostream>
 #include <sstream>
 
-#include "encoder/t5_model.h"
+#include "decoder/t5_model.h"
 #include "pipeline/text_generation.h"
 #include "tests/cli_run.h"
 #include "tests/fixtures.h"

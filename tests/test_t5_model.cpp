@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <iostream>
 
+#include "decoder/t5_model.h"
 #include "encoder/t5_encoder.h"
-#include "encoder/t5_model.h"
 #include "pipeline/text_generation.h"
 #include "tests/fixtures.h"
 #include "tests/model_files.h"
@@ -31,17 +31,19 @@ constexpr const char* kGated = "t5v11_gatedgelu_untied";
 const std::vector<int32_t> kIds = {13, 7, 42, 5, 88, 21, 3, 64, 9, 30, 77, 2, 1};
 
 // Every weight tensor of a loaded model, by a readable name.
-std::vector<std::pair<std::string, const Tensor*>> all_tensors(const T5Weights& w) {
+std::vector<std::pair<std::string, const Tensor*>> all_tensors(const T5Model& m) {
+  const EncoderWeights& e = m.encoder_weights;
+  const DecoderWeights& d = m.decoder_weights;
   std::vector<std::pair<std::string, const Tensor*>> out = {
-      {"shared", &w.shared},
-      {"lm_head", &w.lm_head},
-      {"encoder_relative_bias", &w.encoder_relative_bias},
-      {"decoder_relative_bias", &w.decoder_relative_bias},
-      {"encoder_final_norm", &w.encoder_final_norm},
-      {"decoder_final_norm", &w.decoder_final_norm},
-      {"cross_kv", &w.cross_kv}};
-  for (size_t i = 0; i < w.encoder.size(); ++i) {
-    const EncoderBlockWeights& b = w.encoder[i];
+      {"shared", &e.shared},
+      {"lm_head", &d.lm_head},
+      {"encoder_relative_bias", &e.relative_bias},
+      {"decoder_relative_bias", &d.relative_bias},
+      {"encoder_final_norm", &e.final_norm},
+      {"decoder_final_norm", &d.final_norm},
+      {"cross_kv", &e.cross_kv}};
+  for (size_t i = 0; i < e.blocks.size(); ++i) {
+    const EncoderBlockWeights& b = e.blocks[i];
     const std::string p = "encoder." + std::to_string(i) + ".";
     for (const auto& [name, t] : {std::pair{"self_norm", &b.self_norm},
                                   {"qkv", &b.self.qkv},
@@ -52,8 +54,8 @@ std::vector<std::pair<std::string, const Tensor*>> all_tensors(const T5Weights& 
       out.emplace_back(p + name, t);
     }
   }
-  for (size_t i = 0; i < w.decoder.size(); ++i) {
-    const DecoderBlockWeights& b = w.decoder[i];
+  for (size_t i = 0; i < d.blocks.size(); ++i) {
+    const DecoderBlockWeights& b = d.blocks[i];
     const std::string p = "decoder." + std::to_string(i) + ".";
     for (const auto& [name, t] : {std::pair{"self_norm", &b.self_norm},
                                   {"qkv", &b.self.qkv},
@@ -208,8 +210,8 @@ void expect_half_copy_matches(const std::string& case_dir, const fs::path& dir, 
                                  testing::read_tensors(case_dir + "/model.safetensors"), dtype));
   const auto f32 = load_t5_model(case_dir);
   const auto half = load_t5_model(dir.string());
-  const auto want = all_tensors(f32->weights);
-  const auto got = all_tensors(half->weights);
+  const auto want = all_tensors(*f32);
+  const auto got = all_tensors(*half);
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) {
     const Tensor& g = *got[i].second;
@@ -256,8 +258,8 @@ TEST_F(T5ModelFiles, ShardedCopyEqualsSingleFile) {
         testing::write_sharded(dir, testing::read_tensors(case_dir + "/model.safetensors"), 2));
     const auto single = load_t5_model(case_dir);
     const auto sharded = load_t5_model(dir.string());
-    const auto want = all_tensors(single->weights);
-    const auto got = all_tensors(sharded->weights);
+    const auto want = all_tensors(*single);
+    const auto got = all_tensors(*sharded);
     ASSERT_EQ(got.size(), want.size());
     for (size_t i = 0; i < got.size(); ++i) {
       const Tensor& g = *got[i].second;

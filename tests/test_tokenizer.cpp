@@ -4,7 +4,7 @@
 
 #include <filesystem>
 
-#include "encoder/t5_model.h"
+#include "decoder/t5_model.h"
 #include "encoder/tokenizer.h"
 #include "tests/fixtures.h"
 #include "tests/model_files.h"

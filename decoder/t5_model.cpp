@@ -1,5 +1,6 @@
-#include "encoder/t5_model.h"
+#include "decoder/t5_model.h"
 
+#include <cmath>
 #include <filesystem>
 #include <random>
 
@@ -9,12 +10,6 @@
 
 namespace kvrag {
 namespace fs = std::filesystem;
-
-const Tokenizer& T5Model::require_tokenizer() const {
-  KVRAG_CHECK(tokenizer.has_value(), kNotFound, dir,
-              "/spiece.model: no such file (the model has no tokenizer; pass token ids)");
-  return *tokenizer;
-}
 
 std::shared_ptr<const T5Model> load_t5_model(const std::string& dir) {
   // The error_code overloads: a path that cannot be stat'ed (EACCES) must be
@@ -26,7 +21,9 @@ std::shared_ptr<const T5Model> load_t5_model(const std::string& dir) {
   const std::string config_path = (fs::path(dir) / "config.json").string();
   model->config = load_t5_config(config_path);
   const SafeTensorsCheckpoint checkpoint(dir);
-  model->weights = load_t5_weights(checkpoint, model->config);
+  const T5WeightLoader loader(checkpoint, model->config);
+  model->encoder_weights = load_encoder_weights(loader);
+  model->decoder_weights = load_decoder_weights(loader);
   const std::string spiece = (fs::path(dir) / "spiece.model").string();
   if (fs::exists(spiece, ec)) model->tokenizer.emplace(spiece);
 
@@ -55,6 +52,8 @@ Tensor ones(int64_t cols) {
 }  // namespace
 
 std::shared_ptr<const T5Model> make_random_t5_model(const T5Config& config, uint64_t seed) {
+  // The draws keep the order they had when one struct held both stacks, so a
+  // seed gives the same weights as before.
   std::mt19937_64 rng(seed);
   const int64_t d = config.d_model;
   const int64_t inner = config.inner_dim();
@@ -63,19 +62,20 @@ std::shared_ptr<const T5Model> make_random_t5_model(const T5Config& config, uint
   auto model = std::make_shared<T5Model>();
   model->dir = "(random weights)";
   model->config = config;
-  T5Weights& w = model->weights;
-  w.shared = random_tensor(rng, config.vocab_size, d, 1.0f);
+  EncoderWeights& e = model->encoder_weights;
+  DecoderWeights& w = model->decoder_weights;
+  e.shared = random_tensor(rng, config.vocab_size, d, 1.0f);
   if (!config.tie_word_embeddings) w.lm_head = random_tensor(rng, config.vocab_size, d, scale);
-  w.encoder_relative_bias =
+  e.relative_bias =
       random_tensor(rng, config.relative_attention_num_buckets, config.num_heads, 1.0f);
-  w.decoder_relative_bias =
+  w.relative_bias =
       random_tensor(rng, config.relative_attention_num_buckets, config.num_heads, 1.0f);
   auto feed_forward = [&] {
     return FeedForwardWeights{random_tensor(rng, wi_rows, d, scale),
                               random_tensor(rng, d, config.d_ff, scale)};
   };
   for (int64_t i = 0; i < config.num_layers; ++i) {
-    w.encoder.push_back(
+    e.blocks.push_back(
         {ones(d),
          {random_tensor(rng, 3 * inner, d, scale), random_tensor(rng, d, inner, scale)},
          ones(d),
@@ -90,11 +90,11 @@ std::shared_ptr<const T5Model> make_random_t5_model(const T5Config& config, uint
     b.cross_o = random_tensor(rng, d, inner, scale);
     b.ffn_norm = ones(d);
     b.ffn = feed_forward();
-    w.decoder.push_back(std::move(b));
+    w.blocks.push_back(std::move(b));
   }
-  w.cross_kv = random_tensor(rng, 2 * config.num_decoder_layers * inner, d, scale);
-  w.encoder_final_norm = ones(d);
-  w.decoder_final_norm = ones(d);
+  e.cross_kv = random_tensor(rng, 2 * config.num_decoder_layers * inner, d, scale);
+  e.final_norm = ones(d);
+  w.final_norm = ones(d);
   model->fingerprint = "random-" + hex64(seed);
   return model;
 }
