@@ -1,5 +1,6 @@
 // kvrag ask: answers a question over an index folder.
 #include <iostream>
+#include <sstream>
 
 #include "api/result_json.h"
 #include "cli/args.h"
@@ -12,16 +13,26 @@
 namespace kvrag::cli {
 namespace {
 
-constexpr const char* kAskUsage =
-    "usage: kvrag ask --index PATH [--mode cached|concat|fid] [--retriever dense|bm25|hybrid]\n"
-    "                 [--k 5] [--beams N] [--max-new-tokens N] [--model DIR] [--json]\n"
-    "                 \"question\"\n"
-    "  Retrieves the top k chunks and answers from them. cached (default): the decoder\n"
-    "  reads the question's K/V followed by the chunks' cached K/V; concat: one joint\n"
-    "  encoding of question and passages; fid: each passage encoded with the question.\n"
-    "  Prints the answer (streamed as it is generated, greedy only), the sources with\n"
-    "  their share of the decoder's cross-attention, and the timings; --json prints\n"
-    "  the HTTP API's /v1/ask body instead.\n";
+// Built once from the pipeline's defaults (pipeline/ask_options.h).
+const char* ask_usage() {
+  static const std::string usage = [] {
+    std::ostringstream text;
+    text << "usage: kvrag ask --index PATH [--mode cached|concat|fid] [--retriever "
+            "dense|bm25|hybrid]\n"
+            "                 [--k "
+         << kDefaultK
+         << "] [--beams N] [--max-new-tokens N] [--model DIR] [--json]\n"
+            "                 \"question\"\n"
+            "  Retrieves the top k chunks and answers from them. cached (default): the decoder\n"
+            "  reads the question's K/V followed by the chunks' cached K/V; concat: one joint\n"
+            "  encoding of question and passages; fid: each passage encoded with the question.\n"
+            "  Prints the answer (streamed as it is generated, greedy only), the sources with\n"
+            "  their share of the decoder's cross-attention, and the timings; --json prints\n"
+            "  the HTTP API's /v1/ask body instead.\n";
+    return text.str();
+  }();
+  return usage.c_str();
+}
 
 std::string joined_words(const std::vector<std::string>& words) {
   std::string text;
@@ -81,7 +92,7 @@ int run_ask(const std::vector<std::string>& argv) {
 }
 
 const RegisterCommand kRegisterAsk("ask",
-                                   {run_ask, kAskUsage,
+                                   {run_ask, ask_usage(),
                                     "answer a question from an index (cached, concat, fid)"});
 
 }  // namespace

@@ -23,28 +23,44 @@
 namespace kvrag::cli {
 namespace {
 
-constexpr const char* kBenchUsage =
-    "usage: kvrag bench --questions FILE.jsonl [--index PATH] [--k 1,5,10,20,50]\n"
-    "                   [--modes cached,concat,fid] [--repeat 3] [--warmup 1] [--limit 20]\n"
-    "                   [--threads N] [--max-new-tokens 32] [--beams 1] [--retriever dense]\n"
-    "                   [--kv-cache-mb 2048] [--out bench-results]\n"
-    "                   [--random-models t5-small,t5-base] [--random-k LIST]\n"
-    "                   [--random-questions 3] [--random-repeat 1] [--random-warmup 1]\n"
-    "                   [--random-chunk-tokens 64] [--kv-dtype f16]\n"
-    "                   [--corpus data/sample/corpus.jsonl]\n"
-    "                   [--spiece models/kvrag-demo/spiece.model]\n"
-    "  Each question is retrieved once at the largest k; every k answers from the top-k\n"
-    "  prefix, and every mode from the same chunks with the same decoding and threads.\n"
-    "  cached runs twice: cached-sqlite (RAM cache off, K/V read from SQLite) and\n"
-    "  cached-ram (K/V found in the RAM cache). --warmup untimed answers per mode and k;\n"
-    "  medians and p95 over --limit questions x --repeat. FILE.jsonl is kvrag eval's\n"
-    "  format ({\"question\", \"answers\": [...]}); exact match and F1 are reported for\n"
-    "  the index's model.\n"
-    "  --random-models adds a speed-only sweep on random-weight models of those shapes\n"
-    "  (Flan-T5 layout, vocab 32128): each indexes enough of --corpus (tokenized with\n"
-    "  --spiece) for the largest --random-k, one index per --random-chunk-tokens, and\n"
-    "  answers the first --random-questions questions. --index or --random-models is\n"
-    "  needed. Writes report.md, results.csv and *.svg into --out.\n";
+// Built once from the defaults of bench::BenchSettings and, through it, of the
+// pipeline (pipeline/ask_options.h).
+const char* bench_usage() {
+  static const std::string usage = [] {
+    const bench::BenchSettings d;
+    std::ostringstream text;
+    text << "usage: kvrag bench --questions FILE.jsonl [--index PATH] [--k ";
+    for (size_t i = 0; i < d.ks.size(); ++i) text << (i ? "," : "") << d.ks[i];
+    text << "]\n"
+            "                   [--modes cached,concat,fid] [--repeat "
+         << d.repeat << "] [--warmup " << d.warmup
+         << "] [--limit 20]\n"
+            "                   [--threads N] [--max-new-tokens "
+         << d.generation.max_new_tokens << "] [--beams " << d.generation.num_beams
+         << "] [--retriever " << retriever_name(d.retriever)
+         << "]\n"
+            "                   [--kv-cache-mb 2048] [--out bench-results]\n"
+            "                   [--random-models t5-small,t5-base] [--random-k LIST]\n"
+            "                   [--random-questions 3] [--random-repeat 1] [--random-warmup 1]\n"
+            "                   [--random-chunk-tokens 64] [--kv-dtype f16]\n"
+            "                   [--corpus data/sample/corpus.jsonl]\n"
+            "                   [--spiece models/kvrag-demo/spiece.model]\n"
+            "  Each question is retrieved once at the largest k; every k answers from the top-k\n"
+            "  prefix, and every mode from the same chunks with the same decoding and threads.\n"
+            "  cached runs twice: cached-sqlite (RAM cache off, K/V read from SQLite) and\n"
+            "  cached-ram (K/V found in the RAM cache). --warmup untimed answers per mode and k;\n"
+            "  medians and p95 over --limit questions x --repeat. FILE.jsonl is kvrag eval's\n"
+            "  format ({\"question\", \"answers\": [...]}); exact match and F1 are reported for\n"
+            "  the index's model.\n"
+            "  --random-models adds a speed-only sweep on random-weight models of those shapes\n"
+            "  (Flan-T5 layout, vocab 32128): each indexes enough of --corpus (tokenized with\n"
+            "  --spiece) for the largest --random-k, one index per --random-chunk-tokens, and\n"
+            "  answers the first --random-questions questions. --index or --random-models is\n"
+            "  needed. Writes report.md, results.csv and *.svg into --out.\n";
+    return text.str();
+  }();
+  return usage.c_str();
+}
 
 std::string command_line(const std::vector<std::string>& argv) {
   std::string line = "kvrag bench";
@@ -151,10 +167,10 @@ int run_bench(const std::vector<std::string>& argv) {
   if (args.has("threads")) bench::set_compute_threads(args.get_int("threads", 1, 1, 1024));
 
   bench::BenchSettings settings;
-  settings.ks = args.get_int_list("k", "1,5,10,20,50", 1, kMaxK);
+  if (args.has("k")) settings.ks = args.get_int_list("k", "", 1, kMaxK);
   settings.variants = bench::variants_for(args.get_list("modes", "cached,concat,fid", parse_mode));
-  settings.repeat = args.get_int("repeat", 3, 1, 1000);
-  settings.warmup = args.get_int("warmup", 1, 0, 1000);
+  settings.repeat = args.get_int("repeat", settings.repeat, 1, 1000);
+  settings.warmup = args.get_int("warmup", settings.warmup, 0, 1000);
   settings.retriever = read_retriever(args);
   settings.generation = read_generation(args);
   const int64_t kv_cache_bytes = args.get_int("kv-cache-mb", 2048, 1, 1 << 20) << 20;
@@ -225,7 +241,7 @@ int run_bench(const std::vector<std::string>& argv) {
 }
 
 const RegisterCommand kRegisterBench("bench",
-                                     {run_bench, kBenchUsage,
+                                     {run_bench, bench_usage(),
                                       "time cached vs concat vs fid answering and write a report"});
 
 }  // namespace

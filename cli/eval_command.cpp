@@ -4,6 +4,7 @@
 
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cli/args.h"
 #include "cli/ask_args.h"
@@ -17,15 +18,26 @@
 namespace kvrag::cli {
 namespace {
 
-constexpr const char* kEvalUsage =
-    "usage: kvrag eval --index PATH --questions FILE.jsonl [--modes cached,concat,fid]\n"
-    "                  [--k 5] [--retrievers dense,bm25,hybrid] [--retriever dense]\n"
-    "                  [--limit N] [--beams N] [--max-new-tokens N] [--model DIR] [--json]\n"
-    "  FILE.jsonl: one {\"question\", \"answers\": [...], \"document_id\"?} per line.\n"
-    "  Every mode answers from the same top k chunks of --retriever; exact match and F1\n"
-    "  use SQuAD normalisation. For questions with a document_id, recall@k of each of\n"
-    "  --retrievers: an answer-bearing chunk of the gold document among the top k, and\n"
-    "  any chunk of it. --modes \"\" or --retrievers \"\" skips that part.\n";
+// Built once from the pipeline's defaults (pipeline/ask_options.h).
+const char* eval_usage() {
+  static const std::string usage = [] {
+    std::ostringstream text;
+    text
+        << "usage: kvrag eval --index PATH --questions FILE.jsonl [--modes cached,concat,fid]\n"
+           "                  [--k "
+        << kDefaultK << "] [--retrievers dense,bm25,hybrid] [--retriever "
+        << retriever_name(kDefaultRetriever)
+        << "]\n"
+           "                  [--limit N] [--beams N] [--max-new-tokens N] [--model DIR] [--json]\n"
+           "  FILE.jsonl: one {\"question\", \"answers\": [...], \"document_id\"?} per line.\n"
+           "  Every mode answers from the same top k chunks of --retriever; exact match and F1\n"
+           "  use SQuAD normalisation. For questions with a document_id, recall@k of each of\n"
+           "  --retrievers: an answer-bearing chunk of the gold document among the top k, and\n"
+           "  any chunk of it. --modes \"\" or --retrievers \"\" skips that part.\n";
+    return text.str();
+  }();
+  return usage.c_str();
+}
 
 std::string padded(const std::string& text, size_t width) {
   return text.size() >= width ? text + " " : text + std::string(width - text.size(), ' ');
@@ -119,7 +131,7 @@ int run_eval(const std::vector<std::string>& argv) {
 }
 
 const RegisterCommand kRegisterEval("eval",
-                                    {run_eval, kEvalUsage,
+                                    {run_eval, eval_usage(),
                                      "exact match, F1 and retrieval recall on a question file"});
 
 }  // namespace

@@ -47,7 +47,8 @@ constexpr const char* kGenerateUsage =
 int run_generate(const std::vector<std::string>& argv) {
   const Args args(argv, {"model", "max-new-tokens", "beams", "length-penalty", "ids"}, {});
   GenerationOptions options = read_generation(args);
-  options.length_penalty = static_cast<float>(args.get_double("length-penalty", 1.0));
+  options.length_penalty =
+      static_cast<float>(args.get_double("length-penalty", options.length_penalty));
   std::vector<int32_t> ids;
   if (args.has("ids")) ids = parse_ids(args.get("ids", ""));
   std::string prompt;

@@ -10,9 +10,14 @@
 
 namespace kvrag {
 
+// How one sequence is decoded. max_new_tokens has no default here: a request's
+// default and caps are the pipeline's (pipeline/ask_options.h: AskOptions,
+// kDefaultMaxNewTokens), which decoder/ must not include; left at 0,
+// generate() rejects it. num_beams = 1 (greedy) and the other fields are
+// what transformers' generate() does unless told otherwise.
 struct GenerationOptions {
-  int64_t max_new_tokens = 32;
-  int64_t num_beams = 1;  // 1 = greedy
+  int64_t max_new_tokens = 0;  // >= 1, required
+  int64_t num_beams = 1;       // 1 = greedy
   float length_penalty = 1.0f;
   bool early_stopping = true;  // beam: stop once num_beams hypotheses are finished
 };
