@@ -73,12 +73,15 @@ struct StoreStats {
 
 class Store {
  public:
-  static constexpr int kSchemaVersion = 1;
+  // 2: the FTS table tokenizes with porter stemming and diacritics removal.
+  static constexpr int kSchemaVersion = 2;
 
   // Opens or creates store.sqlite at `path` (its folder must exist), creating
-  // the schema. A store of another schema version, an SQLite database that
-  // is not a kvrag store, or a file that is not a database is
-  // Error(kFormat) saying what to do; SQLite failures are Error(kIo).
+  // the schema. A version 1 store is migrated in place at open (its FTS table
+  // rebuilt from the chunk texts, in one transaction). A store of another
+  // schema version, an SQLite database that is not a kvrag store, or a file
+  // that is not a database is Error(kFormat) saying what to do; SQLite
+  // failures are Error(kIo).
   explicit Store(const std::string& path);
   ~Store();
 
@@ -121,6 +124,10 @@ class Store {
   // OR; FTS5 syntax in the query is treated as plain words. k < 0 is
   // Error(kInvalidArgument).
   std::vector<std::pair<int64_t, double>> search_bm25(const std::string& query, int64_t k) const;
+  // The document id of each chunk of `chunk_ids`, in the same order (hybrid
+  // fusion reads which chunks share a document); an unknown chunk id is
+  // Error(kNotFound).
+  std::vector<int64_t> chunk_documents(const std::vector<int64_t>& chunk_ids) const;
 
   // Every chunk id, ascending: what the FAISS index must hold.
   std::vector<int64_t> chunk_ids() const;
@@ -133,6 +140,7 @@ class Store {
 
  private:
   void create_schema();
+  void migrate_from_version_1();
 
   std::string path_;
   std::unique_ptr<sql::Database> db_;

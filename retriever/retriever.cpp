@@ -31,10 +31,11 @@ std::vector<RetrievedChunk> Retriever::search(const Query& query, int64_t k,
     case RetrieverKind::kBm25:
       return join_rows(bm25(query, k));
     case RetrieverKind::kHybrid: {
-      // Deeper than k, so that BM25 can lift a dense hit from below the cut
-      // (retriever/fusion.h says why and how the settings were chosen).
+      // Deeper than k: the fusion reads the spread of each list's scores
+      // (retriever/fusion.h says how and why).
       const int64_t depth = hybrid_candidates(k);
-      return join_rows(hybrid_fusion(dense(query, depth), bm25(query, depth), k));
+      return join_rows(hybrid_fusion(with_documents(dense(query, depth)),
+                                     with_documents(bm25(query, depth)), k));
     }
   }
   KVRAG_THROW(kInvalidArgument, "unknown retriever kind ", static_cast<int>(kind));
@@ -53,6 +54,18 @@ Retriever::Ranked Retriever::dense(const Query& query, int64_t depth) const {
 
 Retriever::Ranked Retriever::bm25(const Query& query, int64_t depth) const {
   return store_.search_bm25(query.text, depth);
+}
+
+std::vector<Candidate> Retriever::with_documents(const Ranked& ranked) const {
+  std::vector<int64_t> ids;
+  for (const auto& [chunk_id, score] : ranked) ids.push_back(chunk_id);
+  const std::vector<int64_t> documents = store_.chunk_documents(ids);
+  std::vector<Candidate> out;
+  for (size_t i = 0; i < ranked.size(); ++i) {
+    out.push_back(
+        {.chunk_id = ranked[i].first, .document_id = documents[i], .score = ranked[i].second});
+  }
+  return out;
 }
 
 std::vector<RetrievedChunk> Retriever::join_rows(const Ranked& ranked) const {

@@ -12,6 +12,7 @@
 
 #include "data/store.h"
 #include "retriever/faiss_index.h"
+#include "retriever/fusion.h"
 #include "retriever/query.h"
 
 namespace kvrag {
@@ -27,7 +28,7 @@ struct RetrievedChunk {
   std::string title;
   std::string text;
   int64_t position = 0;  // chunk position in its document
-  double score = 0.0;    // retriever score (inner product, −bm25 or RRF), higher is better
+  double score = 0.0;    // retriever score (inner product, −bm25 or fused), higher is better
 };
 
 class Retriever {
@@ -47,6 +48,7 @@ class Retriever {
   using Ranked = std::vector<std::pair<int64_t, double>>;  // (chunk id, score), best first
   Ranked dense(const Query& query, int64_t depth) const;
   Ranked bm25(const Query& query, int64_t depth) const;
+  std::vector<Candidate> with_documents(const Ranked& ranked) const;
   std::vector<RetrievedChunk> join_rows(const Ranked& ranked) const;
 
   const Store& store_;

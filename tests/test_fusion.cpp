@@ -11,7 +11,14 @@ namespace kvrag {
 namespace {
 
 using Ranked = std::vector<std::pair<int64_t, double>>;
+using List = std::vector<Candidate>;
 using testing::throws_error;
+
+// 1/σ for scores whose MAD is 1: the unit of u in the cases below, which use
+// dense scores {3, 2, 1} and BM25 scores {30, 20, 10} (median 2 resp. 20,
+// MAD 1 resp. 10), so that u = {2a, a, 0} in both lists.
+constexpr double a = 1.0 / kMadToSigma;
+constexpr double kTol = 1e-12;
 
 std::vector<int64_t> ids_of(const Ranked& list) {
   std::vector<int64_t> out;
@@ -19,100 +26,130 @@ std::vector<int64_t> ids_of(const Ranked& list) {
   return out;
 }
 
-TEST(Fusion, ScoresAreSummedReciprocalRanks) {
-  // Scores of the inputs are on different scales and must not matter.
-  const Ranked dense = {{10, 0.91}, {20, 0.90}, {30, 0.10}};
-  const Ranked bm25 = {{30, 25.0}, {10, 3.0}};
-  const Ranked fused = reciprocal_rank_fusion({dense, bm25});
-  ASSERT_EQ(fused.size(), 3u);
-  EXPECT_EQ(ids_of(fused), (std::vector<int64_t>{10, 30, 20}));
-  EXPECT_DOUBLE_EQ(fused[0].second, 1.0 / 61 + 1.0 / 62);  // ranks 1 and 2
-  EXPECT_DOUBLE_EQ(fused[1].second, 1.0 / 63 + 1.0 / 61);  // ranks 3 and 1
-  EXPECT_DOUBLE_EQ(fused[2].second, 1.0 / 62);             // rank 2, one list
+void expect_scores(const Ranked& got, const std::vector<double>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_NEAR(got[i].second, want[i], kTol) << "place " << i;
 }
 
-TEST(Fusion, AgreementBeatsOneTopHit) {
-  // 5 is second in both lists; 1 and 2 are first in one list only.
-  const Ranked fused = reciprocal_rank_fusion({{{1, 9.0}, {5, 8.0}}, {{2, 9.0}, {5, 8.0}}});
-  EXPECT_EQ(ids_of(fused), (std::vector<int64_t>{5, 1, 2}));
+TEST(RobustShiftedZ, OddCountUsesTheMiddleScoreAndTheMad) {
+  // median 3, |s − 3| = {2, 1, 0, 1, 2}, MAD 1: u = (s − 1) / 1.4826.
+  const std::vector<double> u = robust_shifted_z({5, 4, 3, 2, 1});
+  ASSERT_EQ(u.size(), 5u);
+  for (int i = 0; i < 5; ++i) EXPECT_NEAR(u[i], (4 - i) * a, kTol);
 }
 
-TEST(Fusion, TiesAreBrokenByAscendingId) {
-  const Ranked a = reciprocal_rank_fusion({{{9, 1.0}, {4, 0.5}}, {{4, 1.0}, {9, 0.5}}});
-  EXPECT_EQ(ids_of(a), (std::vector<int64_t>{4, 9}));
-  const Ranked b = reciprocal_rank_fusion({{{4, 1.0}, {9, 0.5}}, {{9, 1.0}, {4, 0.5}}});
-  EXPECT_EQ(a, b);
+TEST(RobustShiftedZ, EvenCountAveragesTheTwoMiddleScores) {
+  // median 2.5, |s − 2.5| = {5.5, 0.5, 0.5, 1.5}, MAD (0.5 + 1.5) / 2 = 1.
+  const std::vector<double> u = robust_shifted_z({8, 3, 2, 1});
+  ASSERT_EQ(u.size(), 4u);
+  EXPECT_NEAR(u[0], 7 * a, kTol);
+  EXPECT_NEAR(u[1], 2 * a, kTol);
+  EXPECT_NEAR(u[2], 1 * a, kTol);
+  EXPECT_EQ(u[3], 0.0);
 }
 
-TEST(Fusion, RepeatedIdCountsAtItsFirstRankAndEmptyInputs) {
-  const Ranked fused = reciprocal_rank_fusion({{{7, 1.0}, {7, 0.9}, {8, 0.8}}});
-  ASSERT_EQ(fused.size(), 2u);
-  EXPECT_DOUBLE_EQ(fused[0].second, 1.0 / 61);
-  EXPECT_DOUBLE_EQ(fused[1].second, 1.0 / 63);  // rank 3 of its list
-  EXPECT_TRUE(reciprocal_rank_fusion({}).empty());
-  EXPECT_TRUE(reciprocal_rank_fusion({{}, {}}).empty());
-  EXPECT_EQ(ids_of(reciprocal_rank_fusion({{}, {{3, 1.0}}})), (std::vector<int64_t>{3}));
+TEST(RobustShiftedZ, ScaleFreeAndTiesAndNoSpread) {
+  // Only the shape of the list counts, not the scale of the retriever's scores.
+  const std::vector<double> small = robust_shifted_z({0.9, 0.5, 0.4, 0.1});
+  const std::vector<double> large = robust_shifted_z({90, 50, 40, 10});
+  for (size_t i = 0; i < small.size(); ++i) EXPECT_NEAR(small[i], large[i], 1e-9);
+  // Tied scores get equal u; MAD 0 (more than half the scores equal) falls back to σ = 1.
+  EXPECT_EQ(robust_shifted_z({3, 3, 1}), (std::vector<double>{2, 2, 0}));
+  EXPECT_EQ(robust_shifted_z({2, 2, 2}), (std::vector<double>{0, 0, 0}));
 }
 
-TEST(Fusion, WeightsAndRankConstantScaleEachList) {
-  const Ranked a = {{1, 0.0}, {2, 0.0}};
-  const Ranked b = {{2, 0.0}, {3, 0.0}};
-  const Ranked fused = reciprocal_rank_fusion({a, b}, {3.0, 1.0}, 1.0);
-  ASSERT_EQ(fused.size(), 3u);
-  EXPECT_EQ(ids_of(fused), (std::vector<int64_t>{1, 2, 3}));
-  EXPECT_DOUBLE_EQ(fused[0].second, 3.0 / 2);            // rank 1 of a
-  EXPECT_DOUBLE_EQ(fused[1].second, 3.0 / 3 + 1.0 / 2);  // rank 2 of a, rank 1 of b
-  EXPECT_DOUBLE_EQ(fused[2].second, 1.0 / 3);            // rank 2 of b
-  // Equal weights of 1 are the plain fusion.
-  EXPECT_EQ(reciprocal_rank_fusion({a, b}, {1.0, 1.0}), reciprocal_rank_fusion({a, b}));
+TEST(RobustShiftedZ, ListsOfOneOrTwoScoresCountOneEach) {
+  EXPECT_TRUE(robust_shifted_z({}).empty());
+  EXPECT_EQ(robust_shifted_z({7}), (std::vector<double>{1}));
+  EXPECT_EQ(robust_shifted_z({7, -3}), (std::vector<double>{1, 1}));
 }
 
-TEST(Fusion, BadWeightsOrRankConstantAreErrors) {
-  const Ranked a = {{1, 0.0}};
+TEST(HybridFusion, AgreementOnTheTopDocumentWeighsDenseFour) {
+  // Both lists start in document 10: dense weighs 4.
+  const List dense = {{1, 10, 3}, {2, 20, 2}, {3, 30, 1}};
+  const List bm25 = {{4, 10, 30}, {2, 20, 20}, {5, 50, 10}};
+  const Ranked fused = hybrid_fusion(dense, bm25, 5);
+  // 1: 4·2a; 2: 4·a + a; 4: 2a (missing from dense: 0 there); 3 and 5 score
+  // 0 and are tied, so ascending chunk id.
+  EXPECT_EQ(ids_of(fused), (std::vector<int64_t>{1, 2, 4, 3, 5}));
+  expect_scores(fused, {8 * a, 5 * a, 2 * a, 0, 0});
+}
+
+TEST(HybridFusion, DisagreementWeighsDenseOneHalf) {
+  // Dense starts in document 10, BM25 in document 50: dense weighs 0.5, and
+  // BM25's first chunk leads.
+  const List dense = {{1, 10, 3}, {2, 20, 2}, {3, 30, 1}};
+  const List bm25 = {{5, 50, 30}, {2, 20, 20}, {4, 10, 10}};
+  const Ranked fused = hybrid_fusion(dense, bm25, 5);
+  EXPECT_EQ(ids_of(fused), (std::vector<int64_t>{5, 2, 1, 3, 4}));
+  expect_scores(fused, {2 * a, 1.5 * a, a, 0, 0});
+  // Cut to k.
+  EXPECT_EQ(ids_of(hybrid_fusion(dense, bm25, 2)), (std::vector<int64_t>{5, 2}));
+}
+
+TEST(HybridFusion, DenseChoosesTheChunkWithinADocument) {
+  // BM25 finds document 20 first, but through chunk 6; dense prefers chunk 2
+  // of the same document. Fused order of chunks: 6 (2a), 1 (a), 7 (a), 2
+  // (0.5a), 3, 8 (0): document 20 holds places 1 and 4, filled in dense
+  // order: chunk 2 first, chunk 6 (not in dense's list) after.
+  // (BM25 scores on dense's scale here, so that 1 and 7 tie exactly.)
+  const List dense = {{1, 10, 3}, {2, 20, 2}, {3, 30, 1}};
+  const List bm25 = {{6, 20, 3}, {7, 40, 2}, {8, 50, 1}};
+  const Ranked fused = hybrid_fusion(dense, bm25, 6);
+  EXPECT_EQ(ids_of(fused), (std::vector<int64_t>{2, 1, 7, 6, 3, 8}));
+  // A chunk carries the score of the place it fills.
+  expect_scores(fused, {2 * a, a, a, 0.5 * a, 0, 0});
+  EXPECT_EQ(ids_of(hybrid_fusion(dense, bm25, 1)), (std::vector<int64_t>{2}));
+}
+
+TEST(HybridFusion, ShortListsCountOneForEachChunk) {
+  // Lists of 1 or 2 chunks: u = 1 for each present chunk.
+  const Ranked disagree = hybrid_fusion({{1, 10, 0.3}}, {{2, 20, 7.0}, {1, 10, 5.0}}, 5);
+  EXPECT_EQ(ids_of(disagree), (std::vector<int64_t>{1, 2}));
+  expect_scores(disagree, {0.5 + 1, 1});
+  const Ranked agree = hybrid_fusion({{1, 10, 0.3}}, {{1, 10, 7.0}, {2, 20, 5.0}}, 5);
+  EXPECT_EQ(ids_of(agree), (std::vector<int64_t>{1, 2}));
+  expect_scores(agree, {4 + 1, 1});
+}
+
+TEST(HybridFusion, AnEmptyListLeavesTheOtherUnchanged) {
+  const List bm25 = {{7, 70, 2.5}, {8, 80, 1.5}, {9, 90, 0.5}};
+  EXPECT_EQ(hybrid_fusion({}, bm25, 2), (Ranked{{7, 2.5}, {8, 1.5}}));
+  EXPECT_EQ(hybrid_fusion(bm25, {}, 5), (Ranked{{7, 2.5}, {8, 1.5}, {9, 0.5}}));
+  EXPECT_TRUE(hybrid_fusion({}, {}, 5).empty());
+}
+
+TEST(HybridFusion, ARepeatedChunkCountsAtItsFirstPlace) {
+  const List bm25 = {{5, 50, 30}, {2, 20, 20}, {4, 10, 10}};
+  const List dense = {{1, 10, 3}, {2, 20, 2}, {3, 30, 1}};
+  const List repeated = {{1, 10, 3}, {1, 10, 2.5}, {2, 20, 2}, {3, 30, 1}, {2, 20, 0.5}};
+  EXPECT_EQ(hybrid_fusion(repeated, bm25, 5), hybrid_fusion(dense, bm25, 5));
+}
+
+TEST(HybridFusion, ReadsTheFirstHundredCandidatesOfEachList) {
+  // Dense: 100 candidates scored 100..1, then 50 far below. Only the first
+  // 100 are normalised: median 50.5, MAD 25, u of the first = 99 / (1.4826·25).
+  List dense;
+  for (int64_t i = 0; i < 150; ++i) dense.push_back({i + 1, i + 1, i < 100 ? 100.0 - i : -1000.0});
+  ASSERT_EQ(hybrid_candidates(5), 100);
+  ASSERT_EQ(hybrid_candidates(150), 150);
+  const Ranked fused = hybrid_fusion(dense, {{9999, 9999, 1.0}}, 100);
+  ASSERT_EQ(fused.size(), 100u);
+  EXPECT_EQ(fused[0].first, 1);
+  EXPECT_NEAR(fused[0].second, 0.5 * 99 / (kMadToSigma * 25), kTol);
+  // BM25's one chunk scores 1 (u = 1, weight 1): below dense's chunks with
+  // 0.5 (s − 1) / 37.065 > 1, i.e. s = 100..76, the first 25.
+  EXPECT_EQ(fused[25].first, 9999);
+  for (const auto& [id, score] : fused) EXPECT_TRUE(id <= 100 || id == 9999) << id;
+}
+
+TEST(HybridFusion, KBelowOneIsAnError) {
   EXPECT_TRUE(throws_error(
       [&] {
-        reciprocal_rank_fusion({a, a}, {1.0});
+        hybrid_fusion({{1, 1, 1.0}}, {}, 0);
       },
-      ErrorKind::kInvalidArgument, {"1 weights for 2 lists"}));
-  EXPECT_TRUE(throws_error(
-      [&] {
-        reciprocal_rank_fusion({a, a}, {1.0, 0.0});
-      },
-      ErrorKind::kInvalidArgument, {"weight of list 1", "got 0"}));
-  EXPECT_TRUE(throws_error([&] { reciprocal_rank_fusion({a}, {}, -1.0); },
-                           ErrorKind::kInvalidArgument, {"rank constant", "got -1"}));
-  EXPECT_TRUE(throws_error([&] { hybrid_fusion(a, a, 0); }, ErrorKind::kInvalidArgument,
-                           {"k >= 1", "got 0"}));
-}
-
-// Dense ids 101..120 best first, as hybrid retrieval fetches them for k 5.
-Ranked dense_candidates() {
-  Ranked dense;
-  for (int64_t id = 101; id <= 100 + hybrid_candidates(5); ++id) dense.emplace_back(id, 0.5);
-  return dense;
-}
-
-TEST(Fusion, HybridLiftsADenseHitBm25RanksHigh) {
-  // 999 is BM25's first but not among dense's candidates; 106, dense's 6th,
-  // is BM25's second. Plain RRF (equal weights, k 60) lets 999 displace a
-  // dense hit; the hybrid settings keep dense's top 4 and lift 106 past 105.
-  const Ranked bm25 = {{999, 9.0}, {106, 8.0}, {150, 7.0}};
-  Ranked plain = reciprocal_rank_fusion({dense_candidates(), bm25});
-  plain.resize(5);
-  EXPECT_EQ(ids_of(plain), (std::vector<int64_t>{106, 101, 999, 102, 103}));
-
-  const Ranked hybrid = hybrid_fusion(dense_candidates(), bm25, 5);
-  EXPECT_EQ(ids_of(hybrid), (std::vector<int64_t>{101, 102, 103, 104, 106}));
-  EXPECT_DOUBLE_EQ(hybrid[4].second, kHybridDenseWeight / (kHybridRankConstant + 6) +
-                                         kHybridBm25Weight / (kHybridRankConstant + 2));
-}
-
-TEST(Fusion, HybridKeepsDenseFirstAndShortListsGiveFewer) {
-  // BM25 agreeing on dense's second does not outrank dense's first.
-  const Ranked hybrid = hybrid_fusion(dense_candidates(), {{102, 9.0}, {101, 1.0}}, 1);
-  EXPECT_EQ(ids_of(hybrid), (std::vector<int64_t>{101}));
-  // BM25 alone (no dense hit at all) still ranks; fewer ids than k is fine.
-  EXPECT_EQ(ids_of(hybrid_fusion({}, {{7, 2.0}, {8, 1.0}}, 5)), (std::vector<int64_t>{7, 8}));
+      ErrorKind::kInvalidArgument, {"hybrid fusion needs k >= 1, got 0"}));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "data/sqlite.h"
 #include "data/store.h"
 #include "tests/model_files.h"
 
@@ -262,8 +263,59 @@ TEST_F(StoreTest, OtherSchemaVersionSaysWhatToDo) {
   const std::string path = dir_.file("store.sqlite");
   EXPECT_TRUE(throws_error([&] { Store reopened(path); }, ErrorKind::kFormat,
                            {path,
-                            ": store schema version 99, this build reads version 1; "
+                            ": store schema version 99, this build reads version 2; "
                             "rebuild the index with this version of kvrag"}));
+}
+
+TEST_F(StoreTest, Bm25StemsAndFoldsDiacritics) {
+  add("doc-1", {"She tuned the violin's string before the concert at the café."}, 1);
+  add("doc-2", {"Naïve Bayes classifiers count words."}, 5);
+  for (const std::string query :
+       {"strings", "tuning concerts", "cafe", "CAFÉ", "naive", "counting"}) {
+    EXPECT_EQ(store_->search_bm25(query, 5).size(), 1u) << query;
+  }
+}
+
+TEST_F(StoreTest, ChunkDocumentsNamesEachChunksDocument) {
+  const int64_t one = add("doc-1", {"a", "b"}, 1);
+  const int64_t two = add("doc-2", {"c"}, 5);
+  const std::vector<ChunkRecord> c1 = store_->document_chunks(one);
+  const std::vector<ChunkRecord> c2 = store_->document_chunks(two);
+  EXPECT_EQ(store_->chunk_documents({c2[0].id, c1[1].id, c1[0].id, c2[0].id}),
+            (std::vector<int64_t>{two, one, one, two}));
+  EXPECT_TRUE(store_->chunk_documents({}).empty());
+  EXPECT_TRUE(throws_error(
+      [&] {
+        store_->chunk_documents({c1[0].id, 999});
+      },
+      ErrorKind::kNotFound, {"no chunk 999"}));
+}
+
+TEST_F(StoreTest, Version1StoreIsMigratedAtOpen) {
+  // A version 1 store: the same tables, the FTS table with plain unicode61.
+  const int64_t doc_id = add("doc-1", {"Violin strings were made of gut.", "Dunes of Quor."}, 1);
+  store_.reset();
+  const std::string path = dir_.file("store.sqlite");
+  {
+    sql::Database db(path);
+    db.exec(
+        "DROP TABLE chunks_fts; CREATE VIRTUAL TABLE chunks_fts USING fts5(text);"
+        "INSERT INTO chunks_fts(rowid, text) SELECT id, text FROM chunks;"
+        "UPDATE meta SET value = '1' WHERE key = 'schema_version';");
+  }
+  store_ = std::make_unique<Store>(path);
+  EXPECT_EQ(store_->meta("schema_version"), "2");
+  EXPECT_EQ(store_->orphan_rows(), 0);
+  const auto hits = store_->search_bm25("string", 5);  // porter: "strings" is "string"
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].first, store_->document_chunks(doc_id)[0].id);
+  EXPECT_EQ(store_->search_bm25("quor", 5).size(), 1u);
+  // The migrated store opens again as a version 2 store, and keeps working.
+  store_.reset();
+  store_ = std::make_unique<Store>(path);
+  add("doc-2", {"Catgut strings."}, 7);
+  EXPECT_EQ(store_->search_bm25("string", 5).size(), 2u);
+  EXPECT_EQ(store_->orphan_rows(), 0);
 }
 
 TEST(StoreOpen, NotAStoreIsAFormatError) {
