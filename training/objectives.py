@@ -9,7 +9,9 @@ qa_loss    stage 2: the toolkit's real task. Cached mode (question encoded alone
            encoded alone, the gold chunk at a random position among hard negatives) on every
            example, fid and concat on a few, plus an InfoNCE retrieval loss between question and
            gold-chunk embeddings.
-Both return (loss tensor, dict of floats for the log).
+retrieval_loss  the InfoNCE part alone, trained beside copy_loss in stage 1 so that every
+           checkpoint retrieves.
+Each returns (loss tensor, dict of floats for the log).
 """
 import collections
 
@@ -139,6 +141,15 @@ def _nce(q_emb, c_emb, qs, index, temperature):
             if ci in index and ci != q["gold"]:
                 sim[i, index[ci]] = -1e4
     return F.cross_entropy(sim, gold), (sim.argmax(1) == gold).float().mean().item()
+
+
+def retrieval_loss(model, corpus, rng, args):
+    """InfoNCE alone (stage 1): question embeddings against their gold chunks and hard negatives."""
+    qs, pool, index, _ = _question_batch(rng, corpus, args.batch)
+    _, q_emb = encode_each(model, [q["ids"] for q in qs])
+    _, c_emb = encode_each(model, [corpus.chunks[ci]["ids"] for ci in pool])
+    loss, acc = _nce(q_emb, c_emb, qs, index, args.temperature)
+    return args.nce_weight * loss, {"nce": loss.item(), "nce_acc": acc}
 
 
 def qa_loss(model, corpus, rng, args, k_range):
