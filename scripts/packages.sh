@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages kvrag builds with, only those missing.
-# --with-browser adds Chromium, which only the browser test needs (and which
-# takes longer to install than everything else together).
+# --for-tests adds what only the tests need: Chromium for the browser test
+# (it takes longer to install than everything else together) and python3 for
+# the training chunker's parity check.
 set -euo pipefail
 
 packages=(
@@ -9,7 +10,7 @@ packages=(
   libopenblas-dev libfaiss-dev libsqlite3-dev libsentencepiece-dev sentencepiece
   libcpp-httplib-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
 )
-[ "${1:-}" = "--with-browser" ] && packages+=(chromium)  # tests/browser (required when CI=true)
+[ "${1:-}" = "--for-tests" ] && packages+=(chromium python3)  # tests/browser (required when CI=true), tests/test_chunker_parity.cpp
 
 missing=()
 for p in "${packages[@]}"; do

@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/packages.sh --with-browser
+bash scripts/packages.sh --for-tests
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release ${KVRAG_CMAKE_ARGS:-}
 cmake --build build -j "$(nproc)"
