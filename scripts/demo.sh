@@ -25,7 +25,7 @@ step 1 "Debian packages" "under 2 min when missing, a second otherwise"
 bash scripts/packages.sh
 step_done
 
-step 2 "build the kvrag command" "about 4 min on 2 cores from scratch, seconds when up to date"
+step 2 "build the kvrag command" "5-10 min on 2 cores from scratch (9.9 min measured with both cores busy), seconds when up to date"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release ${KVRAG_CMAKE_ARGS:-} >/dev/null
 cmake --build build -j "$jobs" --target kvrag  # prints [ NN%] per file
 step_done
