@@ -16,6 +16,8 @@ const char* error_kind_name(ErrorKind kind) {
       return "unavailable";
     case ErrorKind::kConflict:
       return "conflict";
+    case ErrorKind::kDeadlineExceeded:
+      return "deadline_exceeded";
     case ErrorKind::kInternal:
       return "internal";
   }

@@ -11,13 +11,14 @@
 namespace kvrag {
 
 enum class ErrorKind {
-  kInvalidArgument,  // the caller passed something wrong (400)
-  kNotFound,         // a file, tensor, document or route does not exist (404)
-  kFormat,           // a file exists but its content is malformed (400/500)
-  kIo,               // the operating system or SQLite failed (500)
-  kUnavailable,      // the service cannot take the request now (503)
-  kConflict,         // the request cannot apply to the index as it is, e.g. empty (409)
-  kInternal,         // a broken invariant: a bug in kvrag (500)
+  kInvalidArgument,   // the caller passed something wrong (400)
+  kNotFound,          // a file, tensor, document or route does not exist (404)
+  kFormat,            // a file exists but its content is malformed (400/500)
+  kIo,                // the operating system or SQLite failed (500)
+  kUnavailable,       // the service cannot take the request now (503)
+  kConflict,          // the request cannot apply to the index as it is, e.g. empty (409)
+  kDeadlineExceeded,  // the request's time ran out before it was answered (504)
+  kInternal,          // a broken invariant: a bug in kvrag (500)
 };
 
 const char* error_kind_name(ErrorKind kind);

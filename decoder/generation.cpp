@@ -39,6 +39,7 @@ Generation greedy(const T5Decoder& decoder, const CrossKV& memory, const Generat
   DecoderCache cache = decoder.new_cache();
   std::vector<float> mass;
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
+    if (options.before_step) options.before_step();
     const DecoderInput input{std::span<const int32_t>(&g.ids.back(), 1), &cache};
     const DecoderOutputs out = decoder.forward({&input, 1}, memory);
     ++g.steps;
@@ -174,6 +175,7 @@ Generation beam_search(const T5Decoder& decoder, const CrossKV& memory,
   int64_t steps = 0;
   bool done = false;
   while (!done) {
+    if (options.before_step) options.before_step();
     std::vector<DecoderInput> inputs;
     for (Beam& beam : beams) {
       inputs.push_back({std::span<const int32_t>(&beam.ids.back(), 1), &beam.cache});

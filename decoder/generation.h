@@ -20,6 +20,10 @@ struct GenerationOptions {
   int64_t num_beams = 1;       // 1 = greedy
   float length_penalty = 1.0f;
   bool early_stopping = true;  // beam: stop once num_beams hypotheses are finished
+  // Called before every decoder step when set; it may throw to stop the
+  // generation (the pipeline's request deadline), and what it throws
+  // propagates from generate() unchanged.
+  std::function<void()> before_step = nullptr;
 };
 
 struct Generation {

@@ -8,11 +8,14 @@ namespace kvrag {
 
 T5Encoder::T5Encoder(std::shared_ptr<const T5EncoderModel> model) : model_(std::move(model)) {}
 
-Tensor T5Encoder::encode(std::span<const int32_t> ids) const {
-  return std::move(encode_batch({std::vector<int32_t>(ids.begin(), ids.end())}).front());
+Tensor T5Encoder::encode(std::span<const int32_t> ids,
+                         const std::function<void()>& between_layers) const {
+  return std::move(
+      encode_batch({std::vector<int32_t>(ids.begin(), ids.end())}, between_layers).front());
 }
 
-std::vector<Tensor> T5Encoder::encode_batch(const std::vector<std::vector<int32_t>>& batch) const {
+std::vector<Tensor> T5Encoder::encode_batch(const std::vector<std::vector<int32_t>>& batch,
+                                            const std::function<void()>& between_layers) const {
   const T5Config& c = model_->config;
   const EncoderWeights& w = model_->encoder_weights;
   const int64_t inner = c.inner_dim();
@@ -39,6 +42,7 @@ std::vector<Tensor> T5Encoder::encode_batch(const std::vector<std::vector<int32_
   Tensor qkv(n, 3 * inner);
   Tensor attn(n, inner);
   for (const EncoderBlockWeights& block : w.blocks) {
+    if (between_layers) between_layers();
     rms_norm(h.view(), block.self_norm.view(), c.layer_norm_epsilon, normed.view());
     linear(normed.view(), block.self.qkv.view(), qkv.view());
     for (size_t s = 0; s < batch.size(); ++s) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -19,13 +20,18 @@ class T5Encoder {
   // Encoder output of one sequence: (ids.size(), d_model), after
   // encoder.final_layer_norm. Every id is attended (no padding). Throws
   // Error(kInvalidArgument) for an empty sequence or an id outside the vocabulary.
-  Tensor encode(std::span<const int32_t> ids) const;
+  // `between_layers`, when set, is called before every layer and may throw
+  // to stop the encoding (the pipeline's request deadline); what it throws
+  // propagates unchanged.
+  Tensor encode(std::span<const int32_t> ids,
+                const std::function<void()>& between_layers = {}) const;
 
   // Several sequences of unequal lengths: the projections and FFNs run over
   // all their tokens stacked in one matrix (no padding work), attention runs
   // per sequence. Result i is (batch[i].size(), d_model) and equals
   // encode(batch[i]).
-  std::vector<Tensor> encode_batch(const std::vector<std::vector<int32_t>>& batch) const;
+  std::vector<Tensor> encode_batch(const std::vector<std::vector<int32_t>>& batch,
+                                   const std::function<void()>& between_layers = {}) const;
 
   const T5EncoderModel& model() const { return *model_; }
 

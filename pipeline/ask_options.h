@@ -8,6 +8,7 @@
 #include <string>
 
 #include "decoder/generation.h"
+#include "pipeline/deadline.h"
 #include "retriever/retriever.h"
 
 namespace kvrag {
@@ -22,6 +23,10 @@ constexpr int64_t kDefaultK = 5;
 constexpr int64_t kDefaultMaxNewTokens = 32;
 constexpr int64_t kDefaultBeams = 1;  // greedy
 constexpr Mode kDefaultMode = Mode::kCached;
+// The time a request to `kvrag serve` may take from its arrival (queueing
+// included) before it is answered 504; `--request-timeout-s` overrides it,
+// a request's own `timeout_ms` may ask for less or more (up to kMaxTimeoutMs).
+constexpr int64_t kDefaultRequestTimeoutS = 30;
 constexpr RetrieverKind kDefaultRetriever = RetrieverKind::kDense;
 
 // ---------------------------------------------------------------- limits
@@ -58,6 +63,15 @@ constexpr int64_t kMaxQuestionBytes = 4096;  // question and search query
 constexpr int64_t kMaxTitleBytes = 1024;     // document title: prefixed to every chunk's prompt
 constexpr int64_t kMaxIdBytes = 256;         // document id: appears in URLs and every response
 
+// A request's own time limit (timeout_ms) is 1..kMaxTimeoutMs.
+constexpr int64_t kMaxTimeoutMs = 600'000;
+// Documents in one POST /v1/documents (more: 413). One request is written in
+// batches of kDocumentsPerCommit with the write lock released between them,
+// so asks interleave; a bigger ingestion is several requests. At the demo
+// model's ~15 ms per document a full request takes seconds, not minutes.
+constexpr int64_t kMaxDocumentsPerRequest = 1000;
+constexpr int64_t kDocumentsPerCommit = 16;
+
 // ---------------------------------------------------------------- options
 
 struct AskOptions {
@@ -66,6 +80,9 @@ struct AskOptions {
   RetrieverKind retriever = kDefaultRetriever;
   // max_new_tokens 1..kMaxNewTokens, num_beams 1..kMaxBeams.
   GenerationOptions generation{.max_new_tokens = kDefaultMaxNewTokens, .num_beams = kDefaultBeams};
+  // When the answer must be done; none by default (the CLI, the benchmark).
+  // The pipeline fills generation.before_step from it itself.
+  Deadline deadline;
 };
 
 // Error(kInvalidArgument) naming the option for k outside 1..kMaxK,

@@ -142,7 +142,8 @@ AnswerMemory cached_memory(const IndexFolder& c, const Tensor& question_hidden,
 
 // fid: each chunk encoded with the question, the encodings concatenated.
 AnswerMemory fid_memory(const IndexFolder& c, const std::string& question,
-                        const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
+                        const std::vector<RetrievedChunk>& chunks, AskTimings& timings,
+                        const Deadline& deadline) {
   KVRAG_CHECK(!chunks.empty(), kInvalidArgument, "fid mode needs at least one chunk");
   const auto start = Clock::now();
   std::vector<std::vector<int32_t>> batch;
@@ -158,7 +159,8 @@ AnswerMemory fid_memory(const IndexFolder& c, const std::string& question,
   KVRAG_CHECK(total <= kMaxFidTokens, kInvalidArgument, "the ", chunks.size(),
               " fid prompts total ", total,
               " tokens, more than the limit kMaxFidTokens = ", kMaxFidTokens, "; use a smaller k");
-  const std::vector<Tensor> hidden = c.encoder().encode_batch(batch);
+  const std::vector<Tensor> hidden =
+      c.encoder().encode_batch(batch, deadline.checker("encoding the fid passages"));
   AnswerMemory memory;
   std::vector<const Tensor*> parts;
   int64_t at = 0;
@@ -185,7 +187,8 @@ void check_concat_tokens(int64_t tokens, size_t chunks) {
 // never makes a piece across whitespace; otherwise a boundary piece may be
 // counted on either side.
 AnswerMemory concat_memory(const IndexFolder& c, const std::string& question,
-                           const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
+                           const std::vector<RetrievedChunk>& chunks, AskTimings& timings,
+                           const Deadline& deadline) {
   const auto start = Clock::now();
   const PromptTemplates& prompts = c.settings().prompts;
   const Tokenizer& tokenizer = c.model()->require_tokenizer();
@@ -193,6 +196,8 @@ AnswerMemory concat_memory(const IndexFolder& c, const std::string& question,
   AnswerMemory memory;
   std::string passages;
   for (const RetrievedChunk& chunk : chunks) {
+    // Tokenizing the growing prompt is quadratic in k: checked per passage.
+    deadline.check("building the concat prompt");
     if (!passages.empty()) passages += ' ';
     const int64_t begin = static_cast<int64_t>(tokenizer.encode(head + passages).size());
     passages +=
@@ -206,7 +211,8 @@ AnswerMemory concat_memory(const IndexFolder& c, const std::string& question,
   const std::vector<int32_t> ids =
       prompt_ids(*c.model(), fill_prompt(prompts.concat, PromptFields{question, {}, {}, passages}));
   check_concat_tokens(static_cast<int64_t>(ids.size()), chunks.size());
-  memory.kv = project_cross_kv(*c.model(), c.encoder().encode(ids).view());
+  memory.kv = project_cross_kv(
+      *c.model(), c.encoder().encode(ids, deadline.checker("encoding the concat prompt")).view());
   timings.encode_ms += ms_since(start);
   return memory;
 }
@@ -231,23 +237,23 @@ void MemoryBuilder::require_current(const std::vector<RetrievedChunk>& chunks, M
 }
 
 AnswerMemory MemoryBuilder::build(Query& query, const std::vector<RetrievedChunk>& chunks,
-                                  Mode mode, AskTimings& timings) const {
+                                  Mode mode, AskTimings& timings, const Deadline& deadline) const {
   AnswerMemory memory;
   switch (mode) {
     case Mode::kCached: {
       const auto start = Clock::now();
       if (!query.encoded()) {
-        encode_query(folder_.encoder(), query);
+        encode_query(folder_.encoder(), query, deadline);
         timings.encode_ms += ms_since(start);
       }
       memory = cached_memory(folder_, query.hidden, chunks, timings);
       break;
     }
     case Mode::kConcat:
-      memory = concat_memory(folder_, query.text, chunks, timings);
+      memory = concat_memory(folder_, query.text, chunks, timings, deadline);
       break;
     case Mode::kFid:
-      memory = fid_memory(folder_, query.text, chunks, timings);
+      memory = fid_memory(folder_, query.text, chunks, timings, deadline);
       break;
   }
   timings.memory_tokens = memory.kv.tokens();

@@ -10,6 +10,7 @@
 
 #include "encoder/cross_kv.h"
 #include "pipeline/answer.h"
+#include "pipeline/deadline.h"
 #include "pipeline/index_folder.h"
 #include "retriever/query.h"
 
@@ -43,9 +44,10 @@ class MemoryBuilder {
   // kv_cache_hits/misses, store_bytes_read and memory_tokens of `timings`.
   // Error(kInvalidArgument) for fid with no chunks or a prompt over the caps
   // (pipeline/ask_options.h); Error(kFormat) for a stored memory that does
-  // not fit the model.
+  // not fit the model; Error(kDeadlineExceeded) once `deadline` passes
+  // (checked per passage of a concat prompt and before every encoder layer).
   AnswerMemory build(Query& query, const std::vector<RetrievedChunk>& chunks, Mode mode,
-                     AskTimings& timings) const;
+                     AskTimings& timings, const Deadline& deadline = {}) const;
 
  private:
   const IndexFolder& folder_;

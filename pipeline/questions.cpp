@@ -30,8 +30,10 @@ Query make_query(const T5Encoder& encoder, const PromptTemplates& prompts, const
   return query;
 }
 
-void encode_query(const T5Encoder& encoder, Query& query) {
-  if (!query.encoded()) query.hidden = encoder.encode(query.prompt_ids);
+void encode_query(const T5Encoder& encoder, Query& query, const Deadline& deadline) {
+  if (!query.encoded()) {
+    query.hidden = encoder.encode(query.prompt_ids, deadline.checker("encoding the question"));
+  }
 }
 
 }  // namespace kvrag

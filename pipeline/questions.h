@@ -6,6 +6,7 @@
 #include <string>
 
 #include "encoder/t5_encoder.h"
+#include "pipeline/deadline.h"
 #include "pipeline/index_settings.h"
 #include "retriever/query.h"
 
@@ -20,7 +21,8 @@ Query make_query(const T5Encoder& encoder, const PromptTemplates& prompts, const
                  const char* field);
 
 // Fills query.hidden with the encoder output of its prompt, unless it is
-// already encoded.
-void encode_query(const T5Encoder& encoder, Query& query);
+// already encoded. Error(kDeadlineExceeded) once `deadline` passes (checked
+// before every encoder layer).
+void encode_query(const T5Encoder& encoder, Query& query, const Deadline& deadline = {});
 
 }  // namespace kvrag

@@ -219,6 +219,7 @@ Answer RagPipeline::answer(const std::string& question, const std::vector<Retrie
                            const AskOptions& options, const PieceCallback& on_piece) const {
   check_generation(options.generation);
   const auto start = Clock::now();
+  options.deadline.check("waiting to start");
   Answer answer;
   answer.mode = options.mode;
   AnswerMemory memory;
@@ -226,9 +227,10 @@ Answer RagPipeline::answer(const std::string& question, const std::vector<Retrie
     // The chunks were retrieved before this call: check they are still in
     // the index under the same lock as their memories are loaded.
     const auto lock = lock_for_reading();
+    options.deadline.check("waiting for the index");
     memories_.require_current(chunks, options.mode);
     Query query = query_for(question, "question");
-    memory = memories_.build(query, chunks, options.mode, answer.timings);
+    memory = memories_.build(query, chunks, options.mode, answer.timings, options.deadline);
   }
   decode_answer(memory, chunks, options, on_piece, start, answer);
   return answer;
@@ -240,6 +242,8 @@ Answer RagPipeline::ask(const std::string& question, const AskOptions& options,
   Query query = query_for(question, "question");
   check_k(options.k);
   check_generation(options.generation);
+  const Deadline& deadline = options.deadline;
+  deadline.check("waiting to start");
   Answer answer;
   answer.mode = options.mode;
   std::vector<RetrievedChunk> chunks;
@@ -258,11 +262,16 @@ Answer RagPipeline::ask(const std::string& question, const AskOptions& options,
     // with sources; refuse instead (BM25 matching nothing in a non-empty
     // index is not this: that answer says it had no sources).
     require_documents();
-    if (options.retriever != RetrieverKind::kBm25) encode_query(folder_->encoder(), query);
+    deadline.check("waiting for the index");
+    if (options.retriever != RetrieverKind::kBm25) {
+      encode_query(folder_->encoder(), query, deadline);
+    }
     chunks = retriever_.search(query, options.k, options.retriever);
     retrieve_ms = ms_since(start);
+    deadline.check("retrieval");
     answer_start = Clock::now();
-    memory = memories_.build(query, chunks, options.mode, answer.timings);
+    memory = memories_.build(query, chunks, options.mode, answer.timings, deadline);
+    deadline.check("building the memory");
   }
   decode_answer(memory, chunks, options, on_piece, answer_start, answer);
   answer.timings.retrieve_ms = retrieve_ms;
@@ -288,7 +297,11 @@ void RagPipeline::decode_answer(const AnswerMemory& memory,
     streamed.push_back(token);
   };
   const auto decode_start = Clock::now();
-  const Generation generation = generate(decoder_, memory.kv, options.generation, on_token);
+  GenerationOptions generation_options = options.generation;
+  if (!generation_options.before_step) {
+    generation_options.before_step = options.deadline.checker("decoding");
+  }
+  const Generation generation = generate(decoder_, memory.kv, generation_options, on_token);
   AskTimings& t = answer.timings;
   t.decode_ms = ms_since(decode_start);
 

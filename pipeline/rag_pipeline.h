@@ -80,7 +80,7 @@ class RagPipeline {
   // the error is thrown (vectors.faiss is rebuilt at the next open).
   // Each document's text is normalised first (normalize_text,
   // data/corpus_reader.h), whoever sends it.
-  IndexReport add_documents(const std::vector<Document>& docs, int64_t batch = 16,
+  IndexReport add_documents(const std::vector<Document>& docs, int64_t batch = kDocumentsPerCommit,
                             const ProgressCallback& progress = {});
   // Removes the document with all its rows and FAISS ids; false if absent.
   bool remove_document(const std::string& external_id);
@@ -115,6 +115,11 @@ class RagPipeline {
   // checked and tokenized once, and encoded at most once for both retrieval
   // and the cached memory. Error(kConflict) "the index DIR holds no
   // documents: …" in every mode when the index is empty.
+  // options.deadline, when set, is checked before and after each stage
+  // (retrieval, memory, decoding), before every encoder layer and every
+  // decoder step: once it has passed the call throws Error(kDeadlineExceeded)
+  // naming the stage; nothing is written, so nothing is left half-done.
+  // answer() checks it likewise.
   Answer ask(const std::string& question, const AskOptions& options,
              const PieceCallback& on_piece = {}) const;
 
