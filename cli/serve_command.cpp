@@ -1,8 +1,11 @@
 // kvrag serve: the HTTP API and its page over one index folder.
+#include <cblas.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "cli/args.h"
@@ -14,18 +17,42 @@
 namespace kvrag::cli {
 namespace {
 
-constexpr const char* kServeUsage =
-    "usage: kvrag serve --index PATH [--model DIR] [--host 127.0.0.1] [--port 8080]\n"
-    "                   [--threads N] [--max-body-bytes N] [--kv-cache-mb N]\n"
-    "  Serves the HTTP API (POST /v1/ask, /v1/search, /v1/documents; GET and\n"
-    "  DELETE /v1/documents/ID; GET /healthz, /v1/stats, /metrics) and a page\n"
-    "  to ask from at /. --model: the model folder, by default the one the\n"
-    "  index was built with; given, an index that does not exist yet is\n"
-    "  created empty (fill it with POST /v1/documents). --port 0 picks a free\n"
-    "  port. --threads: worker threads (default: one per CPU). --max-body-bytes:\n"
-    "  larger request bodies are refused with 413 (default 1048576).\n"
-    "  --kv-cache-mb: RAM cache of chunk K/V (default 256, 0 disables it).\n"
-    "  SIGINT or SIGTERM finish the requests in flight, then exit.\n";
+// Built once from ServerOptions' and the pipeline's defaults (one home each).
+const char* serve_usage() {
+  static const std::string usage = [] {
+    const server::ServerOptions defaults;
+    std::ostringstream out;
+    out << "usage: kvrag serve --index PATH [--model DIR] [--host 127.0.0.1] [--port 8080]\n"
+           "                   [--threads N] [--queue-size N] [--ingest-queue-size N]\n"
+           "                   [--request-timeout-s S] [--header-timeout-s S]\n"
+           "                   [--max-body-bytes N] [--kv-cache-mb N]\n"
+           "  Serves the HTTP API (POST /v1/ask, /v1/search, /v1/documents; GET and\n"
+           "  DELETE /v1/documents/ID; GET /healthz, /v1/stats, /metrics) and a page\n"
+           "  to ask from at /. --model: the model folder, by default the one the\n"
+           "  index was built with; given, an index that does not exist yet is\n"
+           "  created empty (fill it with POST /v1/documents). --port 0 picks a free\n"
+           "  port. --threads: answering workers (default: one per CPU).\n"
+           "  --queue-size: asks that may wait for a worker (default 4 per worker);\n"
+           "  --ingest-queue-size: document writes that may wait for the ingestion\n"
+           "  worker (default "
+        << defaults.ingest_queue_size
+        << "); beyond either, 503 with Retry-After at once.\n"
+           "  --request-timeout-s: an ask's deadline unless it sends timeout_ms\n"
+           "  (default "
+        << kDefaultRequestTimeoutS
+        << "); past it, 504. --header-timeout-s: a connection that has not sent\n"
+           "  its request head within this is closed (default "
+        << defaults.connection.header_timeout.count() / 1000
+        << ").\n"
+           "  --max-body-bytes: larger request bodies are refused with 413 (default "
+        << defaults.max_body_bytes
+        << ").\n"
+           "  --kv-cache-mb: RAM cache of chunk K/V (default 256, 0 disables it).\n"
+           "  SIGINT or SIGTERM finish the requests in flight, then exit.\n";
+    return out.str();
+  }();
+  return usage.c_str();
+}
 
 // SIGINT and SIGTERM are turned into a byte on this pipe, read by a thread
 // that stops the server: a signal handler may only do async-signal-safe
@@ -58,13 +85,25 @@ std::unique_ptr<RagPipeline> open_index(const Args& args) {
 }
 
 int run_serve(const std::vector<std::string>& argv) {
-  const Args args(
-      argv, {"index", "model", "host", "port", "threads", "max-body-bytes", "kv-cache-mb"}, {});
+  const Args args(argv,
+                  {"index", "model", "host", "port", "threads", "queue-size", "ingest-queue-size",
+                   "request-timeout-s", "header-timeout-s", "max-body-bytes", "kv-cache-mb"},
+                  {});
   server::ServerOptions options;
   options.host = args.get("host", options.host);
   options.port = static_cast<int>(args.get_int("port", options.port, 0, 65535));
   options.threads = static_cast<int>(args.get_int("threads", 0, 0, 1024));
+  options.queue_size = static_cast<int>(args.get_int("queue-size", options.queue_size, -1, 65536));
+  options.ingest_queue_size =
+      static_cast<int>(args.get_int("ingest-queue-size", options.ingest_queue_size, 0, 65536));
+  options.request_timeout_ms =
+      1000 * args.get_int("request-timeout-s", kDefaultRequestTimeoutS, 1, kMaxTimeoutMs / 1000);
+  options.connection.header_timeout = std::chrono::seconds(
+      args.get_int("header-timeout-s", options.connection.header_timeout.count() / 1000, 1, 3600));
   options.max_body_bytes = args.get_int("max-body-bytes", options.max_body_bytes, 1, 1ll << 32);
+  // Requests run in parallel on the workers, one core each: BLAS's own
+  // threads would only compete with them (and with ingestion's niceness).
+  openblas_set_num_threads(1);
 
   const std::unique_ptr<RagPipeline> pipeline = open_index(args);
   // The server keeps FAISS in memory: another process's `kvrag index` or
@@ -78,7 +117,8 @@ int run_serve(const std::vector<std::string>& argv) {
   std::cout << "kvrag serve: listening on http://" << options.host << ":" << port << " (index "
             << pipeline->dir() << ", model " << stats.model_dir << ", " << stats.store.documents
             << " documents, " << stats.store.chunks << " chunks, " << server.options().threads
-            << " threads)" << std::endl;
+            << " answer workers, queue " << server.options().queue_size << ", request timeout "
+            << server.options().request_timeout_ms / 1000 << " s)" << std::endl;
 
   install_stop_signals();
   std::thread waiter([&server] {
@@ -97,7 +137,7 @@ int run_serve(const std::vector<std::string>& argv) {
   return 0;
 }
 
-const RegisterCommand kRegisterServe("serve", {run_serve, kServeUsage,
+const RegisterCommand kRegisterServe("serve", {run_serve, serve_usage(),
                                                "serve the HTTP API and a page to ask from"});
 
 }  // namespace

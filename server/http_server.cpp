@@ -5,7 +5,11 @@
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <future>
+#include <optional>
 #include <regex>
 #include <thread>
 #include <vector>
@@ -25,11 +29,18 @@ using nlohmann::json;
 
 constexpr const char* kJson = "application/json";
 
-// What every route handler reaches: the pipeline (all model work) and the
-// metrics it reports answers to.
+// Seconds a client refused for a full queue is told to wait (Retry-After):
+// an ask on the demo model takes a fraction of this.
+constexpr int kRetryAfterS = 1;
+
+// What every route handler reaches: the pipeline (all model work), the
+// metrics it reports to, and the queues work is admitted through.
 struct Context {
   RagPipeline& pipeline;
   Metrics& metrics;
+  WorkQueue& answers;
+  WorkQueue& ingest;
+  const ServerOptions& options;
 };
 
 // `body` is the request body, read within the size limit.
@@ -62,8 +73,21 @@ void get_page(Context&, const Request&, const std::string&, Response& res) {
   res.set_content(web_page_html(), "text/html; charset=utf-8");
 }
 
-void get_health(Context&, const Request&, const std::string&, Response& res) {
-  set_json(res, {{"status", "ok"}});
+json queue_json(const QueueDepth& q) {
+  return {{"queued", q.queued},
+          {"running", q.running},
+          {"workers", q.workers},
+          {"capacity", q.capacity}};
+}
+
+// Answered on the connection thread from the queues' counters alone: it
+// takes no pipeline lock and never waits behind work. "busy" while the
+// answer queue is full (asks get 503); still 200, since the server is alive.
+void get_health(Context& context, const Request&, const std::string&, Response& res) {
+  set_json(res, {{"status", context.answers.full() ? "busy" : "ready"},
+                 {"queues",
+                  {{"answer", queue_json(context.answers.depth())},
+                   {"ingest", queue_json(context.ingest.depth())}}}});
 }
 
 void get_stats(Context& context, const Request&, const std::string&, Response& res) {
@@ -71,75 +95,174 @@ void get_stats(Context& context, const Request&, const std::string&, Response& r
 }
 
 void get_metrics(Context& context, const Request&, const std::string&, Response& res) {
-  res.set_content(context.metrics.render(context.pipeline.stats()),
+  res.set_content(context.metrics.render(context.pipeline.stats(),
+                                         {context.answers.depth(), context.ingest.depth()}),
                   "text/plain; version=0.0.4; charset=utf-8");
 }
 
+// Runs `work` on a worker of `queue` and waits for it, rethrowing what it
+// throws. A full queue is HttpFailure 503 with Retry-After, at once.
+template <typename Work>
+void run_admitted(Context& context, WorkQueue& queue, Work work) {
+  auto task = std::make_shared<std::packaged_task<void()>>([&context, &queue, &work] {
+    if (context.options.on_job_start) context.options.on_job_start(queue.name());
+    work();
+  });
+  std::future<void> done = task->get_future();
+  if (!queue.try_submit([task] { (*task)(); })) {
+    context.metrics.count_rejection(queue.name());
+    const QueueDepth depth = queue.depth();
+    throw HttpFailure(
+        503, "overloaded",
+        str_cat("the server is busy: the ", queue.name(), " queue is full (", depth.running,
+                " running, ", depth.queued, " waiting); retry after ", kRetryAfterS, " s"),
+        kRetryAfterS);
+  }
+  done.get();
+}
+
+// The deadline of a request that arrived at `arrival`: its own timeout_ms,
+// else the server's.
+Deadline request_deadline(const Context& context, std::optional<int64_t> timeout_ms,
+                          std::chrono::steady_clock::time_point arrival) {
+  return Deadline::after(
+      std::chrono::milliseconds(timeout_ms.value_or(context.options.request_timeout_ms)), arrival);
+}
+
 // Thrown from the piece callback when the client of a stream has gone, to
-// stop generating for nobody; caught by the stream's content provider.
+// stop generating for nobody.
 struct ClientGone {};
 
-// Streams one answer as server-sent events: "piece" {text} per generated
-// piece, then "done" with the same body a non-streamed ask returns, or
-// "error" {error: {code, message}} when answering fails after the headers
-// were sent. Runs on the worker thread writing the response.
-bool write_answer_events(Context& context, const AskRequest& request, httplib::DataSink& sink) {
-  const auto send = [&sink](const std::string& event) {
-    if (!sink.write(event.data(), event.size())) throw ClientGone{};
-  };
+// The events of one streamed answer, from the worker that generates them to
+// the connection thread that writes them.
+class EventChannel {
+ public:
+  void push(std::string event) {
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      events_.push_back(std::move(event));
+    }
+    ready_.notify_one();
+  }
+  void finish() {
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      finished_ = true;
+    }
+    ready_.notify_one();
+  }
+  // The next event; false once finished and every event was taken.
+  bool pop(std::string& event) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    ready_.wait(lock, [this] { return finished_ || !events_.empty(); });
+    if (events_.empty()) return false;
+    event = std::move(events_.front());
+    events_.pop_front();
+    return true;
+  }
+  std::atomic<bool> client_gone{false};
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::string> events_;
+  bool finished_ = false;
+};
+
+// Generates one streamed answer into `channel` (on an answer worker):
+// "piece" {text} per generated piece, then "done" with the same body a
+// non-streamed ask returns, or "error" {error: {code, message}} when
+// answering fails (a passed deadline included) after the headers were sent.
+void stream_answer(Context& context, const AskRequest& request, EventChannel& channel) {
   try {
+    if (context.options.on_job_start) context.options.on_job_start(context.answers.name());
     const auto start = std::chrono::steady_clock::now();
-    const Answer answer =
-        context.pipeline.ask(request.question, request.options, [&send](const std::string& piece) {
-          send(sse_event("piece", {{"text", piece}}));
+    const Answer answer = context.pipeline.ask(
+        request.question, request.options, [&channel](const std::string& piece) {
+          if (channel.client_gone) throw ClientGone{};
+          channel.push(sse_event("piece", {{"text", piece}}));
         });
     context.metrics.observe_answer(answer.mode, seconds_since(start),
                                    answer.timings.generated_tokens);
-    send(sse_event("done", api::answer_json(answer)));
+    channel.push(sse_event("done", api::answer_json(answer)));
   } catch (const ClientGone&) {
-    return false;  // closes the connection; nothing more can be written
+    // nobody to tell
   } catch (const Error& e) {
-    const HttpError error = http_error(e.kind());
-    send(sse_event("error", error_json(error.code, e.what())));
+    if (e.kind() == ErrorKind::kDeadlineExceeded)
+      context.metrics.count_deadline_exceeded("/v1/ask");
+    channel.push(sse_event("error", error_json(http_error(e.kind()).code, e.what())));
   } catch (const std::exception& e) {
-    send(sse_event("error", error_json(error_kind_name(ErrorKind::kInternal), e.what())));
+    channel.push(sse_event("error", error_json(error_kind_name(ErrorKind::kInternal), e.what())));
   }
-  sink.done();
-  return true;
+  channel.finish();
 }
 
 void post_ask(Context& context, const Request&, const std::string& body, Response& res) {
+  const auto arrival = std::chrono::steady_clock::now();
   AskRequest request = parse_ask_request(body);
+  request.options.deadline = request_deadline(context, request.timeout_ms, arrival);
   if (request.stream) {
+    // Admitted (or refused with 503) before any header is sent; the worker
+    // then generates while this connection's thread writes the events.
+    auto channel = std::make_shared<EventChannel>();
+    if (!context.answers.try_submit(
+            [&context, request, channel] { stream_answer(context, request, *channel); })) {
+      context.metrics.count_rejection(context.answers.name());
+      throw HttpFailure(503, "overloaded",
+                        str_cat("the server is busy: the ", context.answers.name(),
+                                " queue is full; retry after ", kRetryAfterS, " s"),
+                        kRetryAfterS);
+    }
     res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider(
-        "text/event-stream", [&context, request](size_t, httplib::DataSink& sink) {
-          try {
-            return write_answer_events(context, request, sink);
-          } catch (const ClientGone&) {
-            return false;  // the error event itself could not be written
-          }
-        });
+    res.set_chunked_content_provider("text/event-stream",
+                                     [channel](size_t, httplib::DataSink& sink) {
+                                       std::string event;
+                                       while (channel->pop(event)) {
+                                         if (!sink.write(event.data(), event.size())) {
+                                           channel->client_gone = true;
+                                           return false;
+                                         }
+                                       }
+                                       sink.done();
+                                       return true;
+                                     });
     return;
   }
-  const auto start = std::chrono::steady_clock::now();
-  const Answer answer = context.pipeline.ask(request.question, request.options);
-  context.metrics.observe_answer(answer.mode, seconds_since(start),
-                                 answer.timings.generated_tokens);
-  set_json(res, api::answer_json(answer));
+  run_admitted(context, context.answers, [&] {
+    const auto start = std::chrono::steady_clock::now();
+    const Answer answer = context.pipeline.ask(request.question, request.options);
+    context.metrics.observe_answer(answer.mode, seconds_since(start),
+                                   answer.timings.generated_tokens);
+    set_json(res, api::answer_json(answer));
+  });
 }
 
 void post_search(Context& context, const Request&, const std::string& body, Response& res) {
+  const auto arrival = std::chrono::steady_clock::now();
   const SearchRequest request = parse_search_request(body);
-  const auto start = std::chrono::steady_clock::now();
-  const std::vector<RetrievedChunk> chunks =
-      context.pipeline.retrieve(request.query, request.k, request.retriever);
-  set_json(res, api::search_json(chunks, seconds_since(start) * 1000.0));
+  const Deadline deadline = request_deadline(context, std::nullopt, arrival);
+  run_admitted(context, context.answers, [&] {
+    deadline.check("waiting for a worker");
+    const auto start = std::chrono::steady_clock::now();
+    const std::vector<RetrievedChunk> chunks =
+        context.pipeline.retrieve(request.query, request.k, request.retriever);
+    set_json(res, api::search_json(chunks, seconds_since(start) * 1000.0));
+  });
 }
 
+// Written in batches of kDocumentsPerCommit with the index's write lock
+// released between them, so asks interleave; at most kMaxDocumentsPerRequest
+// documents (413 beyond). The deadline is checked before writing starts,
+// never during: a request is written whole or, on an error, up to the
+// batch that failed (as `kvrag index`), never cut off at an arbitrary time.
 void post_documents(Context& context, const Request&, const std::string& body, Response& res) {
+  const auto arrival = std::chrono::steady_clock::now();
   const std::vector<Document> docs = parse_documents_request(body);
-  set_json(res, api::index_report_json(context.pipeline.add_documents(docs)));
+  const Deadline deadline = request_deadline(context, std::nullopt, arrival);
+  run_admitted(context, context.ingest, [&] {
+    deadline.check("waiting for the ingestion worker");
+    set_json(res, api::index_report_json(context.pipeline.add_documents(docs)));
+  });
 }
 
 void get_document(Context& context, const Request& req, const std::string&, Response& res) {
@@ -153,8 +276,11 @@ void get_document(Context& context, const Request& req, const std::string&, Resp
 void delete_document(Context& context, const Request& req, const std::string&, Response& res) {
   const std::string id = req.matches[1];
   check_text_field("id", id);
-  KVRAG_CHECK(context.pipeline.remove_document(id), kNotFound, "no document with id '", id, "'");
-  set_json(res, {{"deleted", id}});
+  // A write: behind any ingestion, on its worker, not on a connection thread.
+  run_admitted(context, context.ingest, [&] {
+    KVRAG_CHECK(context.pipeline.remove_document(id), kNotFound, "no document with id '", id, "'");
+    set_json(res, {{"deleted", id}});
+  });
 }
 
 // Every route the server answers; unmatched() and metrics labels read the
@@ -292,15 +418,34 @@ std::string library_error_code(int status) {
 }  // namespace
 
 HttpServer::HttpServer(RagPipeline& pipeline, const ServerOptions& options)
-    : pipeline_(pipeline), options_(options), http_(std::make_unique<httplib::Server>()) {
+    : pipeline_(pipeline), options_(options) {
   KVRAG_CHECK(options_.threads >= 0, kInvalidArgument, "threads must be >= 0, got ",
               options_.threads);
+  KVRAG_CHECK(options_.queue_size >= -1, kInvalidArgument, "queue size must be >= 0, got ",
+              options_.queue_size);
+  KVRAG_CHECK(options_.ingest_queue_size >= 0, kInvalidArgument,
+              "ingest queue size must be >= 0, got ", options_.ingest_queue_size);
+  KVRAG_CHECK(options_.connection_threads >= 0, kInvalidArgument,
+              "connection threads must be >= 0, got ", options_.connection_threads);
   KVRAG_CHECK(options_.max_body_bytes >= 1, kInvalidArgument, "max body bytes must be >= 1, got ",
               options_.max_body_bytes);
+  KVRAG_CHECK(options_.request_timeout_ms >= 1 && options_.request_timeout_ms <= kMaxTimeoutMs,
+              kInvalidArgument, "request timeout must be in 1..", kMaxTimeoutMs, " ms, got ",
+              options_.request_timeout_ms);
   if (options_.threads == 0) {
     options_.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   }
-  const size_t threads = static_cast<size_t>(options_.threads);
+  if (options_.queue_size == -1) options_.queue_size = 4 * options_.threads;
+  if (options_.connection_threads == 0) {
+    options_.connection_threads =
+        options_.threads + options_.queue_size + 1 + options_.ingest_queue_size + 32;
+  }
+  answers_ = std::make_unique<WorkQueue>("answer", options_.threads, options_.queue_size);
+  // Ingestion encodes for as long as a request has documents: at nice 10 its
+  // worker leaves the cores to the answer workers whenever they have work.
+  ingest_ = std::make_unique<WorkQueue>("ingest", 1, options_.ingest_queue_size, /*nice=*/10);
+  http_ = std::make_unique<GuardedServer>(options_.connection);
+  const size_t threads = static_cast<size_t>(options_.connection_threads);
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http_->set_payload_max_length(static_cast<size_t>(options_.max_body_bytes));
   // cpp-httplib's default sets SO_REUSEPORT, which lets a second server bind
@@ -318,15 +463,22 @@ HttpServer::~HttpServer() = default;
 void HttpServer::add_routes() {
   // Handlers run with the context by reference; it lives as long as the
   // server's routes do.
-  auto context = std::make_shared<Context>(Context{pipeline_, metrics_});
+  auto context =
+      std::make_shared<Context>(Context{pipeline_, metrics_, *answers_, *ingest_, options_});
   const int64_t max_body_bytes = options_.max_body_bytes;
   const auto run = [context](Handler handler, const Request& req, const std::string& body,
                              Response& res) {
     try {
       handler(*context, req, body, res);
+    } catch (const HttpFailure& e) {
+      set_error(res, e.status(), e.code(), e.what());
+      if (e.retry_after_s() > 0) res.set_header("Retry-After", std::to_string(e.retry_after_s()));
     } catch (const Error& e) {
       const HttpError error = http_error(e.kind());
       set_error(res, error.status, error.code, e.what());
+      if (e.kind() == ErrorKind::kDeadlineExceeded) {
+        context->metrics.count_deadline_exceeded(route_label(req.path));
+      }
     } catch (const std::exception& e) {
       set_error(res, 500, error_kind_name(ErrorKind::kInternal), e.what());
     }

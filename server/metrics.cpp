@@ -47,7 +47,17 @@ void Metrics::observe_answer(Mode mode, double seconds, int64_t generated_tokens
   counters.generated_tokens += generated_tokens;
 }
 
-std::string Metrics::render(const IndexStats& stats) const {
+void Metrics::count_rejection(const std::string& queue) {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  ++rejections_[queue];
+}
+
+void Metrics::count_deadline_exceeded(const std::string& route) {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  ++deadlines_exceeded_[route];
+}
+
+std::string Metrics::render(const IndexStats& stats, const std::vector<QueueDepth>& queues) const {
   std::ostringstream out;
   out.precision(9);  // bucket bounds print as written (0.005, not 0.0050000000000000001)
   const std::lock_guard<std::mutex> lock(mutex_);
@@ -80,6 +90,37 @@ std::string Metrics::render(const IndexStats& stats) const {
   for (const Mode mode : kModes) {
     out << "kvrag_generated_tokens_total{mode=\"" << mode_name(mode) << "\"} "
         << modes_[static_cast<size_t>(mode)].generated_tokens << "\n";
+  }
+
+  header(out, "kvrag_queue_depth", "gauge", "Requests waiting for a worker, by queue.");
+  for (const QueueDepth& q : queues) {
+    out << "kvrag_queue_depth{queue=\"" << label(q.name) << "\"} " << q.queued << "\n";
+  }
+  header(out, "kvrag_queue_running", "gauge", "Requests on a worker now, by queue.");
+  for (const QueueDepth& q : queues) {
+    out << "kvrag_queue_running{queue=\"" << label(q.name) << "\"} " << q.running << "\n";
+  }
+  header(out, "kvrag_queue_capacity", "gauge",
+         "Most requests that may wait for a worker, by queue; beyond it requests get 503.");
+  for (const QueueDepth& q : queues) {
+    out << "kvrag_queue_capacity{queue=\"" << label(q.name) << "\"} " << q.capacity << "\n";
+  }
+  header(out, "kvrag_queue_workers", "gauge", "Worker threads, by queue.");
+  for (const QueueDepth& q : queues) {
+    out << "kvrag_queue_workers{queue=\"" << label(q.name) << "\"} " << q.workers << "\n";
+  }
+  header(out, "kvrag_rejected_requests_total", "counter",
+         "Requests refused with 503 because their queue was full, by queue.");
+  for (const QueueDepth& q : queues) {
+    const auto it = rejections_.find(q.name);
+    out << "kvrag_rejected_requests_total{queue=\"" << label(q.name) << "\"} "
+        << (it == rejections_.end() ? 0 : it->second) << "\n";
+  }
+  header(out, "kvrag_deadline_exceeded_total", "counter",
+         "Requests stopped because their deadline passed (504 or a stream's error event), by "
+         "route.");
+  for (const auto& [route, count] : deadlines_exceeded_) {
+    out << "kvrag_deadline_exceeded_total{route=\"" << label(route) << "\"} " << count << "\n";
   }
 
   header(out, "kvrag_kv_cache_hits_total", "counter",

@@ -8,6 +8,7 @@
 #include "core/json_input.h"
 #include "data/text_normalization.h"
 #include "pipeline/document_encoder.h"
+#include "server/responses.h"
 
 namespace kvrag::server {
 namespace {
@@ -192,8 +193,8 @@ Document parse_document(const json& value, size_t index) {
 AskRequest parse_ask_request(const std::string& body) {
   const json object = parse_object(body);
   const FieldReader fields(object, "");
-  fields.reject_unknown(
-      {"question", "k", "mode", "retriever", "max_new_tokens", "num_beams", "stream"});
+  fields.reject_unknown({"question", "k", "mode", "retriever", "max_new_tokens", "num_beams",
+                         "stream", "timeout_ms"});
   AskRequest request;
   request.question = checked_query(fields, "question");
   AskOptions& options = request.options;
@@ -205,6 +206,8 @@ AskRequest parse_ask_request(const std::string& body) {
   options.generation.num_beams =
       fields.integer("num_beams", options.generation.num_beams, 1, kMaxBeams);
   request.stream = fields.boolean("stream", false);
+  if (fields.find("timeout_ms"))
+    request.timeout_ms = fields.integer("timeout_ms", 0, 1, kMaxTimeoutMs);
   return request;
 }
 
@@ -228,6 +231,12 @@ std::vector<Document> parse_documents_request(const std::string& body) {
   KVRAG_CHECK(list->is_array(), kInvalidArgument, "field 'documents' must be an array, got ",
               json_type_name(*list));
   KVRAG_CHECK(!list->empty(), kInvalidArgument, "field 'documents' is empty");
+  if (static_cast<int64_t>(list->size()) > kMaxDocumentsPerRequest) {
+    throw HttpFailure(
+        413, "too_many_documents",
+        str_cat("field 'documents' has ", list->size(), " documents, more than the limit of ",
+                kMaxDocumentsPerRequest, " per request: send them in several requests"));
+  }
   std::vector<Document> docs;
   std::set<std::string> ids;
   for (size_t i = 0; i < list->size(); ++i) {

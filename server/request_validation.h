@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,11 +23,14 @@ namespace kvrag::server {
 // kMaxQuestionBytes, kMaxTitleBytes, kMaxIdBytes) are the pipeline's:
 // pipeline/ask_options.h.
 
-// POST /v1/ask {question, k?, mode?, retriever?, max_new_tokens?, num_beams?, stream?}
+// POST /v1/ask {question, k?, mode?, retriever?, max_new_tokens?, num_beams?, stream?,
+// timeout_ms?}
 struct AskRequest {
   std::string question;
   AskOptions options;  // k, mode, retriever, generation filled from the body
   bool stream = false;
+  // 1..kMaxTimeoutMs when given; absent: the server's --request-timeout-s.
+  std::optional<int64_t> timeout_ms;
 };
 
 // POST /v1/search {query, k?, retriever?}
@@ -51,7 +55,8 @@ SearchRequest parse_search_request(const std::string& body);
 // (default_document_id). Text must not be blank nor hold a NUL; the pipeline
 // normalises it when it is added. Ids must be unique within one request.
 // The title is at most kMaxTitleBytes, the id at most kMaxIdBytes.
-// Source is "http".
+// Source is "http". More than kMaxDocumentsPerRequest documents throw
+// HttpFailure 413 "too_many_documents" before any is parsed.
 std::vector<Document> parse_documents_request(const std::string& body);
 
 }  // namespace kvrag::server

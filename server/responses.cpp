@@ -17,6 +17,8 @@ HttpError http_error(ErrorKind kind) {
       return {503, error_kind_name(kind)};
     case ErrorKind::kConflict:
       return {409, error_kind_name(kind)};
+    case ErrorKind::kDeadlineExceeded:
+      return {504, error_kind_name(kind)};
     case ErrorKind::kFormat:
     case ErrorKind::kIo:
     case ErrorKind::kInternal:

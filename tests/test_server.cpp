@@ -114,7 +114,9 @@ class ServerTest : public ::testing::Test {
     const auto res = client()->Get("/healthz");
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200);
-    EXPECT_EQ(json::parse(res->body), json({{"status", "ok"}}));
+    const json body = json::parse(res->body);
+    EXPECT_EQ(body["status"], "ready") << body;
+    EXPECT_EQ(body["queues"]["answer"]["workers"], 4) << body;
   }
 
   // The /metrics text once it holds every line of `lines` (fails the test
@@ -316,7 +318,7 @@ TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
        "field 'stream' must be a boolean, got a string"},
       {"POST", "/v1/ask", R"({"question": "q", "top_k": 3})", 400, "invalid_argument",
        "unknown field 'top_k' (known fields: k, max_new_tokens, mode, num_beams, question, "
-       "retriever, stream)"},
+       "retriever, stream, timeout_ms)"},
       {"POST", "/v1/ask", oversized, 413, "payload_too_large",
        "larger than the limit of 65536 bytes (--max-body-bytes)"},
       {"POST", "/v1/ask", R"({"question": "q", "k": [[1]]})", 400, "invalid_argument",
