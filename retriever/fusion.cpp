@@ -53,7 +53,8 @@ std::vector<double> robust_shifted_z(const std::vector<double>& scores) {
   std::vector<double> work = scores;
   const double med = median(work);
   for (size_t i = 0; i < scores.size(); ++i) work[i] = std::abs(scores[i] - med);
-  double sigma = kMadToSigma * median(work);
+  const auto [lowest, highest] = std::minmax_element(scores.begin(), scores.end());
+  double sigma = std::max(kMadToSigma * median(work), kMinSigmaOfRange * (*highest - *lowest));
   if (!(sigma > 1e-12)) sigma = 1.0;
   const double last = (scores.back() - med) / sigma;
   std::vector<double> u(scores.size());

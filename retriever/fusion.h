@@ -7,7 +7,8 @@
 //  1. Candidates: the first kHybridCandidates chunks of each list, whatever
 //     k is (an id repeated within one list counts at its first place).
 //  2. Each list's scores are made comparable by a robust z-score over the
-//     list (robust_shifted_z): z = (s − median) / (1.4826 · MAD), shifted by
+//     list (robust_shifted_z): z = (s − median) / σ, σ = 1.4826 · MAD but at
+//     least kMinSigmaOfRange of the list's score range, shifted by
 //     the last candidate's z, u = z − z_last, so that u >= 0 and a chunk the
 //     list did not return has u = 0 there. Lists of 1 or 2 chunks have no
 //     spread to measure: u = 1 for each.
@@ -57,6 +58,13 @@ inline constexpr double kHybridDenseAgreeWeight = 4.0;
 inline constexpr double kHybridDenseDisagreeWeight = 0.5;
 // σ = 1.4826 · MAD estimates the standard deviation of normal scores.
 inline constexpr double kMadToSigma = 1.4826;
+// On a small index most BM25 candidates match only a common word and score
+// about 1e-6: the MAD collapses and the few real matches get z-scores in the
+// millions, which drown the dense list whatever its weight. A floor of 5 % of
+// the list's range keeps z within tens there; on SQuAD, the Debian man pages
+// and the sample corpus it never binds (document recall unchanged, measured
+// with scripts/retrieval_lab over the dumped lists).
+inline constexpr double kMinSigmaOfRange = 0.05;
 
 // How many candidates hybrid retrieval takes from each retriever for top k:
 // kHybridCandidates, or k when k is larger.
@@ -67,7 +75,8 @@ inline int64_t hybrid_candidates(int64_t k) {
 // The shifted robust z-score u of each score of `scores` (a ranked list's
 // scores, best first), in the same order: med = median (the mean of the two
 // middle values for an even count), MAD = median |s − med|, σ = 1.4826 MAD
-// (1 when σ <= 1e-12), z = (s − med) / σ, u = z − z of the last score. Fewer
+// or kMinSigmaOfRange · (max − min) if larger (1 when σ <= 1e-12),
+// z = (s − med) / σ, u = z − z of the last score. Fewer
 // than 3 scores: u = 1 for each. Empty in, empty out.
 std::vector<double> robust_shifted_z(const std::vector<double>& scores);
 

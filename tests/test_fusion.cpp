@@ -54,9 +54,26 @@ TEST(RobustShiftedZ, ScaleFreeAndTiesAndNoSpread) {
   const std::vector<double> small = robust_shifted_z({0.9, 0.5, 0.4, 0.1});
   const std::vector<double> large = robust_shifted_z({90, 50, 40, 10});
   for (size_t i = 0; i < small.size(); ++i) EXPECT_NEAR(small[i], large[i], 1e-9);
-  // Tied scores get equal u; MAD 0 (more than half the scores equal) falls back to σ = 1.
-  EXPECT_EQ(robust_shifted_z({3, 3, 1}), (std::vector<double>{2, 2, 0}));
+  // Tied scores get equal u; MAD 0 (more than half the scores equal) leaves
+  // σ at its floor, 5 % of the range (0.1 here); no range at all: σ = 1.
+  const std::vector<double> tied = robust_shifted_z({3, 3, 1});
+  ASSERT_EQ(tied.size(), 3u);
+  EXPECT_NEAR(tied[0], 20.0, kTol);
+  EXPECT_NEAR(tied[1], 20.0, kTol);
+  EXPECT_EQ(tied[2], 0.0);
   EXPECT_EQ(robust_shifted_z({2, 2, 2}), (std::vector<double>{0, 0, 0}));
+}
+
+TEST(RobustShiftedZ, AFewMatchesAmongNearZerosStayWithinTwentyOfTheLast) {
+  // A small index: BM25's real matches among candidates that only share a
+  // common word (scores ~1e-6, MAD ~1e-7). Without the floor the first u
+  // would be about 1e8 and drown the dense list.
+  const std::vector<double> u =
+      robust_shifted_z({21.5, 3.5, 2e-6, 1.5e-6, 1.2e-6, 1.1e-6, 1e-6});
+  ASSERT_EQ(u.size(), 7u);
+  EXPECT_NEAR(u[0], 21.5 / (0.05 * (21.5 - 1e-6)), 1e-6);  // = 20
+  EXPECT_NEAR(u[1], 3.5 / (0.05 * (21.5 - 1e-6)), 1e-6);
+  EXPECT_LT(u[2], 1e-4);
 }
 
 TEST(RobustShiftedZ, ListsOfOneOrTwoScoresCountOneEach) {
