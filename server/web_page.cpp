@@ -1,5 +1,9 @@
 #include "server/web_page.h"
 
+#include <string_view>
+
+#include "pipeline/ask_options.h"
+
 namespace kvrag::server {
 namespace {
 
@@ -66,7 +70,7 @@ constexpr const char* kPage = R"HTML(<!doctype html>
           <option value="fid">fid</option>
         </select>
       </label>
-      <label>k <input id="k" type="number" min="1" max="100" value="5"></label>
+      <label>k <input id="k" type="number" min="1" max="@MAX_K@" value="@DEFAULT_K@"></label>
       <label>retriever
         <select id="retriever">
           <option value="dense">dense</option>
@@ -217,10 +221,17 @@ if (params.get("q")) {
 </html>
 )HTML";
 
+// kPage with `marker` replaced by `value` (the marker occurs once).
+std::string with_value(std::string page, std::string_view marker, int64_t value) {
+  return page.replace(page.find(marker), marker.size(), std::to_string(value));
+}
+
 }  // namespace
 
 const std::string& web_page_html() {
-  static const std::string page = kPage;
+  // The form's k takes its default and cap from the one home of request defaults.
+  static const std::string page =
+      with_value(with_value(kPage, "@MAX_K@", kMaxK), "@DEFAULT_K@", kDefaultK);
   return page;
 }
 

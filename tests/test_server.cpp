@@ -173,6 +173,11 @@ TEST_F(ServerTest, HealthStatsAndPage) {
   EXPECT_EQ(page->get_header_value("Content-Type"), "text/html; charset=utf-8");
   EXPECT_NE(page->body.find("<title>kvrag</title>"), std::string::npos);
   EXPECT_NE(page->body.find("\"/v1/ask\""), std::string::npos);
+  // The form's k has the request defaults, not a copy of them.
+  EXPECT_NE(page->body.find("max=\"" + std::to_string(kMaxK) + "\" value=\"" +
+                            std::to_string(kDefaultK) + "\""),
+            std::string::npos);
+  EXPECT_EQ(page->body.find('@'), std::string::npos) << "a marker left in the page";
   // Self-contained: nothing is fetched from elsewhere.
   EXPECT_EQ(page->body.find("http://"), std::string::npos);
   EXPECT_EQ(page->body.find("https://"), std::string::npos);
