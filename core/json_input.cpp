@@ -56,12 +56,17 @@ class PathTracker {
   std::string path() const {
     std::string out;
     for (const Frame& f : frames_) {
+      // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive)
+      // on "literal" + std::string temporaries here.
       if (f.array) {
-        out += "[" + std::to_string(f.done) + "]";
+        out += '[';
+        out += std::to_string(f.done);
+        out += ']';
       } else if (f.key.empty()) {
         break;  // between fields, or in a key: the object itself
       } else {
-        out += (out.empty() ? "" : ".") + f.key;
+        if (!out.empty()) out += '.';
+        out += f.key;
       }
     }
     return out;

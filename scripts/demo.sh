@@ -25,13 +25,13 @@ step 1 "Debian packages" "under 2 min when missing, a second otherwise"
 bash scripts/packages.sh
 step_done
 
-step 2 "build the kvrag command" "5-10 min on 2 cores from scratch (9.9 min measured with both cores busy), seconds when up to date"
+step 2 "build the kvrag command" "2-3 min on 2 free cores from scratch (138 s measured; 9.9 min with both cores busy), seconds when up to date"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release ${KVRAG_CMAKE_ARGS:-} >/dev/null
 cmake --build build -j "$jobs" --target kvrag  # prints [ NN%] per file
 step_done
 
 step 3 "index data/sample/corpus.jsonl with models/kvrag-demo" \
-  "about 30 s on 2 cores, seconds when already indexed"
+  "10-30 s on 2 cores (11 s measured), seconds when already indexed"
 build/cli/kvrag index --model models/kvrag-demo --index "$index" data/sample/corpus.jsonl
 step_done
 

@@ -1,6 +1,6 @@
 // The bundled demo model (models/kvrag-demo) against the outputs of the
 // training code's own forward pass, saved with it as reference.safetensors
-// (training/train_demo.py --export-reference): the weights mean to the C++
+// (training/export.py re-creates it from the weights): the weights mean to the C++
 // engine what they meant to the code that trained them.
 #include <gtest/gtest.h>
 
