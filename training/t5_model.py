@@ -279,3 +279,69 @@ class T5(nn.Module):
         missing, unexpected = self.load_state_dict(sd, strict=False)
         if strict and (missing or unexpected):
             raise KeyError(f"missing {missing} unexpected {unexpected}")
+
+
+# ----------------------------------------------------------------------------- helpers for training
+
+EOS = 1
+
+
+def pad_batch(seqs, eos=True):
+    """Token lists -> ids [b, t] and mask [b, t] (right-padded with PAD; eos appended if asked)."""
+    seqs = [s + [EOS] if eos else s for s in seqs]
+    t = max(len(s) for s in seqs)
+    ids = torch.zeros(len(seqs), t, dtype=torch.long)
+    mask = torch.zeros(len(seqs), t, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s)
+        mask[i, :len(s)] = 1
+    return ids, mask
+
+
+
+def init_weights(model, cfg):
+    """Hugging Face T5 initialisation (initializer_factor 1.0)."""
+    d, dkv, h, ff = cfg["d_model"], cfg["d_kv"], cfg["num_heads"], cfg["d_ff"]
+    std = {".q.weight": (d * dkv) ** -0.5, ".k.weight": d ** -0.5, ".v.weight": d ** -0.5,
+           ".o.weight": (h * dkv) ** -0.5, "wi_0.weight": d ** -0.5, "wi_1.weight": d ** -0.5,
+           ".wi.weight": d ** -0.5, "wo.weight": ff ** -0.5, "relative_attention_bias.weight": d ** -0.5,
+           "shared.weight": 1.0, "lm_head.weight": d ** -0.5}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("layer_norm.weight"):
+                p.fill_(1.0)
+                continue
+            suffix = next((s for s in std if name.endswith(s)), None)
+            if suffix is None:
+                raise KeyError(name)
+            p.normal_(0, std[suffix])
+
+
+def encode_each(model, seqs, eos=True, batch=None):
+    """Encode token lists one per row (each gets eos, padded batch).
+    Returns ([n_i, d] valid rows per sequence, embeddings [len(seqs), d] L2-normalised mean over positions)."""
+    outs, embs = [None] * len(seqs), [None] * len(seqs)
+    batch = batch or len(seqs)
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))   # similar lengths pad less
+    for s in range(0, len(order), batch):
+        part = order[s:s + batch]
+        ids, mask = pad_batch([seqs[i] for i in part], eos=eos)
+        h = model.encode(ids, mask)
+        m = mask.unsqueeze(-1).float()
+        e = F.normalize((h * m).sum(1) / m.sum(1), dim=-1)
+        for j, i in enumerate(part):
+            outs[i] = h[j, :int(mask[j].sum())]
+            embs[i] = e[j]
+    return outs, torch.stack(embs)
+
+
+def join_memory(parts_per_example):
+    """Per example a list of [n, d] encodings -> memory [b, T, d] (concatenated on time, padded) and mask [b, T]."""
+    mems = [torch.cat(p, 0) for p in parts_per_example]
+    t = max(m.shape[0] for m in mems)
+    out = mems[0].new_zeros(len(mems), t, mems[0].shape[1])
+    mask = torch.zeros(len(mems), t, dtype=torch.long)
+    for i, m in enumerate(mems):
+        out[i, :m.shape[0]] = m
+        mask[i, :m.shape[0]] = 1
+    return out, mask

@@ -1,0 +1,148 @@
+"""The two training objectives of the demo reader.
+
+copy_loss  stage 1 and throughout: the decoder continues a span of a chunk it reads through
+           cross-attention. The chunk is encoded alone (exactly as it is cached), the decoder is
+           given the span's first tokens as a prefix without loss and must write the next ones.
+           Every target token is a copy, and finding the prefix in the memory and stepping to the
+           next position is the mechanism extractive answers need.
+qa_loss    stage 2: the toolkit's real task. Cached mode (question encoded alone ++ k chunks
+           encoded alone, the gold chunk at a random position among hard negatives) on every
+           example, fid and concat on a few, plus an InfoNCE retrieval loss between question and
+           gold-chunk embeddings.
+Both return (loss tensor, dict of floats for the log).
+"""
+import collections
+
+import torch
+import torch.nn.functional as F
+
+from data import decoder_io
+from t5_model import encode_each, join_memory, pad_batch
+
+
+def answer_ce(model, mem, mask, targets, prefixes=None):
+    """Teacher-forced cross-entropy summed over target tokens; returns (sum, token count)."""
+    dec_in, labels = decoder_io(targets, prefixes)
+    logits = model.decode(dec_in, mem, mask)
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100,
+                         reduction="sum")
+    return ce, int((labels != -100).sum())
+
+
+def copy_spans(rng, corpus, chunk_ids, prefix_tokens=(2, 4), span_tokens=(4, 24)):
+    """For each chunk a (prefix, continuation) pair of its text tokens at a random place."""
+    out = []
+    for ci in chunk_ids:
+        text = corpus.chunks[ci]["text_ids"]
+        p = min(rng.randint(*prefix_tokens), len(text) - 1)
+        n = max(1, min(rng.randint(*span_tokens), len(text) - p))
+        start = rng.randint(0, len(text) - p - n)
+        out.append((text[start:start + p], text[start + p:start + p + n]))
+    return out
+
+
+def copy_loss(model, corpus, rng, batch, k_max=1):
+    """Continue a span of one chunk; memory = that chunk plus up to k_max - 1 other chunks."""
+    pool = rng.sample(corpus.train_chunks, batch)
+    enc, _ = encode_each(model, [corpus.chunks[ci]["ids"] for ci in pool])
+    parts = []
+    for i in range(batch):
+        k = rng.randint(1, k_max)
+        others = [j for j in rng.sample(range(batch), min(batch, k + 1)) if j != i][:k - 1]
+        others.insert(rng.randint(0, len(others)), i)
+        parts.append([enc[j] for j in others])
+    mem, mask = join_memory(parts)
+    spans = copy_spans(rng, corpus, pool)
+    ce, n = answer_ce(model, mem, mask, [c for _, c in spans], [p for p, _ in spans])
+    return ce / n, {"copy": ce.item() / n}
+
+
+def _hard_negative(rng, corpus, q):
+    """Half the time another chunk of the same document, otherwise a chunk of the same topic."""
+    same = [i for i in corpus.doc_chunks[q["document_id"]] if i not in q["pos"]]
+    if same and rng.random() < 0.5:
+        return rng.choice(same)
+    topic = corpus.chunks[q["gold"]]["topic"]
+    while True:
+        h = rng.choice(corpus.topic_chunks[topic])
+        if corpus.chunks[h]["doc"] != q["document_id"]:
+            return h
+
+
+def _question_batch(rng, corpus, batch):
+    docs = rng.sample(corpus.train_docs, batch)
+    qs = [rng.choice(corpus.q_by_doc[d]) for d in docs]
+    pool, index = [], {}
+
+    def add(ci):
+        if ci not in index:
+            index[ci] = len(pool)
+            pool.append(ci)
+        return index[ci]
+
+    for q in qs:
+        add(q["gold"])
+    hard = [add(_hard_negative(rng, corpus, q)) for q in qs]
+    return qs, pool, index, hard
+
+
+def _passages(rng, qs, pool, index, hard, k_range):
+    """Per question k pool positions: the gold chunk at a random place, its hard negative, others."""
+    out = []
+    for i, q in enumerate(qs):
+        k = rng.randint(*k_range)
+        cand = [j for j in range(len(pool)) if pool[j] not in q["pos"] and j != hard[i]]
+        chosen = ([hard[i]] + rng.sample(cand, max(0, k - 2)))[:k - 1]
+        chosen.insert(rng.randint(0, len(chosen)), index[q["gold"]])
+        out.append(chosen)
+    return out
+
+
+def _nce(q_emb, c_emb, qs, index, temperature):
+    sim = q_emb @ c_emb.t() / temperature
+    gold = torch.tensor([index[q["gold"]] for q in qs])
+    for i, q in enumerate(qs):
+        for ci in q["pos"]:           # other answer-bearing chunks are not negatives
+            if ci in index and ci != q["gold"]:
+                sim[i, index[ci]] = -1e4
+    return F.cross_entropy(sim, gold), (sim.argmax(1) == gold).float().mean().item()
+
+
+def qa_loss(model, corpus, rng, args, k_range):
+    qs, pool, index, hard = _question_batch(rng, corpus, args.batch)
+    q_enc, q_emb = encode_each(model, [q["ids"] for q in qs])
+    c_enc, c_emb = encode_each(model, [corpus.chunks[ci]["ids"] for ci in pool])
+    loss_nce, nce_acc = _nce(q_emb, c_emb, qs, index, args.temperature)
+    passages = _passages(rng, qs, pool, index, hard, k_range)
+    answers = [q["ans_ids"] for q in qs]
+    log = {"nce": loss_nce.item(), "nce_acc": nce_acc}
+
+    mem, mask = join_memory([[q_enc[i]] + [c_enc[j] for j in passages[i]] for i in range(len(qs))])
+    ce, n = answer_ce(model, mem, mask, answers)
+    log["cached"] = ce.item() / n
+    total_ce, total_n = ce, n
+
+    fid = list(range(args.fid_examples))
+    if fid:
+        seqs, owner = [], []
+        for i in fid:
+            for j in passages[i]:
+                seqs.append(corpus.fid_ids(qs[i], pool[j]))
+                owner.append(i)
+        enc, _ = encode_each(model, seqs)
+        parts = collections.defaultdict(list)
+        for e, i in zip(enc, owner):
+            parts[i].append(e)
+        mem, mask = join_memory([parts[i] for i in fid])
+        ce, n = answer_ce(model, mem, mask, [answers[i] for i in fid])
+        log["fid"] = ce.item() / n
+        total_ce, total_n = total_ce + ce, total_n + n
+
+    concat = list(range(args.fid_examples, args.fid_examples + args.concat_examples))
+    if concat:
+        ids, mask = pad_batch([corpus.concat_ids(qs[i], [pool[j] for j in passages[i]]) for i in concat])
+        ce, n = answer_ce(model, model.encode(ids, mask), mask, [answers[i] for i in concat])
+        log["concat"] = ce.item() / n
+        total_ce, total_n = total_ce + ce, total_n + n
+
+    return total_ce / total_n + args.nce_weight * loss_nce, log
