@@ -12,7 +12,7 @@ import time
 import torch
 
 
-from objectives import answer_ce, copy_spans
+from objectives import answer_ce, copy_spans, shuffled_chunks
 from t5_model import encode_each, join_memory, pad_batch
 
 MAX_NEW_TOKENS = 24
@@ -52,12 +52,14 @@ def score(preds, qs):
 
 @torch.no_grad()
 def copy_accuracy(model, corpus, chunk_ids, span=8, seed=0):
-    """Share of chunks whose `span` tokens after a 3-token prefix the reader writes exactly (greedy),
-    each chunk encoded alone. Measured on chunks of documents never trained on."""
+    """Share of chunks (words shuffled, see objectives.shuffled_chunks) whose `span` tokens after a
+    3-token prefix the reader writes exactly (greedy), each chunk encoded alone. Measured on chunks
+    of documents never trained on."""
     model.eval()
     rng = random.Random(seed)
-    spans = copy_spans(rng, corpus, chunk_ids, prefix_tokens=(3, 3), span_tokens=(span, span))
-    enc, _ = encode_each(model, [corpus.chunks[ci]["ids"] for ci in chunk_ids], batch=64)
+    prompts, texts = shuffled_chunks(rng, corpus, chunk_ids)
+    spans = copy_spans(rng, texts, prefix_tokens=(3, 3), span_tokens=(span, span))
+    enc, _ = encode_each(model, prompts, batch=64)
     mem, mask = join_memory([[e] for e in enc])
     ids = torch.tensor([[0] + p for p, _ in spans])
     for _ in range(span):

@@ -1,15 +1,17 @@
 """The two training objectives of the demo reader.
 
 copy_loss  stage 1 and throughout: the decoder continues a span of a chunk it reads through
-           cross-attention. The chunk is encoded alone (exactly as it is cached), the decoder is
-           given the span's first tokens as a prefix without loss and must write the next ones.
-           Every target token is a copy, and finding the prefix in the memory and stepping to the
-           next position is the mechanism extractive answers need.
+           cross-attention. The chunk (its words shuffled) is encoded alone, as chunks are
+           cached; the decoder is given the span's first tokens as a prefix without loss and must
+           write the next ones. Every target token is a copy, and finding the prefix in the
+           memory and stepping to the next position is the mechanism extractive answers need.
 qa_loss    stage 2: the toolkit's real task. Cached mode (question encoded alone ++ k chunks
            encoded alone, the gold chunk at a random position among hard negatives) on every
            example, fid and concat on a few, plus an InfoNCE retrieval loss between question and
            gold-chunk embeddings.
-Both return (loss tensor, dict of floats for the log).
+retrieval_loss  the InfoNCE part alone, trained beside copy_loss in stage 1 so that every
+           checkpoint retrieves.
+Each returns (loss tensor, dict of floats for the log).
 """
 import collections
 
@@ -17,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from data import decoder_io
+from text import CHUNK_PROMPT
 from t5_model import encode_each, join_memory, pad_batch
 
 
@@ -29,11 +32,10 @@ def answer_ce(model, mem, mask, targets, prefixes=None):
     return ce, int((labels != -100).sum())
 
 
-def copy_spans(rng, corpus, chunk_ids, prefix_tokens=(2, 4), span_tokens=(4, 24)):
-    """For each chunk a (prefix, continuation) pair of its text tokens at a random place."""
+def copy_spans(rng, texts, prefix_tokens=(2, 4), span_tokens=(4, 24)):
+    """For each token list a (prefix, continuation) pair at a random place."""
     out = []
-    for ci in chunk_ids:
-        text = corpus.chunks[ci]["text_ids"]
+    for text in texts:
         p = min(rng.randint(*prefix_tokens), len(text) - 1)
         n = max(1, min(rng.randint(*span_tokens), len(text) - p))
         start = rng.randint(0, len(text) - p - n)
@@ -41,20 +43,53 @@ def copy_spans(rng, corpus, chunk_ids, prefix_tokens=(2, 4), span_tokens=(4, 24)
     return out
 
 
-def copy_loss(model, corpus, rng, batch, k_max=1):
-    """Continue a span of one chunk; memory = that chunk plus up to k_max - 1 other chunks."""
+def shuffled_chunks(rng, corpus, chunk_ids):
+    """Each chunk with its words in random order: (prompt ids, text ids). In running text the
+    decoder could continue a span from its own language model (templated sentences are
+    predictable); in shuffled words only reading the memory tells what comes next."""
+    prompts, texts = [], []
+    for ci in chunk_ids:
+        c = corpus.chunks[ci]
+        words = c["text"].split()
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        prompts.append(CHUNK_PROMPT.format(title=c["title"], text=texts[-1]))
+    return corpus.spm.encode(prompts), corpus.spm.encode(texts)
+
+
+def previous_token_loss(model, hidden, ids, mask):
+    """Cross-entropy of reading each position's previous token from the encoder output through the
+    LM head. Copying needs every memory position to carry its predecessor (the decoder finds the
+    token it just wrote there and reads the next one); supervising that half directly breaks the
+    chicken-and-egg plateau where neither half helps the loss until both exist."""
+    logits = model.logits(hidden[:, 1:])
+    labels = ids[:, :-1].masked_fill(mask[:, 1:] == 0, -100)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+
+def copy_loss(model, corpus, rng, batch, k_max=1, prev_weight=0.0):
+    """Continue a span of one chunk (words shuffled); memory = that chunk plus up to k_max - 1 others."""
     pool = rng.sample(corpus.train_chunks, batch)
-    enc, _ = encode_each(model, [corpus.chunks[ci]["ids"] for ci in pool])
+    prompts, texts = shuffled_chunks(rng, corpus, pool)
+    ids, mask = pad_batch(prompts)
+    hidden = model.encode(ids, mask)
+    enc = [hidden[i, :int(mask[i].sum())] for i in range(batch)]
     parts = []
     for i in range(batch):
         k = rng.randint(1, k_max)
         others = [j for j in rng.sample(range(batch), min(batch, k + 1)) if j != i][:k - 1]
         others.insert(rng.randint(0, len(others)), i)
         parts.append([enc[j] for j in others])
-    mem, mask = join_memory(parts)
-    spans = copy_spans(rng, corpus, pool)
-    ce, n = answer_ce(model, mem, mask, [c for _, c in spans], [p for p, _ in spans])
-    return ce / n, {"copy": ce.item() / n}
+    mem, mem_mask = join_memory(parts)
+    spans = copy_spans(rng, texts)
+    ce, n = answer_ce(model, mem, mem_mask, [c for _, c in spans], [p for p, _ in spans])
+    log = {"copy": ce.item() / n}
+    loss = ce / n
+    if prev_weight:
+        prev = previous_token_loss(model, hidden, ids, mask)
+        log["prev_token"] = prev.item()
+        loss = loss + prev_weight * prev
+    return loss, log
 
 
 def _hard_negative(rng, corpus, q):
@@ -106,6 +141,15 @@ def _nce(q_emb, c_emb, qs, index, temperature):
             if ci in index and ci != q["gold"]:
                 sim[i, index[ci]] = -1e4
     return F.cross_entropy(sim, gold), (sim.argmax(1) == gold).float().mean().item()
+
+
+def retrieval_loss(model, corpus, rng, args):
+    """InfoNCE alone (stage 1): question embeddings against their gold chunks and hard negatives."""
+    qs, pool, index, _ = _question_batch(rng, corpus, args.batch)
+    _, q_emb = encode_each(model, [q["ids"] for q in qs])
+    _, c_emb = encode_each(model, [corpus.chunks[ci]["ids"] for ci in pool])
+    loss, acc = _nce(q_emb, c_emb, qs, index, args.temperature)
+    return args.nce_weight * loss, {"nce": loss.item(), "nce_acc": acc}
 
 
 def qa_loss(model, corpus, rng, args, k_range):

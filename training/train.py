@@ -2,7 +2,8 @@
 """Train the kvrag demo reader: a small T5 v1.1 (gated-GELU) that answers by copying from the
 chunks it cross-attends to, and embeds questions and chunks for dense retrieval. CPU, one thread.
 
-Stage 1 (steps < --copy-steps): copy_loss only (continue a span of a chunk encoded alone).
+Stage 1 (steps < --copy-steps): copy_loss (continue a span of a chunk encoded alone, plus the
+previous-token loss on the chunk encodings) and retrieval_loss (InfoNCE).
 Stage 2: qa_loss (cached on every example, fid and concat on a few, InfoNCE) with k passages
 rising from 1 to --k-max over --k-ramp-steps, plus copy_loss on a smaller batch.
 Data: 25 % of steps (--sample-share) from the train split of data/sample, the rest from synthetic
@@ -36,7 +37,7 @@ from data import sample_corpus, synthetic_shard  # noqa: E402
 from text import ROOT, SPM  # noqa: E402
 from evaluate import copy_accuracy, evaluate, passage_use  # noqa: E402
 from export import OUT, export_model, export_reference  # noqa: E402
-from objectives import copy_loss, qa_loss  # noqa: E402
+from objectives import copy_loss, qa_loss, retrieval_loss  # noqa: E402
 from t5_model import T5, init_weights  # noqa: E402
 
 RUNS = os.path.join(ROOT, "training", "runs")
@@ -66,10 +67,17 @@ def parse_args():
     ap.add_argument("--batch", type=int, default=24, help="questions per step (stage 2)")
     ap.add_argument("--copy-batch", type=int, default=32, help="copy examples per step in stage 1")
     ap.add_argument("--copy-batch-qa", type=int, default=8, help="copy examples per step in stage 2")
+    ap.add_argument("--prev-token-weight", type=float, default=1.0,
+                    help="weight of the previous-token loss on chunk encodings (objectives.previous_token_loss)")
     ap.add_argument("--fid-examples", type=int, default=4)
     ap.add_argument("--concat-examples", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=200)
+    # Copying needs an encoder head that attends to the previous position, i.e. a relative-position
+    # bias of several units; Adam moves each parameter by about lr per step, so at lr 1e-3 the
+    # bias needs thousands of steps to get there, and the copy loss sits on a plateau meanwhile.
+    ap.add_argument("--bias-lr-scale", type=float, default=20.0,
+                    help="learning-rate multiplier of the relative position bias tables")
     ap.add_argument("--weight-decay", type=float, default=0.01)
     ap.add_argument("--temperature", type=float, default=0.05)
     ap.add_argument("--nce-weight", type=float, default=0.5)
@@ -82,6 +90,7 @@ def parse_args():
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--tied", action="store_true", help="tie input and output embeddings")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (results then differ in rounding)")
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--probe-every", type=int, default=250)
     ap.add_argument("--probe-questions", type=int, default=128)
@@ -136,15 +145,19 @@ def probe(model, sample, spm, dev_chunks, probe_qs):
 
 
 def optimizer(model, args):
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "relative_attention_bias" not in n]
-    rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "relative_attention_bias" not in n)]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                              {"params": rest, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-8)
+    """AdamW; the position-bias tables get --bias-lr-scale times the learning rate (see parse_args)."""
+    groups = {"decay": [], "norm": [], "bias": []}
+    for name, p in model.named_parameters():
+        groups["bias" if "relative_attention_bias" in name else "decay" if p.dim() >= 2 else "norm"].append(p)
+    return torch.optim.AdamW([{"params": groups["decay"], "weight_decay": args.weight_decay, "lr_scale": 1.0},
+                              {"params": groups["norm"], "weight_decay": 0.0, "lr_scale": 1.0},
+                              {"params": groups["bias"], "weight_decay": 0.0, "lr_scale": args.bias_lr_scale}],
+                             lr=args.lr, betas=(0.9, 0.98), eps=1e-8)
 
 
 def main():
     args = parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
@@ -179,16 +192,19 @@ def main():
         t0 = time.process_time()
         lr = learning_rate(args, step)
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g["lr_scale"]
         if shard is None or step % args.shard_steps == 0:
             shard = synthetic_shard(spm, 1_000_000 + args.seed * 1000 + step // args.shard_steps)
         corpus = sample if rng.random() < args.sample_share else shard
         if step < args.copy_steps:
-            loss, parts = copy_loss(model, corpus, rng, args.copy_batch)
+            loss, parts = copy_loss(model, corpus, rng, args.copy_batch, prev_weight=args.prev_token_weight)
+            r_loss, r_parts = retrieval_loss(model, corpus, rng, args)
+            loss, parts = loss + r_loss, {**parts, **r_parts}
         else:
             loss, parts = qa_loss(model, corpus, rng, args, k_range(args, step))
             if args.copy_batch_qa:
-                c_loss, c_parts = copy_loss(model, corpus, rng, args.copy_batch_qa, k_max=k_range(args, step)[1])
+                c_loss, c_parts = copy_loss(model, corpus, rng, args.copy_batch_qa, k_max=k_range(args, step)[1],
+                                           prev_weight=args.prev_token_weight)
                 loss, parts = loss + c_loss, {**parts, **c_parts}
         opt.zero_grad(set_to_none=True)
         loss.backward()
