@@ -1,4 +1,4 @@
-"""The two training objectives of the demo reader.
+"""The training objectives of the demo reader.
 
 copy_loss  stage 1 and throughout: the decoder continues a span of a chunk it reads through
            cross-attention. The chunk (its words shuffled) is encoded alone, as chunks are

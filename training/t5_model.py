@@ -1,6 +1,6 @@
 """A T5 v1.1-style encoder-decoder in plain PyTorch, with the math of Hugging Face
 transformers' T5ForConditionalGeneration (4.33) and its parameter names, plus a safetensors
-reader/writer (no third-party packages). Used by train_demo.py and check_parity.py.
+reader/writer (no third-party packages). Used by train.py, export.py and check_parity.py.
 
 Math (what the C++ engine implements): RMS layer norm (no mean, no bias), no 1/sqrt(d_kv)
 attention scaling, relative position bias from block 0 shared by all layers of a stack

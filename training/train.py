@@ -61,7 +61,7 @@ def parse_args():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", default="demo", help="run name: training/runs/NAME holds its checkpoint and logs")
     ap.add_argument("--steps", type=int, default=12000)
-    ap.add_argument("--copy-steps", type=int, default=1500, help="stage 1 length")
+    ap.add_argument("--copy-steps", type=int, default=1000, help="stage 1 length")
     ap.add_argument("--k-ramp-steps", type=int, default=3000, help="stage 2: k rises from 1 to --k-max over these")
     ap.add_argument("--k-max", type=int, default=5)
     ap.add_argument("--batch", type=int, default=24, help="questions per step (stage 2)")
