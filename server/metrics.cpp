@@ -92,23 +92,19 @@ std::string Metrics::render(const IndexStats& stats, const std::vector<QueueDept
         << modes_[static_cast<size_t>(mode)].generated_tokens << "\n";
   }
 
-  header(out, "kvrag_queue_depth", "gauge", "Requests waiting for a worker, by queue.");
-  for (const QueueDepth& q : queues) {
-    out << "kvrag_queue_depth{queue=\"" << label(q.name) << "\"} " << q.queued << "\n";
-  }
-  header(out, "kvrag_queue_running", "gauge", "Requests on a worker now, by queue.");
-  for (const QueueDepth& q : queues) {
-    out << "kvrag_queue_running{queue=\"" << label(q.name) << "\"} " << q.running << "\n";
-  }
-  header(out, "kvrag_queue_capacity", "gauge",
-         "Most requests that may wait for a worker, by queue; beyond it requests get 503.");
-  for (const QueueDepth& q : queues) {
-    out << "kvrag_queue_capacity{queue=\"" << label(q.name) << "\"} " << q.capacity << "\n";
-  }
-  header(out, "kvrag_queue_workers", "gauge", "Worker threads, by queue.");
-  for (const QueueDepth& q : queues) {
-    out << "kvrag_queue_workers{queue=\"" << label(q.name) << "\"} " << q.workers << "\n";
-  }
+  // One gauge per QueueDepth field, a line per queue.
+  const auto queue_gauge = [&](const char* name, const char* help, int64_t QueueDepth::*field) {
+    header(out, name, "gauge", help);
+    for (const QueueDepth& q : queues) {
+      out << name << "{queue=\"" << label(q.name) << "\"} " << q.*field << "\n";
+    }
+  };
+  queue_gauge("kvrag_queue_depth", "Requests waiting for a worker, by queue.", &QueueDepth::queued);
+  queue_gauge("kvrag_queue_running", "Requests on a worker now, by queue.", &QueueDepth::running);
+  queue_gauge("kvrag_queue_capacity",
+              "Most requests that may wait for a worker, by queue; beyond it requests get 503.",
+              &QueueDepth::capacity);
+  queue_gauge("kvrag_queue_workers", "Worker threads, by queue.", &QueueDepth::workers);
   header(out, "kvrag_rejected_requests_total", "counter",
          "Requests refused with 503 because their queue was full, by queue.");
   for (const QueueDepth& q : queues) {
