@@ -96,26 +96,28 @@ def _memory(model, corpus, mode, qs, idx, q_enc, c_enc, passages):
 
 
 @torch.no_grad()
-def evaluate(model, corpus, spm, qs, k=5, modes=("cached", "fid", "concat"), bs=32):
-    """Dense retrieval over every chunk of the corpus with the reader's own embeddings, then each
-    mode answers greedily from the top k. Returns recall and EM/F1 (percent)."""
+def evaluate(model, corpus, spm, qs, ks=(5,), modes=("cached", "fid", "concat"), bs=32):
+    """Dense retrieval over every chunk of the corpus with the reader's own embeddings (encoded
+    once), then each mode answers greedily from the top k, for each k in `ks`. Returns recall and
+    EM/F1 (percent) under keys like "cached_em@5"."""
     model.eval()
     t0 = time.time()
     c_enc, c_emb = encode_each(model, [c["ids"] for c in corpus.chunks], batch=64)
     q_enc, q_emb = encode_each(model, [q["ids"] for q in qs], batch=64)
-    top = (q_emb @ c_emb.t()).topk(max(k, 5), dim=1).indices.tolist()
+    top = (q_emb @ c_emb.t()).topk(max(*ks, 5), dim=1).indices.tolist()
     res = {"recall@1": 100 * sum(bool(set(t[:1]) & q["pos"]) for t, q in zip(top, qs)) / len(qs),
            "recall@5": 100 * sum(bool(set(t[:5]) & q["pos"]) for t, q in zip(top, qs)) / len(qs)}
-    passages = [t[:k] for t in top]
-    for mode in modes:
-        preds = []
-        for s in range(0, len(qs), bs):
-            idx = list(range(s, min(s + bs, len(qs))))
-            mem, mask = _memory(model, corpus, mode, qs, idx, q_enc, c_enc, passages)
-            out = model.greedy(mem, mask, max_new_tokens=MAX_NEW_TOKENS)
-            preds.extend(spm.decode([o[1:].tolist() for o in out]))
-        res[f"{mode}_em"], res[f"{mode}_f1"] = score(preds, qs)
-        res[f"{mode}_examples"] = [(q["question"], q["answers"][0], p) for q, p in zip(qs[:3], preds[:3])]
+    for k in ks:
+        passages = [t[:k] for t in top]
+        for mode in modes:
+            preds = []
+            for s in range(0, len(qs), bs):
+                idx = list(range(s, min(s + bs, len(qs))))
+                mem, mask = _memory(model, corpus, mode, qs, idx, q_enc, c_enc, passages)
+                out = model.greedy(mem, mask, max_new_tokens=MAX_NEW_TOKENS)
+                preds.extend(spm.decode([o[1:].tolist() for o in out]))
+            res[f"{mode}_em@{k}"], res[f"{mode}_f1@{k}"] = score(preds, qs)
+            res[f"{mode}_examples@{k}"] = [(q["question"], q["answers"][0], p) for q, p in zip(qs[:3], preds[:3])]
     res["eval_seconds"] = time.time() - t0
     model.train()
     return res

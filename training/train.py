@@ -137,11 +137,10 @@ def k_range(args, step):
 
 def probe(model, sample, spm, dev_chunks, probe_qs):
     """Learning-curve point on dev documents never trained on."""
-    r = evaluate(model, sample, spm, probe_qs, k=5, modes=("cached",))
-    r1 = evaluate(model, sample, spm, probe_qs, k=1, modes=("cached",))
+    r = evaluate(model, sample, spm, probe_qs, ks=(5, 1), modes=("cached",))
     return {"copy_acc": copy_accuracy(model, sample, dev_chunks), **passage_use(model, sample, probe_qs),
-            "cached_em@5": r["cached_em"], "cached_f1@5": r["cached_f1"], "cached_em@1": r1["cached_em"],
-            "recall@5": r["recall@5"], "examples": r["cached_examples"]}
+            "cached_em@5": r["cached_em@5"], "cached_f1@5": r["cached_f1@5"], "cached_em@1": r["cached_em@1"],
+            "recall@5": r["recall@5"], "examples": r["cached_examples@5"]}
 
 
 def optimizer(model, args):
@@ -229,8 +228,8 @@ def main():
             run.curve(row)
             run.log(f"probe ({time.time() - t1:.0f}s): " + json.dumps(row))
     export_reference(model, sample, args.out)
-    r = evaluate(model, sample, spm, sample.dev_q, k=5)
-    run.log("dev (all questions, k=5, own embeddings): " + json.dumps(r))
+    r = evaluate(model, sample, spm, sample.dev_q, ks=(1, 5, 10))
+    run.log("dev (all questions, k = 1, 5, 10, own embeddings): " + json.dumps(r))
 
 
 if __name__ == "__main__":
