@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages kvrag builds with, only those missing.
 # --for-tests adds what only the tests need: Chromium for the browser test
-# (it takes longer to install than everything else together) and python3 for
-# the training chunker's parity check.
+# (it takes longer to install than everything else together), python3 for
+# the training chunker's parity check and python3-torch for the checkpoint
+# converter's test.
 set -euo pipefail
 
 packages=(
@@ -10,7 +11,7 @@ packages=(
   libopenblas-dev libfaiss-dev libsqlite3-dev libsentencepiece-dev sentencepiece
   libcpp-httplib-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
 )
-[ "${1:-}" = "--for-tests" ] && packages+=(chromium python3)  # tests/browser (required when CI=true), tests/test_chunker_parity.cpp
+[ "${1:-}" = "--for-tests" ] && packages+=(chromium python3 python3-torch)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -4,6 +4,9 @@ parity test (tests/test_t5_parity.cpp) checks the engine against.
 
 Usage (re-create the reference from committed weights, no training):
   /usr/bin/python3 training/export.py [--out models/kvrag-demo]
+The same weights as a PyTorch pickle, the format many T5 readers ship (the test of
+scripts/convert_checkpoint.py starts from it); --fid-keys names them as FiD checkpoints do:
+  /usr/bin/python3 training/export.py --pytorch-bin DIR [--fid-keys]
 """
 import os
 
@@ -11,6 +14,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 
 import torch  # noqa: E402
@@ -64,15 +68,33 @@ def export_reference(model, corpus, out_dir):
     model.train()
 
 
+def export_pytorch_bin(model, src_dir, dst_dir, fid_keys):
+    """pytorch_model.bin + config.json + spiece.model. FiD wraps the encoder in a module of its
+    own, so its checkpoints name the encoder's tensors "encoder.encoder.…"."""
+    os.makedirs(dst_dir, exist_ok=True)
+    state = model.state_dict()
+    if fid_keys:
+        state = {("encoder." + k if k.startswith("encoder.") else k): v for k, v in state.items()}
+    torch.save(state, os.path.join(dst_dir, "pytorch_model.bin"))
+    for name in ("config.json", "spiece.model"):
+        shutil.copyfile(os.path.join(src_dir, name), os.path.join(dst_dir, name))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=OUT)
+    ap.add_argument("--out", default=OUT, help="the model folder")
+    ap.add_argument("--pytorch-bin", metavar="DIR", help="write the weights as DIR/pytorch_model.bin instead")
+    ap.add_argument("--fid-keys", action="store_true", help="with --pytorch-bin: FiD's tensor names")
     args = ap.parse_args()
     torch.set_num_threads(1)
     with open(os.path.join(args.out, "config.json")) as f:
         cfg = json.load(f)
     model = T5(cfg)
     model.load_state_dict(load_safetensors(os.path.join(args.out, "model.safetensors")))
+    if args.pytorch_bin:
+        export_pytorch_bin(model, args.out, args.pytorch_bin, args.fid_keys)
+        print(f"wrote {os.path.join(args.pytorch_bin, 'pytorch_model.bin')}")
+        return
     export_reference(model, sample_corpus(SPM(os.path.join(args.out, "spiece.model"))), args.out)
     print(f"wrote {os.path.join(args.out, 'reference.safetensors')}")
 

@@ -42,12 +42,13 @@ def load_safetensors(path):
 
 
 def save_safetensors(path, tensors, metadata=None):
-    """tensors: dict name -> tensor (F32 / I64). Entries ordered by dtype (I64 first) then name."""
+    """tensors: dict name -> tensor (F32, F16, BF16, I32, I64). Entries ordered by dtype (I64 first) then name."""
     order = sorted(tensors, key=lambda k: (0 if tensors[k].dtype == torch.int64 else 1, k))
     header, blobs, off = {}, [], 0
     for name in order:
         t = tensors[name].detach().contiguous().cpu()
-        raw = t.numpy().astype(t.numpy().dtype.newbyteorder("<"), copy=False).tobytes()
+        a = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy()  # numpy has no bf16
+        raw = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
         header[name] = {"dtype": _DT_NAME[t.dtype], "shape": list(t.shape),
                         "data_offsets": [off, off + len(raw)]}
         blobs.append(raw)
