@@ -1,8 +1,10 @@
 // kvrag generate: sequence-to-sequence generation with a model folder.
+#include <chrono>
 #include <cstdint>
 #include <iostream>
 #include <sstream>
 
+#include "bench/rag_bench.h"
 #include "cli/args.h"
 #include "cli/ask_args.h"
 #include "cli/commands.h"
@@ -39,16 +41,42 @@ std::vector<int32_t> parse_ids(const std::string& text) {
 }
 
 constexpr const char* kGenerateUsage =
-    "usage: kvrag generate --model DIR [--max-new-tokens N] [--beams N]\n"
-    "                      [--length-penalty X] (\"text\" | --ids \"3,4,1\")\n"
+    "usage: kvrag generate --model DIR [--max-new-tokens N] [--min-new-tokens N]\n"
+    "                      [--beams N] [--length-penalty X] [--threads N] [--repeat N]\n"
+    "                      (\"text\" | --ids \"3,4,1\")\n"
     "  Encodes the text (or token ids, for models without spiece.model) and\n"
-    "  prints the generated text, then tokens/s on stderr.\n";
+    "  prints the generated text; on stderr the load time, then per run the time\n"
+    "  to first token and decode tokens/s. --threads: BLAS threads (default: all\n"
+    "  cores). --repeat N generates N times in this process: run 1 is a fresh\n"
+    "  process's first answer, the others are warm.\n";
+
+constexpr int64_t kMaxRepeat = 1000;
+
+// The timing line of one run, on stderr.
+void print_timings(int64_t run, const TextGeneration& result) {
+  const double tokens = static_cast<double>(result.output_ids.size());
+  std::cerr << "run " << run << ": " << result.output_ids.size() << " tokens, first token "
+            << result.first_token_ms << " ms (encode " << result.encode_ms << " ms), decode "
+            << result.decode_ms << " ms, "
+            << (result.decode_ms > 0 ? tokens * 1000.0 / result.decode_ms : 0.0) << " tokens/s\n";
+}
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
 
 int run_generate(const std::vector<std::string>& argv) {
-  const Args args(argv, {"model", "max-new-tokens", "beams", "length-penalty", "ids"}, {});
+  const Args args(argv,
+                  {"model", "max-new-tokens", "min-new-tokens", "beams", "length-penalty", "ids",
+                   "threads", "repeat"},
+                  {});
   GenerationOptions options = read_generation(args);
+  options.min_new_tokens = args.get_int("min-new-tokens", 0, 0, options.max_new_tokens);
   options.length_penalty =
       static_cast<float>(args.get_double("length-penalty", options.length_penalty));
+  const int64_t repeat = args.get_int("repeat", 1, 1, kMaxRepeat);
+  if (args.has("threads")) bench::set_compute_threads(args.get_int("threads", 1, 1, 1024));
   std::vector<int32_t> ids;
   if (args.has("ids")) ids = parse_ids(args.get("ids", ""));
   std::string prompt;
@@ -58,8 +86,14 @@ int run_generate(const std::vector<std::string>& argv) {
   KVRAG_CHECK(ids.empty() || prompt.empty(), kInvalidArgument,
               "give either text or --ids, not both");
 
+  const auto load_start = std::chrono::steady_clock::now();
   const auto model = load_t5_model(args.require("model"));
-  const TextGeneration result = generate_text(model, prompt, ids, options);
+  std::cerr << "load " << ms_since(load_start) << " ms\n";
+  TextGeneration result;
+  for (int64_t run = 1; run <= repeat; ++run) {
+    result = generate_text(model, prompt, ids, options);
+    print_timings(run, result);
+  }
   if (model->tokenizer) {
     std::cout << result.text << "\n";
   } else {
@@ -68,10 +102,6 @@ int run_generate(const std::vector<std::string>& argv) {
     }
     std::cout << "\n";
   }
-  const double tokens = static_cast<double>(result.output_ids.size());
-  std::cerr << result.output_ids.size() << " tokens, encode " << result.encode_ms << " ms, decode "
-            << result.decode_ms << " ms, "
-            << (result.decode_ms > 0 ? tokens * 1000.0 / result.decode_ms : 0.0) << " tokens/s\n";
   return 0;
 }
 

@@ -21,6 +21,13 @@ std::vector<float> log_softmax(const float* logits, int64_t n) {
   return out;
 }
 
+// transformers' MinNewTokensLengthLogitsProcessor: no eos while fewer than
+// min_new_tokens tokens have been generated.
+void forbid_early_eos(float* scores, int64_t generated, const GenerationOptions& options,
+                      int32_t eos) {
+  if (generated < options.min_new_tokens) scores[eos] = -std::numeric_limits<float>::infinity();
+}
+
 void add_row(std::vector<float>& acc, const float* row, size_t n) {
   if (acc.empty()) acc.assign(n, 0.0f);
   for (size_t j = 0; j < n; ++j) acc[j] += row[j];
@@ -41,10 +48,11 @@ Generation greedy(const T5Decoder& decoder, const CrossKV& memory, const Generat
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
     if (options.before_step) options.before_step();
     const DecoderInput input{std::span<const int32_t>(&g.ids.back(), 1), &cache};
-    const DecoderOutputs out = decoder.forward({&input, 1}, memory);
+    DecoderOutputs out = decoder.forward({&input, 1}, memory);
     ++g.steps;
     add_row(mass, out.cross_attention.row(0), static_cast<size_t>(memory.tokens()));
-    const float* logits = out.logits.row(0);
+    float* logits = out.logits.row(0);
+    forbid_early_eos(logits, step, options, c.eos_token_id);
     // torch.argmax keeps the first of equal maxima, as max_element does.
     const int32_t next =
         static_cast<int32_t>(std::max_element(logits, logits + c.vocab_size) - logits);
@@ -134,13 +142,16 @@ struct Candidate {
 
 // The 2·num_beams best (beam score + log-prob) over all beams and tokens,
 // best first, as torch.topk over the flattened (num_beams × vocab) scores.
+// Beams all have `generated` tokens after the start token.
 std::vector<Candidate> top_candidates(const std::vector<Beam>& beams, const Tensor& logits,
-                                      int64_t count) {
+                                      int64_t count, int64_t generated,
+                                      const GenerationOptions& options, int32_t eos) {
   const int64_t vocab = logits.cols();
   std::vector<Candidate> all;
   all.reserve(static_cast<size_t>(beams.size() * vocab));
   for (size_t b = 0; b < beams.size(); ++b) {
-    const std::vector<float> logprobs = log_softmax(logits.row(static_cast<int64_t>(b)), vocab);
+    std::vector<float> logprobs = log_softmax(logits.row(static_cast<int64_t>(b)), vocab);
+    forbid_early_eos(logprobs.data(), generated, options, eos);
     for (int64_t t = 0; t < vocab; ++t) {
       all.push_back(
           {beams[b].score + logprobs[t], static_cast<int64_t>(b), static_cast<int32_t>(t)});
@@ -182,7 +193,8 @@ Generation beam_search(const T5Decoder& decoder, const CrossKV& memory,
     }
     const DecoderOutputs out = decoder.forward(inputs, memory);
     ++steps;
-    const std::vector<Candidate> candidates = top_candidates(beams, out.logits, 2 * num_beams);
+    const std::vector<Candidate> candidates =
+        top_candidates(beams, out.logits, 2 * num_beams, steps - 1, options, c.eos_token_id);
     std::vector<Beam> next;
     for (size_t rank = 0; rank < candidates.size(); ++rank) {
       const Candidate& cand = candidates[rank];
@@ -229,6 +241,9 @@ Generation generate(const T5Decoder& decoder, const CrossKV& memory,
               "max_new_tokens must be at least 1, got ", options.max_new_tokens);
   KVRAG_CHECK(options.num_beams >= 1, kInvalidArgument, "num_beams must be at least 1, got ",
               options.num_beams);
+  KVRAG_CHECK(options.min_new_tokens >= 0 && options.min_new_tokens <= options.max_new_tokens,
+              kInvalidArgument, "min_new_tokens must be in 0..max_new_tokens (",
+              options.max_new_tokens, "), got ", options.min_new_tokens);
   if (options.num_beams == 1) return greedy(decoder, memory, options, on_token);
   return beam_search(decoder, memory, options, on_token);
 }

@@ -17,7 +17,10 @@ namespace kvrag {
 // what transformers' generate() does unless told otherwise.
 struct GenerationOptions {
   int64_t max_new_tokens = 0;  // >= 1, required
-  int64_t num_beams = 1;       // 1 = greedy
+  // eos is not chosen before this many tokens (transformers' min_new_tokens:
+  // its logit, or in beam search its log-probability, becomes -inf).
+  int64_t min_new_tokens = 0;
+  int64_t num_beams = 1;  // 1 = greedy
   float length_penalty = 1.0f;
   bool early_stopping = true;  // beam: stop once num_beams hypotheses are finished
   // Called before every decoder step when set; it may throw to stop the

@@ -33,7 +33,9 @@ TextGeneration generate_text(const std::shared_ptr<const T5Model>& model, const 
 
   const auto decode_start = std::chrono::steady_clock::now();
   const T5Decoder decoder(model);
-  const Generation g = generate(decoder, memory, options);
+  const Generation g = generate(decoder, memory, options, [&](int32_t) {
+    if (result.first_token_ms == 0.0) result.first_token_ms = ms_since(encode_start);
+  });
   result.decode_ms = ms_since(decode_start);
   result.output_ids.assign(g.ids.begin() + 1, g.ids.end());
   result.score = g.score;

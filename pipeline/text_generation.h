@@ -19,6 +19,9 @@ struct TextGeneration {
   float score = 0.0f;
   double encode_ms = 0.0;
   double decode_ms = 0.0;
+  // From the start of encoding to the first generated token (greedy emits it
+  // after one decoder step; beam search only at the end).
+  double first_token_ms = 0.0;
 };
 
 // Generates from `prompt` (tokenized with the model's spiece.model, eos

@@ -117,6 +117,23 @@ TEST_F(CliGenerate, GreedyIdsMatchTheLibrary) {
   EXPECT_NE(run.err.find("tokens/s"), std::string::npos) << describe(run);
 }
 
+TEST_F(CliGenerate, MinNewTokensAndRepeatedRuns) {
+  const CliRun run = run_kvrag({"generate", "--model", relu_, "--ids", "8,9,1", "--max-new-tokens",
+                                "12", "--min-new-tokens", "4", "--repeat", "2", "--threads", "1"});
+  ASSERT_EQ(run.exit_code, 0) << describe(run);
+  GenerationOptions options;
+  options.max_new_tokens = 12;
+  options.min_new_tokens = 4;
+  const std::vector<int32_t> want =
+      generate_text(load_t5_model(relu_), "", {8, 9, 1}, options).output_ids;
+  ASSERT_GE(want.size(), 4u);
+  EXPECT_EQ(run.out, ids_line(want));
+  EXPECT_NE(ids_line(library_ids({8, 9, 1}, 12, 1)), run.out);  // without it: eos at once
+  for (const char* part : {"load ", "run 1: ", "run 2: ", "first token ", "tokens/s"}) {
+    EXPECT_NE(run.err.find(part), std::string::npos) << part << "\n" << describe(run);
+  }
+}
+
 TEST_F(CliGenerate, BeamIdsMatchTheLibrary) {
   // Also the --name=value form and space-separated ids.
   const CliRun run = run_kvrag(

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <iostream>
 
+#include "core/error.h"
 #include "core/safetensors.h"
 #include "decoder/generation.h"
 #include "decoder/t5_decoder.h"
@@ -220,6 +222,37 @@ TEST_P(T5Parity, GreedyAndBeamSearchMatchGenerate) {
     std::cout << "[parity] " << name() << " beam score " << b << ": got " << beam.score << " want "
               << beam_scores[b] << "\n";
   }
+}
+
+// min_new_tokens as transformers' MinNewTokensLengthLogitsProcessor: each of
+// the first m tokens is the best token other than eos under teacher forcing
+// of the output itself, and beam search ends no hypothesis before m tokens.
+TEST_P(T5Parity, MinNewTokensDelaysEos) {
+  const int32_t eos = c_.model->config.eos_token_id;
+  const int64_t vocab = c_.model->config.vocab_size;
+  const T5Encoder encoder(c_.model);
+  const T5Decoder decoder(c_.model);
+  const std::vector<int32_t> prompt = {8, 9, eos};
+  const CrossKV memory = project_cross_kv(*c_.model, encoder.encode(prompt).view());
+  GenerationOptions options;
+  options.max_new_tokens = 12;
+  options.min_new_tokens = 6;
+  const Generation greedy = generate(decoder, memory, options);
+  ASSERT_GT(greedy.ids.size(), 6u);
+  const Tensor logits = decoder.teacher_forced(greedy.ids, memory).logits;
+  for (int64_t step = 0; step < options.min_new_tokens; ++step) {
+    std::vector<float> row(logits.row(step), logits.row(step) + vocab);
+    row[eos] = -std::numeric_limits<float>::infinity();
+    const auto best = std::max_element(row.begin(), row.end()) - row.begin();
+    EXPECT_EQ(greedy.ids[step + 1], best) << name() << " step " << step;
+  }
+  options.num_beams = 3;
+  const Generation beam = generate(decoder, memory, options);
+  for (int64_t step = 1; step <= options.min_new_tokens; ++step) {
+    EXPECT_NE(beam.ids[step], eos) << name() << " beam, token " << step;
+  }
+  options.min_new_tokens = options.max_new_tokens + 1;
+  EXPECT_THROW(generate(decoder, memory, options), kvrag::Error);
 }
 
 TEST_P(T5Parity, FusionInDecoderOverPassagesEncodedAlone) {
