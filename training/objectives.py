@@ -6,7 +6,8 @@ copy_loss  stage 1 and throughout: the decoder continues a span of a chunk it re
            write the next ones. Every target token is a copy, and finding the prefix in the
            memory and stepping to the next position is the mechanism extractive answers need.
 qa_loss    stage 2: the toolkit's real task. Cached mode (question encoded alone ++ k chunks
-           encoded alone, the gold chunk at a random position among hard negatives) on every
+           encoded alone, the gold chunk at a random position among the chunks the model's own
+           retrieval ranks highest, or among a hard negative and random others) on every
            example, fid and concat on a few, plus an InfoNCE retrieval loss between question and
            gold-chunk embeddings.
 retrieval_loss  the InfoNCE part alone, trained beside copy_loss in stage 1 so that every
@@ -104,7 +105,36 @@ def _hard_negative(rng, corpus, q):
             return h
 
 
-def _question_batch(rng, corpus, batch):
+@torch.no_grad()
+def _chunk_embeddings(model, corpus, step, refresh_steps):
+    """Embeddings of the corpus's train chunks, recomputed when older than refresh_steps (a
+    shard lives shorter than that, so each shard is embedded once)."""
+    if getattr(corpus, "emb_step", None) is None or step - corpus.emb_step >= refresh_steps:
+        _, emb = encode_each(model, [corpus.chunks[ci]["ids"] for ci in corpus.train_chunks], batch=64)
+        corpus.chunk_emb, corpus.emb_step = emb, step
+    return corpus.chunk_emb
+
+
+@torch.no_grad()
+def _retrieved_negatives(model, corpus, qs, n, step, refresh_steps):
+    """Per question the n chunks the model itself ranks highest that do not hold the answer: at
+    question time the reader reads the retriever's top k, whose other chunks are the nearest
+    neighbours of the gold one (the same relation in other documents of the topic, the same
+    document's other chunks), not the random distractors of a batch."""
+    chunk_emb = _chunk_embeddings(model, corpus, step, refresh_steps)
+    _, q_emb = encode_each(model, [q["ids"] for q in qs])
+    order = (q_emb @ chunk_emb.t()).argsort(dim=1, descending=True)
+    out = []
+    for q, row in zip(qs, order.tolist()):
+        ranked = (corpus.train_chunks[j] for j in row)
+        out.append([ci for ci, _ in zip((ci for ci in ranked if ci not in q["pos"]), range(n))])
+    return out
+
+
+def _question_batch(rng, corpus, batch, negatives_of=None):
+    """Questions of distinct train documents and the pool of chunks to encode: their gold chunks,
+    then per question the chunks `negatives_of(questions)` gives it, or one hard negative.
+    Returns (questions, pool, index of chunk id in pool, per question its negatives' pool positions)."""
     docs = rng.sample(corpus.train_docs, batch)
     qs = [rng.choice(corpus.q_by_doc[d]) for d in docs]
     pool, index = [], {}
@@ -117,17 +147,20 @@ def _question_batch(rng, corpus, batch):
 
     for q in qs:
         add(q["gold"])
-    hard = [add(_hard_negative(rng, corpus, q)) for q in qs]
-    return qs, pool, index, hard
+    negatives = negatives_of(qs) if negatives_of else [[_hard_negative(rng, corpus, q)] for q in qs]
+    return qs, pool, index, [[add(ci) for ci in neg] for neg in negatives]
 
 
-def _passages(rng, qs, pool, index, hard, k_range):
-    """Per question k pool positions: the gold chunk at a random place, its hard negative, others."""
+def _passages(rng, qs, pool, index, negatives, k_range):
+    """Per question k pool positions: the gold chunk at a random place among its negatives, the
+    rest (if it has fewer than k - 1) other questions' chunks."""
     out = []
     for i, q in enumerate(qs):
         k = rng.randint(*k_range)
-        cand = [j for j in range(len(pool)) if pool[j] not in q["pos"] and j != hard[i]]
-        chosen = ([hard[i]] + rng.sample(cand, max(0, k - 2)))[:k - 1]
+        chosen = negatives[i][:k - 1]
+        if len(chosen) < k - 1:
+            cand = [j for j in range(len(pool)) if pool[j] not in q["pos"] and j not in chosen]
+            chosen = chosen + rng.sample(cand, k - 1 - len(chosen))
         chosen.insert(rng.randint(0, len(chosen)), index[q["gold"]])
         out.append(chosen)
     return out
@@ -152,12 +185,18 @@ def retrieval_loss(model, corpus, rng, args):
     return args.nce_weight * loss, {"nce": loss.item(), "nce_acc": acc}
 
 
-def qa_loss(model, corpus, rng, args, k_range):
-    qs, pool, index, hard = _question_batch(rng, corpus, args.batch)
+def qa_loss(model, corpus, rng, args, k_range, step):
+    """Cached, fid and concat answer losses plus InfoNCE. On --mined-share of the steps the
+    negatives are the model's own top-ranked wrong chunks (what retrieval will hand the reader)."""
+    negatives_of = None
+    if k_range[1] > 1 and rng.random() < args.mined_share:
+        def negatives_of(qs):
+            return _retrieved_negatives(model, corpus, qs, k_range[1] - 1, step, args.mined_refresh_steps)
+    qs, pool, index, negatives = _question_batch(rng, corpus, args.batch, negatives_of)
     q_enc, q_emb = encode_each(model, [q["ids"] for q in qs])
     c_enc, c_emb = encode_each(model, [corpus.chunks[ci]["ids"] for ci in pool])
     loss_nce, nce_acc = _nce(q_emb, c_emb, qs, index, args.temperature)
-    passages = _passages(rng, qs, pool, index, hard, k_range)
+    passages = _passages(rng, qs, pool, index, negatives, k_range)
     answers = [q["ans_ids"] for q in qs]
     log = {"nce": loss_nce.item(), "nce_acc": nce_acc}
 

@@ -69,6 +69,10 @@ def parse_args():
     ap.add_argument("--copy-batch-qa", type=int, default=8, help="copy examples per step in stage 2")
     ap.add_argument("--prev-token-weight", type=float, default=1.0,
                     help="weight of the previous-token loss on chunk encodings (objectives.previous_token_loss)")
+    ap.add_argument("--mined-share", type=float, default=0.75,
+                    help="share of stage-2 steps whose negatives are the model's own top-ranked wrong chunks")
+    ap.add_argument("--mined-refresh-steps", type=int, default=200,
+                    help="re-embed the sample corpus's chunks for mining after this many steps")
     ap.add_argument("--fid-examples", type=int, default=4)
     ap.add_argument("--concat-examples", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -200,7 +204,7 @@ def main():
             r_loss, r_parts = retrieval_loss(model, corpus, rng, args)
             loss, parts = loss + r_loss, {**parts, **r_parts}
         else:
-            loss, parts = qa_loss(model, corpus, rng, args, k_range(args, step))
+            loss, parts = qa_loss(model, corpus, rng, args, k_range(args, step), step)
             if args.copy_batch_qa:
                 c_loss, c_parts = copy_loss(model, corpus, rng, args.copy_batch_qa, k_max=k_range(args, step)[1],
                                            prev_weight=args.prev_token_weight)
