@@ -21,7 +21,7 @@ struct EvalOptions {
                                         RetrieverKind::kHybrid};
   // The retrieval every mode answers from: one retrieval per question,
   // shared by all modes, as the benchmark does.
-  RetrieverKind answer_retriever = RetrieverKind::kDense;
+  RetrieverKind answer_retriever = kDefaultRetriever;
   int64_t k = kDefaultK;  // 1..kMaxK
   GenerationOptions generation = AskOptions{}.generation;
 };
@@ -52,7 +52,7 @@ struct EvalItem {
 struct EvalReport {
   int64_t questions = 0;
   int64_t k = 0;
-  RetrieverKind answer_retriever = RetrieverKind::kDense;
+  RetrieverKind answer_retriever = kDefaultRetriever;
   std::vector<ModeScore> modes;            // parallel to EvalOptions::modes
   std::vector<RetrievalScore> retrievers;  // parallel to EvalOptions::retrievers
   std::vector<EvalItem> items;             // parallel to the questions

@@ -42,7 +42,7 @@ Ready $((SECONDS - demo_start)) s after the start of this script.
 Ask from a browser: http://127.0.0.1:${port}/
 Or with curl:
   curl -s http://127.0.0.1:${port}/v1/ask -H 'Content-Type: application/json' \\
-    -d '{"question": "Which river flows through Heirkford?", "k": 5}'
+    -d '{"question": "On which river does Tithford lie?", "k": 5}'
 
 MSG
 exec build/cli/kvrag serve --index "$index" --host 127.0.0.1 --port "$port"

@@ -1,6 +1,7 @@
 #include "server/web_page.h"
 
 #include <string_view>
+#include <utility>
 
 #include "pipeline/ask_options.h"
 
@@ -72,7 +73,7 @@ constexpr const char* kPage = R"HTML(<!doctype html>
       </label>
       <label>k <input id="k" type="number" min="1" max="@MAX_K@" value="@DEFAULT_K@"></label>
       <label>retriever
-        <select id="retriever">
+        <select id="retriever" data-default="@DEFAULT_RETRIEVER@">
           <option value="dense">dense</option>
           <option value="bm25">bm25</option>
           <option value="hybrid">hybrid</option>
@@ -207,6 +208,7 @@ $("question").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("ask-button").click(); }
 });
 
+$("retriever").value = $("retriever").dataset.default;
 // ?q=...&mode=...&k=...&retriever=... asks on load.
 const params = new URLSearchParams(location.search);
 for (const name of ["mode", "k", "retriever"]) {
@@ -222,16 +224,22 @@ if (params.get("q")) {
 )HTML";
 
 // kPage with `marker` replaced by `value` (the marker occurs once).
+std::string with_value(std::string page, std::string_view marker, std::string_view value) {
+  return page.replace(page.find(marker), marker.size(), value);
+}
+
 std::string with_value(std::string page, std::string_view marker, int64_t value) {
-  return page.replace(page.find(marker), marker.size(), std::to_string(value));
+  return with_value(std::move(page), marker, std::to_string(value));
 }
 
 }  // namespace
 
 const std::string& web_page_html() {
-  // The form's k takes its default and cap from the one home of request defaults.
+  // The form's k and retriever take their defaults and the cap from the one
+  // home of request defaults.
   static const std::string page =
-      with_value(with_value(kPage, "@MAX_K@", kMaxK), "@DEFAULT_K@", kDefaultK);
+      with_value(with_value(with_value(kPage, "@MAX_K@", kMaxK), "@DEFAULT_K@", kDefaultK),
+                 "@DEFAULT_RETRIEVER@", retriever_name(kDefaultRetriever));
   return page;
 }
 

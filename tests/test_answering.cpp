@@ -34,12 +34,12 @@ using testing::throws_error;
 // The pinned question (tests/sample_corpus.h says why this one), its answer
 // and its document.
 constexpr const char* kQuestion = testing::kPinnedQuestion;
-const std::vector<std::string> kGold = {"Fenna Troum"};
-constexpr const char* kGoldDocument = "doc-0009";
+const std::vector<std::string> kGold = {testing::kPinnedAnswer};
+constexpr const char* kGoldDocument = testing::kPinnedDocumentId;
 // Questions over this corpus on which the K/V dtypes are compared.
 const std::vector<std::string> kDtypeQuestions = {
-    kQuestion, "Who first mapped the Treiwaes?", "Who holds the office of mayor in Heirkford?",
-    "How many patents did Sven Best hold?", "How long is the Treiwaes?"};
+    kQuestion, "Who first mapped the Yiolind?", "Who holds the office of mayor in Wiafoundholt?",
+    "How many patents did Florian Nyv hold?", "How long is the Fozad?"};
 
 std::vector<Document> test_documents() {
   const CorpusReadResult read = read_corpus({kSampleCorpus});
@@ -99,6 +99,9 @@ CrossKV cached_memory(const RagPipeline& p, const std::string& question,
   return p.build_memory(question, chunks, Mode::kCached, timings).kv;
 }
 
+// A pinned document of another topic, whose chunks the retrievers must find by their own words.
+constexpr const char* kRetrievalDocumentId = "doc-0037";
+
 bool is_gold_chunk(const RetrievedChunk& chunk) {
   return chunk.external_id == kGoldDocument && contains_answer(chunk.text, kGold);
 }
@@ -157,7 +160,9 @@ TEST(AnsweringExactness, HiddenGranularityEqualsKv) {
 }
 
 // f16 and int8 K/V round the stored memory; on this corpus the generated
-// tokens stay those of f32 (the logit differences are printed).
+// tokens stay those of f32 (the logit differences are printed: with the demo
+// model up to 7e-4 for f16 and 0.094 for int8, whose per-row absmax scale
+// rounds each value to 1/254 of its row's largest).
 TEST(AnsweringExactness, F16AndInt8GiveTheTokensOfF32) {
   for (const std::string& question : kDtypeQuestions) {
     const std::vector<RetrievedChunk> chunks = f32().retrieve(question, 3, RetrieverKind::kDense);
@@ -171,7 +176,7 @@ TEST(AnsweringExactness, F16AndInt8GiveTheTokensOfF32) {
           forced_logits(cached_memory(rounded, question, chunks), exact.ids), exact_logits);
       std::cout << kv_dtype_name(dtype) << " vs f32 K/V, \"" << question
                 << "\": max |logit diff| / max |logit| = " << error << "\n";
-      EXPECT_LT(error, dtype == KvDtype::kF16 ? 1e-2 : 5e-2);
+      EXPECT_LT(error, dtype == KvDtype::kF16 ? 1e-2 : 0.15);
     }
   }
 }
@@ -199,8 +204,8 @@ TEST(AnsweringModes, EachModeReadsTheAnswerFromItsChunk) {
 
     // The attention share ranks a chunk of the gold document first; in
     // cached and concat mode the answer-bearing one. (In fid mode every
-    // encoding holds the question, and the decoder attends most to the gold
-    // document's other chunk, whose encoding also names the Meim.)
+    // encoding holds the question, so a chunk that names the river without
+    // the answer can draw as much attention.)
     const auto most = std::max_element(
         answer.sources.begin(), answer.sources.end(),
         [](const Source& a, const Source& b) { return a.attention < b.attention; });
@@ -211,9 +216,7 @@ TEST(AnsweringModes, EachModeReadsTheAnswerFromItsChunk) {
       EXPECT_TRUE(is_gold_chunk(most->chunk)) << most->chunk.text;
     }
 
-    // Without the gold document the answer is gone (the demo model saw this
-    // train document, so in fid mode the title of its other chunk alone
-    // brings the answer back: the whole document is left out).
+    // Without the gold document the answer is gone: it is read, not known.
     const Answer guess = p.answer(kQuestion, without, ask_options(mode));
     EXPECT_EQ(exact_match(guess.text, kGold), 0.0) << guess.text;
   }
@@ -340,7 +343,7 @@ TEST(AnsweringCache, SecondAskIsServedFromRam) {
 
 TEST(AnsweringRetrieval, EachRetrieverFindsAChunkByItsOwnWords) {
   const RagPipeline& p = f32();
-  const std::optional<DocumentRecord> doc = p.find_document("doc-0021");
+  const std::optional<DocumentRecord> doc = p.find_document(kRetrievalDocumentId);
   ASSERT_TRUE(doc.has_value());
   for (const ChunkRecord& chunk : p.document_chunks(doc->id)) {
     // The chunk's first twelve words.
@@ -355,8 +358,9 @@ TEST(AnsweringRetrieval, EachRetrieverFindsAChunkByItsOwnWords) {
       EXPECT_TRUE(std::any_of(found.begin(), found.end(),
                               [&](const RetrievedChunk& c) { return c.chunk_id == chunk.id; }))
           << retriever_name(kind) << ": " << query;
-      EXPECT_EQ(found.front().external_id, "doc-0021") << retriever_name(kind) << ": " << query;
-      EXPECT_EQ(found.front().title, "Sven Best");
+      EXPECT_EQ(found.front().external_id, kRetrievalDocumentId)
+          << retriever_name(kind) << ": " << query;
+      EXPECT_EQ(found.front().title, "Florian Nyv");
       for (size_t i = 1; i < found.size(); ++i) EXPECT_GE(found[i - 1].score, found[i].score);
     }
   }
@@ -375,8 +379,9 @@ TEST(AnsweringRetrieval, KAboveTheCorpusReturnsTheCorpus) {
     EXPECT_EQ(std::unique(ids.begin(), ids.end()), ids.end()) << retriever_name(kind);
   }
   // BM25 returns only chunks that share a word with the query: every chunk
-  // here has "the" or "in".
-  EXPECT_EQ(static_cast<int64_t>(p.retrieve("the in", kMaxK, RetrieverKind::kBm25).size()), chunks);
+  // here has "the", "in" or "its".
+  EXPECT_EQ(static_cast<int64_t>(p.retrieve("the in its", kMaxK, RetrieverKind::kBm25).size()),
+            chunks);
 }
 
 // ---------------------------------------------------------------- bad input

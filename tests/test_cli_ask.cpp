@@ -61,8 +61,9 @@ class CliAsk : public ::testing::Test {
 TEST_F(CliAsk, ReadableAnswerSourcesAndTimings) {
   const CliRun run = run_kvrag({"ask", "--index", index(), "--k", "3", kQuestion});
   ASSERT_EQ(run.exit_code, 0) << describe(run);
-  EXPECT_THAT(run.out, StartsWith("Fenna Troum\n"));
-  EXPECT_THAT(run.out, HasSubstr("sources:\n  1. doc-0009 \"Meim (river)\" chunk "));
+  EXPECT_THAT(run.out, StartsWith(str_cat(testing::kPinnedAnswer, "\n")));
+  EXPECT_THAT(run.out, HasSubstr(str_cat("sources:\n  1. ", testing::kPinnedDocumentId, " \"",
+                                         testing::kPinnedTitle, "\" chunk ")));
   EXPECT_THAT(run.out, HasSubstr("  3. "));
   EXPECT_THAT(run.out, Not(HasSubstr("  4. ")));
   EXPECT_THAT(run.out, HasSubstr("attention "));
@@ -78,7 +79,7 @@ TEST_F(CliAsk, JsonInEveryModeAndRetriever) {
                                     retriever, "--k", "3", "--json", kQuestion});
       ASSERT_EQ(run.exit_code, 0) << describe(run);
       const json body = json::parse(run.out);
-      EXPECT_EQ(body["answer"], "Fenna Troum") << mode << " " << retriever;
+      EXPECT_EQ(body["answer"], testing::kPinnedAnswer) << mode << " " << retriever;
       EXPECT_EQ(body["mode"], mode);
       EXPECT_EQ(body["retriever"], retriever);
       ASSERT_EQ(body["sources"].size(), 3u);
@@ -103,28 +104,29 @@ TEST_F(CliAsk, BeamsAndMaxNewTokens) {
 
 TEST_F(CliAsk, SearchPrintsChunks) {
   const CliRun run = run_kvrag(
-      {"search", "--index", index(), "--k", "2", "--retriever", "bm25", "Meim Fenna Troum"});
+      {"search", "--index", index(), "--k", "2", "--retriever", "bm25", "Biathy Florian Waer"});
   ASSERT_EQ(run.exit_code, 0) << describe(run);
-  EXPECT_THAT(run.out, StartsWith("1. doc-0009 \"Meim (river)\""));
+  EXPECT_THAT(run.out, StartsWith(str_cat("1. ", testing::kPinnedDocumentId, " \"",
+                                          testing::kPinnedTitle, "\"")));
   EXPECT_THAT(run.out, HasSubstr("\n2. "));
   EXPECT_THAT(run.out, Not(HasSubstr("\n3. ")));
 
-  const CliRun as_json = run_kvrag({"search", "--index", index(), "--json", "Fenna Troum"});
+  const CliRun as_json = run_kvrag({"search", "--index", index(), "--json", "Florian Waer"});
   ASSERT_EQ(as_json.exit_code, 0) << describe(as_json);
   const json body = json::parse(as_json.out);
   ASSERT_EQ(body["results"].size(), 5u);
-  EXPECT_EQ(body["results"][0]["document_id"], "doc-0009");
+  EXPECT_EQ(body["results"][0]["document_id"], testing::kPinnedDocumentId);
 }
 
 TEST_F(CliAsk, EvalReportsScoresAndRecall) {
   TempDir dir("kvrag-cli-eval");
   testing::write_text(
       dir.file("questions.jsonl"),
-      str_cat("{\"question\": \"", kQuestion,
-              "\", \"answers\": [\"Fenna Troum\"], \"document_id\": \"doc-0009\"}\n\n",
-              "{\"question\": \"How many patents did Sven Best hold?\", \"answers\": [\"20\"], "
-              "\"document_id\": \"doc-0021\"}\n",
-              "{\"question\": \"Who founded Heirkford?\", \"answers\": [\"Konrad Draerk\"]}\n"));
+      str_cat("{\"question\": \"", kQuestion, "\", \"answers\": [\"", testing::kPinnedAnswer,
+              "\"], \"document_id\": \"", testing::kPinnedDocumentId, "\"}\n\n",
+              "{\"question\": \"How many patents did Florian Nyv hold?\", \"answers\": [\"175\"], "
+              "\"document_id\": \"doc-0037\"}\n",
+              "{\"question\": \"Who founded Wiafoundholt?\", \"answers\": [\"Bettina Pihum\"]}\n"));
   const CliRun run = run_kvrag({"eval", "--index", index(), "--questions",
                                 dir.file("questions.jsonl"), "--k", "3", "--json"});
   ASSERT_EQ(run.exit_code, 0) << describe(run);
@@ -140,7 +142,7 @@ TEST_F(CliAsk, EvalReportsScoresAndRecall) {
   }
   EXPECT_EQ(report["retrieval"][0]["retriever"], "dense");
   EXPECT_EQ(report["retrieval"][0]["answer_recall"], 1.0);
-  EXPECT_EQ(report["predictions"][0]["answers"]["cached"], "Fenna Troum");
+  EXPECT_EQ(report["predictions"][0]["answers"]["cached"], testing::kPinnedAnswer);
 
   const CliRun table =
       run_kvrag({"eval", "--index", index(), "--questions", dir.file("questions.jsonl"), "--modes",

@@ -40,8 +40,12 @@ void expect_usage_error(const std::vector<std::string>& args, const std::string&
 void expect_faiss_matches_store(const std::string& dir) {
   const Store store(dir + "/store.sqlite");
   std::vector<int64_t> store_ids;
-  store.for_each_embedding([&](int64_t id, std::span<const float>) { store_ids.push_back(id); });
-  const auto index = FaissIndex::load(dir + "/vectors.faiss", 256, "Flat");
+  int64_t dim = 0;
+  store.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
+    store_ids.push_back(id);
+    dim = static_cast<int64_t>(embedding.size());
+  });
+  const auto index = FaissIndex::load(dir + "/vectors.faiss", dim, "Flat");
   EXPECT_EQ(index->ids(), store_ids);
 }
 
@@ -101,8 +105,8 @@ TEST(CliIndex, IndexInfoReindexAndRemove) {
   EXPECT_THAT(info.out, ::testing::ContainsRegex("chunk tokens +32\n"));
   EXPECT_THAT(info.out, HasSubstr("chunk_kv.data"));
   EXPECT_THAT(info.out, ::testing::ContainsRegex("faiss +Flat, 4 vectors"));
-  // int8: per token 2 × 3 layers × (256 values + a 4-byte scale).
-  EXPECT_THAT(info.out, ::testing::ContainsRegex("K/V/token +1560 bytes"));
+  // int8: per token 2 × 3 layers × (128 values + a 4-byte scale).
+  EXPECT_THAT(info.out, ::testing::ContainsRegex("K/V/token +792 bytes"));
 
   // Settings of an existing index are fixed; --model may be left out.
   const CliRun mismatch =

@@ -80,7 +80,7 @@ TEST(Concurrency, ReadersSeeOnlyCommittedDocumentsWhileOneIsReplaced) {
   auto pipeline = RagPipeline::create(dir.file("index"), kDemoModel, IndexSettings{});
   pipeline->add_documents(values(docs));
   const RagPipeline& reader = *pipeline;
-  const Document& churned = docs.at("doc-0009");  // the pinned question's answer
+  const Document& churned = docs.at(testing::kPinnedDocumentId);  // the pinned answer's
 
   std::atomic<bool> done{false};
   Failures failures;

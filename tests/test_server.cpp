@@ -184,7 +184,7 @@ TEST_F(ServerTest, HealthStatsAndPage) {
 }
 
 TEST_F(ServerTest, AskAnswersAsThePipelineDoesInEveryMode) {
-  const std::string question = "Where does the Treiwaes rise?";
+  const std::string question = "Where does the Drybrav rise?";
   const std::set<std::string> corpus_ids = {"doc-0001", "doc-0002", "doc-0003",
                                             "doc-0004", "doc-0005", "doc-0006"};
   for (const Mode mode : {Mode::kCached, Mode::kConcat, Mode::kFid}) {
@@ -213,17 +213,17 @@ TEST_F(ServerTest, AskAnswersAsThePipelineDoesInEveryMode) {
 }
 
 TEST_F(ServerTest, SearchReturnsTheRetrievedChunks) {
-  const json body = ok_json(post(
-      "/v1/search", {{"query", "violin strings market town"}, {"k", 4}, {"retriever", "bm25"}}));
+  const json body = ok_json(
+      post("/v1/search", {{"query", "Rolaer hats market town"}, {"k", 4}, {"retriever", "bm25"}}));
   const std::vector<RetrievedChunk> expected =
-      pipeline_->retrieve("violin strings market town", 4, RetrieverKind::kBm25);
+      pipeline_->retrieve("Rolaer hats market town", 4, RetrieverKind::kBm25);
   ASSERT_EQ(body["results"].size(), expected.size());
   for (size_t i = 0; i < expected.size(); ++i) {
     EXPECT_EQ(body["results"][i]["chunk_id"], expected[i].chunk_id);
     EXPECT_EQ(body["results"][i]["document_id"], expected[i].external_id);
     EXPECT_DOUBLE_EQ(body["results"][i]["score"].get<double>(), expected[i].score);
   }
-  EXPECT_EQ(body["results"][0]["document_id"], "doc-0002");  // Heirkford's violin strings
+  EXPECT_EQ(body["results"][0]["document_id"], "doc-0002");  // Wiafoundholt's Rolaer hats
 }
 
 TEST_F(ServerTest, DocumentsAreAddedReadAndDeleted) {
@@ -430,7 +430,7 @@ TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
         },
         "application/json");
   };
-  const auto small = post_chunked(R"({"question": "Where is Heirkford?", "k": 2})");
+  const auto small = post_chunked(R"({"question": "Where is Wiafoundholt?", "k": 2})");
   ASSERT_TRUE(small) << httplib::to_string(small.error());
   EXPECT_EQ(small->status, 200) << small->body;
   const auto large = post_chunked(oversized);
@@ -517,7 +517,7 @@ TEST_F(ServerTest, ProtocolErrorsAreAnsweredAtOnceWithTheirStatus) {
   ASSERT_TRUE(form);
   EXPECT_EQ(form->status, 415) << form->body;
   // JSON with a charset, or a +json type, is JSON.
-  const auto charset = client()->Post("/v1/search", R"({"query": "Heirkford", "k": 1})",
+  const auto charset = client()->Post("/v1/search", R"({"query": "Wiafoundholt", "k": 1})",
                                       "application/json; charset=utf-8");
   ASSERT_TRUE(charset);
   EXPECT_EQ(charset->status, 200) << charset->body;
@@ -572,7 +572,7 @@ TEST_F(ServerTest, MetricsCountRequestsAnswersAndTheIndex) {
 }
 
 TEST_F(ServerTest, StreamingGivesTheSameAnswerAsNonStreaming) {
-  const json request = {{"question", "Who first mapped the Treiwaes?"}, {"k", 3}};
+  const json request = {{"question", "Who first mapped the Drybrav?"}, {"k", 3}};
   const json plain = ok_json(post("/v1/ask", request));
   json streamed_request = request;
   streamed_request["stream"] = true;
@@ -596,12 +596,10 @@ TEST_F(ServerTest, StreamingGivesTheSameAnswerAsNonStreaming) {
 }
 
 TEST_F(ServerTest, ParallelClientsAreAllAnsweredCorrectly) {
-  const std::vector<std::string> questions = {"What is the length of the Treiwaes river?",
-                                              "Where is Heirkford?",
-                                              "What is the symbol of the Stydith Winter Market?",
-                                              "Who organised the Laskun Song Festival?",
-                                              "How many bridges cross the Kor?",
-                                              "Who charted the Tom?"};
+  const std::vector<std::string> questions = {
+      "What is the length of the Drybrav river?",  "Where is Wiafoundholt?",
+      "What is the mayor of Stiazerkholt called?", "When was the Silent Harvest launched?",
+      "How many bridges cross the Drybrav?",       "What did Zora Maen invent?"};
   std::vector<std::string> expected;
   for (const std::string& q : questions) expected.push_back(direct_ask(q, 2).text);
 
@@ -634,7 +632,7 @@ TEST_F(ServerTest, DocumentsAddedDuringQuestionsBecomeSearchable) {
       // At least once: on loaded cores a thread may start after the writes.
       do {
         const auto res =
-            http->Post("/v1/ask", json({{"question", "Where is Heirkford?"}, {"k", 3}}).dump(),
+            http->Post("/v1/ask", json({{"question", "Where is Wiafoundholt?"}, {"k", 3}}).dump(),
                        "application/json");
         (res && res->status == 200 ? asked : failed)++;
       } while (writing);
@@ -717,8 +715,8 @@ TEST_F(ServerTest, DocumentsDeletedAndReAddedDuringQuestionsNeverFailThem) {
   const json churned = {
       {"id", "churn"},
       {"title", "Quorvex"},
-      {"text", "The quorvex lantern festival is held every spring in Heirkford."}};
-  const std::string query = "quorvex lantern festival Heirkford";
+      {"text", "The quorvex lantern festival is held every spring in Wiafoundholt."}};
+  const std::string query = "quorvex lantern festival Wiafoundholt";
   ok_json(post("/v1/documents", {{"documents", {churned}}}));
 
   std::atomic<bool> churning{true};

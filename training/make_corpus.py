@@ -7,8 +7,10 @@ project's own and is released under CC0. Output (committed):
   data/sample/questions-train.jsonl {"question", "answers", "document_id"}
   data/sample/questions-dev.jsonl   same, about documents never seen in training
 
-Facts are unique across documents: every entity name, person, invention, year-within-topic and
-number is drawn without replacement, so each question has exactly one supporting document.
+Answers cannot be guessed, only read: every answer value contains an invented word (random
+syllables, drawn without replacement across the whole corpus) or a number/year/date drawn without
+replacement within its topic, so it is unique to its document and no prior over a fixed list
+predicts it. Each question has exactly one supporting document.
 
 Usage: /usr/bin/python3 training/make_corpus.py [--seed 20240607] [--out data/sample]
 """
@@ -35,43 +37,22 @@ FIRST_NAMES = ["Odile", "Tomas", "Alva", "Benedikt", "Corin", "Dagny", "Elias", 
                "Orla", "Pavel", "Ragna", "Silas", "Thea", "Ursula", "Viktor", "Wilma", "Aurel",
                "Bettina", "Cyrus", "Dorota", "Emeric", "Fenna", "Gustav", "Helka", "Isidor",
                "Juno", "Konrad", "Lovisa", "Marek", "Nadia", "Ottilie", "Piet", "Runa", "Stellan"]
-PRODUCTS = ["woollen cloth", "glass beads", "copper kettles", "salted herring", "clay pipes",
-            "linen thread", "barley beer", "cherry brandy", "oak barrels", "paper lanterns",
-            "tin whistles", "leather saddles", "rope", "candles", "slate roof tiles", "honey",
-            "goat cheese", "iron nails", "silk ribbons", "pewter spoons", "wicker baskets",
-            "smoked eel", "felt hats", "pickled cabbage", "brass buttons", "dried apricots",
-            "lace collars", "wooden clogs", "sealing wax", "blue dye", "pocket knives",
-            "church bells", "fishing nets", "marble tiles", "rye bread", "beeswax polish",
-            "walnut oil", "sheepskin coats", "glazed pottery", "mustard", "violin strings",
-            "roof shingles", "saffron", "printed maps", "tallow soap", "hemp sacks", "clocks",
-            "chess sets", "snuff boxes", "tinned sardines", "plum jam", "horseshoes",
-            "reed mats", "umbrellas", "cider", "toy soldiers", "buckwheat flour", "quills",
-            "matches", "lamp oil", "peppermint sweets", "marbles", "spectacles", "kites"]
-INV_ADJ = ["rotary", "folding", "pneumatic", "brass", "floating", "self-winding", "twin-screw",
-           "mirrored", "spring-loaded", "hydraulic", "magnetic", "clockwork", "portable",
-           "double-action", "silent", "tidal", "copper-coil", "glass-bellied", "steam-powered",
-           "wind-driven"]
+PRODUCT_KINDS = ["cloth", "lace", "beer", "cheese", "pottery", "glass", "rope", "soap", "brandy",
+                 "candles", "paper", "ink", "saddles", "barrels", "bells", "clocks", "knives", "hats"]
 INV_NOUN = ["loom", "lantern", "compass", "telescope", "pump", "printing press", "butter churn",
             "sewing frame", "barometer", "water wheel", "plough", "signal lamp", "bicycle",
             "metronome", "kiln", "diving bell", "typewriter", "scale", "bellows", "sextant"]
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December"]
-FOODS = ["saffron buns", "roast chestnuts", "fish soup", "honey cakes", "barley porridge",
-         "plum dumplings", "cheese pies", "spiced wine", "onion tarts", "apple fritters",
-         "lentil stew", "almond biscuits", "smoked sausages", "pumpkin bread", "rice pudding",
-         "grilled trout", "poppy seed rolls", "mushroom pasties", "berry pancakes", "pear cider"]
-SYMBOLS = ["a golden goose", "a paper crown", "a wooden horse", "a silver key", "a green lantern",
-           "a straw bear", "a red ribbon", "a blue kite", "a painted egg", "an iron bell",
-           "a white stag", "a copper fish", "a linen flag", "a clay owl", "a sun wheel",
-           "a candle boat", "a bread ring", "a rope knot", "a glass star", "a bone flute"]
-WATERS = ["the Amber Sea", "the Northern Gulf", "Lake Veskar", "the Sound of Irr", "Lake Ombre",
-          "the Grey Bay", "the Salt Lagoon", "Lake Tallow", "the Eastern Straits", "the Copper Sea"]
+FOOD_KINDS = ["buns", "cakes", "soup", "pies", "dumplings", "tarts", "stew", "biscuits",
+              "sausages", "bread", "pudding", "pancakes", "fritters", "rolls", "porridge"]
+SYMBOL_KINDS = ["goose", "crown", "horse", "key", "lantern", "bear", "ribbon", "kite", "bell",
+                "stag", "fish", "flag", "owl", "wheel", "star", "flute"]
+WATER_KINDS = ["Lake {}", "the {} Sea", "the Gulf of {}", "the Bay of {}", "the {} Straits"]
 CARGO = ["timber", "grain", "wool", "coal", "salt", "wine", "spices", "tea", "iron ore", "furs",
-         "cotton", "tobacco", "marble", "sugar", "copper", "silk", "porcelain", "horses", "olive oil",
-         "whale oil"]
-FISH = ["the silver grayling", "the spotted pike", "the river lamprey", "the golden perch",
-        "the striped barbel", "the dwarf sturgeon", "the blue trout", "the speckled char",
-        "the river eel", "the red-finned roach"]
+         "cotton", "tobacco", "marble", "sugar", "copper", "silk", "porcelain", "olive oil"]
+FISH_KINDS = ["grayling", "pike", "lamprey", "perch", "barbel", "sturgeon", "trout", "char", "eel",
+              "roach"]
 
 
 class Names:
@@ -127,12 +108,12 @@ def pick(rng, options):
 def make_towns(rng, names, n):
     years = distinct(rng, range(1180, 1890), n)
     pops = distinct(rng, range(1200, 98000, 37), n)
-    products = distinct(rng, PRODUCTS, n)
     docs = []
     for i in range(n):
         town, founder, province, river = names.town(), names.person(), names.word(2, 3), names.word(1, 2)
         mayor = names.person()
-        year, pop, product = years[i], fmt_num(pops[i]), products[i]
+        year, pop = years[i], fmt_num(pops[i])
+        product = f"{names.word(2, 2)} {pick(rng, PRODUCT_KINDS)}"
         intro = pick(rng, [f"{town} is a market town in the province of {province}.",
                            f"{town} is a small town in the province of {province}, known for its old stone bridge.",
                            f"{town} is a river town of the province of {province}."])
@@ -192,8 +173,8 @@ def make_rivers(rng, names, n):
     docs = []
     for i in range(n):
         river, source, explorer = names.word(1, 2), names.word(2, 3), names.person()
-        mouth = pick(rng, WATERS)
-        fish = pick(rng, FISH)
+        mouth = pick(rng, WATER_KINDS).format(names.word(2, 2))
+        fish = f"the {names.word(2, 2)} {pick(rng, FISH_KINDS)}"
         length, nb, year = lengths[i], bridges[i], years[i]
         intro = pick(rng, [f"The {river} is a river of the western lowlands.",
                            f"The {river} is a long, slow river that drains a wide valley.",
@@ -244,7 +225,7 @@ def make_rivers(rng, names, n):
 
 def make_inventors(rng, names, n):
     births = distinct(rng, range(1690, 1880), n)
-    inventions = distinct(rng, [f"{a} {b}" for a in INV_ADJ for b in INV_NOUN], n)
+    inventions = [f"{names.word(2, 2)} {pick(rng, INV_NOUN)}" for _ in range(n)]
     patents = distinct(rng, range(4, 300), n)
     docs = []
     for i in range(n):
@@ -314,7 +295,7 @@ def make_ships(rng, names, n):
     for i in range(n):
         ship, shipyard, captain = shipnames[i], names.town(), names.person()
         launched, length, crew = launches[i], lengths[i], crews[i]
-        cargo = pick(rng, CARGO)
+        cargo = f"{names.word(2, 2)} {pick(rng, CARGO)}"
         wreck_place = names.word(2, 2)
         wreck_year = launched + rng.randint(6, 40)
         kind = pick(rng, ["merchant ship", "three-masted barque", "paddle steamer", "schooner", "brig"])
@@ -371,6 +352,8 @@ def make_ships(rng, names, n):
 def make_festivals(rng, names, n):
     firsts = distinct(rng, range(1350, 1990), n)
     visitors = distinct(rng, range(800, 250000, 113), n)
+    dates = distinct(rng, [f"{d} {m}" for m in MONTHS for d in range(1, 29)], n)
+    durations = distinct(rng, range(2, 120), n)
     kinds = ["Lantern Festival", "Harvest Fair", "Fish Feast", "Kite Day", "Midsummer Games",
              "Cheese Market", "Bell Festival", "Boat Parade", "Apple Fair", "Winter Market",
              "Song Festival", "Horse Fair"]
@@ -379,16 +362,18 @@ def make_festivals(rng, names, n):
         town = names.town()
         fname = f"{names.word(2, 2)} {pick(rng, kinds)}"
         founder = names.person()
-        month, food, symbol = pick(rng, MONTHS), pick(rng, FOODS), pick(rng, SYMBOLS)
+        month = dates[i]
+        food = f"{names.word(2, 2)} {pick(rng, FOOD_KINDS)}"
+        symbol = f"the {names.word(2, 2)} {pick(rng, SYMBOL_KINDS)}"
         first, vis = firsts[i], fmt_num(visitors[i])
-        days = rng.randint(2, 9)
+        days = durations[i]
         intro = pick(rng, [f"The {fname} is an annual festival held in the town of {town}.",
                            f"The {fname} is a yearly celebration in {town}.",
                            f"Every year the town of {town} hosts the {fname}."])
         facts = [
-            pick(rng, [f"It takes place every {month} and lasts {days} days.",
-                       f"The festival is held in {month} and runs for {days} days.",
-                       f"For {days} days each {month} the streets fill with music."]),
+            pick(rng, [f"It begins every year on {month} and lasts {days} days.",
+                       f"The festival opens on {month} and runs for {days} days.",
+                       f"For {days} days from {month} the streets fill with music."]),
             pick(rng, [f"It was first held in {first}, organised by {founder}.",
                        f"{founder} organised the first festival in {first}.",
                        f"The first edition, in {first}, was the idea of {founder}."]),
@@ -415,8 +400,8 @@ def make_festivals(rng, names, n):
         qa = [
             ([f"Where is the {fname} held?", f"In which town does the {fname} take place?",
               f"Which town hosts the {fname}?"], town),
-            ([f"In which month is the {fname} held?", f"When does the {fname} take place each year?",
-              f"During what month is the {fname} celebrated?"], month),
+            ([f"On which day does the {fname} begin?", f"When does the {fname} open each year?",
+              f"On what date does the {fname} start?"], month),
             ([f"When was the {fname} first held?", f"In what year did the {fname} begin?",
               f"What year was the first {fname}?"], str(first)),
             ([f"Who organised the first {fname}?", f"Who started the {fname}?",

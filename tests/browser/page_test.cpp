@@ -43,7 +43,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kSkipped = 77;
 constexpr int kDocuments = 8;
-constexpr const char* kQuestion = "Where does the Treiwaes rise?";
+constexpr const char* kQuestion = "Where does the Drybrav rise?";
 constexpr int kK = 3;
 
 struct Failure : std::runtime_error {
