@@ -64,6 +64,8 @@ def parse_args():
     ap.add_argument("--copy-steps", type=int, default=1000, help="stage 1 length")
     ap.add_argument("--k-ramp-steps", type=int, default=3000, help="stage 2: k rises from 1 to --k-max over these")
     ap.add_argument("--k-max", type=int, default=5)
+    ap.add_argument("--k-min", type=int, default=1,
+                    help="least passages per question once the ramp allows it (default: half of the most)")
     ap.add_argument("--batch", type=int, default=24, help="questions per step (stage 2)")
     ap.add_argument("--copy-batch", type=int, default=32, help="copy examples per step in stage 1")
     ap.add_argument("--copy-batch-qa", type=int, default=8, help="copy examples per step in stage 2")
@@ -133,10 +135,11 @@ def learning_rate(args, step):
 
 
 def k_range(args, step):
-    """Passages per question: 1 at the start of stage 2, rising to k_max (k_min follows at half)."""
+    """Passages per question: 1 at the start of stage 2, rising to k_max; the least follows at
+    half, or at --k-min once the ramp reaches it."""
     frac = min(1.0, max(0, step - args.copy_steps) / max(1, args.k_ramp_steps))
     hi = 1 + round(frac * (args.k_max - 1))
-    return max(1, hi // 2), hi
+    return max(1, hi // 2, min(args.k_min, hi)), hi
 
 
 def probe(model, sample, spm, dev_chunks, probe_qs):
