@@ -137,6 +137,28 @@ void speedup_table(const Group& group, const std::vector<SpeedupRow>& rows,
      << body.str() << "\n";
 }
 
+void bound_table(const Group& group, const std::vector<BoundRow>& rows, std::ostringstream& md) {
+  std::ostringstream body;
+  std::vector<std::string> variants;
+  for (const BoundRow& r : rows) {
+    if (r.model != group.model || r.chunk_tokens != group.chunk_tokens) continue;
+    if (variants.empty()) {
+      for (const auto& [variant, multiple] : r.multiples) variants.push_back(variant);
+    }
+    body << "| " << r.k << " | " << mib(r.step_bytes) << " | " << fixed(r.bound_ms, 2) << " |";
+    for (const auto& [variant, multiple] : r.multiples) body << " " << fixed(multiple, 2) << "× |";
+    body << "\n";
+  }
+  if (body.str().empty()) return;
+  md << "**Memory bound** (the bytes a cached answer's first decoder step reads, K/V and "
+        "decoder weights, at the bandwidth measured in this run; each variant's time to first "
+        "token as a multiple of it):\n\n| k | MiB read | bound ms |";
+  for (const std::string& v : variants) md << " " << v << " |";
+  md << "\n|--:|--:|--:|";
+  for (size_t i = 0; i < variants.size(); ++i) md << "--:|";
+  md << "\n" << body.str() << "\n";
+}
+
 void agreement_table(const Group& group, const std::vector<AgreementRow>& rows,
                      std::ostringstream& md) {
   std::ostringstream body;
@@ -310,13 +332,32 @@ std::vector<SpeedupRow> speedups(const std::vector<BenchCell>& cells) {
   return rows;
 }
 
+std::vector<BoundRow> memory_bounds(const std::vector<BenchCell>& cells, double bytes_per_s) {
+  std::vector<BoundRow> rows;
+  if (bytes_per_s <= 0.0) return rows;
+  for (const Group& g : groups_of(cells)) {
+    for (const int64_t k : ks_of(g)) {
+      const BenchCell* cached = find_cell(g, k, "cached-ram");
+      if (!cached) cached = find_cell(g, k, "cached-sqlite");
+      if (!cached || cached->step_bytes <= 0.0) continue;
+      BoundRow row{g.model, g.chunk_tokens, k, cached->step_bytes,
+                   1000.0 * cached->step_bytes / bytes_per_s, {}};
+      for (const BenchCell* c : g.cells) {
+        if (c->k == k) row.multiples.emplace_back(c->variant, c->first_token_ms.median / row.bound_ms);
+      }
+      rows.push_back(std::move(row));
+    }
+  }
+  return rows;
+}
+
 std::string cells_csv(const std::vector<BenchCell>& cells) {
   std::ostringstream csv;
   csv << "model,random_weights,variant,mode,chunk_tokens,k,questions,samples,context_tokens,"
          "first_token_ms_median,first_token_ms_p95,total_ms_median,total_ms_p95,"
          "encode_ms_median,encode_ms_p95,load_kv_ms_median,load_kv_ms_p95,"
          "decode_ms_per_token_median,decode_ms_per_token_p95,tokens_per_s,generated_tokens,"
-         "store_bytes_read,ram_hit_rate,peak_rss_bytes,rss_growth_bytes,exact_match,f1\n";
+         "store_bytes_read,step_bytes,ram_hit_rate,peak_rss_bytes,rss_growth_bytes,exact_match,f1\n";
   for (const BenchCell& c : cells) {
     csv << csv_field(c.model) << "," << (c.random_weights ? "true" : "false") << ","
         << csv_field(c.variant) << "," << csv_field(c.mode) << "," << c.chunk_tokens << "," << c.k
@@ -327,6 +368,7 @@ std::string cells_csv(const std::vector<BenchCell>& cells) {
     }
     csv << "," << csv_number(c.tokens_per_s) << "," << csv_number(c.generated_tokens) << ","
         << static_cast<int64_t>(std::llround(c.store_bytes_read)) << ","
+        << static_cast<int64_t>(std::llround(c.step_bytes)) << ","
         << csv_number(c.ram_hit_rate) << "," << c.peak_rss_bytes << "," << c.rss_growth_bytes << ","
         << (c.exact_match ? csv_number(*c.exact_match) : "") << ","
         << (c.f1 ? csv_number(*c.f1) : "") << "\n";
@@ -342,7 +384,8 @@ std::string report_markdown(const BenchReport& report,
      << "Machine: " << m.cpu_model << ", " << m.cores << " cores, "
      << fixed(static_cast<double>(m.memory_bytes) / (1024.0 * 1024.0 * 1024.0), 1)
      << " GiB; every variant ran with " << m.threads << " OpenBLAS thread"
-     << (m.threads == 1 ? "" : "s") << ". Decoding: "
+     << (m.threads == 1 ? "" : "s") << "; it streamed "
+     << fixed(m.stream_bytes_per_s / 1e9, 1) << " GB/s from RAM in this run. Decoding: "
      << (report.num_beams == 1 ? std::string("greedy")
                                : "beam search, " + std::to_string(report.num_beams) + " beams")
      << ", at most " << report.max_new_tokens << " new tokens. Each question is retrieved once at "
@@ -365,6 +408,7 @@ std::string report_markdown(const BenchReport& report,
     }
     cells_table(g, md);
     speedup_table(g, rows, md);
+    bound_table(g, memory_bounds(report.cells, m.stream_bytes_per_s), md);
     agreement_table(g, report.agreement, md);
     for (const StorageSummary& s : report.storage) {
       if (s.model == g.model && s.chunk_tokens == g.chunk_tokens) storage_table(s, md);

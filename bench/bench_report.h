@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench/bench_stats.h"
@@ -49,6 +50,9 @@ struct BenchCell {
   double tokens_per_s = 0.0;      // median
   double generated_tokens = 0.0;  // mean
   double store_bytes_read = 0.0;  // median per answer
+  // Median bytes the first decoder step must read: the memory's K/V (each
+  // block in the dtype it is kept in) and the decoder's weights.
+  double step_bytes = 0.0;
   double ram_hit_rate = 0.0;      // RAM cache hits / chunks looked up (cached mode), else 0
   int64_t peak_rss_bytes = 0;     // process peak resident memory during the answers
   int64_t rss_growth_bytes = 0;   // the most an answer raised it above its start
@@ -109,11 +113,27 @@ struct SpeedupRow {
   std::optional<double> ram_over_fid;        // fid TTFT / cached-ram TTFT
 };
 
+// The memory bound of a cached answer at one k: the bytes its first decoder
+// step must read (BenchCell.step_bytes of the cached cell) at the streaming
+// bandwidth measured in the same run, and every variant's time to first
+// token as a multiple of it.
+struct BoundRow {
+  std::string model;
+  int64_t chunk_tokens = 0;
+  int64_t k = 0;
+  double step_bytes = 0.0;
+  double bound_ms = 0.0;
+  std::vector<std::pair<std::string, double>> multiples;  // variant, TTFT / bound_ms
+};
+
 struct MachineInfo {
   std::string cpu_model;
   int64_t cores = 0;
   int64_t memory_bytes = 0;
   int64_t threads = 0;  // OpenBLAS threads every variant ran with
+  // Bytes per second streamed from RAM in this run (stream_bandwidth); 0
+  // when not measured.
+  double stream_bytes_per_s = 0.0;
 };
 
 struct BenchReport {
@@ -136,6 +156,10 @@ std::vector<ScalingFit> fit_scaling(const std::vector<BenchCell>& cells);
 
 // One row per (model, chunk length, k) that has a concat or fid cell.
 std::vector<SpeedupRow> speedups(const std::vector<BenchCell>& cells);
+
+// One row per (model, chunk length, k) with a cached cell (cached-ram's
+// bytes, else cached-sqlite's); none when bytes_per_s <= 0.
+std::vector<BoundRow> memory_bounds(const std::vector<BenchCell>& cells, double bytes_per_s);
 
 // One header line, then one line per cell, in order; times in ms, bytes as
 // integers, quality empty when absent. Fields with commas or quotes are quoted.

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/rag_bench.h"
 #include "bench/random_model.h"
 #include "core/ops.h"
 #include "core/tensor.h"
@@ -33,7 +34,7 @@
 
 namespace {
 
-using kvrag::CrossKV;
+using kvrag::CrossMemory;
 using kvrag::DecoderCache;
 using kvrag::DecoderInput;
 using kvrag::T5Config;
@@ -128,24 +129,6 @@ double decoder_step_flops(const T5Config& c, int64_t self_len, int64_t memory_to
          2 * d * static_cast<double>(c.vocab_size);  // LM head
 }
 
-// Bytes a decoder step must read at least once: every decoder block's
-// weights, the LM head (the shared embedding when tied) and the memory's K/V.
-// The self-attention cache (2·layers·16·inner floats) is left out as noise.
-double decoder_step_bytes(const T5Model& model, const CrossKV& memory) {
-  const kvrag::DecoderWeights& w = model.decoder_weights;
-  int64_t floats = 0;
-  for (const kvrag::DecoderBlockWeights& b : w.blocks) {
-    floats += b.self_norm.size() + b.self.qkv.size() + b.self.o.size() + b.cross_norm.size() +
-              b.cross_q.size() + b.cross_o.size() + b.ffn_norm.size() + b.ffn.wi.size() +
-              b.ffn.wo.size();
-  }
-  floats += w.final_norm.size();
-  floats +=
-      model.config.tie_word_embeddings ? model.encoder_weights.shared.size() : w.lm_head.size();
-  for (int64_t l = 0; l < memory.layers(); ++l) floats += memory.k[l].size() + memory.v[l].size();
-  return 4.0 * static_cast<double>(floats);
-}
-
 // ---------------------------------------------------------------------------
 // Machine roofs
 
@@ -172,43 +155,15 @@ BENCHMARK(BM_Sgemm)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// Sums `count` floats into 16 independent accumulators: no sum is
-// reassociated, so the compiler vectorises it without -ffast-math and the
-// loop runs well above memory speed.
-float read_sum(const float* p, int64_t count) {
-  float acc[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= count; i += 16) {
-    for (int j = 0; j < 16; ++j) acc[j] += p[i + j];
-  }
-  for (; i < count; ++i) acc[0] += p[i];
-  float sum = 0.0f;
-  for (float a : acc) sum += a;
-  return sum;
-}
-
 // Reads a buffer far larger than the caches once, split over one thread per
 // core (as OpenBLAS splits its kernels): the memory bandwidth a
 // weight-streaming decoder step could get at best.
 void BM_StreamRead(benchmark::State& state) {
-  const int64_t floats = state.range(0) * (int64_t{1} << 20) / 4;
+  const int64_t bytes = state.range(0) * (int64_t{1} << 20);
   const int64_t threads = std::max<int64_t>(1, std::thread::hardware_concurrency());
-  const Tensor x = filled(1, floats, 3);
-  std::vector<float> sums(static_cast<size_t>(threads));
-  for (auto _ : state) {
-    std::vector<std::thread> pool;
-    for (int64_t t = 0; t < threads; ++t) {
-      const int64_t begin = floats * t / threads;
-      const int64_t end = floats * (t + 1) / threads;
-      pool.emplace_back([&sums, &x, t, begin, end] {
-        sums[static_cast<size_t>(t)] = read_sum(x.data() + begin, end - begin);
-      });
-    }
-    for (std::thread& th : pool) th.join();
-    benchmark::DoNotOptimize(sums.data());
-    benchmark::ClobberMemory();
-  }
-  state.counters["GB/s"] = giga_rate(4.0 * static_cast<double>(floats), state);
+  const std::vector<uint64_t> words(static_cast<size_t>(bytes) / sizeof(uint64_t), 1);
+  for (auto _ : state) benchmark::DoNotOptimize(kvrag::bench::stream_read(words, threads));
+  state.counters["GB/s"] = giga_rate(static_cast<double>(bytes), state);
   state.counters["threads"] = static_cast<double>(threads);
 }
 BENCHMARK(BM_StreamRead)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -290,7 +245,7 @@ void BM_Encoder(benchmark::State& state, Shape shape, int64_t batch, int64_t seq
 struct DecoderFixture {
   std::shared_ptr<const T5Model> model;
   std::unique_ptr<T5Decoder> decoder;
-  CrossKV memory;
+  CrossMemory memory;
   DecoderCache prefix;
 };
 
@@ -303,7 +258,7 @@ const DecoderFixture& decoder_fixture(Shape shape, int64_t memory_tokens) {
     f->decoder = std::make_unique<T5Decoder>(f->model);
     const T5Config& c = f->model->config;
     const Tensor encoder_output = filled(memory_tokens, c.d_model, 6);
-    f->memory = kvrag::project_cross_kv(*f->model, encoder_output.view());
+    f->memory = CrossMemory(kvrag::project_cross_kv(*f->model, encoder_output.view()));
     f->prefix = f->decoder->new_cache();
     const std::vector<int32_t> ids = token_ids(kDecoderPrefix, c.vocab_size, 13);
     const DecoderInput input{ids, &f->prefix};
@@ -330,7 +285,9 @@ void BM_DecoderStep(benchmark::State& state, Shape shape, int64_t memory_tokens)
       cache.v[l].resize_rows(kDecoderPrefix);
     }
   }
-  const double bytes = decoder_step_bytes(*f.model, f.memory);
+  // Bytes a step must read at least once: the decoder's weights and the
+  // memory's K/V (the self-attention cache, 2·layers·16·inner floats, is noise).
+  const auto bytes = static_cast<double>(f.decoder->step_weight_bytes() + f.memory.bytes());
   state.counters["GFLOP/s"] =
       giga_rate(decoder_step_flops(c, kDecoderPrefix + 1, memory_tokens), state);
   state.counters["GB/s"] = giga_rate(bytes, state);

@@ -4,9 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
+#include <numeric>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "core/error.h"
 #include "data/kv_blob.h"
@@ -79,7 +82,8 @@ BenchCell summarise(const BenchTarget& target, const Variant& variant, int64_t c
   cell.k = k;
   cell.questions = static_cast<int64_t>(data.answers.size());
   cell.samples = static_cast<int64_t>(data.samples.size());
-  std::vector<double> context, first, total, encode, load, per_token, rate, bytes;
+  std::vector<double> context, first, total, encode, load, per_token, rate, bytes, step;
+  const auto weight_bytes = static_cast<double>(target.ram->decoder().step_weight_bytes());
   double generated = 0, hits = 0, lookups = 0;
   for (const Sample& s : data.samples) {
     const AskTimings& t = s.timings;
@@ -92,6 +96,7 @@ BenchCell summarise(const BenchTarget& target, const Variant& variant, int64_t c
         t.generated_tokens > 0 ? t.decode_ms / static_cast<double>(t.generated_tokens) : 0.0);
     rate.push_back(t.tokens_per_s);
     bytes.push_back(static_cast<double>(t.store_bytes_read));
+    step.push_back(static_cast<double>(t.memory_bytes) + weight_bytes);
     generated += static_cast<double>(t.generated_tokens);
     hits += static_cast<double>(t.kv_cache_hits);
     lookups += static_cast<double>(t.kv_cache_hits + t.kv_cache_misses);
@@ -107,6 +112,7 @@ BenchCell summarise(const BenchTarget& target, const Variant& variant, int64_t c
   cell.tokens_per_s = median(rate);
   cell.generated_tokens = generated / static_cast<double>(data.samples.size());
   cell.store_bytes_read = median(bytes);
+  cell.step_bytes = median(step);
   cell.ram_hit_rate = lookups > 0 ? hits / lookups : 0.0;
   if (!target.random_weights) {
     double em = 0, f1 = 0;
@@ -342,7 +348,38 @@ MachineInfo machine_info() {
   m.cores = sysconf(_SC_NPROCESSORS_ONLN);
   m.memory_bytes = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
   m.threads = compute_threads();
+  m.stream_bytes_per_s = stream_bandwidth(m.threads);
   return m;
+}
+
+uint64_t stream_read(std::span<const uint64_t> words, int64_t threads) {
+  KVRAG_CHECK(threads >= 1, kInvalidArgument, "stream_read: threads must be >= 1, got ", threads);
+  const auto n = static_cast<int64_t>(words.size());
+  std::vector<uint64_t> sums(static_cast<size_t>(threads));
+  std::vector<std::thread> workers;
+  for (int64_t t = 0; t < threads; ++t) {
+    // Integer sums vectorise without reassociating floats.
+    workers.emplace_back([&sums, words, t, begin = n * t / threads, end = n * (t + 1) / threads] {
+      sums[static_cast<size_t>(t)] =
+          std::accumulate(words.begin() + begin, words.begin() + end, uint64_t{0});
+    });
+  }
+  for (std::thread& w : workers) w.join();
+  return std::accumulate(sums.begin(), sums.end(), uint64_t{0});
+}
+
+double stream_bandwidth(int64_t threads) {
+  // 256 MiB: far past any last-level cache, small beside the models measured.
+  const std::vector<uint64_t> buffer((size_t{256} << 20) / sizeof(uint64_t), 1);
+  double best_s = 0.0;
+  for (int pass = 0; pass < 5; ++pass) {
+    const auto start = std::chrono::steady_clock::now();
+    const uint64_t sum = stream_read(buffer, threads);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    KVRAG_CHECK(sum == buffer.size(), kInternal, "stream_bandwidth: the buffer summed to ", sum);
+    if (pass == 0 || s < best_s) best_s = s;
+  }
+  return static_cast<double>(buffer.size() * sizeof(uint64_t)) / best_s;
 }
 
 }  // namespace kvrag::bench

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -80,8 +81,17 @@ StorageSummary storage_summary(const RagPipeline& pipeline, const std::string& m
 void set_compute_threads(int64_t n);
 int64_t compute_threads();
 
-// CPU model (from /proc/cpuinfo), online cores, physical memory and the
-// current OpenBLAS thread count.
+// CPU model (from /proc/cpuinfo), online cores, physical memory, the
+// current OpenBLAS thread count and stream_bandwidth() with that many threads.
 MachineInfo machine_info();
+
+// Reads `words` once, split over `threads` threads (>= 1), and returns
+// their sum, so that the reads cannot be optimised away.
+uint64_t stream_read(std::span<const uint64_t> words, int64_t threads);
+
+// Bytes per second `threads` threads read from RAM together (stream_read of
+// a buffer far larger than any cache, the best of a few passes): the rate
+// a memory-bound decoder step could reach. threads >= 1.
+double stream_bandwidth(int64_t threads);
 
 }  // namespace kvrag::bench

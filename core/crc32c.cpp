@@ -1,6 +1,11 @@
 #include "core/crc32c.h"
 
 #include <array>
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace kvrag {
 namespace {
@@ -22,9 +27,40 @@ Tables make_tables() {
   return t;
 }
 
+#if defined(__x86_64__)
+// SSE 4.2's crc32 instruction computes CRC-32C itself, eight bytes per
+// instruction: several times the tables' rate, which matters to the store's
+// read path (every blob is checked when it is read).
+__attribute__((target("sse4.2"))) uint32_t crc32c_sse42(const uint8_t* p, size_t size,
+                                                        uint32_t crc) {
+  uint64_t c = ~crc;
+  for (; size >= 8; p += 8, size -= 8) {
+    uint64_t word;
+    std::memcpy(&word, p, sizeof(word));  // x86 is little-endian, as the CRC's byte order
+    c = _mm_crc32_u64(c, word);
+  }
+  auto c32 = static_cast<uint32_t>(c);
+  for (; size > 0; ++p, --size) c32 = _mm_crc32_u8(c32, *p);
+  return ~c32;
+}
+
+bool cpu_has_sse42() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("sse4.2");
+}
+#endif
+
 }  // namespace
 
 uint32_t crc32c(const void* data, size_t size, uint32_t crc) {
+#if defined(__x86_64__)
+  static const bool hardware = cpu_has_sse42();
+  if (hardware) return crc32c_sse42(static_cast<const uint8_t*>(data), size, crc);
+#endif
+  return crc32c_portable(data, size, crc);
+}
+
+uint32_t crc32c_portable(const void* data, size_t size, uint32_t crc) {
   static const Tables t = make_tables();
   const auto* p = static_cast<const uint8_t*>(data);
   crc = ~crc;

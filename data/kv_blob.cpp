@@ -75,6 +75,84 @@ std::string hex32(uint32_t value) {
   return text;
 }
 
+// Whether every value of row `i` is finite, scanned without branches so
+// that the check of a whole blob stays at memory speed.
+bool row_is_finite(const PackedRows& m, int64_t i) {
+  const uint8_t* row = m.row(i);
+  uint32_t special = 0;
+  if (m.dtype == KvDtype::kF32) {
+    for (int64_t j = 0; j < m.cols; ++j) {
+      uint32_t bits;
+      std::memcpy(&bits, row + 4 * j, sizeof(bits));
+      special |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+    }
+  } else if (m.dtype == KvDtype::kF16) {
+    for (int64_t j = 0; j < m.cols; ++j) {
+      uint16_t bits;
+      std::memcpy(&bits, row + 2 * j, sizeof(bits));
+      special |= static_cast<uint32_t>((bits & 0x7c00u) == 0x7c00u);
+    }
+  } else {
+    float scale;
+    std::memcpy(&scale, row, sizeof(scale));
+    special = static_cast<uint32_t>(!std::isfinite(scale));
+  }
+  return special == 0;
+}
+
+// Refuses a matrix holding NaN or Inf, naming the first such value. A
+// checksum only proves the bytes are those written; NaN or Inf would still
+// reach an answer as NaN attention.
+void check_finite(const PackedRows& m, int64_t index, const std::string& what) {
+  std::vector<float> values(static_cast<size_t>(m.cols));
+  for (int64_t i = 0; i < m.rows; ++i) {
+    if (row_is_finite(m, i)) continue;
+    unpack_row(m, i, values.data());
+    for (int64_t j = 0; j < m.cols; ++j) {
+      KVRAG_CHECK(std::isfinite(values[j]), kFormat, what, ": K/V blob holds ", values[j], " at ",
+                  value_position((index * m.rows + i) * m.cols + j, m.rows, m.cols),
+                  "; the store is damaged: remove and re-index the document");
+    }
+  }
+}
+
+// Views of a blob's matrices after every check: header, size, checksum and
+// values (see decode_kv_blob).
+std::vector<PackedRows> checked_matrices(std::span<const uint8_t> blob, const std::string& what) {
+  Header header{};
+  KVRAG_CHECK(blob.size() >= sizeof(header), kFormat, what, ": K/V blob of ", blob.size(),
+              " bytes is shorter than its header");
+  std::memcpy(&header, blob.data(), sizeof(header));
+  KVRAG_CHECK(std::memcmp(header.magic, kMagic, 4) == 0, kFormat, what,
+              ": not a kvrag K/V blob (bad magic)");
+  KVRAG_CHECK(header.version == kVersion, kFormat, what, ": K/V blob format version ",
+              header.version, ", this build reads version ", kVersion,
+              "; rebuild the index with this version of kvrag (index the documents into a new "
+              "folder)");
+  KVRAG_CHECK(header.dtype <= static_cast<uint32_t>(KvDtype::kInt8), kFormat, what,
+              ": unknown K/V dtype code ", header.dtype);
+  const auto dtype = static_cast<KvDtype>(header.dtype);
+  const int64_t rows = header.rows;
+  const int64_t cols = header.cols;
+  const size_t expected = kv_blob_size(dtype, header.matrices, rows, cols);
+  KVRAG_CHECK(blob.size() == expected, kFormat, what, ": K/V blob has ", blob.size(),
+              " bytes, its header (", header.matrices, " × [", rows, ", ", cols, "] ",
+              kv_dtype_name(dtype), ") needs ", expected);
+  const std::span<const uint8_t> payload = blob.subspan(sizeof(header));
+  const uint32_t crc = blob_crc(header, payload);
+  KVRAG_CHECK(crc == header.crc, kFormat, what, ": K/V blob checksum mismatch (stored ",
+              hex32(header.crc), ", computed ", hex32(crc),
+              "): the store is damaged; remove and re-index the document");
+  const size_t row_bytes = packed_row_bytes(dtype, cols);
+  std::vector<PackedRows> matrices;
+  matrices.reserve(header.matrices);
+  for (uint32_t m = 0; m < header.matrices; ++m) {
+    matrices.push_back(PackedRows{dtype, payload.data() + m * rows * row_bytes, rows, cols, row_bytes});
+    check_finite(matrices.back(), m, what);
+  }
+  return matrices;
+}
+
 }  // namespace
 
 const char* kv_dtype_name(KvDtype dtype) {
@@ -166,65 +244,21 @@ std::vector<uint8_t> encode_kv_blob(KvDtype dtype, std::span<const ConstView> ma
 }
 
 std::vector<Tensor> decode_kv_blob(std::span<const uint8_t> blob, const std::string& what) {
-  Header header{};
-  KVRAG_CHECK(blob.size() >= sizeof(header), kFormat, what, ": K/V blob of ", blob.size(),
-              " bytes is shorter than its header");
-  std::memcpy(&header, blob.data(), sizeof(header));
-  KVRAG_CHECK(std::memcmp(header.magic, kMagic, 4) == 0, kFormat, what,
-              ": not a kvrag K/V blob (bad magic)");
-  KVRAG_CHECK(header.version == kVersion, kFormat, what, ": K/V blob format version ",
-              header.version, ", this build reads version ", kVersion,
-              "; rebuild the index with this version of kvrag (index the documents into a new "
-              "folder)");
-  KVRAG_CHECK(header.dtype <= static_cast<uint32_t>(KvDtype::kInt8), kFormat, what,
-              ": unknown K/V dtype code ", header.dtype);
-  const auto dtype = static_cast<KvDtype>(header.dtype);
-  const int64_t rows = header.rows;
-  const int64_t cols = header.cols;
-  const size_t expected = kv_blob_size(dtype, header.matrices, rows, cols);
-  KVRAG_CHECK(blob.size() == expected, kFormat, what, ": K/V blob has ", blob.size(),
-              " bytes, its header (", header.matrices, " × [", rows, ", ", cols, "] ",
-              kv_dtype_name(dtype), ") needs ", expected);
-  const std::span<const uint8_t> payload = blob.subspan(sizeof(header));
-  const uint32_t crc = blob_crc(header, payload);
-  KVRAG_CHECK(crc == header.crc, kFormat, what, ": K/V blob checksum mismatch (stored ",
-              hex32(header.crc), ", computed ", hex32(crc),
-              "): the store is damaged; remove and re-index the document");
-  const uint8_t* in = payload.data();
+  const std::vector<PackedRows> matrices = checked_matrices(blob, what);
   std::vector<Tensor> out;
-  out.reserve(header.matrices);
-  for (uint32_t m = 0; m < header.matrices; ++m) {
-    Tensor t(rows, cols);
-    for (int64_t i = 0; i < rows; ++i) {
-      float* row = t.row(i);
-      if (dtype == KvDtype::kF32) {
-        std::memcpy(row, in, sizeof(float) * cols);
-        in += sizeof(float) * cols;
-      } else if (dtype == KvDtype::kF16) {
-        for (int64_t j = 0; j < cols; ++j) {
-          uint16_t h;
-          std::memcpy(&h, in, 2);
-          row[j] = half_to_float(h);
-          in += 2;
-        }
-      } else {
-        float scale;
-        std::memcpy(&scale, in, sizeof(float));
-        in += sizeof(float);
-        for (int64_t j = 0; j < cols; ++j)
-          row[j] = static_cast<float>(static_cast<int8_t>(*in++)) * scale;
-      }
-    }
-    // A checksum only proves the bytes are those written; NaN or Inf would
-    // still be decoded into an answer with NaN attention, so refuse them.
-    const float* values = t.data();
-    for (int64_t i = 0; i < t.size(); ++i) {
-      KVRAG_CHECK(std::isfinite(values[i]), kFormat, what, ": K/V blob holds ", values[i], " at ",
-                  value_position(static_cast<int64_t>(m) * t.size() + i, rows, cols),
-                  "; the store is damaged: remove and re-index the document");
-    }
+  out.reserve(matrices.size());
+  for (const PackedRows& m : matrices) {
+    Tensor t(m.rows, m.cols);
+    for (int64_t i = 0; i < m.rows; ++i) unpack_row(m, i, t.row(i));
     out.push_back(std::move(t));
   }
+  return out;
+}
+
+PackedMatrices read_kv_blob(std::vector<uint8_t> blob, const std::string& what) {
+  PackedMatrices out;
+  out.matrices = checked_matrices(blob, what);
+  out.bytes = std::move(blob);  // the views stay valid: a moved vector keeps its buffer
   return out;
 }
 

@@ -17,11 +17,10 @@
 #include <string>
 #include <vector>
 
+#include "core/packed_rows.h"
 #include "core/tensor.h"
 
 namespace kvrag {
-
-enum class KvDtype : uint32_t { kF32 = 0, kF16 = 1, kInt8 = 2 };
 
 const char* kv_dtype_name(KvDtype dtype);
 // "f32", "f16" or "int8"; anything else is Error(kInvalidArgument).
@@ -41,5 +40,9 @@ std::vector<uint8_t> encode_kv_blob(KvDtype dtype, std::span<const ConstView> ma
 // disagrees with the header, a checksum that does not match, or a NaN/Inf
 // value; `what` names the blob in the message ("memory of chunk 12").
 std::vector<Tensor> decode_kv_blob(std::span<const uint8_t> blob, const std::string& what);
+
+// The blob's matrices kept in its dtype, after the same checks as
+// decode_kv_blob: views into `blob`, which the result takes over (no copy).
+PackedMatrices read_kv_blob(std::vector<uint8_t> blob, const std::string& what);
 
 }  // namespace kvrag

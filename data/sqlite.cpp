@@ -54,6 +54,35 @@ int64_t Database::last_insert_rowid() const { return sqlite3_last_insert_rowid(d
 int Database::changes() const { return sqlite3_changes(db_); }
 bool Database::in_transaction() const { return sqlite3_get_autocommit(db_) == 0; }
 
+BlobReader::BlobReader(Database& db, std::string table, std::string column)
+    : db_(db), table_(std::move(table)), column_(std::move(column)) {}
+
+BlobReader::~BlobReader() { sqlite3_blob_close(blob_); }
+
+std::optional<std::vector<uint8_t>> BlobReader::read(int64_t rowid) {
+  const int rc = blob_ ? sqlite3_blob_reopen(blob_, rowid)
+                       : sqlite3_blob_open(db_.handle(), "main", table_.c_str(), column_.c_str(),
+                                           rowid, /*flags=*/0, &blob_);
+  if (rc != SQLITE_OK) {
+    const std::string message = sqlite3_errmsg(db_.handle());
+    // A failed open or reopen leaves a handle that cannot move on: start over.
+    sqlite3_blob_close(blob_);
+    blob_ = nullptr;
+    // SQLite reports a missing row only in its message ("no such rowid: 7").
+    if ((rc & 0xff) == SQLITE_ERROR && message.starts_with("no such rowid")) return std::nullopt;
+    throw_error(error_kind(rc), str_cat(db_.path(), ": SQLite blob open of ", table_, ".", column_,
+                                        " row ", rowid, " failed: ", message));
+  }
+  std::vector<uint8_t> bytes(static_cast<size_t>(sqlite3_blob_bytes(blob_)));
+  const int read_rc = sqlite3_blob_read(blob_, bytes.data(), static_cast<int>(bytes.size()), 0);
+  if (read_rc != SQLITE_OK) {
+    throw_error(error_kind(read_rc), str_cat(db_.path(), ": SQLite blob read of ", table_, ".",
+                                             column_, " row ", rowid, " failed: ",
+                                             sqlite3_errmsg(db_.handle())));
+  }
+  return bytes;
+}
+
 Statement::Statement(Database& db, const std::string& sql) : db_(db), sql_(sql) {
   check(sqlite3_prepare_v2(db.handle(), sql.c_str(), static_cast<int>(sql.size()), &stmt_, nullptr),
         "prepare");

@@ -11,6 +11,7 @@
 #include <vector>
 
 struct sqlite3;
+struct sqlite3_blob;
 struct sqlite3_stmt;
 
 namespace kvrag::sql {
@@ -70,6 +71,28 @@ class Statement {
   Database& db_;
   sqlite3_stmt* stmt_ = nullptr;
   std::string sql_;
+};
+
+// Reads of one BLOB column row after row through one handle
+// (sqlite3_blob_open, then sqlite3_blob_reopen for each next row): the
+// bytes go straight from the pages into the caller's buffer, with no copy
+// of the whole value in a statement's result first. The handle holds a read
+// transaction open while it lives; the caller serialises use of `db`.
+class BlobReader {
+ public:
+  BlobReader(Database& db, std::string table, std::string column);
+  ~BlobReader();
+  BlobReader(const BlobReader&) = delete;
+  BlobReader& operator=(const BlobReader&) = delete;
+
+  // The value in row `rowid`, or nullopt when the table has no such row.
+  std::optional<std::vector<uint8_t>> read(int64_t rowid);
+
+ private:
+  Database& db_;
+  std::string table_;
+  std::string column_;
+  sqlite3_blob* blob_ = nullptr;
 };
 
 // A write transaction: BEGIN IMMEDIATE on construction (the write lock is

@@ -133,6 +133,11 @@ Store::Store(const std::string& path) : path_(path) {
                 "'); put the index on a local file system");
   }
   db_->exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+  // Reads of checkpointed pages come from a memory map rather than a
+  // read() per page: a chunk's K/V blob spans hundreds of overflow pages.
+  // SQLite caps the size at its compile-time maximum (2 GiB by default);
+  // writes still go through write(), so crash safety is unchanged.
+  db_->exec("PRAGMA mmap_size=2147418112;");
   create_schema();
 }
 
@@ -300,11 +305,18 @@ std::vector<ChunkRecord> Store::document_chunks(int64_t document_id) const {
 }
 
 std::vector<uint8_t> Store::memory_blob(int64_t chunk_id) const {
+  std::vector<std::optional<std::vector<uint8_t>>> blobs = memory_blobs({&chunk_id, 1});
+  KVRAG_CHECK(blobs.front().has_value(), kNotFound, "no cached memory for chunk ", chunk_id);
+  return std::move(blobs.front()).value();
+}
+
+std::vector<std::optional<std::vector<uint8_t>>> Store::memory_blobs(
+    std::span<const int64_t> chunk_ids) const {
   Lock lock(mutex_);
-  sql::Statement st(*db_, "SELECT data FROM chunk_kv WHERE chunk_id = ?");
-  st.bind(1, chunk_id);
-  KVRAG_CHECK(st.step(), kNotFound, "no cached memory for chunk ", chunk_id);
-  return st.column_blob(0);
+  std::vector<std::optional<std::vector<uint8_t>>> blobs;
+  sql::BlobReader reader(*db_, "chunk_kv", "data");  // chunk_id is chunk_kv's rowid
+  for (const int64_t id : chunk_ids) blobs.push_back(reader.read(id));
+  return blobs;
 }
 
 void Store::for_each_embedding(

@@ -115,6 +115,10 @@ class Store {
   std::vector<ChunkRecord> document_chunks(int64_t document_id) const;
   // The memory blob of a chunk; Error(kNotFound) when absent.
   std::vector<uint8_t> memory_blob(int64_t chunk_id) const;
+  // The memory blobs of `chunk_ids`, in order, read through one incremental
+  // blob handle straight into their buffers; nullopt for a chunk with none.
+  std::vector<std::optional<std::vector<uint8_t>>> memory_blobs(
+      std::span<const int64_t> chunk_ids) const;
   // Calls `fn` for every chunk's embedding, in chunk id order.
   void for_each_embedding(
       const std::function<void(int64_t chunk_id, std::span<const float> embedding)>& fn) const;

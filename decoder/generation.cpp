@@ -38,7 +38,7 @@ std::vector<float> averaged(std::vector<float> sum, int64_t steps) {
   return sum;
 }
 
-Generation greedy(const T5Decoder& decoder, const CrossKV& memory, const GenerationOptions& options,
+Generation greedy(const T5Decoder& decoder, const CrossMemory& memory, const GenerationOptions& options,
                   const TokenCallback& on_token) {
   const T5Config& c = decoder.model().config;
   Generation g;
@@ -167,7 +167,7 @@ std::vector<Candidate> top_candidates(const std::vector<Beam>& beams, const Tens
   return all;
 }
 
-Generation beam_search(const T5Decoder& decoder, const CrossKV& memory,
+Generation beam_search(const T5Decoder& decoder, const CrossMemory& memory,
                        const GenerationOptions& options, const TokenCallback& on_token) {
   const T5Config& c = decoder.model().config;
   const int64_t num_beams = options.num_beams;
@@ -235,7 +235,7 @@ Generation beam_search(const T5Decoder& decoder, const CrossKV& memory,
 
 }  // namespace
 
-Generation generate(const T5Decoder& decoder, const CrossKV& memory,
+Generation generate(const T5Decoder& decoder, const CrossMemory& memory,
                     const GenerationOptions& options, const TokenCallback& on_token) {
   KVRAG_CHECK(options.max_new_tokens >= 1, kInvalidArgument,
               "max_new_tokens must be at least 1, got ", options.max_new_tokens);

@@ -49,7 +49,7 @@ using TokenCallback = std::function<void(int32_t token)>;
 
 // Decodes from the start token over `memory`. Throws Error(kInvalidArgument)
 // for max_new_tokens < 1, num_beams < 1 or a memory the model cannot read.
-Generation generate(const T5Decoder& decoder, const CrossKV& memory,
+Generation generate(const T5Decoder& decoder, const CrossMemory& memory,
                     const GenerationOptions& options, const TokenCallback& on_token = {});
 
 }  // namespace kvrag

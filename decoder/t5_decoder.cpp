@@ -21,7 +21,7 @@ DecoderCache T5Decoder::new_cache() const {
 }
 
 DecoderOutputs T5Decoder::forward(std::span<const DecoderInput> inputs,
-                                  const CrossKV& memory) const {
+                                  const CrossMemory& memory) const {
   const T5Config& c = model_->config;
   // (vocab, d_model): the token embedding, also the tied LM head.
   const Tensor& shared = model_->encoder_weights.shared;
@@ -31,8 +31,8 @@ DecoderOutputs T5Decoder::forward(std::span<const DecoderInput> inputs,
               memory.layers(), " layers of K/V, the model has ", c.num_decoder_layers,
               " decoder layers");
   KVRAG_CHECK(memory.tokens() > 0, kInvalidArgument, "memory is empty");
-  KVRAG_CHECK(memory.k.front().cols() == inner, kInvalidArgument, "memory K/V width ",
-              memory.k.front().cols(), " differs from the model's inner_dim ", inner);
+  KVRAG_CHECK(memory.width() == inner, kInvalidArgument, "memory K/V width ",
+              memory.width(), " differs from the model's inner_dim ", inner);
 
   // Input s owns rows [begin[s], begin[s + 1]); its queries sit at absolute
   // positions start[s] .. start[s] + count − 1.
@@ -82,10 +82,7 @@ DecoderOutputs T5Decoder::forward(std::span<const DecoderInput> inputs,
 
     rms_norm(h.view(), block.cross_norm.view(), c.layer_norm_epsilon, normed.view());
     linear(normed.view(), block.cross_q.view(), q.view());
-    AttentionMask cross_mask;
-    cross_mask.key_valid = memory.valid;
-    multi_head_attention(q.view(), memory.k[l].view(), memory.v[l].view(), c.num_heads, cross_mask,
-                         attn.view(), &mass);
+    cross_attention(q.view(), memory, l, c.num_heads, attn.view(), &mass);
     linear(attn.view(), block.cross_o.view(), h.view(), /*accumulate=*/true);
 
     rms_norm(h.view(), block.ffn_norm.view(), c.layer_norm_epsilon, normed.view());
@@ -111,8 +108,21 @@ DecoderOutputs T5Decoder::forward(std::span<const DecoderInput> inputs,
   return out;
 }
 
+int64_t T5Decoder::step_weight_bytes() const {
+  const DecoderWeights& w = model_->decoder_weights;
+  int64_t floats = w.relative_bias.size() + w.final_norm.size();
+  for (const DecoderBlockWeights& b : w.blocks) {
+    floats += b.self_norm.size() + b.self.qkv.size() + b.self.o.size() + b.cross_norm.size() +
+              b.cross_q.size() + b.cross_o.size() + b.ffn_norm.size() + b.ffn.wi.size() +
+              b.ffn.wo.size();
+  }
+  floats += model_->config.tie_word_embeddings ? model_->encoder_weights.shared.size()
+                                               : w.lm_head.size();
+  return floats * static_cast<int64_t>(sizeof(float));
+}
+
 DecoderOutputs T5Decoder::teacher_forced(std::span<const int32_t> ids,
-                                         const CrossKV& memory) const {
+                                         const CrossMemory& memory) const {
   DecoderCache cache = new_cache();
   const DecoderInput input{ids, &cache};
   return forward({&input, 1}, memory);

@@ -1,5 +1,5 @@
 // The T5 decoder stack: causal self-attention with a per-sequence K/V cache,
-// cross-attention over a memory given as per-layer K/V (CrossKV), FFN, and
+// cross-attention over a memory of K/V blocks (CrossMemory), FFN, and
 // the LM head. Weights: T5Model::decoder_weights, and the shared token
 // embedding (also the tied LM head) from its encoder side.
 #pragma once
@@ -11,7 +11,7 @@
 
 #include "core/tensor.h"
 #include "decoder/t5_model.h"
-#include "encoder/cross_kv.h"
+#include "decoder/cross_memory.h"
 
 namespace kvrag {
 
@@ -54,11 +54,16 @@ class T5Decoder {
   // self-attention runs per sequence over its own cache. Throws
   // Error(kInvalidArgument) for a memory of the wrong layer count or width,
   // or an id outside the vocabulary.
-  DecoderOutputs forward(std::span<const DecoderInput> inputs, const CrossKV& memory) const;
+  DecoderOutputs forward(std::span<const DecoderInput> inputs, const CrossMemory& memory) const;
 
   // Logits (ids.size(), vocab) of one sequence decoded from an empty cache
   // with teacher forcing: row t scores the token after ids[0..t].
-  DecoderOutputs teacher_forced(std::span<const int32_t> ids, const CrossKV& memory) const;
+  DecoderOutputs teacher_forced(std::span<const int32_t> ids, const CrossMemory& memory) const;
+
+  // Bytes of weights one decoder step reads (every decoder block, the final
+  // norm and the LM head, the shared embedding when tied): with the
+  // memory's K/V, what a step must stream from RAM at the least.
+  int64_t step_weight_bytes() const;
 
   const T5Model& model() const { return *model_; }
 

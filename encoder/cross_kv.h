@@ -1,7 +1,9 @@
 // A decoder memory as the decoder's cross-attention reads it: for every
 // decoder layer, the keys and values of the memory's positions. T5
 // cross-attention has no position bias and K/V are per-position projections,
-// so the CrossKV of concatenated passages is the concatenation of their CrossKVs.
+// so the CrossKV of concatenated passages is the concatenation of their
+// CrossKVs: the decoder reads them as blocks of one memory
+// (decoder/cross_memory.h), without joining them.
 #pragma once
 
 #include <cstdint>
@@ -21,20 +23,7 @@ struct CrossKV {
 
   int64_t tokens() const { return k.empty() ? 0 : k.front().rows(); }
   int64_t layers() const { return static_cast<int64_t>(k.size()); }
-  // Appends the positions of `other` after this memory's (same layer count and
-  // width). Works on an empty CrossKV. Copies this memory too: to join many
-  // memories, concat_cross_kv copies each only once.
-  void append(const CrossKV& other);
 };
-
-// The positions of `parts` one after another, as appending each in turn to
-// an empty CrossKV gives (parts without layers are skipped; `valid` is filled
-// only when some part has one), with every layer's K and V allocated once at
-// the total token count and each part copied once into its rows. Pointers
-// must not be null; the parts are only read. Error(kInvalidArgument) for parts
-// of different layer counts or widths, or a part whose K, V and `valid` do
-// not all have its token count.
-CrossKV concat_cross_kv(std::span<const CrossKV* const> parts);
 
 // Projects an encoder output (tokens, d_model) into the K/V of every decoder
 // layer with one GEMM over the stacked EncDecAttention.k/.v weights.

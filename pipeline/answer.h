@@ -22,7 +22,9 @@ struct Source {
 
 struct AskTimings {
   double retrieve_ms = 0.0;
-  double load_kv_ms = 0.0;      // SQLite reads + blob decode (cached mode)
+  // SQLite reads + blob checks (cached mode); runs alongside encode_ms when
+  // the question is encoded for the memory (see MemoryBuilder::build).
+  double load_kv_ms = 0.0;
   double encode_ms = 0.0;       // encoder and K/V projection work for this question
   double first_token_ms = 0.0;  // from the start of answer() to the first generated token
   double decode_ms = 0.0;       // all decoder steps
@@ -33,6 +35,9 @@ struct AskTimings {
   int64_t kv_cache_misses = 0;   // chunks read from SQLite
   int64_t store_bytes_read = 0;  // bytes of memory blobs read from SQLite
   int64_t memory_tokens = 0;     // positions the decoder cross-attended to
+  // Bytes of K/V one decoder step reads from the memory, each block in the
+  // dtype it is kept in (cached chunks: the index's K/V dtype; else f32).
+  int64_t memory_bytes = 0;
 };
 
 struct Answer {

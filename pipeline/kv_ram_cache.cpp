@@ -5,9 +5,7 @@
 namespace kvrag {
 
 int64_t ChunkMemory::bytes() const {
-  int64_t floats = hidden.size();
-  for (size_t l = 0; l < kv.k.size(); ++l) floats += kv.k[l].size() + kv.v[l].size();
-  return floats * static_cast<int64_t>(sizeof(float));
+  return static_cast<int64_t>(kv.bytes.size()) + hidden.size() * static_cast<int64_t>(sizeof(float));
 }
 
 KvRamCache::KvRamCache(int64_t max_bytes) : max_bytes_(max_bytes) {

@@ -1,5 +1,7 @@
-// A RAM cache of decoded chunk memories, so that the chunks retrieved again
-// and again skip the SQLite read and the blob decode. Least recently used
+// A RAM cache of chunk memories, so that the chunks retrieved again and
+// again skip the SQLite read and the blob's checks. K/V stay in the dtype
+// they are stored in (f16 takes half the bytes of f32, int8 about a
+// quarter): the decoder converts them as it reads them. Least recently used
 // entries are evicted once the bytes held pass the limit.
 //
 // Threads: every method may be called from many threads at once (one
@@ -14,18 +16,21 @@
 #include <unordered_map>
 
 #include "core/tensor.h"
-#include "encoder/cross_kv.h"
+#include "core/packed_rows.h"
 
 namespace kvrag {
 
-// One chunk's memory as decoded from its blob (see CacheGranularity in
+// One chunk's memory as read from its blob (see CacheGranularity in
 // pipeline/index_settings.h): exactly one of the two members is filled.
 struct ChunkMemory {
-  CrossKV kv;     // kKv indexes: per decoder layer K and V, (tokens, inner_dim)
+  // kKv indexes: the checked blob, kept packed; matrix 2l is layer l's K,
+  // 2l + 1 its V, each (tokens, inner_dim).
+  PackedMatrices kv;
   Tensor hidden;  // kHidden indexes: the encoder output, (tokens, d_model)
 
-  int64_t tokens() const { return hidden.empty() ? kv.tokens() : hidden.rows(); }
-  // Bytes of float data held (what the cache's limit counts).
+  int64_t tokens() const { return hidden.empty() ? kv.matrices.at(0).rows : hidden.rows(); }
+  // Bytes held: the packed blob, or the hidden states' floats (what the
+  // cache's limit counts).
   int64_t bytes() const;
 };
 

@@ -1,6 +1,7 @@
 #include "pipeline/memory_builder.h"
 
 #include <chrono>
+#include <future>
 #include <memory>
 
 #include "core/error.h"
@@ -40,29 +41,40 @@ CrossKV project_stacked(const T5Model& model, const std::vector<const Tensor*>& 
 // index's granularity (a blob from another model or setting is kFormat).
 std::shared_ptr<const ChunkMemory> decode_chunk_memory(const T5Model& model,
                                                        CacheGranularity granularity,
-                                                       std::span<const uint8_t> blob,
+                                                       std::vector<uint8_t> blob,
                                                        int64_t chunk_id) {
   const std::string what = str_cat("memory of chunk ", chunk_id);
-  std::vector<Tensor> matrices = decode_kv_blob(blob, what);
   const T5Config& c = model.config;
   auto memory = std::make_shared<ChunkMemory>();
   if (granularity == CacheGranularity::kHidden) {
+    std::vector<Tensor> matrices = decode_kv_blob(blob, what);
     KVRAG_CHECK(matrices.size() == 1 && matrices[0].cols() == c.d_model, kFormat, what, " has ",
                 matrices.size(), " matrices of width ", matrices.empty() ? 0 : matrices[0].cols(),
                 "; a hidden-state index stores 1 of width d_model ", c.d_model);
     memory->hidden = std::move(matrices[0]);
     return memory;
   }
+  PackedMatrices packed = read_kv_blob(std::move(blob), what);
+  const std::vector<PackedRows>& matrices = packed.matrices;
   const size_t expected = static_cast<size_t>(2 * c.num_decoder_layers);
-  KVRAG_CHECK(matrices.size() == expected && matrices[0].cols() == c.inner_dim(), kFormat, what,
+  KVRAG_CHECK(matrices.size() == expected && matrices[0].cols == c.inner_dim(), kFormat, what,
               " has ", matrices.size(), " matrices of width ",
-              matrices.empty() ? 0 : matrices[0].cols(), "; the model needs ", expected,
+              matrices.empty() ? 0 : matrices[0].cols, "; the model needs ", expected,
               " (K and V per decoder layer) of width inner_dim ", c.inner_dim());
-  for (size_t i = 0; i < matrices.size(); i += 2) {
-    memory->kv.k.push_back(std::move(matrices[i]));
-    memory->kv.v.push_back(std::move(matrices[i + 1]));
-  }
+  memory->kv = std::move(packed);
   return memory;
+}
+
+// A chunk's cached K/V as a block of the decoder's memory (views; the
+// caller keeps `memory` alive with it).
+MemoryBlock chunk_block(const ChunkMemory& memory) {
+  MemoryBlock block;
+  const std::vector<PackedRows>& matrices = memory.kv.matrices;
+  for (size_t i = 0; i + 1 < matrices.size(); i += 2) {
+    block.k.push_back(matrices[i]);
+    block.v.push_back(matrices[i + 1]);
+  }
+  return block;
 }
 
 // The part of a template before its {passages} placeholder, filled.
@@ -81,32 +93,34 @@ std::string concat_head(const PromptTemplates& prompts, const std::string& quest
               "was retrieved); retrieve again");
 }
 
-// The chunks' memories, from the RAM cache or else SQLite (then cached).
-// This is also the check that each chunk is still in the index: a removed
-// chunk's cache entry is erased under the writer's lock and ids are never
-// reused, so a hit is a current chunk, and a miss reads the store.
+// The chunks' memories, from the RAM cache or else SQLite (then cached),
+// the misses read in one batch. This is also the check that each chunk is
+// still in the index: a removed chunk's cache entry is erased under the
+// writer's lock and ids are never reused, so a hit is a current chunk, and
+// a miss reads the store.
 std::vector<std::shared_ptr<const ChunkMemory>> load_chunk_memories(
     const IndexFolder& c, const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
   const auto start = Clock::now();
   std::vector<std::shared_ptr<const ChunkMemory>> loaded;
+  std::vector<size_t> missing;
+  std::vector<int64_t> missing_ids;
   for (const RetrievedChunk& chunk : chunks) {
-    std::shared_ptr<const ChunkMemory> found = c.ram_cache().get(chunk.chunk_id);
-    if (found) {
-      ++timings.kv_cache_hits;
-    } else {
-      ++timings.kv_cache_misses;
-      std::vector<uint8_t> blob;
-      try {
-        blob = c.store().memory_blob(chunk.chunk_id);
-      } catch (const Error& e) {
-        if (e.kind() != ErrorKind::kNotFound) throw;
-        throw_chunk_gone(chunk);
-      }
-      timings.store_bytes_read += static_cast<int64_t>(blob.size());
-      found = decode_chunk_memory(*c.model(), c.settings().cache, blob, chunk.chunk_id);
-      c.ram_cache().put(chunk.chunk_id, found);
-    }
-    loaded.push_back(std::move(found));
+    loaded.push_back(c.ram_cache().get(chunk.chunk_id));
+    if (loaded.back()) continue;
+    missing.push_back(loaded.size() - 1);
+    missing_ids.push_back(chunk.chunk_id);
+  }
+  timings.kv_cache_hits += static_cast<int64_t>(chunks.size() - missing.size());
+  timings.kv_cache_misses += static_cast<int64_t>(missing.size());
+  std::vector<std::optional<std::vector<uint8_t>>> blobs = c.store().memory_blobs(missing_ids);
+  for (size_t m = 0; m < missing.size(); ++m) {
+    const RetrievedChunk& chunk = chunks[missing[m]];
+    if (!blobs[m]) throw_chunk_gone(chunk);
+    timings.store_bytes_read += static_cast<int64_t>(blobs[m]->size());
+    auto found = decode_chunk_memory(*c.model(), c.settings().cache, std::move(*blobs[m]),
+                                     chunk.chunk_id);
+    c.ram_cache().put(chunk.chunk_id, found);
+    loaded[missing[m]] = std::move(found);
   }
   timings.load_kv_ms += ms_since(start);
   return loaded;
@@ -114,22 +128,19 @@ std::vector<std::shared_ptr<const ChunkMemory>> load_chunk_memories(
 
 // cached: the encoded question prompt, then each chunk's stored memory.
 AnswerMemory cached_memory(const IndexFolder& c, const Tensor& question_hidden,
-                           const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
-  const std::vector<std::shared_ptr<const ChunkMemory>> loaded =
-      load_chunk_memories(c, chunks, timings);
+                           const std::vector<std::shared_ptr<const ChunkMemory>>& loaded,
+                           AskTimings& timings) {
   const auto start = Clock::now();
   AnswerMemory memory;
   if (c.settings().cache == CacheGranularity::kHidden) {
     std::vector<const Tensor*> parts{&question_hidden};
     for (const auto& chunk_memory : loaded) parts.push_back(&chunk_memory->hidden);
-    memory.kv = project_stacked(*c.model(), parts);
+    memory.kv = CrossMemory(project_stacked(*c.model(), parts));
   } else {
-    // The decoder's attention needs the K/V contiguous per layer: joined in
-    // one pass, each chunk's K/V copied once into a memory allocated once.
-    const CrossKV question_kv = project_cross_kv(*c.model(), question_hidden.view());
-    std::vector<const CrossKV*> parts{&question_kv};
-    for (const auto& chunk_memory : loaded) parts.push_back(&chunk_memory->kv);
-    memory.kv = concat_cross_kv(parts);
+    // No copy: the decoder reads each chunk's K/V where the cache keeps it.
+    memory.kv.add(std::make_shared<const CrossKV>(
+        project_cross_kv(*c.model(), question_hidden.view())));
+    for (const auto& chunk_memory : loaded) memory.kv.add(chunk_block(*chunk_memory), chunk_memory);
   }
   timings.encode_ms += ms_since(start);
   int64_t at = question_hidden.rows();
@@ -169,7 +180,7 @@ AnswerMemory fid_memory(const IndexFolder& c, const std::string& question,
     memory.spans.emplace_back(at, at + h.rows());
     at += h.rows();
   }
-  memory.kv = project_stacked(*c.model(), parts);
+  memory.kv = CrossMemory(project_stacked(*c.model(), parts));
   timings.encode_ms += ms_since(start);
   return memory;
 }
@@ -211,8 +222,8 @@ AnswerMemory concat_memory(const IndexFolder& c, const std::string& question,
   const std::vector<int32_t> ids =
       prompt_ids(*c.model(), fill_prompt(prompts.concat, PromptFields{question, {}, {}, passages}));
   check_concat_tokens(static_cast<int64_t>(ids.size()), chunks.size());
-  memory.kv = project_cross_kv(
-      *c.model(), c.encoder().encode(ids, deadline.checker("encoding the concat prompt")).view());
+  memory.kv = CrossMemory(project_cross_kv(
+      *c.model(), c.encoder().encode(ids, deadline.checker("encoding the concat prompt")).view()));
   timings.encode_ms += ms_since(start);
   return memory;
 }
@@ -241,12 +252,21 @@ AnswerMemory MemoryBuilder::build(Query& query, const std::vector<RetrievedChunk
   AnswerMemory memory;
   switch (mode) {
     case Mode::kCached: {
-      const auto start = Clock::now();
-      if (!query.encoded()) {
+      std::vector<std::shared_ptr<const ChunkMemory>> loaded;
+      if (query.encoded()) {
+        loaded = load_chunk_memories(folder_, chunks, timings);
+      } else {
+        // The store reads need no encoder: on another thread they overlap
+        // the question's encoding. The two write different fields of
+        // `timings`; an encoder error waits for the reads (~future) first.
+        std::future<std::vector<std::shared_ptr<const ChunkMemory>>> loading =
+            std::async(std::launch::async, [&] { return load_chunk_memories(folder_, chunks, timings); });
+        const auto start = Clock::now();
         encode_query(folder_.encoder(), query, deadline);
         timings.encode_ms += ms_since(start);
+        loaded = loading.get();
       }
-      memory = cached_memory(folder_, query.hidden, chunks, timings);
+      memory = cached_memory(folder_, query.hidden, loaded, timings);
       break;
     }
     case Mode::kConcat:
@@ -257,6 +277,7 @@ AnswerMemory MemoryBuilder::build(Query& query, const std::vector<RetrievedChunk
       break;
   }
   timings.memory_tokens = memory.kv.tokens();
+  timings.memory_bytes = memory.kv.bytes();
   return memory;
 }
 

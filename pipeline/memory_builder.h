@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "encoder/cross_kv.h"
+#include "decoder/cross_memory.h"
 #include "pipeline/answer.h"
 #include "pipeline/deadline.h"
 #include "pipeline/index_folder.h"
@@ -19,7 +19,9 @@ namespace kvrag {
 // The memory the decoder reads for one question in one mode, and where each
 // chunk sits in it.
 struct AnswerMemory {
-  CrossKV kv;  // per decoder layer (memory tokens, inner_dim)
+  // Per decoder layer (memory tokens, inner_dim), in blocks: cached mode's
+  // are the question's K/V then each chunk's as the RAM cache holds it.
+  CrossMemory kv;
   // Per chunk, in the order given: its positions [first, second) in kv.
   // Positions in no span belong to the question alone. cached: the question
   // prompt, then each chunk's cached prompt; fid: each chunk's joint encoding
@@ -42,7 +44,7 @@ class MemoryBuilder {
   // is not encoded yet (the time counts in encode_ms) and loads the chunks'
   // memories (RAM cache first). Fills encode_ms, load_kv_ms,
   // kv_cache_hits/misses, store_bytes_read and memory_tokens of `timings`.
-  // Error(kInvalidArgument) for fid with no chunks or a prompt over the caps
+  // memory_bytes too. Error(kInvalidArgument) for fid with no chunks or a prompt over the caps
   // (pipeline/ask_options.h); Error(kFormat) for a stored memory that does
   // not fit the model; Error(kDeadlineExceeded) once `deadline` passes
   // (checked per passage of a concat prompt and before every encoder layer).

@@ -126,6 +126,7 @@ class RagPipeline {
   IndexStats stats() const;
   const IndexSettings& settings() const { return folder_->settings(); }
   const T5Model& model() const { return *folder_->model(); }
+  const T5Decoder& decoder() const { return decoder_; }
   const std::string& dir() const { return folder_->dir(); }
 
  private:

@@ -4,7 +4,6 @@
 
 #include "core/error.h"
 #include "decoder/t5_decoder.h"
-#include "encoder/cross_kv.h"
 #include "encoder/t5_encoder.h"
 
 namespace kvrag {
@@ -28,7 +27,7 @@ TextGeneration generate_text(const std::shared_ptr<const T5Model>& model, const 
   const auto encode_start = std::chrono::steady_clock::now();
   const T5Encoder encoder(model);
   const Tensor states = encoder.encode(prompt_ids);
-  const CrossKV memory = project_cross_kv(*model, states.view());
+  const CrossMemory memory(project_cross_kv(*model, states.view()));
   result.encode_ms = ms_since(encode_start);
 
   const auto decode_start = std::chrono::steady_clock::now();

@@ -88,12 +88,12 @@ std::vector<int32_t> with_start(const std::vector<int32_t>& ids) {
 }
 
 // Teacher-forced logits of `ids` (after the start token) over `memory`.
-Tensor forced_logits(const CrossKV& memory, const std::vector<int32_t>& ids) {
+Tensor forced_logits(const CrossMemory& memory, const std::vector<int32_t>& ids) {
   return T5Decoder(demo_model()).teacher_forced(with_start(ids), memory).logits;
 }
 
 // The cached-mode memory `p` builds for `question` over `chunks`.
-CrossKV cached_memory(const RagPipeline& p, const std::string& question,
+CrossMemory cached_memory(const RagPipeline& p, const std::string& question,
                       const std::vector<RetrievedChunk>& chunks) {
   AskTimings timings;
   return p.build_memory(question, chunks, Mode::kCached, timings).kv;
@@ -124,7 +124,7 @@ TEST(AnsweringExactness, CachedModeIsTheComputationOverFreshlyEncodedChunks) {
     hidden.append_rows(
         encoder.encode(chunk_prompt_ids(model, p.settings(), chunk.title, chunk.text)).view());
   }
-  const CrossKV fresh = project_cross_kv(model, hidden.view());
+  const CrossMemory fresh(project_cross_kv(model, hidden.view()));
 
   AskTimings timings;
   const AnswerMemory cached = p.build_memory(kQuestion, chunks, Mode::kCached, timings);

@@ -186,6 +186,7 @@ std::vector<BenchCell> sample_cells() {
     sqlite.store_bytes_read = 180000.0 * static_cast<double>(k);
     BenchCell ram = cell("kvrag-demo", "cached-ram", k, 10, 3, tokens);
     ram.ram_hit_rate = 1.0;
+    ram.step_bytes = 1e8 * static_cast<double>(k);
     ram.exact_match = 50.0;
     ram.f1 = 62.5;
     cells.push_back(sqlite);
@@ -205,6 +206,21 @@ TEST(BenchReport, SpeedupsDivideConcatByCachedTimeToFirstToken) {
   EXPECT_DOUBLE_EQ(*rows[2].ram_over_concat, concat / 10);
   EXPECT_DOUBLE_EQ(*rows[2].sqlite_over_concat, concat / 12);
   EXPECT_FALSE(rows[2].ram_over_fid);  // no fid cells
+}
+
+TEST(BenchReport, MemoryBoundsDivideTimeToFirstTokenByTheCachedStepsBytes) {
+  EXPECT_TRUE(memory_bounds(sample_cells(), 0.0).empty()) << "no bandwidth measured";
+  const std::vector<BoundRow> rows = memory_bounds(sample_cells(), 1e10);
+  ASSERT_EQ(rows.size(), 3u);
+  // k = 5: 5e8 bytes at 1e10 B/s is 50 ms; cached-sqlite 12, cached-ram 10, concat 130.5 ms.
+  EXPECT_EQ(rows[1].k, 5);
+  EXPECT_DOUBLE_EQ(rows[1].step_bytes, 5e8);
+  EXPECT_DOUBLE_EQ(rows[1].bound_ms, 50.0);
+  ASSERT_EQ(rows[1].multiples.size(), 3u);
+  EXPECT_EQ(rows[1].multiples[0].first, "cached-sqlite");
+  EXPECT_DOUBLE_EQ(rows[1].multiples[0].second, 12.0 / 50.0);
+  EXPECT_DOUBLE_EQ(rows[1].multiples[1].second, 10.0 / 50.0);
+  EXPECT_DOUBLE_EQ(rows[1].multiples[2].second, (0.001 * 350 * 350 + 8) / 50.0);
 }
 
 TEST(BenchReport, ScalingFitsStateQuadraticConcatAndFlatCached) {
@@ -251,7 +267,7 @@ TEST(BenchReport, CsvHasOneRowPerCellWithQuotedFieldsAndEmptyQuality) {
 
 TEST(BenchReport, MarkdownHasTablesSpeedupsStorageAndFits) {
   BenchReport report;
-  report.machine = {"Test CPU", 2, 24ll << 30, 2};
+  report.machine = {"Test CPU", 2, 24ll << 30, 2, 1e10};
   report.command = "kvrag bench --index x";
   report.max_new_tokens = 16;
   report.repeat = 2;
@@ -281,6 +297,12 @@ TEST(BenchReport, MarkdownHasTablesSpeedupsStorageAndFits) {
   // Speed-up at k = 20: concat 1968 ms over cached-sqlite 12 and cached-ram 10.
   EXPECT_NE(md.find("| 20 | 164.00× | 196.80× | – |"), std::string::npos) << md;
   EXPECT_NE(md.find("| 5 | cached = concat | 75 % of 4 |"), std::string::npos);
+  EXPECT_NE(md.find("streamed 10.0 GB/s from RAM in this run"), std::string::npos) << md;
+  // The bound at k = 20: 2e9 bytes at 1e10 B/s, 200 ms.
+  EXPECT_NE(md.find("| k | MiB read | bound ms | cached-sqlite | cached-ram | concat |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| 20 | 1907.3 | 200.00 | 0.06× | 0.05× | 9.84× |"), std::string::npos) << md;
   EXPECT_NE(md.find("| kv | f16 (this index) | 3072 | 175.8 | 1.7 | 1800 |"), std::string::npos)
       << md;
   EXPECT_NE(md.find("| kvrag-demo | concat | encode_ms | 2.00 | 1.000 | 3 |"), std::string::npos);

@@ -75,7 +75,7 @@ TEST(Deadline, GenerationCallsTheHookBeforeEveryStepAndStopsWhenItThrows) {
   const T5Encoder encoder(model);
   const T5Decoder decoder(model);
   const std::vector<int32_t> ids = {100, 200, 300, 1};
-  const CrossKV memory = project_cross_kv(*model, encoder.encode(ids).view());
+  const CrossMemory memory(project_cross_kv(*model, encoder.encode(ids).view()));
   for (const int64_t beams : {1, 2}) {
     SCOPED_TRACE(beams);
     GenerationOptions options{.max_new_tokens = 8, .num_beams = beams};

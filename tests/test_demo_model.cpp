@@ -52,10 +52,10 @@ TEST(DemoModel, MatchesTheTrainingCodesForwardPass) {
                reference.read_f32("encoder_last_hidden_state"));
 
   // The cached-mode memory: question and passages encoded alone, concatenated.
-  CrossKV memory = project_cross_kv(*model, question.view());
+  CrossMemory memory(project_cross_kv(*model, question.view()));
   for (int p = 0; p < 3; ++p) {
     const Tensor passage = encoder.encode(read_ids(reference, "passage_ids.p" + std::to_string(p)));
-    memory.append(project_cross_kv(*model, passage.view()));
+    memory.add(std::make_shared<const CrossKV>(project_cross_kv(*model, passage.view())));
   }
   const DecoderOutputs out =
       decoder.teacher_forced(read_ids(reference, "decoder_input_ids"), memory);

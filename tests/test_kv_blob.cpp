@@ -196,6 +196,22 @@ TEST(Crc32c, KnownValues) {
             crc32c(text.data(), text.size()));
 }
 
+// The hardware path (where the CPU has one) and the table path agree on
+// every length and alignment, chained or not.
+TEST(Crc32c, HardwareAndPortablePathsAgree) {
+  EXPECT_EQ(crc32c_portable("123456789", 9), 0xE3069283u);
+  std::vector<uint8_t> bytes(1000);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 131 + 7);
+  for (const size_t offset : {0, 1, 3}) {
+    for (const size_t size : {0, 1, 7, 8, 9, 63, 500, 997}) {
+      EXPECT_EQ(crc32c(bytes.data() + offset, size), crc32c_portable(bytes.data() + offset, size))
+          << offset << " " << size;
+      EXPECT_EQ(crc32c(bytes.data() + offset, size, 0x12345678u),
+                crc32c_portable(bytes.data() + offset, size, 0x12345678u));
+    }
+  }
+}
+
 TEST(KvBlob, DtypeNames) {
   for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
     EXPECT_EQ(parse_kv_dtype(kv_dtype_name(dtype)), dtype);

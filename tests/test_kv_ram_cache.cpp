@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "model_files.h"
+#include "data/kv_blob.h"
 #include "pipeline/kv_ram_cache.h"
 
 namespace kvrag {
@@ -17,12 +18,18 @@ std::shared_ptr<const ChunkMemory> memory_of(int64_t tokens, float fill = 1.0f) 
   return memory;
 }
 
-TEST(KvRamCache, CountsBytesOfKvAndHidden) {
-  ChunkMemory kv;
-  kv.kv.k = {Tensor(3, 8), Tensor(3, 8)};
-  kv.kv.v = {Tensor(3, 8), Tensor(3, 8)};
-  EXPECT_EQ(kv.bytes(), 4 * 3 * 8 * 4);
-  EXPECT_EQ(kv.tokens(), 3);
+// K/V count the packed bytes of their blob: f16 half of f32, int8 a
+// quarter plus a scale per row.
+TEST(KvRamCache, CountsPackedBytesOfKvAndHidden) {
+  const Tensor k(3, 8);
+  const std::vector<ConstView> matrices{k.view(), k.view(), k.view(), k.view()};
+  for (const auto& [dtype, row_bytes] :
+       {std::pair{KvDtype::kF32, 32}, std::pair{KvDtype::kF16, 16}, std::pair{KvDtype::kInt8, 12}}) {
+    ChunkMemory kv;
+    kv.kv = read_kv_blob(encode_kv_blob(dtype, matrices), "test");
+    EXPECT_EQ(kv.bytes(), 32 + 4 * 3 * row_bytes) << kv_dtype_name(dtype);  // header + rows
+    EXPECT_EQ(kv.tokens(), 3);
+  }
   EXPECT_EQ(memory_of(5)->bytes(), 5 * 16);
   EXPECT_EQ(memory_of(5)->tokens(), 5);
 }

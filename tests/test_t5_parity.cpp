@@ -156,7 +156,8 @@ TEST_P(T5Parity, TeacherForcedLogitsMatchWithCrossAttentionMask) {
     // Every reference row, padded ones included, masked as the reference masks them.
     CrossKV memory = project_cross_kv(*c_.model, reference_encoder_states(b).view());
     for (int64_t i = 0; i < t; ++i) memory.valid.push_back(static_cast<uint8_t>(mask[b * t + i]));
-    const DecoderOutputs out = decoder.teacher_forced(row_ids(dec_ids, u, b), memory);
+    const DecoderOutputs out =
+        decoder.teacher_forced(row_ids(dec_ids, u, b), CrossMemory(std::move(memory)));
     const auto l = flatten(out.logits);
     const auto h = flatten(out.hidden);
     logits.insert(logits.end(), l.begin(), l.end());
@@ -177,8 +178,9 @@ TEST_P(T5Parity, IncrementalDecodingEqualsTeacherForcing) {
   const std::vector<float> want = c_.f32("logits");
   const T5Decoder decoder(c_.model);
   for (int64_t b = 0; b < batch; ++b) {
-    CrossKV memory = project_cross_kv(*c_.model, reference_encoder_states(b).view());
-    for (int64_t i = 0; i < t; ++i) memory.valid.push_back(static_cast<uint8_t>(mask[b * t + i]));
+    CrossKV kv = project_cross_kv(*c_.model, reference_encoder_states(b).view());
+    for (int64_t i = 0; i < t; ++i) kv.valid.push_back(static_cast<uint8_t>(mask[b * t + i]));
+    const CrossMemory memory(std::move(kv));
     const std::vector<int32_t> ids = row_ids(dec_ids, u, b);
     DecoderCache cache = decoder.new_cache();
     std::vector<float> got;
@@ -208,7 +210,7 @@ TEST_P(T5Parity, GreedyAndBeamSearchMatchGenerate) {
   const T5Decoder decoder(c_.model);
   for (int64_t b = 0; b < batch; ++b) {
     const Tensor states = encoder.encode(row_ids(ids, t, b, mask));
-    const CrossKV memory = project_cross_kv(*c_.model, states.view());
+    const CrossMemory memory(project_cross_kv(*c_.model, states.view()));
     GenerationOptions options;
     options.max_new_tokens = width - 1;
     const Generation greedy = generate(decoder, memory, options);
@@ -233,7 +235,7 @@ TEST_P(T5Parity, MinNewTokensDelaysEos) {
   const T5Encoder encoder(c_.model);
   const T5Decoder decoder(c_.model);
   const std::vector<int32_t> prompt = {8, 9, eos};
-  const CrossKV memory = project_cross_kv(*c_.model, encoder.encode(prompt).view());
+  const CrossMemory memory(project_cross_kv(*c_.model, encoder.encode(prompt).view()));
   GenerationOptions options;
   options.max_new_tokens = 12;
   options.min_new_tokens = 6;
@@ -258,7 +260,7 @@ TEST_P(T5Parity, MinNewTokensDelaysEos) {
 TEST_P(T5Parity, FusionInDecoderOverPassagesEncodedAlone) {
   const T5Encoder encoder(c_.model);
   const T5Decoder decoder(c_.model);
-  CrossKV memory;
+  CrossMemory memory;
   std::vector<float> joined_states;
   for (int p = 0; c_.expected->has("fid.input_ids.p" + std::to_string(p)); ++p) {
     const std::string suffix = ".p" + std::to_string(p);
@@ -270,8 +272,8 @@ TEST_P(T5Parity, FusionInDecoderOverPassagesEncodedAlone) {
     const auto s = flatten(states);
     joined_states.insert(joined_states.end(), s.begin(), s.end());
     // The one idea of kvrag: the memory of concatenated passages is the
-    // concatenation of the passages' K/V.
-    memory.append(project_cross_kv(*c_.model, states.view()));
+    // concatenation of the passages' K/V, read here as one block per passage.
+    memory.add(std::make_shared<const CrossKV>(project_cross_kv(*c_.model, states.view())));
   }
   ASSERT_GT(memory.tokens(), 0);
   expect_close(name() + " fid.memory", joined_states, c_.f32("fid.memory"));
@@ -300,9 +302,10 @@ TEST_P(T5Parity, CrossAttentionMaskIgnoresPaddedMemorySlots) {
   const auto shape = c_.shape("fid_padded.memory");
   const std::vector<float> states = c_.f32("fid_padded.memory");
   const std::vector<int64_t> mask = c_.i64("fid_padded.memory_mask");
-  CrossKV memory = project_cross_kv(*c_.model, Tensor(shape[1], shape[2], states).view());
-  for (int64_t m : mask) memory.valid.push_back(m != 0 ? 1 : 0);
-  ASSERT_NE(std::count(memory.valid.begin(), memory.valid.end(), 0), 0) << "mask has pad slots";
+  CrossKV kv = project_cross_kv(*c_.model, Tensor(shape[1], shape[2], states).view());
+  for (int64_t m : mask) kv.valid.push_back(m != 0 ? 1 : 0);
+  ASSERT_NE(std::count(kv.valid.begin(), kv.valid.end(), 0), 0) << "mask has pad slots";
+  const CrossMemory memory(std::move(kv));
   const std::vector<int64_t> dec = c_.i64("fid.decoder_input_ids");
   const T5Decoder decoder(c_.model);
   const DecoderOutputs out =

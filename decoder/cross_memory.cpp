@@ -1,0 +1,142 @@
+#include "decoder/cross_memory.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "core/error.h"
+#include "core/ops.h"
+
+namespace kvrag {
+namespace {
+
+// Checks that every layer's K and V of `block` hold its token count, so that
+// the blocks' positions in the memory neither overlap nor overrun.
+void check_block_shape(const MemoryBlock& block) {
+  KVRAG_CHECK(block.v.size() == block.k.size() && !block.k.empty(), kInvalidArgument,
+              "a memory block has ", block.k.size(), " layers of K and ", block.v.size(), " of V");
+  const int64_t tokens = block.tokens();
+  const int64_t width = block.k[0].cols;
+  for (size_t l = 0; l < block.k.size(); ++l) {
+    KVRAG_CHECK(block.k[l].rows == tokens && block.v[l].rows == tokens &&
+                    block.k[l].cols == width && block.v[l].cols == width,
+                kInvalidArgument, "a memory block of [", tokens, ", ", width, "] has K [",
+                block.k[l].rows, ", ", block.k[l].cols, "] and V [", block.v[l].rows, ", ",
+                block.v[l].cols, "] in layer ", l);
+  }
+  KVRAG_CHECK(block.valid.empty() || static_cast<int64_t>(block.valid.size()) == tokens,
+              kInvalidArgument, "a memory block of ", tokens, " tokens has a valid mask of ",
+              block.valid.size());
+}
+
+// Pass 1 over the keys: scores[(i·heads + h)·tk + j] = q_i,h · k_j,h for
+// every memory position j (−inf where masked), each key row read once for
+// all queries and heads.
+void key_scores(ConstView q, const CrossMemory& memory, int64_t layer, int64_t heads,
+                const PackedKernels& kernels, std::vector<float>& scores) {
+  constexpr float kMasked = -std::numeric_limits<float>::infinity();
+  const int64_t tk = memory.tokens();
+  const int64_t d_kv = q.cols / heads;
+  std::vector<float> head_scores(static_cast<size_t>(heads));
+  int64_t at = 0;
+  for (const MemoryBlock& block : memory.blocks()) {
+    const PackedRows& k = block.k[layer];
+    for (int64_t t = 0; t < k.rows; ++t, ++at) {
+      const bool attended = block.valid.empty() || block.valid[t] != 0;
+      for (int64_t i = 0; i < q.rows; ++i) {
+        if (attended) kernels.segment_dots(k.dtype, k.row(t), k.cols, q.row(i), d_kv, head_scores.data());
+        for (int64_t h = 0; h < heads; ++h) {
+          scores[static_cast<size_t>((i * heads + h) * tk + at)] = attended ? head_scores[h] : kMasked;
+        }
+      }
+    }
+  }
+}
+
+// Pass 2 over the values: out_i += Σ_j p_i,h,j · v_j,h, each value row read
+// once for all queries and heads.
+void weighted_values(const std::vector<float>& probs, const CrossMemory& memory, int64_t layer,
+                     int64_t heads, const PackedKernels& kernels, View out) {
+  const int64_t tk = memory.tokens();
+  const int64_t d_kv = out.cols / heads;
+  for (int64_t i = 0; i < out.rows; ++i) std::fill(out.row(i), out.row(i) + out.cols, 0.0f);
+  std::vector<float> weights(static_cast<size_t>(heads));
+  int64_t at = 0;
+  for (const MemoryBlock& block : memory.blocks()) {
+    const PackedRows& v = block.v[layer];
+    for (int64_t t = 0; t < v.rows; ++t, ++at) {
+      for (int64_t i = 0; i < out.rows; ++i) {
+        for (int64_t h = 0; h < heads; ++h) {
+          weights[h] = probs[static_cast<size_t>((i * heads + h) * tk + at)];
+        }
+        kernels.segment_axpy(v.dtype, v.row(t), v.cols, weights.data(), d_kv, out.row(i));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+CrossMemory::CrossMemory(CrossKV kv) { add(std::make_shared<const CrossKV>(std::move(kv))); }
+
+void CrossMemory::add(MemoryBlock block, std::shared_ptr<const void> owner) {
+  check_block_shape(block);
+  if (!blocks_.empty()) {
+    KVRAG_CHECK(static_cast<int64_t>(block.k.size()) == layers(), kInvalidArgument,
+                "cannot join memories of ", layers(), " and ", block.k.size(), " layers");
+    KVRAG_CHECK(block.k[0].cols == width(), kInvalidArgument, "cannot join memories of width ",
+                width(), " and ", block.k[0].cols);
+  }
+  tokens_ += block.tokens();
+  blocks_.push_back(std::move(block));
+  owners_.push_back(std::move(owner));
+}
+
+void CrossMemory::add(std::shared_ptr<const CrossKV> kv) {
+  MemoryBlock block;
+  for (const Tensor& k : kv->k) block.k.push_back(packed_view(k.view()));
+  for (const Tensor& v : kv->v) block.v.push_back(packed_view(v.view()));
+  block.valid = kv->valid;
+  add(std::move(block), std::move(kv));
+}
+
+int64_t CrossMemory::bytes() const {
+  int64_t total = 0;
+  for (const MemoryBlock& block : blocks_) {
+    for (size_t l = 0; l < block.k.size(); ++l) total += block.k[l].bytes() + block.v[l].bytes();
+  }
+  return total;
+}
+
+// Two passes, scores then values, rather than one with a running (online)
+// softmax: every position's probability is needed anyway for `mass` (the
+// answer's attention over its sources), and two passes read each K and V
+// row exactly once, as one would.
+void cross_attention(ConstView q, const CrossMemory& memory, int64_t layer, int64_t num_heads,
+                     View out, View* mass, const PackedKernels& kernels) {
+  const int64_t tq = q.rows;
+  const int64_t tk = memory.tokens();
+  const int64_t inner = q.cols;
+  KVRAG_CHECK(num_heads > 0 && inner % num_heads == 0 && memory.width() == inner &&
+                  out.rows == tq && out.cols == inner && layer >= 0 && layer < memory.layers(),
+              kInternal, "cross attention: q [", tq, ", ", inner, "] over a memory of width ",
+              memory.width(), " and ", memory.layers(), " layers (layer ", layer, "), out [",
+              out.rows, ", ", out.cols, "], ", num_heads, " heads");
+  KVRAG_CHECK(!mass || (mass->rows == tq && mass->cols == tk), kInternal,
+              "cross attention: mass shape");
+  std::vector<float> scores(static_cast<size_t>(tq * num_heads * tk));
+  key_scores(q, memory, layer, num_heads, kernels, scores);
+  const View probs{scores.data(), tq * num_heads, tk, tk};
+  softmax_rows(probs);
+  if (mass) {
+    const float share = 1.0f / static_cast<float>(num_heads);
+    for (int64_t i = 0; i < tq; ++i) {
+      for (int64_t h = 0; h < num_heads; ++h) {
+        const float* p = probs.row(i * num_heads + h);
+        for (int64_t j = 0; j < tk; ++j) mass->row(i)[j] += share * p[j];
+      }
+    }
+  }
+  weighted_values(scores, memory, layer, num_heads, kernels, out);
+}
+
+}  // namespace kvrag

@@ -1,0 +1,129 @@
+// The packed-row kernels against naive scalar references over the rows
+// unpacked, for every dtype, on the portable path and (where the CPU has
+// it) the AVX2/F16C path; segments of 64 (a head) and of 13 (tails that
+// the eight-wide loops leave to scalar code).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/half.h"
+#include "core/packed_rows.h"
+#include "data/kv_blob.h"
+#include "tests/tensor_checks.h"
+
+namespace kvrag {
+namespace {
+
+std::vector<const PackedKernels*> kernel_sets() {
+  std::vector<const PackedKernels*> sets{&portable_packed_kernels()};
+  if (avx2_packed_kernels() != nullptr) sets.push_back(avx2_packed_kernels());
+  return sets;
+}
+
+// One matrix of random rows packed in `dtype` (through the blob encoder,
+// the one producer of packed rows), and those rows unpacked.
+struct PackedCase {
+  PackedMatrices packed;
+  Tensor unpacked;
+};
+
+PackedCase make_case(KvDtype dtype, int64_t rows, int64_t cols, uint32_t seed) {
+  const Tensor values = testing::random_normal_tensor(rows, cols, seed);
+  const std::vector<ConstView> matrices{values.view()};
+  PackedCase c;
+  c.packed = read_kv_blob(encode_kv_blob(dtype, matrices), "test");
+  c.unpacked = Tensor(rows, cols);
+  for (int64_t i = 0; i < rows; ++i) unpack_row(c.packed.matrices[0], i, c.unpacked.row(i));
+  return c;
+}
+
+// int8's quantisation as the blob format defines it: q = round(v / scale),
+// scale = max |row| / 127.
+float int8_value(float v, float max_abs) {
+  const float scale = max_abs / 127.0f;
+  return std::nearbyint(v * (1.0f / scale)) * scale;
+}
+
+TEST(PackedRows, UnpackGivesTheStoredValues) {
+  const Tensor values = testing::random_normal_tensor(3, 8, 5);
+  for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
+    const PackedCase c = make_case(dtype, 3, 8, 5);
+    for (int64_t i = 0; i < 3; ++i) {
+      float max_abs = 0.0f;
+      for (int64_t j = 0; j < 8; ++j) max_abs = std::max(max_abs, std::abs(values.at(i, j)));
+      for (int64_t j = 0; j < 8; ++j) {
+        const float v = values.at(i, j);
+        const float want = dtype == KvDtype::kF32   ? v
+                           : dtype == KvDtype::kF16 ? half_to_float(float_to_half(v))
+                                                    : int8_value(v, max_abs);
+        EXPECT_NEAR(c.unpacked.at(i, j), want, 1e-6f * max_abs) << kv_dtype_name(dtype);
+      }
+    }
+  }
+}
+
+TEST(PackedRows, RowBytesPerDtype) {
+  EXPECT_EQ(packed_row_bytes(KvDtype::kF32, 64), 256u);
+  EXPECT_EQ(packed_row_bytes(KvDtype::kF16, 64), 128u);
+  EXPECT_EQ(packed_row_bytes(KvDtype::kInt8, 64), 68u);
+  const Tensor t(2, 5);
+  EXPECT_EQ(packed_view(t.view()).bytes(), 40);
+}
+
+TEST(PackedRows, SegmentDotsMatchTheScalarReference) {
+  for (const auto& [cols, segment] : {std::pair<int64_t, int64_t>{192, 64}, {39, 13}}) {
+    const Tensor x = testing::random_normal_tensor(1, cols, 7);
+    for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
+      const PackedCase c = make_case(dtype, 4, cols, 11);
+      for (const PackedKernels* kernels : kernel_sets()) {
+        for (int64_t i = 0; i < 4; ++i) {
+          std::vector<float> got(static_cast<size_t>(cols / segment));
+          kernels->segment_dots(dtype, c.packed.matrices[0].row(i), cols, x.data(), segment,
+                                got.data());
+          std::vector<float> want(got.size());
+          for (int64_t s = 0; s < cols / segment; ++s) {
+            double sum = 0.0;
+            for (int64_t j = s * segment; j < (s + 1) * segment; ++j) {
+              sum += static_cast<double>(x.at(0, j)) * c.unpacked.at(i, j);
+            }
+            want[s] = static_cast<float>(sum);
+          }
+          EXPECT_LT(testing::relative_error(got, want), 1e-5)
+              << kernels->name << " " << kv_dtype_name(dtype) << " segment " << segment;
+        }
+      }
+    }
+  }
+}
+
+TEST(PackedRows, SegmentAxpyMatchesTheScalarReference) {
+  for (const auto& [cols, segment] : {std::pair<int64_t, int64_t>{192, 64}, {39, 13}}) {
+    const Tensor a = testing::random_normal_tensor(1, cols / segment, 3);
+    const Tensor y0 = testing::random_normal_tensor(1, cols, 4);
+    for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
+      const PackedCase c = make_case(dtype, 2, cols, 13);
+      for (const PackedKernels* kernels : kernel_sets()) {
+        std::vector<float> got(y0.data(), y0.data() + cols);
+        std::vector<double> want(got.begin(), got.end());
+        for (int64_t i = 0; i < 2; ++i) {
+          kernels->segment_axpy(dtype, c.packed.matrices[0].row(i), cols, a.data(), segment,
+                                got.data());
+          for (int64_t j = 0; j < cols; ++j) {
+            want[j] += static_cast<double>(a.data()[j / segment]) * c.unpacked.at(i, j);
+          }
+        }
+        EXPECT_LT(testing::relative_error(got, std::vector<float>(want.begin(), want.end())), 1e-5)
+            << kernels->name << " " << kv_dtype_name(dtype) << " segment " << segment;
+      }
+    }
+  }
+}
+
+TEST(PackedRows, TheBestKernelsAreChosenForThisCpu) {
+  EXPECT_EQ(&packed_kernels(),
+            avx2_packed_kernels() ? avx2_packed_kernels() : &portable_packed_kernels());
+}
+
+}  // namespace
+}  // namespace kvrag
