@@ -7,6 +7,7 @@
 
 #include "core/crc32c.h"
 #include "core/error.h"
+#include "core/format.h"
 #include "core/half.h"
 
 namespace kvrag {
@@ -66,13 +67,6 @@ size_t payload_size(KvDtype dtype, int64_t matrices, int64_t rows, int64_t cols)
                  : bytes;
   }
   return SIZE_MAX;
-}
-
-std::string hex32(uint32_t value) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string text = "0x00000000";
-  for (int i = 9; i >= 2; --i, value >>= 4) text[i] = kDigits[value & 0xF];
-  return text;
 }
 
 }  // namespace
@@ -181,6 +175,11 @@ std::vector<Tensor> decode_kv_blob(std::span<const uint8_t> blob, const std::str
   const auto dtype = static_cast<KvDtype>(header.dtype);
   const int64_t rows = header.rows;
   const int64_t cols = header.cols;
+  // Every stored memory has a matrix, a token and a column; an empty shape
+  // would also let a header claim billions of matrices of zero bytes.
+  KVRAG_CHECK(header.matrices > 0 && rows > 0 && cols > 0, kFormat, what,
+              ": K/V blob header has an empty shape (", header.matrices, " × [", rows, ", ", cols,
+              "])");
   const size_t expected = kv_blob_size(dtype, header.matrices, rows, cols);
   KVRAG_CHECK(blob.size() == expected, kFormat, what, ": K/V blob has ", blob.size(),
               " bytes, its header (", header.matrices, " × [", rows, ", ", cols, "] ",
