@@ -7,6 +7,7 @@
 
 #include "core/crc32c.h"
 #include "core/error.h"
+#include "core/format.h"
 #include "core/half.h"
 
 namespace kvrag {
@@ -134,6 +135,11 @@ std::vector<PackedRows> checked_matrices(std::span<const uint8_t> blob, const st
   const auto dtype = static_cast<KvDtype>(header.dtype);
   const int64_t rows = header.rows;
   const int64_t cols = header.cols;
+  // Every stored memory has a matrix, a token and a column; an empty shape
+  // would also let a header claim billions of matrices of zero bytes.
+  KVRAG_CHECK(header.matrices > 0 && rows > 0 && cols > 0, kFormat, what,
+              ": K/V blob header has an empty shape (", header.matrices, " × [", rows, ", ", cols,
+              "])");
   const size_t expected = kv_blob_size(dtype, header.matrices, rows, cols);
   KVRAG_CHECK(blob.size() == expected, kFormat, what, ": K/V blob has ", blob.size(),
               " bytes, its header (", header.matrices, " × [", rows, ", ", cols, "] ",

@@ -181,6 +181,11 @@ std::vector<ChunkRecord> RagPipeline::document_chunks(int64_t document_id) const
 }
 
 void RagPipeline::require_documents() const {
+  const auto lock = lock_for_reading();
+  require_documents_locked();
+}
+
+void RagPipeline::require_documents_locked() const {
   // FAISS holds one vector per stored chunk, and its size is O(1).
   KVRAG_CHECK(folder_->vectors().size() > 0, kConflict, "the index ", folder_->dir(),
               " holds no documents: add some (kvrag index, or POST /v1/documents) before asking");
@@ -261,7 +266,7 @@ Answer RagPipeline::ask(const std::string& question, const AskOptions& options,
     // Every mode would answer from the question alone and sound as sure as
     // with sources; refuse instead (BM25 matching nothing in a non-empty
     // index is not this: that answer says it had no sources).
-    require_documents();
+    require_documents_locked();
     deadline.check("waiting for the index");
     if (options.retriever != RetrieverKind::kBm25) {
       encode_query(folder_->encoder(), query, deadline);

@@ -123,6 +123,11 @@ class RagPipeline {
   Answer ask(const std::string& question, const AskOptions& options,
              const PieceCallback& on_piece = {}) const;
 
+  // Error(kConflict) "the index DIR holds no documents: …" when the index
+  // holds no chunk: ask()'s first check, for a caller that must refuse
+  // before it starts answering (a streamed ask, before its headers are sent).
+  void require_documents() const;
+
   IndexStats stats() const;
   const IndexSettings& settings() const { return folder_->settings(); }
   const T5Model& model() const { return *folder_->model(); }
@@ -132,8 +137,8 @@ class RagPipeline {
  private:
   explicit RagPipeline(std::unique_ptr<IndexFolder> folder);
 
-  // Error(kConflict) when the index holds no chunk (call under the read lock).
-  void require_documents() const;
+  // require_documents() for a caller that holds the read lock.
+  void require_documents_locked() const;
   // The typed query of a request's question, checked once (pipeline/questions.h).
   Query query_for(const std::string& text, const char* field) const;
   // Generates over a built memory (no lock needed): the rest of answer().

@@ -19,13 +19,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <shared_mutex>
 #include <typeinfo>
 #include <unordered_set>
 
+#include "core/crc32c.h"
 #include "core/error.h"
+#include "core/format.h"
 
 namespace kvrag {
 namespace {
@@ -209,6 +214,64 @@ std::unique_ptr<faiss::Index> rebuilt_without(faiss::IndexIDMap2& map,
   });
 }
 
+// FAISS checks no checksum and its reader trusts the sizes it reads, so a
+// damaged file could be searched with wrong vectors or crash the reader.
+// vectors.faiss is FAISS's bytes followed by this trailer: the CRC-32C of
+// those bytes (u32, little-endian as written on x86-64) and a magic.
+constexpr char kTrailerMagic[8] = {'K', 'V', 'R', 'A', 'G', 'V', 'X', '1'};
+constexpr size_t kTrailerBytes = sizeof(uint32_t) + sizeof(kTrailerMagic);
+
+std::vector<uint8_t> read_file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  KVRAG_CHECK(in, kIo, path, ": cannot open FAISS index file");
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+  KVRAG_CHECK(!in.bad(), kIo, path, ": cannot read FAISS index file");
+  return bytes;
+}
+
+// The FAISS bytes of a file's contents once its trailer is checked (the
+// trailer is removed from `bytes`); Error(kFormat) without a trailer (a file
+// of an older kvrag, a truncated file, another file) or when the checksum
+// does not match: the caller rebuilds the index from the store.
+std::vector<uint8_t> checked_faiss_bytes(std::vector<uint8_t> bytes, const std::string& path) {
+  const size_t size = bytes.size();
+  KVRAG_CHECK(size >= kTrailerBytes && std::memcmp(bytes.data() + size - sizeof(kTrailerMagic),
+                                                   kTrailerMagic, sizeof(kTrailerMagic)) == 0,
+              kFormat, path,
+              ": not a readable FAISS index: no kvrag checksum trailer (truncated, written by an "
+              "older kvrag, or another file); rebuild the vector index");
+  const size_t faiss_size = size - kTrailerBytes;
+  uint32_t stored = 0;
+  std::memcpy(&stored, bytes.data() + faiss_size, sizeof(stored));
+  const uint32_t computed = crc32c(bytes.data(), faiss_size);
+  KVRAG_CHECK(stored == computed, kFormat, path,
+              ": not a readable FAISS index: checksum mismatch (stored ", hex32(stored),
+              ", computed ", hex32(computed), "): the file is damaged; rebuild the vector index");
+  bytes.resize(faiss_size);
+  return bytes;
+}
+
+// FAISS's serialisation of `index` followed by the trailer.
+std::vector<uint8_t> file_bytes(const faiss::Index* index) {
+  faiss::VectorIOWriter writer;
+  faiss::write_index(index, &writer);
+  std::vector<uint8_t> bytes = std::move(writer.data);
+  const uint32_t crc = crc32c(bytes.data(), bytes.size());
+  const auto* crc_bytes = reinterpret_cast<const uint8_t*>(&crc);
+  bytes.insert(bytes.end(), crc_bytes, crc_bytes + sizeof(crc));
+  bytes.insert(bytes.end(), kTrailerMagic, kTrailerMagic + sizeof(kTrailerMagic));
+  return bytes;
+}
+
+void write_file_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+  out.close();
+  KVRAG_CHECK(out, kIo, path, ": cannot write FAISS index");
+}
+
 }  // namespace
 
 FaissIndex::FaissIndex(int64_t dim, const std::string& factory)
@@ -222,9 +285,11 @@ FaissIndex::~FaissIndex() = default;
 std::unique_ptr<FaissIndex> FaissIndex::load(const std::string& path, int64_t dim,
                                              const std::string& factory) {
   KVRAG_CHECK(std::filesystem::exists(path), kNotFound, path, ": no such FAISS index file");
+  faiss::VectorIOReader reader;
+  reader.data = checked_faiss_bytes(read_file_bytes(path), path);
   std::unique_ptr<faiss::Index> loaded(faiss_call(ErrorKind::kFormat,
                                                   str_cat(path, ": not a readable FAISS index"),
-                                                  [&] { return faiss::read_index(path.c_str()); }));
+                                                  [&] { return faiss::read_index(&reader); }));
   auto* map = dynamic_cast<faiss::IndexIDMap2*>(loaded.get());
   KVRAG_CHECK(map != nullptr, kFormat, path, ": not a kvrag vector index (no IndexIDMap2)");
   KVRAG_CHECK(map->d == dim, kFormat, path, ": vectors of dimension ", map->d,
@@ -372,8 +437,8 @@ void FaissIndex::save(const std::string& path) const {
   const faiss::Index* to_write = pending_form ? pending_form.get() : index_.get();
   const std::string temp = str_cat(path, ".tmp.", ::getpid());
   try {
-    faiss_call(ErrorKind::kIo, str_cat(path, ": cannot write FAISS index"),
-               [&] { faiss::write_index(to_write, temp.c_str()); });
+    write_file_bytes(temp, faiss_call(ErrorKind::kIo, str_cat(path, ": cannot write FAISS index"),
+                                      [&] { return file_bytes(to_write); }));
     std::error_code ec;
     std::filesystem::rename(temp, path, ec);
     KVRAG_CHECK(!ec, kIo, path, ": cannot replace FAISS index: ", ec.message());

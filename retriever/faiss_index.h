@@ -32,8 +32,9 @@ class FaissIndex {
   FaissIndex(int64_t dim, const std::string& factory);
   ~FaissIndex();
 
-  // Reads `path`; Error(kFormat) if FAISS cannot read it (truncated, not an
-  // index) or its dimension is not `dim`.
+  // Reads `path`; Error(kFormat) if its checksum trailer (see save()) is
+  // missing or does not match, if FAISS cannot read it, or if its dimension
+  // is not `dim`.
   // A file of another index kind than `factory` builds is Error(kFormat)
   // too, so the caller rebuilds it from the store.
   static std::unique_ptr<FaissIndex> load(const std::string& path, int64_t dim,
@@ -60,7 +61,9 @@ class FaissIndex {
   const std::string& factory() const { return factory_; }
 
   // Writes to `path` atomically: a temporary file in the same folder, then
-  // rename, so a crash leaves the old file or the new one. Pending vectors
+  // rename, so a crash leaves the old file or the new one. The file is
+  // FAISS's serialisation followed by a trailer: its CRC-32C (u32) and the
+  // magic "KVRAGVX1", checked by load(). Pending vectors
   // are written as a flat index that load() takes back as pending.
   void save(const std::string& path) const;
 

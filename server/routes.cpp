@@ -163,6 +163,10 @@ void post_ask(Context& context, const Request&, const std::string& body, Respons
   AskRequest request = parse_ask_request(body);
   request.options.deadline = request_deadline(context, request.timeout_ms, arrival);
   if (request.stream) {
+    // Once the headers are sent an error can only be an "error" event of a
+    // 200 stream: an empty index is refused with its 409 before, as a
+    // non-streamed ask is.
+    context.pipeline.require_documents();
     // Admitted (or refused with 503) before any header is sent; the worker
     // then generates while this connection's thread writes the events.
     auto channel = std::make_shared<EventChannel>();

@@ -292,5 +292,27 @@ TEST(FaissIndex, TruncatedOrForeignFileIsAFormatError) {
                            {path, ": not a readable FAISS index"}));
 }
 
+// FAISS itself would read both files below without complaint.
+TEST(FaissIndex, AFlippedBitOrAMissingTrailerIsAFormatError) {
+  TempDir dir("kvrag_faiss");
+  const std::string path = dir.file("vectors.faiss");
+  const Data data = make_data(100, 4, 15);
+  FaissIndex index(kDim, "Flat");
+  index.add(data.ids, data.vectors);
+  index.save(path);
+  const std::string bytes = testing::read_text(path);
+  std::string flipped = bytes;
+  flipped[bytes.size() / 2] ^= 0x10;  // inside the stored vectors
+  testing::write_text(path, flipped);
+  EXPECT_TRUE(throws_error([&] { FaissIndex::load(path, kDim, "Flat"); }, ErrorKind::kFormat,
+                           {path, ": not a readable FAISS index: checksum mismatch (stored ",
+                            "the file is damaged; rebuild the vector index"}));
+  testing::write_text(path, bytes.substr(0, bytes.size() - 12));  // as an older kvrag wrote it
+  EXPECT_TRUE(throws_error([&] { FaissIndex::load(path, kDim, "Flat"); }, ErrorKind::kFormat,
+                           {path, ": not a readable FAISS index: no kvrag checksum trailer"}));
+  testing::write_text(path, bytes);
+  EXPECT_EQ(FaissIndex::load(path, kDim, "Flat")->ids(), index.ids());
+}
+
 }  // namespace
 }  // namespace kvrag

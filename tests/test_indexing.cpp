@@ -676,6 +676,21 @@ TEST(IndexingFaiss, TruncatedFileIsRebuilt) {
       [](const std::string& file) { fs::resize_file(file, fs::file_size(file) / 2); });
 }
 
+// A damaged vector FAISS would still read (same ids, a wrong value) is
+// caught by the file's checksum and rebuilt: the file is as it was.
+TEST(IndexingFaiss, FileWithAFlippedBitIsRebuilt) {
+  const TempDir tmp("kvrag_indexing");
+  const std::string file = tmp.file("index/vectors.faiss");
+  RagPipeline::create(tmp.file("index"), kDemoModel, small_settings())
+      ->add_documents(small_corpus());
+  const std::string intact = testing::read_text(file);
+  std::string flipped = intact;
+  flipped[intact.size() / 2] ^= 0x10;
+  testing::write_text(file, flipped);
+  RagPipeline::open(tmp.file("index"));
+  EXPECT_EQ(testing::read_text(file), intact);
+}
+
 TEST(IndexingFaiss, FileBehindTheStoreIsRebuilt) {
   const TempDir tmp("kvrag_indexing");
   const std::vector<Document> docs = small_corpus();

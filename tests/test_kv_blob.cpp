@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "core/crc32c.h"
@@ -60,6 +62,15 @@ std::vector<Tensor> round_trip(KvDtype dtype, const std::vector<Tensor>& in) {
 std::vector<uint8_t> sample_blob(KvDtype dtype) {
   const std::vector<Tensor> in = random_matrices(2, 3, 4, 1);
   return encode_kv_blob(dtype, views_of(in));
+}
+
+// Rewrites the header's CRC-32C (bytes 24..27) to match the edited blob, as a
+// damaged encoder or a forger would.
+void fix_checksum(std::vector<uint8_t>& blob) {
+  uint32_t crc = 0;
+  std::memcpy(blob.data() + 24, &crc, sizeof(crc));
+  crc = crc32c(blob.data(), blob.size());
+  std::memcpy(blob.data() + 24, &crc, sizeof(crc));
 }
 
 TEST(KvBlob, F32RoundTripIsExact) {
@@ -178,13 +189,27 @@ TEST(KvBlob, NonFiniteValuesAreRefusedOnRead) {
     std::vector<uint8_t> blob = good;
     // Matrix 1, row 2, column 3 of 2 × [3, 4] f32 values after the header.
     std::memcpy(blob.data() + 32 + 4 * (12 + 2 * 4 + 3), &bad, sizeof(bad));
-    uint32_t crc = 0;
-    std::memcpy(blob.data() + 24, &crc, sizeof(crc));
-    crc = crc32c(blob.data(), blob.size());
-    std::memcpy(blob.data() + 24, &crc, sizeof(crc));
+    fix_checksum(blob);
     EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "memory of chunk 7"); }, ErrorKind::kFormat,
                              {"memory of chunk 7: K/V blob holds ", " at matrix 1 row 2 column 3"}))
         << bad;
+  }
+}
+
+// What fuzzing K/V headers finds: 4 billion matrices of zero rows need no
+// payload bytes, and decoding reserved them all.
+TEST(KvBlob, AnEmptyShapeIsRefusedBeforeAnyAllocation) {
+  for (const auto& [matrices, rows, cols] :
+       {std::tuple{0xFFFFFFFFu, 0u, 4u}, std::tuple{0xFFFFFFFFu, 3u, 0u}, std::tuple{0u, 3u, 4u}}) {
+    std::vector<uint8_t> blob = sample_blob(KvDtype::kF32);
+    blob.resize(32);  // the header alone: what a shape of no values needs
+    for (const auto& [offset, value] : {std::pair{12, matrices}, {16, rows}, {20, cols}}) {
+      std::memcpy(blob.data() + offset, &value, sizeof(value));
+    }
+    fix_checksum(blob);
+    EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "memory of chunk 7"); }, ErrorKind::kFormat,
+                             {"memory of chunk 7: K/V blob header has an empty shape ("}))
+        << matrices << " " << rows << " " << cols;
   }
 }
 

@@ -524,7 +524,7 @@ TEST_F(ServerTest, ProtocolErrorsAreAnsweredAtOnceWithTheirStatus) {
   expect_healthy();
 }
 
-TEST(ServerEmptyIndex, AskIsAConflictInEveryMode) {
+TEST(ServerEmptyIndex, AskIsAConflictInEveryModeStreamedOrNot) {
   testing::TempDir dir("kvrag_test_server_empty");
   const auto pipeline = RagPipeline::create(dir.file("index"), kDemoModel, IndexSettings{});
   server::ServerOptions options;
@@ -536,15 +536,18 @@ TEST(ServerEmptyIndex, AskIsAConflictInEveryMode) {
   httplib::Client client("127.0.0.1", port);
   client.set_read_timeout(60, 0);
   for (const char* mode : {"cached", "concat", "fid"}) {
-    const auto res = client.Post("/v1/ask", json({{"question", "Where?"}, {"mode", mode}}).dump(),
-                                 "application/json");
-    ASSERT_TRUE(res);
-    EXPECT_EQ(res->status, 409) << mode << " " << res->body;
-    const json body = json::parse(res->body);
-    EXPECT_EQ(body["error"]["code"], "conflict");
-    EXPECT_NE(body["error"]["message"].get<std::string>().find("holds no documents"),
-              std::string::npos)
-        << body;
+    for (const bool stream : {false, true}) {
+      const auto res = client.Post(
+          "/v1/ask", json({{"question", "Where?"}, {"mode", mode}, {"stream", stream}}).dump(),
+          "application/json");
+      ASSERT_TRUE(res);
+      EXPECT_EQ(res->status, 409) << mode << (stream ? " streamed " : " ") << res->body;
+      const json body = json::parse(res->body);
+      EXPECT_EQ(body["error"]["code"], "conflict");
+      EXPECT_NE(body["error"]["message"].get<std::string>().find("holds no documents"),
+                std::string::npos)
+          << body;
+    }
   }
   server.stop();
   thread.join();
