@@ -153,7 +153,8 @@ std::vector<PackedRows> checked_matrices(std::span<const uint8_t> blob, const st
   std::vector<PackedRows> matrices;
   matrices.reserve(header.matrices);
   for (uint32_t m = 0; m < header.matrices; ++m) {
-    matrices.push_back(PackedRows{dtype, payload.data() + m * rows * row_bytes, rows, cols, row_bytes});
+    matrices.push_back(
+        PackedRows{dtype, payload.data() + m * rows * row_bytes, rows, cols, row_bytes});
     check_finite(matrices.back(), m, what);
   }
   return matrices;
