@@ -12,11 +12,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/error.h"
 #include "core/half.h"
+#include "core/json_input.h"
 
 namespace kvrag {
 
@@ -87,9 +89,9 @@ void parse_header(const std::string& path, const uint8_t* map, size_t size,
 
   json header;
   try {
-    header = json::parse(header_begin, header_begin + header_len);
-  } catch (const json::parse_error& e) {
-    KVRAG_THROW(kFormat, path, ": header is not valid JSON: ", e.what());
+    header = parse_json_bounded(std::string_view(header_begin, header_len));
+  } catch (const Error& e) {
+    KVRAG_THROW(kFormat, path, ": header: ", e.what());
   }
   KVRAG_CHECK(header.is_object(), kFormat, path, ": header is not a JSON object (it is a JSON ",
               header.type_name(), ")");
@@ -317,11 +319,13 @@ SafeTensorsCheckpoint::SafeTensorsCheckpoint(const std::string& dir) : dir_(dir)
     const std::string index = index_path.string();
     std::ifstream in(index_path, std::ios::binary);
     KVRAG_CHECK(in.good(), kIo, index, ": cannot open: ", std::strerror(errno));
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    KVRAG_CHECK(!in.bad(), kIo, index, ": cannot read: ", std::strerror(errno));
     json root;
     try {
-      root = json::parse(in);
-    } catch (const json::parse_error& e) {
-      KVRAG_THROW(kFormat, index, ": not valid JSON: ", e.what());
+      root = parse_json_bounded(text);
+    } catch (const Error& e) {
+      KVRAG_THROW(kFormat, index, ": ", e.what());
     }
     KVRAG_CHECK(root.is_object(), kFormat, index, ": not a JSON object");
     const auto map_it = root.find("weight_map");

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_input.h"
 
 namespace kvrag {
 namespace {
@@ -73,9 +74,9 @@ void set_feed_forward(T5Config& config, const std::string& source) {
 T5Config parse_t5_config(const std::string& json_text, const std::string& source) {
   json j;
   try {
-    j = json::parse(json_text);
-  } catch (const json::parse_error& e) {
-    KVRAG_THROW(kFormat, source, ": not valid JSON: ", e.what());
+    j = parse_json_bounded(json_text);
+  } catch (const Error& e) {
+    KVRAG_THROW(kFormat, source, ": ", e.what());
   }
   KVRAG_CHECK(j.is_object(), kFormat, source, ": expected a JSON object");
   KVRAG_CHECK(j.contains("model_type") && j["model_type"].is_string(), kFormat, source,

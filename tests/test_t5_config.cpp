@@ -42,7 +42,9 @@ void expect_format_error(const std::string& json, const std::string& phrase) {
 }
 
 TEST(T5Config, RejectsWhatItCannotRun) {
-  expect_format_error("{not json", "not valid JSON");
+  expect_format_error("{not json", "invalid JSON");
+  expect_format_error(R"({"model_type": "t5", "layer_norm_epsilon": 1e999})",
+                      "field 'layer_norm_epsilon': number 1e999 is out of range");
   expect_format_error(R"({"model_type": "bart"})", "unsupported model_type 'bart'");
   expect_format_error(R"({"d_model": 4})", "model_type");
   expect_format_error(R"({"model_type": "t5", "feed_forward_proj": "gated-silu"})",
