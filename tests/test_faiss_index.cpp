@@ -254,15 +254,20 @@ TEST(FaissIndex, PendingVectorsSurviveSaveAndLoad) {
   EXPECT_EQ(loaded->search(data.row(4), 1)[0].id, data.ids[4]);
 }
 
+// A flat index of `data` saved at `path`, for the tests of reading files back.
+void save_flat_index(const std::string& path, const Data& data) {
+  FaissIndex index(kDim, "Flat");
+  index.add(data.ids, data.vectors);
+  index.save(path);
+}
+
 TEST(FaissIndex, LoadChecksFileDimensionAndKind) {
   TempDir dir("kvrag_faiss");
   const std::string path = dir.file("vectors.faiss");
   EXPECT_TRUE(throws_error([&] { FaissIndex::load(path, kDim, "Flat"); }, ErrorKind::kNotFound,
                            {path, ": no such FAISS index file"}));
   const Data data = make_data(20, 2, 13);
-  FaissIndex index(kDim, "Flat");
-  index.add(data.ids, data.vectors);
-  index.save(path);
+  save_flat_index(path, data);
   EXPECT_TRUE(throws_error([&] { FaissIndex::load(path, 32, "Flat"); }, ErrorKind::kFormat,
                            {path,
                             ": vectors of dimension 16, the model's embeddings have 32; "
@@ -277,9 +282,7 @@ TEST(FaissIndex, TruncatedOrForeignFileIsAFormatError) {
   TempDir dir("kvrag_faiss");
   const std::string path = dir.file("vectors.faiss");
   const Data data = make_data(100, 4, 14);
-  FaissIndex index(kDim, "Flat");
-  index.add(data.ids, data.vectors);
-  index.save(path);
+  save_flat_index(path, data);
   const std::string bytes = testing::read_text(path);
   for (const size_t keep : {bytes.size() / 2, size_t{10}, size_t{0}}) {
     testing::write_text(path, bytes.substr(0, keep));
@@ -297,9 +300,7 @@ TEST(FaissIndex, AFlippedBitOrAMissingTrailerIsAFormatError) {
   TempDir dir("kvrag_faiss");
   const std::string path = dir.file("vectors.faiss");
   const Data data = make_data(100, 4, 15);
-  FaissIndex index(kDim, "Flat");
-  index.add(data.ids, data.vectors);
-  index.save(path);
+  save_flat_index(path, data);
   const std::string bytes = testing::read_text(path);
   std::string flipped = bytes;
   flipped[bytes.size() / 2] ^= 0x10;  // inside the stored vectors
@@ -311,7 +312,7 @@ TEST(FaissIndex, AFlippedBitOrAMissingTrailerIsAFormatError) {
   EXPECT_TRUE(throws_error([&] { FaissIndex::load(path, kDim, "Flat"); }, ErrorKind::kFormat,
                            {path, ": not a readable FAISS index: no kvrag checksum trailer"}));
   testing::write_text(path, bytes);
-  EXPECT_EQ(FaissIndex::load(path, kDim, "Flat")->ids(), index.ids());
+  EXPECT_EQ(FaissIndex::load(path, kDim, "Flat")->ids(), data.ids);
 }
 
 }  // namespace
