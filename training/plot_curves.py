@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Plot learning curves (training/runs/NAME/curve.jsonl) for the model card: dev exact match,
-exact-copy accuracy and the question-only vs question+gold answer loss, against CPU minutes.
+exact-copy accuracy and the question-only vs question+gold answer loss, against the training step
+(runs continued on another device share the step axis; their minutes do not compare).
 
 Usage: /usr/bin/python3 training/plot_curves.py OUT.png RUN [RUN ...]
 """
@@ -26,7 +27,7 @@ def main():
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for run in runs:
         rows = read_curve(run)
-        x = [r["cpu_minutes"] for r in rows]
+        x = [r["step"] for r in rows]
         axes[0].plot(x, [r["cached_em@5"] for r in rows], marker=".", label=f"{run}: cached EM, k=5")
         axes[0].plot(x, [r["cached_em@1"] for r in rows], linestyle="--", label=f"{run}: cached EM, k=1")
         axes[1].plot(x, [r["copy_acc"] for r in rows], marker=".", label=run)
@@ -36,7 +37,7 @@ def main():
               "answer loss per token (nats)")
     for ax, title in zip(axes, titles):
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("CPU minutes (one thread)")
+        ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()

@@ -12,6 +12,7 @@ the tokenizer (Debian's SentencePiece tools) and the chunker. No torch, so that
 """
 import os
 import re
+import shutil
 import subprocess
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -27,31 +28,49 @@ CHUNK_TOKENS = 64                           # max SentencePiece tokens of chunk 
 
 
 class SPM:
-    """SentencePiece through Debian's spm_encode/spm_decode tools (no Python binding needed)."""
+    """SentencePiece through Debian's spm_encode/spm_decode tools; where they are not installed
+    (a GPU machine's image), through the Python binding, which gives the same ids."""
 
     def __init__(self, model):
         self.model = model
         self.cache = {}
-        out = subprocess.run(["spm_export_vocab", f"--model={model}"], capture_output=True,
-                             text=True, check=True).stdout
-        self.vocab_size = len(out.strip("\n").split("\n"))
+        self.binding = None if shutil.which("spm_encode") else _binding(model)
+        if self.binding:
+            self.vocab_size = self.binding.get_piece_size()
+        else:
+            out = subprocess.run(["spm_export_vocab", f"--model={model}"], capture_output=True,
+                                 text=True, check=True).stdout
+            self.vocab_size = len(out.strip("\n").split("\n"))
 
     def encode(self, texts):
         todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
         if todo:
             assert all("\n" not in t for t in todo)
-            res = subprocess.run(["spm_encode", f"--model={self.model}", "--output_format=id"],
-                                 input="\n".join(todo) + "\n", capture_output=True, text=True, check=True)
-            for t, line in zip(todo, res.stdout.split("\n")):
-                self.cache[t] = [int(x) for x in line.split()]
+            for t, ids in zip(todo, self._encode(todo)):
+                self.cache[t] = ids
         return [self.cache[t] for t in texts]
 
+    def _encode(self, texts):
+        if self.binding:
+            return self.binding.encode(texts)
+        res = subprocess.run(["spm_encode", f"--model={self.model}", "--output_format=id"],
+                             input="\n".join(texts) + "\n", capture_output=True, text=True, check=True)
+        return [[int(x) for x in line.split()] for line in res.stdout.split("\n")[:len(texts)]]
+
     def decode(self, id_lists):
-        lines = [" ".join(str(i) for i in ids if i not in (PAD, EOS)) for ids in id_lists]
+        kept = [[i for i in ids if i not in (PAD, EOS)] for ids in id_lists]
+        if self.binding:
+            return [self.binding.decode(ids) for ids in kept]
+        lines = [" ".join(str(i) for i in ids) for ids in kept]
         res = subprocess.run(["spm_decode", f"--model={self.model}", "--input_format=id"],
                              input="\n".join(lines) + "\n", capture_output=True, text=True, check=True)
         out = res.stdout.split("\n")
         return [out[i] if i < len(out) else "" for i in range(len(lines))]
+
+
+def _binding(model):
+    import sentencepiece
+    return sentencepiece.SentencePieceProcessor(model_file=model)
 
 
 _SPACE = " \t\n\r\f\v"

@@ -97,6 +97,9 @@ def parse_args():
     ap.add_argument("--tied", action="store_true", help="tie input and output embeddings")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (results then differ in rounding)")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is lent (rounding then differs)")
+    ap.add_argument("--max-minutes", type=float, default=0,
+                    help="stop cleanly (checkpoint, export) after this many wall minutes; 0: no limit")
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--probe-every", type=int, default=250)
     ap.add_argument("--probe-questions", type=int, default=128)
@@ -161,11 +164,27 @@ def optimizer(model, args):
                              lr=args.lr, betas=(0.9, 0.98), eps=1e-8)
 
 
+def save_and_probe(run, args, model, opt, step, seconds, rng, cfg, sample, spm, dev_chunks, probe_qs):
+    """Checkpoint, export, and a learning-curve point (minutes are CPU minutes of the process on
+    cpu, wall minutes on a GPU)."""
+    run.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "seconds": seconds,
+              "rng": rng.getstate(), "torch_rng": torch.get_rng_state(), "config": cfg})
+    export_model(model, cfg, args.out)
+    t1 = time.time()
+    row = {"step": step, f"{args.device}_minutes": round(seconds / 60, 2),
+           **probe(model, sample, spm, dev_chunks, probe_qs)}
+    run.curve(row)
+    run.log(f"probe ({time.time() - t1:.0f}s): " + json.dumps(row))
+
+
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     torch.manual_seed(args.seed)
+    if args.device != "cpu":
+        torch.set_default_device(args.device)   # every tensor the objectives make lands there
+    clock = time.process_time if args.device == "cpu" else time.time
     rng = random.Random(args.seed)
     run = Run(args.run)
     spm = SPM(os.path.join(OUT, "spiece.model"))
@@ -181,21 +200,26 @@ def main():
     opt = optimizer(model, args)
     step, seconds = 0, 0.0
     if args.resume and os.path.exists(run.ckpt):
-        ck = torch.load(run.ckpt)
+        ck = torch.load(run.ckpt, map_location=args.device, weights_only=False)  # holds RNG states
         cfg = ck["config"]
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         step, seconds = ck["step"], ck["seconds"]
         rng.setstate(ck["rng"])
-        torch.set_rng_state(ck["torch_rng"])
-        run.log(f"resumed at step {step} ({seconds / 60:.1f} CPU-min trained)")
+        torch.set_rng_state(ck["torch_rng"].cpu())
+        run.log(f"resumed at step {step} ({seconds / 60:.1f} compute-min trained)")
     nparam = sum(p.numel() for p in model.parameters())
     run.log(f"run {args.run}: {nparam:,} parameters ({nparam * 4 / 1e6:.1f} MB f32); args {json.dumps(vars(args))}")
 
     acc, nacc, shard = collections.defaultdict(float), 0, None
     model.train()
+    started = time.time()
     while step < args.steps:
-        t0 = time.process_time()
+        if args.max_minutes and time.time() - started > 60 * args.max_minutes:
+            run.log(f"stopping at step {step}: --max-minutes {args.max_minutes} reached")
+            save_and_probe(run, args, model, opt, step, seconds, rng, cfg, sample, spm, dev_chunks, probe_qs)
+            return
+        t0 = clock()
         lr = learning_rate(args, step)
         for g in opt.param_groups:
             g["lr"] = lr * g["lr_scale"]
@@ -217,23 +241,17 @@ def main():
         parts["gnorm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
         opt.step()
         step += 1
-        seconds += time.process_time() - t0
+        seconds += clock() - t0
         for key, v in parts.items():
             acc[key] += v
         nacc += 1
         if step % args.log_every == 0:
-            run.log(f"step {step} cpu {seconds / 60:.1f}m ({seconds / step:.2f}s/step) lr {lr:.2e} k {k_range(args, step)} "
+            run.log(f"step {step} {args.device} {seconds / 60:.1f}m ({seconds / step:.2f}s/step) lr {lr:.2e} k {k_range(args, step)} "
                     + " ".join(f"{key} {v / nacc:.3f}" for key, v in sorted(acc.items())))
             acc.clear()
             nacc = 0
         if step % args.probe_every == 0 or step == args.steps:
-            run.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "seconds": seconds,
-                      "rng": rng.getstate(), "torch_rng": torch.get_rng_state(), "config": cfg})
-            export_model(model, cfg, args.out)
-            t1 = time.time()
-            row = {"step": step, "cpu_minutes": round(seconds / 60, 2), **probe(model, sample, spm, dev_chunks, probe_qs)}
-            run.curve(row)
-            run.log(f"probe ({time.time() - t1:.0f}s): " + json.dumps(row))
+            save_and_probe(run, args, model, opt, step, seconds, rng, cfg, sample, spm, dev_chunks, probe_qs)
     export_reference(model, sample, args.out)
     r = evaluate(model, sample, spm, sample.dev_q, ks=(1, 5, 10))
     run.log("dev (all questions, k = 1, 5, 10, own embeddings): " + json.dumps(r))
