@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "data/text_normalization.h"
 #include "pipeline/ask_options.h"
 #include "pipeline/prompts.h"
 
@@ -19,6 +20,7 @@ bool is_blank(const std::string& text) {
 Query make_query(const T5Encoder& encoder, const PromptTemplates& prompts, const std::string& text,
                  const char* field) {
   const T5EncoderModel& model = encoder.model();
+  check_text_field(field, text);
   KVRAG_CHECK(!is_blank(text), kInvalidArgument, field, " is empty");
   const int64_t tokens = static_cast<int64_t>(model.require_tokenizer().encode(text).size());
   KVRAG_CHECK(tokens <= kMaxQuestionTokens, kInvalidArgument, "field '", field, "' has ", tokens,
