@@ -59,6 +59,10 @@ struct IndexStats {
   int64_t kv_cache_bytes_used = 0;
   int64_t kv_cache_hits = 0;
   int64_t kv_cache_misses = 0;
+  // Batched decoding (RagPipeline::batch_decoding): decoder passes run and
+  // Σ sequences per pass; both 0 when it is off.
+  int64_t decode_steps = 0;
+  int64_t decode_sequences = 0;
 };
 
 // One document of a batch on its way into the store.

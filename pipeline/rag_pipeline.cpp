@@ -192,8 +192,22 @@ void RagPipeline::require_documents_locked() const {
 }
 
 IndexStats RagPipeline::stats() const {
-  const auto lock = lock_for_reading();
-  return folder_->stats();
+  IndexStats stats;
+  {
+    const auto lock = lock_for_reading();
+    stats = folder_->stats();
+  }
+  if (batcher_) {
+    const DecodeBatcher::Counters counters = batcher_->counters();
+    stats.decode_steps = counters.steps;
+    stats.decode_sequences = counters.sequences;
+  }
+  return stats;
+}
+
+void RagPipeline::batch_decoding(int64_t max_batch) {
+  KVRAG_CHECK(max_batch >= 1, kInvalidArgument, "decode batch must be at least 1, got ", max_batch);
+  batcher_ = max_batch > 1 ? std::make_unique<DecodeBatcher>(decoder_, max_batch) : nullptr;
 }
 
 Query RagPipeline::query_for(const std::string& text, const char* field) const {
@@ -306,7 +320,9 @@ void RagPipeline::decode_answer(const AnswerMemory& memory,
   if (!generation_options.before_step) {
     generation_options.before_step = options.deadline.checker("decoding");
   }
-  const Generation generation = generate(decoder_, memory.kv, generation_options, on_token);
+  const Generation generation = batcher_ && generation_options.num_beams == 1
+                                    ? batcher_->generate(memory.kv, generation_options, on_token)
+                                    : generate(decoder_, memory.kv, generation_options, on_token);
   AskTimings& t = answer.timings;
   t.decode_ms = ms_since(decode_start);
 

@@ -35,6 +35,7 @@
 #include "decoder/t5_decoder.h"
 #include "pipeline/answer.h"
 #include "pipeline/ask_options.h"
+#include "pipeline/decode_batcher.h"
 #include "pipeline/index_folder.h"
 #include "pipeline/index_settings.h"
 #include "pipeline/memory_builder.h"
@@ -69,6 +70,12 @@ class RagPipeline {
   // behind this one's in-memory FAISS; this pipeline's own writes go on.
   // Error(kUnavailable) while another process writes the folder.
   void hold_write_lock(const std::string& holder);
+
+  // Greedy asks share decoder passes, up to `max_batch` sequences a pass
+  // (pipeline/decode_batcher.h); beam search still decodes alone. 1 (the
+  // default) decodes every ask alone. Call before answering starts.
+  // Error(kInvalidArgument) for max_batch < 1.
+  void batch_decoding(int64_t max_batch);
 
   // ---- writing (serialised)
   // Chunks, encodes, caches and indexes `docs`, `batch` documents per
@@ -151,8 +158,9 @@ class RagPipeline {
   T5Decoder decoder_;
   Retriever retriever_;
   MemoryBuilder memories_;
-  std::mutex write_mutex_;                // one writer at a time
-  std::unique_ptr<WriteLock> held_lock_;  // set by hold_write_lock
+  std::unique_ptr<DecodeBatcher> batcher_;  // set by batch_decoding; after decoder_, stops first
+  std::mutex write_mutex_;                  // one writer at a time
+  std::unique_ptr<WriteLock> held_lock_;    // set by hold_write_lock
   // Readers (shared) against a writer's commit + FAISS/RAM-cache update
   // (exclusive), so that a reader's store, FAISS and cache reads all see
   // one committed state.
