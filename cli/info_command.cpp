@@ -13,8 +13,8 @@ namespace {
 
 constexpr const char* kInfoUsage =
     "usage: kvrag info --index PATH [--model DIR]\n"
-    "  Prints the index's model, counts, bytes by table, cached K/V bytes per\n"
-    "  token and per chunk, FAISS type and size, and settings.\n";
+    "  Prints the index's model, embedder, counts, bytes by table, cached K/V\n"
+    "  bytes per token and per chunk, FAISS type and size, and settings.\n";
 
 // "12345 bytes (12.1 KiB)".
 std::string bytes_text(int64_t bytes) {
@@ -44,6 +44,11 @@ int run_info(const std::vector<std::string>& argv) {
             "d_model " + std::to_string(c.d_model) + ", " + std::to_string(c.num_layers) +
                 " encoder / " + std::to_string(c.num_decoder_layers) + " decoder layers, " +
                 std::to_string(c.num_heads) + " heads x d_kv " + std::to_string(c.d_kv));
+  const std::string dim = std::to_string(s.embedding_dim) + " dimensions";
+  print_row("embedder", s.embedder_dir.empty()
+                            ? "the model's encoder (mean-pooled), " + dim
+                            : s.embedder_dir + " (fingerprint " + s.embedder_fingerprint + "), " +
+                                  dim);
   print_row("documents", std::to_string(s.store.documents));
   print_row("chunks", std::to_string(s.store.chunks));
   print_row("cached tokens", std::to_string(s.store.memory_tokens));
