@@ -32,8 +32,12 @@ std::shared_ptr<const SentenceEmbedder> SentenceEmbedder::load(const std::string
     KVRAG_CHECK(layout.dense_in == d_model, kFormat, layout.dense_dir,
                 "/config.json: in_features ", layout.dense_in, " differs from d_model ", d_model,
                 " in ", encoder_config);
-    // SafeTensorsCheckpoint names the missing file, and load() checks each
-    // shape and that every value is finite.
+    const fs::path weights = fs::path(layout.dense_dir) / "model.safetensors";
+    std::error_code ec;
+    KVRAG_CHECK(fs::exists(weights, ec), kNotFound, weights.string(),
+                ": no such file (the Dense weights, linear.weight and linear.bias; an older "
+                "sentence-transformers pytorch_model.bin is not read: save it as safetensors)");
+    // load() checks each shape and that every value is finite.
     const SafeTensorsCheckpoint dense(layout.dense_dir);
     e->dense_weight_ = dense.load("linear.weight", {layout.dense_out, layout.dense_in});
     if (layout.dense_bias) e->dense_bias_ = dense.load("linear.bias", {layout.dense_out});
