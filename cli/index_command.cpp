@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "cli/open_args.h"
 #include "core/error.h"
 #include "data/corpus_reader.h"
 #include "pipeline/rag_pipeline.h"
@@ -54,7 +55,6 @@ IndexSettings settings_from_args(const Args& args) {
   s.faiss_factory = args.get("faiss", "Flat");
   KVRAG_USAGE_CHECK(!s.faiss_factory.empty(), "--faiss is empty");
   s.embedder_dir = args.get("embedder", "");
-  KVRAG_USAGE_CHECK(!args.has("embedder") || !s.embedder_dir.empty(), "--embedder is empty");
   return s;
 }
 
@@ -77,11 +77,9 @@ void check_settings_match(const Args& args, const IndexSettings& wanted,
 
 std::unique_ptr<RagPipeline> open_index(const Args& args, const IndexSettings& settings) {
   const std::string dir = args.require("index");
+  // On an existing index, --model and --embedder must have its fingerprints.
+  const OpenOptions options = read_open_options(args);
   if (RagPipeline::exists(dir)) {
-    OpenOptions options;
-    options.model_dir = args.get("model", "");
-    // Opening checks the embedder's fingerprint against the index's.
-    options.embedder_dir = settings.embedder_dir;
     auto pipeline = RagPipeline::open(dir, options);
     check_settings_match(args, settings, pipeline->settings());
     return pipeline;

@@ -4,6 +4,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/open_args.h"
 #include "cli/format.h"
 #include "core/error.h"
 #include "pipeline/rag_pipeline.h"
@@ -12,7 +13,7 @@ namespace kvrag::cli {
 namespace {
 
 constexpr const char* kInfoUsage =
-    "usage: kvrag info --index PATH [--model DIR]\n"
+    "usage: kvrag info --index PATH [--model DIR] [--embedder DIR]\n"
     "  Prints the index's model, embedder, counts, bytes by table, cached K/V\n"
     "  bytes per token and per chunk, FAISS type and size, and settings.\n";
 
@@ -26,12 +27,11 @@ void print_row(const std::string& name, const std::string& value) {
 }
 
 int run_info(const std::vector<std::string>& argv) {
-  const Args args(argv, {"index", "model"}, {});
+  const Args args(argv, {"index", "model", "embedder"}, {});
   const std::string dir = args.require("index");
   KVRAG_USAGE_CHECK(args.positional().empty(), "unexpected argument '", args.positional().front(),
                     "'");
-  OpenOptions options;
-  options.model_dir = args.get("model", "");
+  const OpenOptions options = read_open_options(args);
   const auto pipeline = RagPipeline::open(dir, options);
   const IndexStats s = pipeline->stats();
   const T5Config& c = pipeline->model().config;

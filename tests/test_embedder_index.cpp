@@ -223,6 +223,13 @@ TEST(EmbedderIndexCli, IndexInfoAndABadFolder) {
                           " (fingerprint " + fingerprint + "), 24 dimensions"),
             std::string::npos)
       << info.out;
+  // Every command that opens the index checks an --embedder it is given.
+  copy_embedder(tmp.path() / "other", true);
+  const testing::CliRun other = testing::run_kvrag(
+      {"search", "--index", tmp.file("index"), "--embedder", tmp.file("other"), "violin"});
+  EXPECT_EQ(other.exit_code, 2) << testing::describe(other);
+  EXPECT_NE(other.err.find("not with the embedder " + tmp.file("other")), std::string::npos)
+      << testing::describe(other);
 
   const testing::CliRun bad =
       testing::run_kvrag({"index", "--model", kDemoModel, "--embedder", kDemoModel, "--index",
