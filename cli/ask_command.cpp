@@ -6,8 +6,8 @@
 #include "cli/args.h"
 #include "cli/ask_args.h"
 #include "cli/commands.h"
-#include "cli/open_args.h"
 #include "cli/format.h"
+#include "cli/open_args.h"
 #include "core/error.h"
 #include "pipeline/rag_pipeline.h"
 
@@ -66,9 +66,9 @@ void print_timings(const AskTimings& t) {
 }
 
 int run_ask(const std::vector<std::string>& argv) {
-  const Args args(argv, {"index", "mode", "retriever", "k", "beams", "max-new-tokens", "model",
-                         "embedder"},
-                  {"json"});
+  const Args args(
+      argv, {"index", "mode", "retriever", "k", "beams", "max-new-tokens", "model", "embedder"},
+      {"json"});
   const AskOptions options = read_ask_options(args);
   const std::string question = joined_words(args.positional());
   KVRAG_USAGE_CHECK(!question.empty(), "give the question to answer");

@@ -4,8 +4,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/open_args.h"
 #include "cli/format.h"
+#include "cli/open_args.h"
 #include "core/error.h"
 #include "pipeline/rag_pipeline.h"
 
@@ -45,10 +45,9 @@ int run_info(const std::vector<std::string>& argv) {
                 " encoder / " + std::to_string(c.num_decoder_layers) + " decoder layers, " +
                 std::to_string(c.num_heads) + " heads x d_kv " + std::to_string(c.d_kv));
   const std::string dim = std::to_string(s.embedding_dim) + " dimensions";
-  print_row("embedder", s.embedder_dir.empty()
-                            ? "the model's encoder (mean-pooled), " + dim
-                            : s.embedder_dir + " (fingerprint " + s.embedder_fingerprint + "), " +
-                                  dim);
+  print_row("embedder", s.embedder_dir.empty() ? "the model's encoder (mean-pooled), " + dim
+                                               : s.embedder_dir + " (fingerprint " +
+                                                     s.embedder_fingerprint + "), " + dim);
   print_row("documents", std::to_string(s.store.documents));
   print_row("chunks", std::to_string(s.store.chunks));
   print_row("cached tokens", std::to_string(s.store.memory_tokens));

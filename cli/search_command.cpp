@@ -6,8 +6,8 @@
 #include "cli/args.h"
 #include "cli/ask_args.h"
 #include "cli/commands.h"
-#include "cli/open_args.h"
 #include "cli/format.h"
+#include "cli/open_args.h"
 #include "core/error.h"
 #include "pipeline/rag_pipeline.h"
 

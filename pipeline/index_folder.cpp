@@ -232,8 +232,8 @@ std::unique_ptr<IndexFolder> IndexFolder::create(const std::string& dir,
   meta.embedder_fingerprint = embedder ? embedder->fingerprint() : kNoEmbedder;
   meta.settings = recorded;
   store->write_transaction([&] { write_index_meta(*store, meta); });
-  return std::unique_ptr<IndexFolder>(new IndexFolder(
-      dir, std::move(model), std::move(embedder), std::move(store), recorded, options));
+  return std::unique_ptr<IndexFolder>(new IndexFolder(dir, std::move(model), std::move(embedder),
+                                                      std::move(store), recorded, options));
 }
 
 std::unique_ptr<IndexFolder> IndexFolder::open(const std::string& dir, const OpenOptions& options) {
@@ -246,8 +246,8 @@ std::unique_ptr<IndexFolder> IndexFolder::open(const std::string& dir, const Ope
   auto model = load_t5_model(model_dir);
   check_same_model(dir, meta, *model, model_dir);
   auto embedder = open_embedder(dir, meta, *model, options.embedder_dir);
-  return std::unique_ptr<IndexFolder>(new IndexFolder(
-      dir, std::move(model), std::move(embedder), std::move(store), meta.settings, options));
+  return std::unique_ptr<IndexFolder>(new IndexFolder(dir, std::move(model), std::move(embedder),
+                                                      std::move(store), meta.settings, options));
 }
 
 bool IndexFolder::exists(const std::string& dir) { return fs::exists(store_path(dir)); }

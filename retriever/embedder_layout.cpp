@@ -40,10 +40,9 @@ json read_json_file(const std::string& path, EmbedderLayout& layout) {
 
 int64_t read_size(const json& j, const char* key, const std::string& path) {
   KVRAG_CHECK(j.contains(key), kFormat, path, ": no '", key, "'");
-  KVRAG_CHECK(j[key].is_number_integer() && j[key].get<int64_t>() > 0 &&
-                  j[key].get<int64_t>() <= kMaxSize,
-              kFormat, path, ": '", key, "' must be an integer in 1..", kMaxSize, ", got ",
-              j[key].dump());
+  KVRAG_CHECK(
+      j[key].is_number_integer() && j[key].get<int64_t>() > 0 && j[key].get<int64_t>() <= kMaxSize,
+      kFormat, path, ": '", key, "' must be an integer in 1..", kMaxSize, ", got ", j[key].dump());
   return j[key].get<int64_t>();
 }
 

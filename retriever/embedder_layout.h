@@ -20,14 +20,15 @@
 namespace kvrag {
 
 struct EmbedderLayout {
-  std::string dir;              // the folder as given
-  std::string transformer_dir;  // the T5 encoder folder: dir, or dir/<path> when modules.json names one
-  int64_t pooling_dim = 0;      // Pooling word_embedding_dimension, 0 when the config omits it
-  std::string dense_dir;        // the Dense module's folder, empty when there is none
-  int64_t dense_in = 0;         // Dense in_features
-  int64_t dense_out = 0;        // Dense out_features: the embedding dimension
-  bool dense_bias = false;      // whether linear.bias is stored
-  int64_t max_seq_length = 0;   // encoder input tokens at most, eos included
+  std::string dir;  // the folder as given
+  std::string
+      transformer_dir;      // the T5 encoder folder: dir, or dir/<path> when modules.json names one
+  int64_t pooling_dim = 0;  // Pooling word_embedding_dimension, 0 when the config omits it
+  std::string dense_dir;    // the Dense module's folder, empty when there is none
+  int64_t dense_in = 0;     // Dense in_features
+  int64_t dense_out = 0;    // Dense out_features: the embedding dimension
+  bool dense_bias = false;  // whether linear.bias is stored
+  int64_t max_seq_length = 0;           // encoder input tokens at most, eos included
   std::vector<std::string> json_files;  // every file read, in reading order (for the fingerprint)
 };
 

@@ -29,9 +29,8 @@ std::shared_ptr<const SentenceEmbedder> SentenceEmbedder::load(const std::string
   h = hash_string(e->encoder_model().fingerprint, h);
   h = hash_file((fs::path(layout.transformer_dir) / "spiece.model").string(), h);
   if (!layout.dense_dir.empty()) {
-    KVRAG_CHECK(layout.dense_in == d_model, kFormat, layout.dense_dir,
-                "/config.json: in_features ", layout.dense_in, " differs from d_model ", d_model,
-                " in ", encoder_config);
+    KVRAG_CHECK(layout.dense_in == d_model, kFormat, layout.dense_dir, "/config.json: in_features ",
+                layout.dense_in, " differs from d_model ", d_model, " in ", encoder_config);
     const fs::path weights = fs::path(layout.dense_dir) / "model.safetensors";
     std::error_code ec;
     KVRAG_CHECK(fs::exists(weights, ec), kNotFound, weights.string(),

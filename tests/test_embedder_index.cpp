@@ -125,8 +125,8 @@ TEST_F(EmbedderIndex, SearchFindsTheChunkWhoseTextIsTheQuery) {
     EXPECT_NEAR(hits[0].score, 1.0, 1e-5);
     EXPECT_LT(hits[1].score, hits[0].score - 1e-4);
   }
-  const auto note = p->retrieve("A violin has four strings tuned in fifths.", 1,
-                                RetrieverKind::kHybrid);
+  const auto note =
+      p->retrieve("A violin has four strings tuned in fifths.", 1, RetrieverKind::kHybrid);
   ASSERT_EQ(note.size(), 1u);
   EXPECT_EQ(note[0].external_id, "note");
 
@@ -151,14 +151,12 @@ TEST_F(EmbedderIndex, OpensWithItsEmbedderAndRefusesAnother) {
   OpenOptions other;
   other.embedder_dir = tmp_.file("other");
   const std::string recorded = fs::absolute(kTinySentenceT5).lexically_normal().string();
-  EXPECT_TRUE(throws_error([&] { RagPipeline::open(index_, other); },
-                           ErrorKind::kInvalidArgument,
-                           {"the index " + index_ + " was built with the embedder " + recorded +
-                                " (fingerprint " +
-                                SentenceEmbedder::load(kTinySentenceT5)->fingerprint() + ")",
-                            "not with the embedder " + tmp_.file("other") + " (fingerprint " +
-                                SentenceEmbedder::load(tmp_.file("other"))->fingerprint() +
-                                ")"}));
+  EXPECT_TRUE(throws_error(
+      [&] { RagPipeline::open(index_, other); }, ErrorKind::kInvalidArgument,
+      {"the index " + index_ + " was built with the embedder " + recorded + " (fingerprint " +
+           SentenceEmbedder::load(kTinySentenceT5)->fingerprint() + ")",
+       "not with the embedder " + tmp_.file("other") + " (fingerprint " +
+           SentenceEmbedder::load(tmp_.file("other"))->fingerprint() + ")"}));
   // open_or_create with another embedder, as `kvrag index --embedder` does.
   IndexSettings settings = embedder_settings();
   settings.embedder_dir = tmp_.file("other");
@@ -212,8 +210,8 @@ TEST(EmbedderIndexCli, IndexInfoAndABadFolder) {
   const TempDir tmp("kvrag_test_embedder_index");
   testing::write_text(tmp.file("note.txt"), "A violin has four strings tuned in fifths.");
   const testing::CliRun run =
-      testing::run_kvrag({"index", "--model", kDemoModel, "--embedder", kTinySentenceT5,
-                          "--index", tmp.file("index"), tmp.file("note.txt")});
+      testing::run_kvrag({"index", "--model", kDemoModel, "--embedder", kTinySentenceT5, "--index",
+                          tmp.file("index"), tmp.file("note.txt")});
   ASSERT_EQ(run.exit_code, 0) << testing::describe(run);
   const testing::CliRun info = testing::run_kvrag({"info", "--index", tmp.file("index")});
   ASSERT_EQ(info.exit_code, 0) << testing::describe(info);

@@ -55,7 +55,8 @@ Reference read_reference() {
 void expect_near(const std::vector<float>& got, const std::vector<float>& want, double tolerance,
                  const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;
-  for (size_t j = 0; j < got.size(); ++j) EXPECT_NEAR(got[j], want[j], tolerance) << what << " [" << j << "]";
+  for (size_t j = 0; j < got.size(); ++j)
+    EXPECT_NEAR(got[j], want[j], tolerance) << what << " [" << j << "]";
 }
 
 TEST(SentenceEmbedder, MatchesTheReferenceEmbeddings) {
@@ -105,7 +106,8 @@ class SentenceEmbedderLayout : public ::testing::Test {
   }
   // Rewrites 2_Dense/model.safetensors with `edit` applied to its tensors.
   void edit_dense(const std::function<void(std::vector<testing::NamedTensor>&)>& edit) {
-    std::vector<testing::NamedTensor> tensors = testing::read_tensors(file("2_Dense/model.safetensors"));
+    std::vector<testing::NamedTensor> tensors =
+        testing::read_tensors(file("2_Dense/model.safetensors"));
     edit(tensors);
     testing::write_safetensors(file("2_Dense/model.safetensors"), tensors);
   }
@@ -127,8 +129,8 @@ TEST_F(SentenceEmbedderLayout, FingerprintFollowsTheContentNotThePath) {
 }
 
 TEST_F(SentenceEmbedderLayout, MissingFilesAreNamed) {
-  EXPECT_TRUE(throws_error([&] { SentenceEmbedder::load(file("nowhere")); },
-                           ErrorKind::kNotFound, {"nowhere: no such embedder folder"}));
+  EXPECT_TRUE(throws_error([&] { SentenceEmbedder::load(file("nowhere")); }, ErrorKind::kNotFound,
+                           {"nowhere: no such embedder folder"}));
   // Removed in the reverse of the order they are read, so that each is the
   // first missing file.
   fs::remove(file("2_Dense/model.safetensors"));
@@ -139,9 +141,9 @@ TEST_F(SentenceEmbedderLayout, MissingFilesAreNamed) {
   fs::remove(file("1_Pooling/config.json"));
   EXPECT_TRUE(load_fails(ErrorKind::kNotFound, {"1_Pooling/config.json: no such file"}));
   fs::remove(file("modules.json"));
-  EXPECT_TRUE(load_fails(ErrorKind::kNotFound,
-                         {"modules.json: no such file", "an embedder folder is a "
-                                                        "sentence-transformers model"}));
+  EXPECT_TRUE(load_fails(ErrorKind::kNotFound, {"modules.json: no such file",
+                                                "an embedder folder is a "
+                                                "sentence-transformers model"}));
 }
 
 TEST_F(SentenceEmbedderLayout, TheEncoderNeedsItsTokenizerAndWeights) {
@@ -170,9 +172,9 @@ TEST_F(SentenceEmbedderLayout, UnsupportedModulesAreNamed) {
 TEST_F(SentenceEmbedderLayout, OnlyMeanPooling) {
   testing::replace_in_file(file("1_Pooling/config.json"), R"("pooling_mode_cls_token": false)",
                            R"("pooling_mode_cls_token": true)");
-  EXPECT_TRUE(load_fails(ErrorKind::kFormat,
-                         {"1_Pooling/config.json: pooling_mode_cls_token is true",
-                          "kvrag pools by the mean of the tokens only"}));
+  EXPECT_TRUE(
+      load_fails(ErrorKind::kFormat, {"1_Pooling/config.json: pooling_mode_cls_token is true",
+                                      "kvrag pools by the mean of the tokens only"}));
   testing::replace_in_file(file("1_Pooling/config.json"), R"("pooling_mode_mean_tokens": true)",
                            R"("pooling_mode_mean_tokens": false)");
   EXPECT_TRUE(load_fails(ErrorKind::kFormat,
@@ -204,18 +206,18 @@ TEST_F(SentenceEmbedderLayout, DenseBiasAndActivation) {
   EXPECT_NE(fingerprint(), "");  // GTR-T5's Dense has no bias
   testing::replace_in_file(file("2_Dense/config.json"), "torch.nn.modules.linear.Identity",
                            "torch.nn.modules.activation.Tanh");
-  EXPECT_TRUE(load_fails(ErrorKind::kFormat,
-                         {"2_Dense/config.json: activation_function "
-                          "\"torch.nn.modules.activation.Tanh\" is not supported"}));
+  EXPECT_TRUE(
+      load_fails(ErrorKind::kFormat, {"2_Dense/config.json: activation_function "
+                                      "\"torch.nn.modules.activation.Tanh\" is not supported"}));
 }
 
 TEST_F(SentenceEmbedderLayout, NonFiniteWeightsAreRefused) {
   edit_dense([](std::vector<testing::NamedTensor>& t) {
     testing::find_tensor(t, "linear.weight").values[5] = std::numeric_limits<float>::quiet_NaN();
   });
-  EXPECT_TRUE(load_fails(ErrorKind::kFormat,
-                         {"tensor 'linear.weight' in model file", "2_Dense/model.safetensors",
-                          "at index 5", "NaN or Inf"}));
+  EXPECT_TRUE(
+      load_fails(ErrorKind::kFormat, {"tensor 'linear.weight' in model file",
+                                      "2_Dense/model.safetensors", "at index 5", "NaN or Inf"}));
 }
 
 TEST_F(SentenceEmbedderLayout, BadSizesAreNamed) {
