@@ -111,8 +111,9 @@ std::vector<NewChunk> chunk_document(const T5EncoderModel& model, const Sentence
   for (Chunk& c : chunk_text(doc.text, tokenize, settings.chunking)) {
     ChunkInputs& in = inputs.emplace_back();
     in.prompt_ids = chunk_prompt_ids(model, settings, doc.title, c.text);
-    if (embedder != nullptr)
+    if (embedder != nullptr) {
       in.embedder_ids = embedder->input_ids(chunk_embedder_text(title, c.text));
+    }
     NewChunk chunk;
     chunk.position = c.position;
     chunk.text = std::move(c.text);

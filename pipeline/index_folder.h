@@ -2,8 +2,8 @@
 // truth), vectors.faiss (derived: rebuilt from the stored embeddings when
 // missing or behind the store), the store generations that tell the two
 // apart, the model the index was built with, its separate embedder when it
-// has one, and the RAM cache of chunk memories. Writing keeps FAISS, its file and the RAM cache in
-// step with every committed store transaction.
+// has one, and the RAM cache of chunk memories. Writing keeps FAISS, its
+// file and the RAM cache in step with every committed store transaction.
 //
 // Threads: IndexFolder takes no lock. RagPipeline serialises writers and
 // keeps readers out while a batch commits; the store and KvRamCache are
