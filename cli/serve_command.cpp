@@ -11,6 +11,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/open_args.h"
 #include "core/error.h"
 #include "pipeline/rag_pipeline.h"
 #include "server/http_server.h"
@@ -23,7 +24,8 @@ const char* serve_usage() {
   static const std::string usage = [] {
     const server::ServerOptions defaults;
     std::ostringstream out;
-    out << "usage: kvrag serve --index PATH [--model DIR] [--host 127.0.0.1] [--port 8080]\n"
+    out << "usage: kvrag serve --index PATH [--model DIR] [--embedder DIR] [--host 127.0.0.1]\n"
+           "                   [--port 8080]\n"
            "                   [--threads N] [--queue-size N] [--ingest-queue-size N]\n"
            "                   [--request-timeout-s S] [--header-timeout-s S]\n"
            "                   [--max-body-bytes N] [--kv-cache-mb N] [--decode-batch N]\n"
@@ -31,7 +33,8 @@ const char* serve_usage() {
            "  DELETE /v1/documents/ID; GET /healthz, /v1/stats, /metrics) and a page\n"
            "  to ask from at /. --model: the model folder, by default the one the\n"
            "  index was built with; given, an index that does not exist yet is\n"
-           "  created empty (fill it with POST /v1/documents). --port 0 picks a free\n"
+           "  created empty (fill it with POST /v1/documents), with --embedder as\n"
+           "  its embedder (kvrag index --embedder). --port 0 picks a free\n"
            "  port. --threads: answering workers (default: one per CPU, and at least\n"
            "  --decode-batch). --decode-batch: greedy asks decoded together, one\n"
            "  decoder pass for all of them (default "
@@ -82,17 +85,18 @@ void install_stop_signals() {
 
 std::unique_ptr<RagPipeline> open_index(const Args& args) {
   const std::string index = args.require("index");
-  OpenOptions options;
-  options.model_dir = args.get("model", "");
+  OpenOptions options = read_open_options(args);
   options.kv_cache_bytes = args.get_int("kv-cache-mb", 256, 0, 1 << 20) << 20;
   if (options.model_dir.empty()) return RagPipeline::open(index, options);
-  return RagPipeline::open_or_create(index, options.model_dir, IndexSettings{}, options);
+  IndexSettings settings;
+  settings.embedder_dir = options.embedder_dir;
+  return RagPipeline::open_or_create(index, options.model_dir, settings, options);
 }
 
 int run_serve(const std::vector<std::string>& argv) {
   const Args args(
       argv,
-      {"index", "model", "host", "port", "threads", "queue-size", "ingest-queue-size",
+      {"index", "model", "embedder", "host", "port", "threads", "queue-size", "ingest-queue-size",
        "request-timeout-s", "header-timeout-s", "max-body-bytes", "kv-cache-mb", "decode-batch"},
       {});
   server::ServerOptions options;

@@ -6,6 +6,7 @@
 #include "data/text_normalization.h"
 #include "pipeline/ask_options.h"
 #include "pipeline/prompts.h"
+#include "retriever/embedder.h"
 
 namespace kvrag {
 namespace {
@@ -36,6 +37,18 @@ void encode_query(const T5Encoder& encoder, Query& query, const Deadline& deadli
   if (!query.encoded()) {
     query.hidden = encoder.encode(query.prompt_ids, deadline.checker("encoding the question"));
   }
+}
+
+void embed_query(const T5Encoder& encoder, const SentenceEmbedder* embedder, Query& query,
+                 const Deadline& deadline) {
+  if (!query.embedding.empty()) return;
+  if (embedder != nullptr) {
+    query.embedding = embedder->embed(embedder->input_ids(query.text),
+                                      deadline.checker("embedding the question"));
+    return;
+  }
+  encode_query(encoder, query, deadline);
+  query.embedding = embed(query.hidden.view());
 }
 
 }  // namespace kvrag

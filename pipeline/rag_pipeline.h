@@ -47,18 +47,23 @@ namespace kvrag {
 class RagPipeline {
  public:
   // Creates a new index folder at `dir` (which must not hold a store yet)
-  // for the model at `model_dir`. Error(kInvalidArgument) if `dir` already
-  // holds an index or a setting is out of range.
+  // for the model at `model_dir`, embedding with settings.embedder_dir when
+  // set. Error(kInvalidArgument) if `dir` already holds an index or a
+  // setting is out of range; an embedder folder in the wrong layout throws
+  // SentenceEmbedder::load's errors.
   static std::unique_ptr<RagPipeline> create(const std::string& dir, const std::string& model_dir,
                                              const IndexSettings& settings,
                                              const OpenOptions& options = {});
   // Opens an existing index. Error(kNotFound) if `dir` holds no store.sqlite;
-  // Error(kInvalidArgument) for a model whose fingerprint differs. A missing
+  // Error(kInvalidArgument) for a model or embedder whose fingerprint
+  // differs, or an embedder given to an index built without one. A missing
   // or stale vectors.faiss is rebuilt from the stored embeddings.
   static std::unique_ptr<RagPipeline> open(const std::string& dir, const OpenOptions& options = {});
   // Whether `dir` holds an index (its store.sqlite exists).
   static bool exists(const std::string& dir);
-  // open() when `dir` holds an index, create() otherwise (model_dir required then).
+  // open() when `dir` holds an index (with model_dir and settings.embedder_dir,
+  // where given, as OpenOptions' folders), create() otherwise (model_dir
+  // required then).
   static std::unique_ptr<RagPipeline> open_or_create(const std::string& dir,
                                                      const std::string& model_dir,
                                                      const IndexSettings& settings,
@@ -138,6 +143,8 @@ class RagPipeline {
   IndexStats stats() const;
   const IndexSettings& settings() const { return folder_->settings(); }
   const T5Model& model() const { return *folder_->model(); }
+  // The index's separate embedder, or null when the reader's encoder embeds.
+  const SentenceEmbedder* embedder() const { return folder_->embedder(); }
   const T5Decoder& decoder() const { return decoder_; }
   const std::string& dir() const { return folder_->dir(); }
 
