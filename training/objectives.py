@@ -14,6 +14,10 @@ title_loss (inside qa_loss, --title-weight) the same memory with the question un
            prompt, and the gold chunk's title as the target: the binding of the question's entity
            to its own chunk, which the answers at k > 1 lack (most wrong answers copy the same
            fact of another document among the k), trained directly as a copy of the title.
+gold_attention_loss (inside qa_loss, --attn-weight) supervises where the decoder reads: of the
+           cross-attention each head gives to passages while it writes the answer, the share on
+           the answer-bearing chunks, as -log share averaged over layers, heads and answer tokens.
+           The same binding as title_loss, asked of the attention itself.
 retrieval_loss  the InfoNCE part alone, trained beside copy_loss in stage 1 so that every
            checkpoint retrieves.
 Each returns (loss tensor, dict of floats for the log).
@@ -25,7 +29,7 @@ import torch.nn.functional as F
 
 from data import decoder_io
 from text import CHUNK_PROMPT, EOS
-from t5_model import encode_each, join_memory, pad_batch
+from t5_model import encode_each, join_memory, kept_cross_attention, pad_batch
 
 
 # Training only: the C++ pipeline never sees this prompt; it tells the decoder to name the passage
@@ -210,9 +214,15 @@ def qa_loss(model, corpus, rng, args, k_range, step):
     log = {"nce": loss_nce.item(), "nce_acc": nce_acc}
 
     mem, mask = join_memory([[q_enc[i]] + [c_enc[j] for j in passages[i]] for i in range(len(qs))])
-    ce, n = answer_ce(model, mem, mask, answers)
+    with kept_cross_attention(model) as kept:
+        ce, n = answer_ce(model, mem, mask, answers)
     log["cached"] = ce.item() / n
     total_ce, total_n = ce, n
+    attn = 0.0
+    if args.attn_weight:
+        gold, passage = _passage_masks(qs, q_enc, c_enc, pool, passages, mem.shape[1])
+        attn = gold_attention_loss([k[0] for k in kept], gold, passage, decoder_io(answers)[1] != -100)
+        log["attn"] = attn.item()
     title = 0.0
     if args.title_weight:
         title = _title_loss(model, corpus, qs, passages, c_enc)
@@ -241,7 +251,35 @@ def qa_loss(model, corpus, rng, args, k_range, step):
         log["concat"] = ce.item() / n
         total_ce, total_n = total_ce + ce, total_n + n
 
-    return total_ce / total_n + args.nce_weight * loss_nce + args.title_weight * title, log
+    return (total_ce / total_n + args.nce_weight * loss_nce + args.title_weight * title
+            + args.attn_weight * attn), log
+
+
+def _passage_masks(qs, q_enc, c_enc, pool, passages, t):
+    """Memory positions [b, t] of the answer-bearing chunks (gold) and of all chunks (passage):
+    the layout join_memory gives [question ; chunks in passages order]."""
+    gold, passage = torch.zeros(len(qs), t), torch.zeros(len(qs), t)
+    for i, q in enumerate(qs):
+        at = q_enc[i].shape[0]
+        for j in passages[i]:
+            n = c_enc[j].shape[0]
+            passage[i, at:at + n] = 1
+            if pool[j] in q["pos"]:
+                gold[i, at:at + n] = 1
+            at += n
+    return gold, passage
+
+
+def gold_attention_loss(weights, gold, passage, answer_tokens):
+    """weights: per decoder layer [b, h, u, T]; gold, passage: [b, T]; answer_tokens: [b, u] bool."""
+    losses = []
+    for w in weights:
+        on_gold = (w * gold[:, None, None, :]).sum(-1)
+        on_passages = (w * passage[:, None, None, :]).sum(-1)
+        share = on_gold / (on_passages + 1e-9)
+        per_token = -torch.log(share + 1e-6).mean(1)            # [b, u], mean over heads
+        losses.append((per_token * answer_tokens).sum() / answer_tokens.sum())
+    return torch.stack(losses).mean()
 
 
 def _title_loss(model, corpus, qs, passages, c_enc):

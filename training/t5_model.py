@@ -107,6 +107,7 @@ class Attention(nn.Module):
         self.v = nn.Linear(d, inner, bias=False)
         self.o = nn.Linear(inner, d, bias=False)
         self.bidirectional = bidirectional
+        self.kept = None  # a list while kept_cross_attention is active: the weights of each call
         self.nb = cfg["relative_attention_num_buckets"]
         self.md = cfg["relative_attention_max_distance"]
         if has_bias:
@@ -130,6 +131,8 @@ class Attention(nn.Module):
         if bias is not None:
             scores = scores + bias
         w = F.softmax(scores.float(), dim=-1).type_as(scores)
+        if self.kept is not None:
+            self.kept.append(w)
         if dropout > 0:
             w = F.dropout(w, dropout, self.training)
         o = torch.matmul(w, v).transpose(1, 2).reshape(x.shape[0], x.shape[1], self.h * self.dk)
@@ -197,6 +200,23 @@ class Stack(nn.Module):
         self.block = nn.ModuleList([Block(cfg, is_decoder, i == 0) for i in range(n_layers)])
         self.final_layer_norm = LayerNorm(cfg["d_model"], cfg["layer_norm_epsilon"])
         self.is_decoder = is_decoder
+
+
+class kept_cross_attention:
+    """`with kept_cross_attention(model) as kept:` kept[layer] lists that decoder layer's
+    cross-attention weights [b, h, u, T] of each forward pass inside the block."""
+
+    def __init__(self, model):
+        self.mods = [blk.layer[1].EncDecAttention for blk in model.decoder.block]
+
+    def __enter__(self):
+        for m in self.mods:
+            m.kept = []
+        return [m.kept for m in self.mods]
+
+    def __exit__(self, *exc):
+        for m in self.mods:
+            m.kept = None
 
 
 NEG = torch.finfo(torch.float32).min

@@ -77,6 +77,8 @@ def parse_args():
                     help="re-embed the sample corpus's chunks for mining after this many steps")
     ap.add_argument("--title-weight", type=float, default=0.0,
                     help="weight of the which-passage loss (objectives._title_loss); 0: off")
+    ap.add_argument("--attn-weight", type=float, default=0.0,
+                    help="weight of the gold-attention loss (objectives.gold_attention_loss); 0: off")
     ap.add_argument("--fid-examples", type=int, default=4)
     ap.add_argument("--concat-examples", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-3)
