@@ -10,8 +10,8 @@
 
 namespace kvrag {
 
-// The stores of one index. Both may share one database: keep them
-// together, and destroy them together.
+// The stores of one index; they may share one database connection, which
+// lives as long as either does.
 struct IndexStores {
   std::unique_ptr<MetadataStore> metadata;
   std::unique_ptr<BlobStore> blobs;

@@ -1,8 +1,8 @@
 #include "data/sqlite_metadata_store.h"
 
 #include <cctype>
+#include <charconv>
 #include <cstring>
-#include <stdexcept>
 
 #include "core/error.h"
 #include "data/sqlite.h"
@@ -101,15 +101,11 @@ void SqliteMetadataStore::write_transaction(const std::function<void()>& body) {
 int64_t SqliteMetadataStore::generation() const {
   const auto value = meta(kGenerationKey);
   if (!value) return 0;
-  size_t used = 0;
   int64_t generation = 0;
-  try {
-    generation = std::stoll(*value, &used);
-  } catch (const std::logic_error&) {
-    used = 0;
-  }
-  KVRAG_CHECK(used == value->size() && used > 0, kFormat, location(), ": meta '", kGenerationKey,
-              "' = '", *value, "' is not an integer");
+  const char* end = value->data() + value->size();
+  const auto parsed = std::from_chars(value->data(), end, generation);
+  KVRAG_CHECK(parsed.ec == std::errc() && parsed.ptr == end, kFormat, location(), ": meta '",
+              kGenerationKey, "' = '", *value, "' is not an integer");
   return generation;
 }
 
