@@ -1,5 +1,7 @@
 #include "data/sqlite_blob_store.h"
 
+#include <utility>
+
 #include "data/sqlite.h"
 
 namespace kvrag {

@@ -23,7 +23,7 @@ dir=${KVRAG_CLUSTER_DIR:-${TMPDIR:-/tmp}/kvrag-cluster}
 redis_port=${KVRAG_REDIS_PORT:-7100}
 pg_port=${KVRAG_PG_PORT:-5540}
 replica_port=$((pg_port + 1))
-redis_ports=($(seq "$redis_port" $((redis_port + 5))))
+mapfile -t redis_ports < <(seq "$redis_port" $((redis_port + 5)))
 pg_bin=/usr/lib/postgresql/15/bin
 pg_user=kvrag-pg
 packages=(postgresql-15 libpq-dev redis-server libhiredis-dev)
@@ -165,8 +165,9 @@ start_postgres() {
 stop_postgres() {
   local server
   for server in replica primary; do
-    [ -f "$dir/pg/$server/postmaster.pid" ] &&
+    if [ -f "$dir/pg/$server/postmaster.pid" ]; then
       as_pg "$pg_bin/pg_ctl" -D "$dir/pg/$server" -m fast -w stop >/dev/null 2>&1 || true
+    fi
   done
 }
 

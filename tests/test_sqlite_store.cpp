@@ -20,11 +20,9 @@
 namespace kvrag {
 namespace {
 
-using testing::add_document_with_chunks;
 using testing::make_blob;
 using testing::make_chunk;
 using testing::make_document;
-using testing::TempDir;
 using testing::throws_error;
 
 class SqliteStoreTest : public ::testing::Test {
@@ -46,10 +44,10 @@ class SqliteStoreTest : public ::testing::Test {
   std::string path() const { return dir_.file("store.sqlite"); }
 
   int64_t add(const std::string& id, const std::vector<std::string>& chunk_texts, int seed) {
-    return add_document_with_chunks(*metadata_, *blobs_, id, chunk_texts, seed);
+    return testing::add_document_with_chunks(*metadata_, *blobs_, id, chunk_texts, seed);
   }
 
-  TempDir dir_;
+  testing::TempDir dir_;
   std::shared_ptr<SqliteStore> database_;
   std::unique_ptr<SqliteMetadataStore> metadata_;
   std::unique_ptr<SqliteBlobStore> blobs_;
@@ -139,7 +137,7 @@ TEST_F(SqliteStoreTest, Version1StoreIsMigratedAtOpen) {
 }
 
 TEST(SqliteStoreOpen, NotAStoreIsAFormatError) {
-  TempDir dir("kvrag_store");
+  testing::TempDir dir("kvrag_store");
   const std::string garbage = dir.file("garbage.sqlite");
   testing::write_text(garbage, std::string(4096, 'x'));
   EXPECT_TRUE(throws_error([&] { SqliteStore store(garbage); }, ErrorKind::kFormat,
