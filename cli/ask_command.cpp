@@ -7,6 +7,7 @@
 #include "cli/ask_args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "cli/open_args.h"
 #include "core/error.h"
 #include "pipeline/rag_pipeline.h"
 
@@ -21,7 +22,8 @@ const char* ask_usage() {
             "dense|bm25|hybrid]\n"
             "                 [--k "
          << kDefaultK
-         << "] [--beams N] [--max-new-tokens N] [--model DIR] [--json]\n"
+         << "] [--beams N] [--max-new-tokens N] [--model DIR] [--embedder DIR]\n"
+            "                 [--json]\n"
             "                 \"question\"\n"
             "  Retrieves the top k chunks and answers from them. cached (default): the decoder\n"
             "  reads the question's K/V followed by the chunks' cached K/V; concat: one joint\n"
@@ -64,14 +66,14 @@ void print_timings(const AskTimings& t) {
 }
 
 int run_ask(const std::vector<std::string>& argv) {
-  const Args args(argv, {"index", "mode", "retriever", "k", "beams", "max-new-tokens", "model"},
-                  {"json"});
+  const Args args(
+      argv, {"index", "mode", "retriever", "k", "beams", "max-new-tokens", "model", "embedder"},
+      {"json"});
   const AskOptions options = read_ask_options(args);
   const std::string question = joined_words(args.positional());
   KVRAG_USAGE_CHECK(!question.empty(), "give the question to answer");
 
-  OpenOptions open;
-  open.model_dir = args.get("model", "");
+  const OpenOptions open = read_open_options(args);
   const auto pipeline = RagPipeline::open(args.require("index"), open);
   if (args.flag("json")) {
     const Answer answer = pipeline->ask(question, options);

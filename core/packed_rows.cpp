@@ -6,6 +6,7 @@
 #include "core/half.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -176,10 +177,15 @@ KVRAG_AVX2 void avx2_segment_axpy(KvDtype dtype, const uint8_t* row, int64_t col
 
 constexpr PackedKernels kAvx2{"avx2", avx2_segment_dots, avx2_segment_axpy};
 
+// clang 14's __builtin_cpu_supports knows no "f16c"; CPUID leaf 1 names it (ECX bit 29).
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+}
+
 bool cpu_has_avx2() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
-         __builtin_cpu_supports("fma");
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
 }
 
 #endif

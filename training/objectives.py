@@ -10,6 +10,10 @@ qa_loss    stage 2: the toolkit's real task. Cached mode (question encoded alone
            retrieval ranks highest, or among a hard negative and random others) on every
            example, fid and concat on a few, plus an InfoNCE retrieval loss between question and
            gold-chunk embeddings.
+title_loss (inside qa_loss, --title-weight) the same memory with the question under another
+           prompt, and the gold chunk's title as the target: the binding of the question's entity
+           to its own chunk, which the answers at k > 1 lack (most wrong answers copy the same
+           fact of another document among the k), trained directly as a copy of the title.
 retrieval_loss  the InfoNCE part alone, trained beside copy_loss in stage 1 so that every
            checkpoint retrieves.
 Each returns (loss tensor, dict of floats for the log).
@@ -20,8 +24,13 @@ import torch
 import torch.nn.functional as F
 
 from data import decoder_io
-from text import CHUNK_PROMPT
+from text import CHUNK_PROMPT, EOS
 from t5_model import encode_each, join_memory, pad_batch
+
+
+# Training only: the C++ pipeline never sees this prompt; it tells the decoder to name the passage
+# that answers instead of answering.
+WHICH_PASSAGE_PROMPT = "which passage: {question}"
 
 
 def answer_ce(model, mem, mask, targets, prefixes=None):
@@ -204,6 +213,10 @@ def qa_loss(model, corpus, rng, args, k_range, step):
     ce, n = answer_ce(model, mem, mask, answers)
     log["cached"] = ce.item() / n
     total_ce, total_n = ce, n
+    title = 0.0
+    if args.title_weight:
+        title = _title_loss(model, corpus, qs, passages, c_enc)
+        log["title"] = title.item()
 
     fid = list(range(args.fid_examples))
     if fid:
@@ -228,4 +241,15 @@ def qa_loss(model, corpus, rng, args, k_range, step):
         log["concat"] = ce.item() / n
         total_ce, total_n = total_ce + ce, total_n + n
 
-    return total_ce / total_n + args.nce_weight * loss_nce, log
+    return total_ce / total_n + args.nce_weight * loss_nce + args.title_weight * title, log
+
+
+def _title_loss(model, corpus, qs, passages, c_enc):
+    """Per token cross-entropy of writing the gold chunk's title from [question under
+    WHICH_PASSAGE_PROMPT ; the same k chunks]."""
+    ids = corpus.spm.encode([WHICH_PASSAGE_PROMPT.format(question=q["question"]) for q in qs])
+    t_enc, _ = encode_each(model, ids)
+    mem, mask = join_memory([[t_enc[i]] + [c_enc[j] for j in passages[i]] for i in range(len(qs))])
+    titles = corpus.spm.encode([corpus.chunks[q["gold"]]["title"] for q in qs])
+    ce, n = answer_ce(model, mem, mask, [t + [EOS] for t in titles])
+    return ce / n

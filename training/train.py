@@ -75,6 +75,8 @@ def parse_args():
                     help="share of stage-2 steps whose negatives are the model's own top-ranked wrong chunks")
     ap.add_argument("--mined-refresh-steps", type=int, default=200,
                     help="re-embed the sample corpus's chunks for mining after this many steps")
+    ap.add_argument("--title-weight", type=float, default=0.0,
+                    help="weight of the which-passage loss (objectives._title_loss); 0: off")
     ap.add_argument("--fid-examples", type=int, default=4)
     ap.add_argument("--concat-examples", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-3)
