@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -38,8 +39,10 @@ const char* serve_usage() {
            "  port. --threads: answering workers (default: one per CPU, and at least\n"
            "  --decode-batch). --decode-batch: greedy asks decoded together, one\n"
            "  decoder pass for all of them (default "
-        << kDefaultDecodeBatch
-        << "; 1: each ask alone).\n"
+        << kDefaultDecodeBatch << " when a decoder step reads at least "
+        << (kBatchDecodingMinStepBytes >> 20)
+        << " MiB of\n"
+           "  weights, else 1: each ask alone).\n"
            "  --queue-size: asks that may wait for a worker (default 4 per worker);\n"
            "  --ingest-queue-size: document writes that may wait for the ingestion\n"
            "  worker (default "
@@ -102,13 +105,12 @@ int run_serve(const std::vector<std::string>& argv) {
   server::ServerOptions options;
   options.host = args.get("host", options.host);
   options.port = static_cast<int>(args.get_int("port", options.port, 0, 65535));
-  const int64_t decode_batch =
-      args.get_int("decode-batch", kDefaultDecodeBatch, 1, kMaxDecodeBatch);
-  // A worker whose ask is decoding mostly waits for the shared decoder pass:
-  // a batch of N needs N workers, whatever the core count.
-  options.threads = static_cast<int>(args.get_int(
-      "threads", std::max<int64_t>(decode_batch, std::max(1u, std::thread::hardware_concurrency())),
-      1, 1024));
+  // Given values are checked before the model loads; their defaults need it.
+  const auto given = [&args](const char* name, int64_t max) {
+    return args.has(name) ? std::optional(args.get_int(name, 1, 1, max)) : std::nullopt;
+  };
+  const std::optional<int64_t> given_decode_batch = given("decode-batch", kMaxDecodeBatch);
+  const std::optional<int64_t> given_threads = given("threads", 1024);
   options.queue_size = static_cast<int>(args.get_int("queue-size", options.queue_size, -1, 65536));
   options.ingest_queue_size =
       static_cast<int>(args.get_int("ingest-queue-size", options.ingest_queue_size, 0, 65536));
@@ -122,7 +124,13 @@ int run_serve(const std::vector<std::string>& argv) {
   openblas_set_num_threads(1);
 
   const std::unique_ptr<RagPipeline> pipeline = open_index(args);
+  const int64_t decode_batch =
+      given_decode_batch.value_or(default_decode_batch(pipeline->decoder().step_weight_bytes()));
   pipeline->batch_decoding(decode_batch);
+  // A worker whose ask is decoding mostly waits for the shared decoder pass:
+  // a batch of N needs N workers, whatever the core count.
+  const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+  options.threads = static_cast<int>(given_threads.value_or(std::max(decode_batch, cores)));
   // The server keeps FAISS in memory: another process's `kvrag index` or
   // `rm` is refused while it runs, rather than half-seen.
   pipeline->hold_write_lock(str_cat("held by kvrag serve, pid ", getpid(),

@@ -32,6 +32,11 @@ constexpr int64_t kDefaultRequestTimeoutS = 30;
 // workers default to at least this many, so that this many asks can be
 // decoding at once.
 constexpr int64_t kDefaultDecodeBatch = 8;
+// Batching pays where a decoder step streams its weights from RAM; weights
+// that stay in the CPU's caches (the 8 MB demo model) gain nothing from it
+// and lose the parallel decoding of separate workers (measured: README,
+// "Batched decoding across requests").
+constexpr int64_t kBatchDecodingMinStepBytes = int64_t{64} << 20;
 // Hybrid, because it holds on text the embedder was not trained for: over
 // SQuAD and Debian man pages dense finds the right document in the top 5 for
 // 20 % of questions, BM25 and hybrid for 80-87 %; on the sample corpus hybrid
@@ -99,5 +104,9 @@ struct AskOptions {
 // max_new_tokens outside 1..kMaxNewTokens or num_beams outside 1..kMaxBeams.
 void check_k(int64_t k);
 void check_generation(const GenerationOptions& generation);
+// --decode-batch's default for a decoder whose step reads `step_weight_bytes`
+// (T5Decoder::step_weight_bytes): kDefaultDecodeBatch from
+// kBatchDecodingMinStepBytes up, 1 (each ask alone) below.
+int64_t default_decode_batch(int64_t step_weight_bytes);
 
 }  // namespace kvrag
