@@ -22,7 +22,7 @@ struct Source {
 
 struct AskTimings {
   double retrieve_ms = 0.0;
-  // SQLite reads + blob checks (cached mode); runs alongside encode_ms when
+  // blob store reads + blob checks (cached mode); runs alongside encode_ms when
   // the question is encoded for the memory (see MemoryBuilder::build).
   double load_kv_ms = 0.0;
   double encode_ms = 0.0;       // encoder and K/V projection work for this question
@@ -32,8 +32,8 @@ struct AskTimings {
   int64_t generated_tokens = 0;
   double tokens_per_s = 0.0;     // generated_tokens / decode time
   int64_t kv_cache_hits = 0;     // chunks served from the RAM cache
-  int64_t kv_cache_misses = 0;   // chunks read from SQLite
-  int64_t store_bytes_read = 0;  // bytes of memory blobs read from SQLite
+  int64_t kv_cache_misses = 0;   // chunks read from the blob store
+  int64_t store_bytes_read = 0;  // bytes of memory blobs read from the blob store
   int64_t memory_tokens = 0;     // positions the decoder cross-attended to
   // Bytes of K/V one decoder step reads from the memory, each block in the
   // dtype it is kept in (cached chunks: the index's K/V dtype; else f32).

@@ -47,6 +47,18 @@ class ContentHasher {
   uint64_t high_ = 0x9e3779b97f4a7c15ull;
 };
 
+// Fills `p` from a stored chunk of equal content hash; false when there is
+// none, or its blob is gone (a remote blob store may have evicted it).
+bool reuse_stored(const MetadataStore& metadata, const BlobStore& blobs, const PendingChunk& p) {
+  auto stored = metadata.find_encoding(p.chunk->content_hash);
+  if (!stored) return false;
+  auto blob = blobs.get(stored->chunk_id);
+  if (!blob) return false;
+  p.chunk->embedding = std::move(stored->embedding);
+  p.memory->bytes = std::move(*blob);
+  return true;
+}
+
 // The model, granularity and dtype: what every cached memory depends on;
 // and the embedder, with one (without, the hash is what it was before kvrag
 // had separate embedders, so that existing indexes keep reusing chunks).
@@ -119,7 +131,6 @@ std::vector<NewChunk> chunk_document(const T5EncoderModel& model, const Sentence
     chunk.text = std::move(c.text);
     chunk.token_ids = std::move(c.token_ids);
     chunk.content_hash = chunk_content_hash(model, embedder, settings, in);
-    chunk.memory_tokens = static_cast<int64_t>(in.prompt_ids.size());
     chunks.push_back(std::move(chunk));
   }
   return chunks;
@@ -141,25 +152,25 @@ std::vector<uint8_t> encode_memory_blob(const T5EncoderModel& model, const Index
 }
 
 int64_t encode_chunks(const T5Encoder& encoder, const SentenceEmbedder* embedder,
-                      const Store& store, const IndexSettings& settings,
-                      const std::vector<PendingChunk>& pending, int64_t encode_batch) {
+                      const MetadataStore& metadata, const BlobStore& blobs,
+                      const IndexSettings& settings, const std::vector<PendingChunk>& pending,
+                      int64_t encode_batch) {
   KVRAG_CHECK(encode_batch > 0, kInvalidArgument, "encode batch must be > 0, got ", encode_batch);
   // Equal content in one batch is encoded once: later copies wait for the first.
-  std::unordered_map<std::string, const NewChunk*> first_by_hash;
-  std::vector<std::pair<NewChunk*, const NewChunk*>> copies;
+  std::unordered_map<std::string, const PendingChunk*> first_by_hash;
+  std::vector<std::pair<const PendingChunk*, const PendingChunk*>> copies;
   std::vector<const PendingChunk*> to_encode;
   int64_t reused = 0;
   for (const PendingChunk& p : pending) {
-    NewChunk& chunk = *p.chunk;
-    if (const auto it = first_by_hash.find(chunk.content_hash); it != first_by_hash.end()) {
-      copies.emplace_back(&chunk, it->second);
+    // Equal content hash: equal prompt, so equal length.
+    p.memory->tokens = static_cast<int64_t>(p.inputs->prompt_ids.size());
+    if (const auto it = first_by_hash.find(p.chunk->content_hash); it != first_by_hash.end()) {
+      copies.emplace_back(&p, it->second);
       ++reused;
       continue;
     }
-    first_by_hash.emplace(chunk.content_hash, &chunk);
-    if (auto stored = store.find_encoding(chunk.content_hash)) {
-      chunk.embedding = std::move(stored->embedding);
-      chunk.memory_blob = std::move(stored->memory_blob);
+    first_by_hash.emplace(p.chunk->content_hash, &p);
+    if (reuse_stored(metadata, blobs, p)) {
       ++reused;
       continue;
     }
@@ -179,15 +190,15 @@ int64_t encode_chunks(const T5Encoder& encoder, const SentenceEmbedder* embedder
     std::vector<std::vector<float>> embeddings;
     if (embedder != nullptr) embeddings = embedder->embed_batch(embedder_batch);
     for (size_t i = begin; i < end; ++i) {
-      NewChunk& chunk = *to_encode[i]->chunk;
       const ConstView h = hidden[i - begin].view();
-      chunk.embedding = embedder != nullptr ? std::move(embeddings[i - begin]) : embed(h);
-      chunk.memory_blob = encode_memory_blob(model, settings, h);
+      to_encode[i]->chunk->embedding =
+          embedder != nullptr ? std::move(embeddings[i - begin]) : embed(h);
+      to_encode[i]->memory->bytes = encode_memory_blob(model, settings, h);
     }
   }
   for (auto& [copy, original] : copies) {
-    copy->embedding = original->embedding;
-    copy->memory_blob = original->memory_blob;
+    copy->chunk->embedding = original->chunk->embedding;
+    copy->memory->bytes = original->memory->bytes;
   }
   return reused;
 }

@@ -13,8 +13,9 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "data/blob_store.h"
 #include "data/document.h"
-#include "data/store.h"
+#include "data/metadata_store.h"
 #include "encoder/t5_encoder.h"
 #include "encoder/t5_encoder_model.h"
 #include "pipeline/index_settings.h"
@@ -60,9 +61,9 @@ std::vector<int32_t> chunk_prompt_ids(const T5EncoderModel& model, const IndexSe
 std::string chunk_embedder_text(const std::string& prompt_title, const std::string& chunk_text);
 
 // The chunks of `doc` with position, text, token ids (of the chunk text,
-// no eos), content hash and memory_tokens (prompt length) filled; embedding
-// and memory_blob are left empty for encode_chunks. `inputs` receives each
-// chunk's encoder inputs, parallel to the result.
+// no eos) and content hash filled; the embedding is left empty for
+// encode_chunks. `inputs` receives each chunk's encoder inputs, parallel to
+// the result (the prompt's length is the memory's token count).
 std::vector<NewChunk> chunk_document(const T5EncoderModel& model, const SentenceEmbedder* embedder,
                                      const IndexSettings& settings, const Document& doc,
                                      std::vector<ChunkInputs>& inputs);
@@ -76,16 +77,19 @@ std::vector<uint8_t> encode_memory_blob(const T5EncoderModel& model, const Index
 // A chunk waiting for its embedding and memory blob, with its inputs.
 struct PendingChunk {
   NewChunk* chunk;
+  MemoryBlob* memory;
   const ChunkInputs* inputs;
 };
 
-// Fills embedding and memory_blob of every pending chunk: copied from a
-// stored chunk with the same content hash (Store::find_encoding) or from an
-// earlier pending one, else encoded, `encode_batch` prompts per encoder
-// call (and as many embedder inputs per embedder call). Returns how many
-// were copied instead of encoded.
+// Fills the embedding and the memory blob of every pending chunk: copied
+// from a stored chunk with the same content hash (MetadataStore::find_encoding,
+// its blob from `blobs`) or from an earlier pending one, else encoded,
+// `encode_batch` prompts per encoder call (and as many embedder inputs per
+// embedder call). A stored chunk whose blob is gone is encoded again.
+// Returns how many were copied instead of encoded.
 int64_t encode_chunks(const T5Encoder& encoder, const SentenceEmbedder* embedder,
-                      const Store& store, const IndexSettings& settings,
-                      const std::vector<PendingChunk>& pending, int64_t encode_batch = 32);
+                      const MetadataStore& metadata, const BlobStore& blobs,
+                      const IndexSettings& settings, const std::vector<PendingChunk>& pending,
+                      int64_t encode_batch = 32);
 
 }  // namespace kvrag

@@ -62,29 +62,31 @@ std::shared_ptr<const SentenceEmbedder> open_embedder(const std::string& dir, co
 }
 
 // Saves vectors.faiss and records that it matches store generation
-// `generation` (see read_generation in index_meta.h).
-void save_faiss(const FaissIndex& index, Store& store, const std::string& dir, int64_t generation) {
+// `generation` (see read_faiss_generation in index_meta.h).
+void save_faiss(const VectorIndex& index, MetadataStore& metadata, const std::string& dir,
+                int64_t generation) {
   index.save(faiss_path(dir));
-  write_generation(store, kFaissGeneration, generation);
+  write_faiss_generation(metadata, generation);
 }
 
 // vectors.faiss when it holds exactly the store's chunk ids and was saved at
 // the store's generation; otherwise an index rebuilt from the stored
 // embeddings (and saved). A file FAISS cannot read counts as stale.
-std::unique_ptr<FaissIndex> load_or_rebuild_faiss(Store& store, const std::string& dir, int64_t dim,
-                                                  const std::string& factory) {
+std::unique_ptr<VectorIndex> load_or_rebuild_faiss(MetadataStore& metadata, const std::string& dir,
+                                                   int64_t dim, const std::string& factory) {
   // Ids first: when the file is current, no embedding is held in memory.
   std::vector<int64_t> ids;
-  store.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
-    KVRAG_CHECK(static_cast<int64_t>(embedding.size()) == dim, kFormat, store.path(), ": chunk ",
-                id, " has an embedding of ", embedding.size(), " values, expected ", dim);
+  metadata.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
+    KVRAG_CHECK(static_cast<int64_t>(embedding.size()) == dim, kFormat, metadata.location(),
+                ": chunk ", id, " has an embedding of ", embedding.size(), " values, expected ",
+                dim);
     ids.push_back(id);
   });
-  const int64_t generation = read_generation(store, kStoreGeneration);
+  const int64_t generation = metadata.generation();
   const std::string path = faiss_path(dir);
-  if (read_generation(store, kFaissGeneration) == generation && fs::exists(path)) {
+  if (read_faiss_generation(metadata) == generation && fs::exists(path)) {
     try {
-      auto index = FaissIndex::load(path, dim, factory);
+      auto index = load_vector_index(path, dim, factory);
       if (index->ids() == ids) return index;
     } catch (const Error&) {
       // Unreadable or truncated: rebuilt below from the source of truth.
@@ -92,66 +94,81 @@ std::unique_ptr<FaissIndex> load_or_rebuild_faiss(Store& store, const std::strin
   }
   std::vector<float> vectors;
   vectors.reserve(ids.size() * static_cast<size_t>(dim));
-  store.for_each_embedding([&](int64_t, std::span<const float> embedding) {
+  metadata.for_each_embedding([&](int64_t, std::span<const float> embedding) {
     vectors.insert(vectors.end(), embedding.begin(), embedding.end());
   });
-  auto index = std::make_unique<FaissIndex>(dim, factory);
+  auto index = make_vector_index(dim, factory);
   if (!ids.empty()) index->add(ids, vectors);
-  save_faiss(*index, store, dir, generation);
+  save_faiss(*index, metadata, dir, generation);
   return index;
 }
 
-// What one write transaction changed, for FAISS and the RAM cache.
+// What one write transaction changed, for the blobs, FAISS and the RAM cache.
 struct BatchWrite {
+  int64_t generation = 0;        // the store generation it committed
   std::vector<int64_t> removed;  // chunk ids of replaced documents
   std::vector<int64_t> added;    // new chunk ids
   std::vector<float> vectors;    // (added, dim) their embeddings
   int64_t memory_bytes = 0;
 };
 
+// Adds the document of `item` with its chunks and their memory blobs.
+// Blobs go in as each chunk is added: a blob store that is not the
+// metadata's own thus holds them all before the metadata commits.
+void add_item(MetadataStore& metadata, BlobStore& blobs, BatchDocument& item, BatchWrite& w) {
+  item.id = metadata.add_document(*item.doc, item.content_hash);
+  for (size_t c = 0; c < item.chunks.size(); ++c) {
+    const NewChunk& chunk = item.chunks[c];
+    const int64_t chunk_id = metadata.add_chunk(item.id, chunk);
+    blobs.put(chunk_id, item.memories[c]);
+    w.added.push_back(chunk_id);
+    w.vectors.insert(w.vectors.end(), chunk.embedding.begin(), chunk.embedding.end());
+    w.memory_bytes += static_cast<int64_t>(item.memories[c].bytes.size());
+  }
+}
+
 // Writes the batch (replacing documents of equal external id) and advances
-// the store generation, all in one transaction.
-BatchWrite write_batch(Store& store, std::vector<BatchDocument>& items, int64_t generation) {
+// the store generation, all in one metadata transaction.
+BatchWrite write_batch(MetadataStore& metadata, BlobStore& blobs,
+                       std::vector<BatchDocument>& items) {
   BatchWrite w;
-  store.write_transaction([&] {
+  metadata.write_transaction([&] {
     for (BatchDocument& item : items) {
       if (item.unchanged) continue;
-      if (const auto old = store.find_document(item.doc->external_id)) {
-        const std::vector<int64_t> ids = store.remove_document(old->id);
+      if (const auto old = metadata.find_document(item.doc->external_id)) {
+        const std::vector<int64_t> ids = metadata.remove_document(old->id);
         w.removed.insert(w.removed.end(), ids.begin(), ids.end());
         item.replaced = true;
       }
-      item.id = store.add_document(*item.doc, item.content_hash);
-      for (const NewChunk& chunk : item.chunks) {
-        w.added.push_back(store.add_chunk(item.id, chunk));
-        w.vectors.insert(w.vectors.end(), chunk.embedding.begin(), chunk.embedding.end());
-        w.memory_bytes += static_cast<int64_t>(chunk.memory_blob.size());
-      }
+      add_item(metadata, blobs, item, w);
     }
-    write_generation(store, kStoreGeneration, generation);
+    w.generation = metadata.advance_generation();
   });
   return w;
 }
 
-// Brings the derived state (RAM cache, FAISS and its file) in step with a
-// committed write of store generation `generation`.
-void follow_store(const BatchWrite& w, int64_t generation, Store& store, FaissIndex& faiss,
-                  KvRamCache& cache, const std::string& dir) {
+// Brings what follows the committed metadata in step with write `w`: the
+// blobs of removed chunks go (only now, so that a crash before leaves blobs
+// nothing names rather than chunks without blobs; store.sqlite's went with
+// their chunks already), then the RAM cache, FAISS and its file.
+void follow_store(const BatchWrite& w, MetadataStore& metadata, BlobStore& blobs,
+                  VectorIndex& faiss, KvRamCache& cache, const std::string& dir) {
+  if (!w.removed.empty()) blobs.remove(w.removed);
   for (const int64_t id : w.removed) cache.erase(id);
   if (!w.removed.empty()) faiss.remove(w.removed);
   if (!w.added.empty()) faiss.add(w.added, w.vectors);
-  save_faiss(faiss, store, dir, generation);
+  save_faiss(faiss, metadata, dir, w.generation);
 }
 
 // Makes `faiss` hold exactly the store's embeddings, in place (readers may
 // be searching it): ids the store lacks are removed, missing ones added.
-void resync_faiss(FaissIndex& faiss, const Store& store) {
+void resync_faiss(VectorIndex& faiss, const MetadataStore& metadata) {
   const std::vector<int64_t> held = faiss.ids();
   const std::unordered_set<int64_t> held_set(held.begin(), held.end());
   std::unordered_set<int64_t> stored;
   std::vector<int64_t> missing;
   std::vector<float> vectors;
-  store.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
+  metadata.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
     stored.insert(id);
     if (held_set.count(id) != 0) return;
     missing.push_back(id);
@@ -165,20 +182,32 @@ void resync_faiss(FaissIndex& faiss, const Store& store) {
   if (!missing.empty()) faiss.add(missing, vectors);
 }
 
-// follow_store for a write SQLite has committed. The commit cannot be undone,
+// follow_store for a write the metadata store has committed. The commit cannot be undone,
 // so when following fails part way (a FAISS error, vectors.faiss not
 // writable) the in-memory FAISS is re-synced with the store before the error
 // goes on: otherwise searches would silently miss committed chunks, or
 // return removed ones, until a restart. vectors.faiss keeps its older
 // generation and is rebuilt from the store at the next open.
-void follow_committed(const BatchWrite& w, int64_t generation, Store& store, FaissIndex& faiss,
-                      KvRamCache& cache, const std::string& dir) {
+void follow_committed(const BatchWrite& w, MetadataStore& metadata, BlobStore& blobs,
+                      VectorIndex& faiss, KvRamCache& cache, const std::string& dir) {
   try {
-    follow_store(w, generation, store, faiss, cache, dir);
+    follow_store(w, metadata, blobs, faiss, cache, dir);
   } catch (...) {
-    resync_faiss(faiss, store);
+    resync_faiss(faiss, metadata);
     throw;
   }
+}
+
+StoreStats store_stats(const MetadataStore& metadata, const BlobStore& blobs) {
+  const MetadataStats m = metadata.stats();
+  const BlobStats b = blobs.stats();
+  return {.documents = m.documents,
+          .chunks = m.chunks,
+          .memory_bytes = b.bytes,
+          .text_bytes = m.text_bytes,
+          .embedding_bytes = m.embedding_bytes,
+          .memory_tokens = b.tokens,
+          .file_bytes = m.storage_bytes};
 }
 
 void count_batch(const std::vector<BatchDocument>& items, const BatchWrite& w,
@@ -218,12 +247,12 @@ std::unique_ptr<IndexFolder> IndexFolder::create(const std::string& dir,
   }
   const int64_t dim = embedder ? embedder->dim() : model->config.d_model;
   // Built once here only to reject a factory string before anything is written.
-  FaissIndex(dim, settings.faiss_factory);
+  make_vector_index(dim, settings.faiss_factory);
 
   std::error_code ec;
   fs::create_directories(dir, ec);
   KVRAG_CHECK(!ec, kIo, "cannot create the index folder ", dir, ": ", ec.message());
-  auto store = std::make_unique<Store>(store_path(dir));
+  IndexStores stores = open_index_stores(store_path(dir));
   IndexMeta meta;
   meta.model_dir = fs::absolute(model_dir).lexically_normal().string();
   meta.model_fingerprint = model->fingerprint;
@@ -231,39 +260,40 @@ std::unique_ptr<IndexFolder> IndexFolder::create(const std::string& dir,
   meta.embedding_dim = dim;
   meta.embedder_fingerprint = embedder ? embedder->fingerprint() : kNoEmbedder;
   meta.settings = recorded;
-  store->write_transaction([&] { write_index_meta(*store, meta); });
+  MetadataStore& metadata = *stores.metadata;
+  metadata.write_transaction([&] { write_index_meta(metadata, meta); });
   return std::unique_ptr<IndexFolder>(new IndexFolder(dir, std::move(model), std::move(embedder),
-                                                      std::move(store), recorded, options));
+                                                      std::move(stores), recorded, options));
 }
 
 std::unique_ptr<IndexFolder> IndexFolder::open(const std::string& dir, const OpenOptions& options) {
   const std::string path = store_path(dir);
   KVRAG_CHECK(fs::is_regular_file(path), kNotFound, "no index in ", dir, " (", path,
               " does not exist)");
-  auto store = std::make_unique<Store>(path);
-  const IndexMeta meta = read_index_meta(*store);
+  IndexStores stores = open_index_stores(path);
+  const IndexMeta meta = read_index_meta(*stores.metadata);
   const std::string model_dir = options.model_dir.empty() ? meta.model_dir : options.model_dir;
   auto model = load_t5_model(model_dir);
   check_same_model(dir, meta, *model, model_dir);
   auto embedder = open_embedder(dir, meta, *model, options.embedder_dir);
   return std::unique_ptr<IndexFolder>(new IndexFolder(dir, std::move(model), std::move(embedder),
-                                                      std::move(store), meta.settings, options));
+                                                      std::move(stores), meta.settings, options));
 }
 
 bool IndexFolder::exists(const std::string& dir) { return fs::exists(store_path(dir)); }
 
 IndexFolder::IndexFolder(std::string dir, std::shared_ptr<const T5Model> model,
-                         std::shared_ptr<const SentenceEmbedder> embedder,
-                         std::unique_ptr<Store> store, IndexSettings settings,
-                         const OpenOptions& options)
+                         std::shared_ptr<const SentenceEmbedder> embedder, IndexStores stores,
+                         IndexSettings settings, const OpenOptions& options)
     : dir_(std::move(dir)),
       model_(model),
       encoder_(model),
       embedder_(std::move(embedder)),
-      store_(std::move(store)),
+      metadata_(std::move(stores.metadata)),
+      blobs_(std::move(stores.blobs)),
       kv_cache_(std::make_unique<KvRamCache>(options.kv_cache_bytes)),
       settings_(std::move(settings)) {
-  faiss_ = load_or_rebuild_faiss(*store_, dir_, embedding_dim(), settings_.faiss_factory);
+  vectors_ = load_or_rebuild_faiss(*metadata_, dir_, embedding_dim(), settings_.faiss_factory);
 }
 
 int64_t IndexFolder::embedding_dim() const {
@@ -281,45 +311,44 @@ std::vector<BatchDocument> IndexFolder::prepare(std::span<const Document* const>
     BatchDocument& item = items[i];
     item.doc = docs[i];
     item.content_hash = document_content_hash(*model_, embedder_.get(), settings_, *docs[i]);
-    const auto existing = store_->find_document(docs[i]->external_id);
+    const auto existing = metadata_->find_document(docs[i]->external_id);
     if (existing && existing->content_hash == item.content_hash) {
       item.unchanged = true;
       item.id = existing->id;
       continue;
     }
     item.chunks = chunk_document(*model_, embedder_.get(), settings_, *docs[i], item.inputs);
+    item.memories.resize(item.chunks.size());
   }
   // Pointers into the items' chunk vectors: taken once every vector is final.
   std::vector<PendingChunk> pending;
   for (BatchDocument& item : items) {
     for (size_t c = 0; c < item.chunks.size(); ++c) {
-      pending.push_back({&item.chunks[c], &item.inputs[c]});
+      pending.push_back({&item.chunks[c], &item.memories[c], &item.inputs[c]});
     }
   }
-  chunks_reused +=
-      encode_chunks(encoder_, embedder_.get(), *store_, settings_, pending, kEncodeBatch);
+  chunks_reused += encode_chunks(encoder_, embedder_.get(), *metadata_, *blobs_, settings_, pending,
+                                 kEncodeBatch);
   return items;
 }
 
 void IndexFolder::commit(std::vector<BatchDocument>& items, IndexReport& report) {
-  const int64_t generation = read_generation(*store_, kStoreGeneration) + 1;
-  const BatchWrite written = write_batch(*store_, items, generation);
-  follow_committed(written, generation, *store_, *faiss_, *kv_cache_, dir_);
+  const BatchWrite written = write_batch(*metadata_, *blobs_, items);
+  follow_committed(written, *metadata_, *blobs_, *vectors_, *kv_cache_, dir_);
   count_batch(items, written, report);
 }
 
 bool IndexFolder::remove(const std::string& external_id) {
-  const int64_t generation = read_generation(*store_, kStoreGeneration) + 1;
   bool found = false;
   BatchWrite written;
-  store_->write_transaction([&] {
-    const auto doc = store_->find_document(external_id);
+  metadata_->write_transaction([&] {
+    const auto doc = metadata_->find_document(external_id);
     if (!doc) return;
     found = true;
-    written.removed = store_->remove_document(doc->id);
-    write_generation(*store_, kStoreGeneration, generation);
+    written.removed = metadata_->remove_document(doc->id);
+    written.generation = metadata_->advance_generation();
   });
-  if (found) follow_committed(written, generation, *store_, *faiss_, *kv_cache_, dir_);
+  if (found) follow_committed(written, *metadata_, *blobs_, *vectors_, *kv_cache_, dir_);
   return found;
 }
 
@@ -327,9 +356,9 @@ bool IndexFolder::remove(const std::string& external_id) {
 
 IndexStats IndexFolder::stats() const {
   IndexStats s;
-  s.store = store_->stats();
-  s.faiss_vectors = faiss_->size();
-  s.faiss_factory = faiss_->factory();
+  s.store = store_stats(*metadata_, *blobs_);
+  s.faiss_vectors = vectors_->size();
+  s.faiss_factory = vectors_->factory();
   std::error_code ec;
   const auto faiss_bytes = fs::file_size(faiss_path(dir_), ec);
   s.faiss_file_bytes = ec ? 0 : static_cast<int64_t>(faiss_bytes);

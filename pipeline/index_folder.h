@@ -1,13 +1,15 @@
-// One index folder on disk and in memory: store.sqlite (the source of
-// truth), vectors.faiss (derived: rebuilt from the stored embeddings when
-// missing or behind the store), the store generations that tell the two
-// apart, the model the index was built with, its separate embedder when it
-// has one, and the RAM cache of chunk memories. Writing keeps FAISS, its
-// file and the RAM cache in step with every committed store transaction.
+// One index folder on disk and in memory: its stores (data/index_stores.h;
+// store.sqlite, the source of truth), vectors.faiss (derived: rebuilt from
+// the stored embeddings when missing or behind the store), the store
+// generations that tell the two apart, the model the index was built with,
+// its separate embedder when it has one, and the RAM cache of chunk
+// memories. Writing keeps the vector index, its file and the RAM cache in
+// step with every committed store transaction. It holds the stores and the
+// vector index by their interfaces only.
 //
 // Threads: IndexFolder takes no lock. RagPipeline serialises writers and
-// keeps readers out while a batch commits; the store and KvRamCache are
-// safe to read from many threads, FAISS while no one writes it.
+// keeps readers out while a batch commits; the stores and KvRamCache are
+// safe to read from many threads, the vector index while no one writes it.
 #pragma once
 
 #include <cstdint>
@@ -18,15 +20,17 @@
 #include <utility>
 #include <vector>
 
+#include "data/blob_store.h"
 #include "data/document.h"
-#include "data/store.h"
+#include "data/index_stores.h"
+#include "data/metadata_store.h"
 #include "decoder/t5_model.h"
 #include "encoder/t5_encoder.h"
 #include "pipeline/document_encoder.h"
 #include "pipeline/index_settings.h"
 #include "pipeline/kv_ram_cache.h"
-#include "retriever/faiss_index.h"
 #include "retriever/sentence_embedder.h"
+#include "retriever/vector_index.h"
 
 namespace kvrag {
 
@@ -47,6 +51,17 @@ struct IndexReport {
   int64_t memory_bytes_added = 0;  // bytes of cached K/V (or hidden) written
   std::vector<std::pair<std::string, int64_t>> ids;  // (external id, document id) in input order
   double seconds = 0.0;
+};
+
+// What the stores hold, for `kvrag info`, /v1/stats and the benchmark.
+struct StoreStats {
+  int64_t documents = 0;
+  int64_t chunks = 0;
+  int64_t memory_bytes = 0;     // Σ bytes of the cached memory blobs
+  int64_t text_bytes = 0;       // Σ bytes of document text
+  int64_t embedding_bytes = 0;  // Σ bytes of embeddings
+  int64_t memory_tokens = 0;    // Σ tokens of cached memory
+  int64_t file_bytes = 0;       // store.sqlite + its WAL on disk
 };
 
 struct IndexStats {
@@ -78,8 +93,9 @@ struct BatchDocument {
   std::string content_hash;
   bool unchanged = false;  // stored with an equal content hash: left alone
   std::vector<NewChunk> chunks;
-  std::vector<ChunkInputs> inputs;  // parallel to chunks
-  int64_t id = 0;                   // store row id once known
+  std::vector<MemoryBlob> memories;  // parallel to chunks
+  std::vector<ChunkInputs> inputs;   // parallel to chunks
+  int64_t id = 0;                    // store row id once known
   bool replaced = false;
 };
 
@@ -113,26 +129,28 @@ class IndexFolder {
   const std::string& dir() const { return dir_; }
   const std::shared_ptr<const T5Model>& model() const { return model_; }
   const T5Encoder& encoder() const { return encoder_; }
+  const MetadataStore& metadata() const { return *metadata_; }
+  const BlobStore& blobs() const { return *blobs_; }
+  const VectorIndex& vectors() const { return *vectors_; }
   // The separate embedder, or null when the reader's encoder embeds.
   const SentenceEmbedder* embedder() const { return embedder_.get(); }
   // The embedder's dimension, or the reader's d_model without one.
   int64_t embedding_dim() const;
-  const Store& store() const { return *store_; }
-  const FaissIndex& vectors() const { return *faiss_; }
   KvRamCache& ram_cache() const { return *kv_cache_; }
   const IndexSettings& settings() const { return settings_; }
 
  private:
   IndexFolder(std::string dir, std::shared_ptr<const T5Model> model,
-              std::shared_ptr<const SentenceEmbedder> embedder, std::unique_ptr<Store> store,
+              std::shared_ptr<const SentenceEmbedder> embedder, IndexStores stores,
               IndexSettings settings, const OpenOptions& options);
 
   std::string dir_;
   std::shared_ptr<const T5Model> model_;
   T5Encoder encoder_;
   std::shared_ptr<const SentenceEmbedder> embedder_;  // null: the reader's encoder embeds
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<FaissIndex> faiss_;
+  std::unique_ptr<MetadataStore> metadata_;
+  std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<VectorIndex> vectors_;
   std::unique_ptr<KvRamCache> kv_cache_;
   IndexSettings settings_;
 };

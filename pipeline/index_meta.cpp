@@ -10,6 +10,8 @@
 namespace kvrag {
 namespace {
 
+constexpr const char* kFaissGeneration = "faiss_generation";
+
 // Meta keys of the prompt templates, next to the member each one holds.
 struct PromptKey {
   const char* key;
@@ -23,14 +25,15 @@ constexpr PromptKey kPromptKeys[] = {
     {"prompt_concat_passage", &PromptTemplates::concat_passage},
 };
 
-std::string require_meta(const Store& store, const std::string& key) {
+std::string require_meta(const MetadataStore& store, const std::string& key) {
   const auto value = store.meta(key);
-  KVRAG_CHECK(value.has_value(), kFormat, store.path(), ": meta has no '", key,
+  KVRAG_CHECK(value.has_value(), kFormat, store.location(), ": meta has no '", key,
               "' (the index was not created completely; delete the folder and index again)");
   return *value;
 }
 
-int64_t parse_meta_int(const Store& store, const std::string& key, const std::string& text) {
+int64_t parse_meta_int(const MetadataStore& store, const std::string& key,
+                       const std::string& text) {
   size_t used = 0;
   int64_t value = 0;
   try {
@@ -38,36 +41,36 @@ int64_t parse_meta_int(const Store& store, const std::string& key, const std::st
   } catch (const std::logic_error&) {
     used = 0;
   }
-  KVRAG_CHECK(used == text.size() && used > 0, kFormat, store.path(), ": meta '", key, "' = '",
+  KVRAG_CHECK(used == text.size() && used > 0, kFormat, store.location(), ": meta '", key, "' = '",
               text, "' is not an integer");
   return value;
 }
 
-int64_t require_meta_int(const Store& store, const std::string& key) {
+int64_t require_meta_int(const MetadataStore& store, const std::string& key) {
   return parse_meta_int(store, key, require_meta(store, key));
 }
 
-int require_meta_int32(const Store& store, const std::string& key) {
+int require_meta_int32(const MetadataStore& store, const std::string& key) {
   const int64_t value = require_meta_int(store, key);
-  KVRAG_CHECK(value >= 0 && value <= std::numeric_limits<int>::max(), kFormat, store.path(),
+  KVRAG_CHECK(value >= 0 && value <= std::numeric_limits<int>::max(), kFormat, store.location(),
               ": meta '", key, "' = ", value, " is out of range");
   return static_cast<int>(value);
 }
 
 // A parse error of a recorded enum is a damaged store, not a bad argument.
 template <typename Parse>
-auto parse_meta_enum(const Store& store, const std::string& key, Parse parse) {
+auto parse_meta_enum(const MetadataStore& store, const std::string& key, Parse parse) {
   const std::string text = require_meta(store, key);
   try {
     return parse(text);
   } catch (const Error& e) {
-    KVRAG_THROW(kFormat, store.path(), ": meta '", key, "': ", e.what());
+    KVRAG_THROW(kFormat, store.location(), ": meta '", key, "': ", e.what());
   }
 }
 
 }  // namespace
 
-void write_index_meta(Store& store, const IndexMeta& meta) {
+void write_index_meta(MetadataStore& store, const IndexMeta& meta) {
   store.set_meta("model_dir", meta.model_dir);
   store.set_meta("model_fingerprint", meta.model_fingerprint);
   store.set_meta("tokenizer_fingerprint", meta.tokenizer_fingerprint);
@@ -82,12 +85,12 @@ void write_index_meta(Store& store, const IndexMeta& meta) {
   store.set_meta("embedder_fingerprint", meta.embedder_fingerprint);
 }
 
-IndexMeta read_index_meta(const Store& store) {
+IndexMeta read_index_meta(const MetadataStore& store) {
   IndexMeta meta;
   meta.model_dir = require_meta(store, "model_dir");
   meta.model_fingerprint = require_meta(store, "model_fingerprint");
   const auto tokenizer = store.meta("tokenizer_fingerprint");
-  KVRAG_CHECK(tokenizer.has_value(), kFormat, store.path(),
+  KVRAG_CHECK(tokenizer.has_value(), kFormat, store.location(),
               ": this index was built by an older kvrag (no tokenizer fingerprint, K/V blobs "
               "without checksums); index the documents again into a new folder");
   meta.tokenizer_fingerprint = *tokenizer;
@@ -102,7 +105,7 @@ IndexMeta read_index_meta(const Store& store) {
   meta.settings.embedder_dir = store.meta("embedder_dir").value_or("");
   meta.embedder_fingerprint = store.meta("embedder_fingerprint").value_or(kNoEmbedder);
   KVRAG_CHECK((meta.embedder_fingerprint == kNoEmbedder) == meta.settings.embedder_dir.empty(),
-              kFormat, store.path(), ": meta 'embedder_dir' = '", meta.settings.embedder_dir,
+              kFormat, store.location(), ": meta 'embedder_dir' = '", meta.settings.embedder_dir,
               "' does not go with 'embedder_fingerprint' = '", meta.embedder_fingerprint, "'");
   return meta;
 }
@@ -113,13 +116,13 @@ std::string tokenizer_fingerprint(const std::string& model_dir) {
   return std::filesystem::exists(path, ec) ? hex64(hash_file(path.string())) : "none";
 }
 
-int64_t read_generation(const Store& store, const std::string& key) {
-  const auto value = store.meta(key);
-  return value ? parse_meta_int(store, key, *value) : 0;
+int64_t read_faiss_generation(const MetadataStore& store) {
+  const auto value = store.meta(kFaissGeneration);
+  return value ? parse_meta_int(store, kFaissGeneration, *value) : 0;
 }
 
-void write_generation(Store& store, const std::string& key, int64_t value) {
-  store.set_meta(key, std::to_string(value));
+void write_faiss_generation(MetadataStore& store, int64_t generation) {
+  store.set_meta(kFaissGeneration, std::to_string(generation));
 }
 
 }  // namespace kvrag

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "data/store.h"
+#include "data/metadata_store.h"
 #include "pipeline/index_settings.h"
 
 namespace kvrag {
@@ -29,28 +29,25 @@ struct IndexMeta {
 
 // Writes every key of `meta` (call inside the store's write transaction that
 // creates the index, so an index is never half-described).
-void write_index_meta(Store& store, const IndexMeta& meta);
+void write_index_meta(MetadataStore& store, const IndexMeta& meta);
 
 // Reads them back. Error(kFormat) naming the store and the key when one is
 // missing or malformed (an index whose creation did not finish); an index
 // without "tokenizer_fingerprint" was built by a kvrag before K/V blob
 // checksums and is Error(kFormat) "… index the documents again into a new
 // folder" (its blobs, format version 1, would not be read either).
-IndexMeta read_index_meta(const Store& store);
+IndexMeta read_index_meta(const MetadataStore& store);
 
 constexpr const char* kNoEmbedder = "none";
 
 // Hex hash of `model_dir`/spiece.model, or "none" when the folder has none.
 std::string tokenizer_fingerprint(const std::string& model_dir);
 
-// A counter in meta that every write transaction advances ("store_generation")
-// and the generation vectors.faiss was last saved at ("faiss_generation"):
-// unequal at open means the FAISS file may be stale even when its ids match
-// (SQLite hands out the ids of deleted chunks again). 0 when absent.
-int64_t read_generation(const Store& store, const std::string& key);
-void write_generation(Store& store, const std::string& key, int64_t value);
-
-constexpr const char* kStoreGeneration = "store_generation";
-constexpr const char* kFaissGeneration = "faiss_generation";
+// The store generation (MetadataStore::generation) vectors.faiss was last
+// saved at, in meta "faiss_generation"; 0 when absent. Unequal to the
+// store's at open means the FAISS file may be stale even when its ids
+// match.
+int64_t read_faiss_generation(const MetadataStore& store);
+void write_faiss_generation(MetadataStore& store, int64_t generation);
 
 }  // namespace kvrag

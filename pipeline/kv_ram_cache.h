@@ -1,5 +1,5 @@
 // A RAM cache of chunk memories, so that the chunks retrieved again and
-// again skip the SQLite read and the blob's checks. K/V stay in the dtype
+// again skip the blob store read and the blob's checks. K/V stay in the dtype
 // they are stored in (f16 takes half the bytes of f32, int8 about a
 // quarter): the decoder converts them as it reads them. Least recently used
 // entries are evicted once the bytes held pass the limit.
@@ -15,8 +15,8 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "core/tensor.h"
 #include "core/packed_rows.h"
+#include "core/tensor.h"
 
 namespace kvrag {
 
@@ -41,7 +41,7 @@ class KvRamCache {
   explicit KvRamCache(int64_t max_bytes);
 
   // The memory of `chunk_id`, or nullptr; counts a hit or a miss (a disabled
-  // cache counts misses too, so the counters say how many reads SQLite served).
+  // cache counts misses too, so the counters say how many reads the blob store served).
   std::shared_ptr<const ChunkMemory> get(int64_t chunk_id);
   // Inserts or replaces the entry of `chunk_id` as most recently used, then
   // evicts least recently used entries until the bytes fit. A memory larger

@@ -93,7 +93,7 @@ std::string concat_head(const PromptTemplates& prompts, const std::string& quest
               "was retrieved); retrieve again");
 }
 
-// The chunks' memories, from the RAM cache or else SQLite (then cached),
+// The chunks' memories, from the RAM cache or else the blob store (then cached),
 // the misses read in one batch. This is also the check that each chunk is
 // still in the index: a removed chunk's cache entry is erased under the
 // writer's lock and ids are never reused, so a hit is a current chunk, and
@@ -112,13 +112,13 @@ std::vector<std::shared_ptr<const ChunkMemory>> load_chunk_memories(
   }
   timings.kv_cache_hits += static_cast<int64_t>(chunks.size() - missing.size());
   timings.kv_cache_misses += static_cast<int64_t>(missing.size());
-  std::vector<std::optional<std::vector<uint8_t>>> blobs = c.store().memory_blobs(missing_ids);
+  std::vector<std::optional<std::vector<uint8_t>>> blobs = c.blobs().get_many(missing_ids);
   for (size_t m = 0; m < missing.size(); ++m) {
     const RetrievedChunk& chunk = chunks[missing[m]];
     if (!blobs[m]) throw_chunk_gone(chunk);
     timings.store_bytes_read += static_cast<int64_t>(blobs[m]->size());
-    auto found = decode_chunk_memory(*c.model(), c.settings().cache, std::move(*blobs[m]),
-                                     chunk.chunk_id);
+    auto found =
+        decode_chunk_memory(*c.model(), c.settings().cache, std::move(*blobs[m]), chunk.chunk_id);
     c.ram_cache().put(chunk.chunk_id, found);
     loaded[missing[m]] = std::move(found);
   }
@@ -138,8 +138,8 @@ AnswerMemory cached_memory(const IndexFolder& c, const Tensor& question_hidden,
     memory.kv = CrossMemory(project_stacked(*c.model(), parts));
   } else {
     // No copy: the decoder reads each chunk's K/V where the cache keeps it.
-    memory.kv.add(std::make_shared<const CrossKV>(
-        project_cross_kv(*c.model(), question_hidden.view())));
+    memory.kv.add(
+        std::make_shared<const CrossKV>(project_cross_kv(*c.model(), question_hidden.view())));
     for (const auto& chunk_memory : loaded) memory.kv.add(chunk_block(*chunk_memory), chunk_memory);
   }
   timings.encode_ms += ms_since(start);
@@ -234,12 +234,12 @@ MemoryBuilder::MemoryBuilder(const IndexFolder& folder) : folder_(folder) {}
 
 void MemoryBuilder::require_current(const std::vector<RetrievedChunk>& chunks, Mode mode) const {
   // Cached mode loads every chunk's memory, which checks it (see
-  // load_chunk_memories); reading the rows here too would put k extra SQLite
+  // load_chunk_memories); reading the rows here too would put k extra store
   // reads on the path the RAM cache exists to keep free of them.
   if (mode == Mode::kCached) return;
   for (const RetrievedChunk& chunk : chunks) {
     try {
-      folder_.store().chunk(chunk.chunk_id);
+      folder_.metadata().chunk(chunk.chunk_id);
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::kNotFound) throw;
       throw_chunk_gone(chunk);
@@ -259,8 +259,8 @@ AnswerMemory MemoryBuilder::build(Query& query, const std::vector<RetrievedChunk
         // The store reads need no encoder: on another thread they overlap
         // the question's encoding. The two write different fields of
         // `timings`; an encoder error waits for the reads (~future) first.
-        std::future<std::vector<std::shared_ptr<const ChunkMemory>>> loading =
-            std::async(std::launch::async, [&] { return load_chunk_memories(folder_, chunks, timings); });
+        std::future<std::vector<std::shared_ptr<const ChunkMemory>>> loading = std::async(
+            std::launch::async, [&] { return load_chunk_memories(folder_, chunks, timings); });
         const auto start = Clock::now();
         encode_query(folder_.encoder(), query, deadline);
         timings.encode_ms += ms_since(start);

@@ -98,7 +98,7 @@ std::unique_ptr<RagPipeline> RagPipeline::open_or_create(const std::string& dir,
 RagPipeline::RagPipeline(std::unique_ptr<IndexFolder> folder)
     : folder_(std::move(folder)),
       decoder_(folder_->model()),
-      retriever_(folder_->store(), folder_->vectors()),
+      retriever_(folder_->metadata(), folder_->vectors()),
       memories_(*folder_) {}
 
 RagPipeline::~RagPipeline() = default;
@@ -173,12 +173,12 @@ std::shared_lock<std::shared_mutex> RagPipeline::lock_for_reading() const {
 
 std::optional<DocumentRecord> RagPipeline::find_document(const std::string& external_id) const {
   const auto lock = lock_for_reading();
-  return folder_->store().find_document(external_id);
+  return folder_->metadata().find_document(external_id);
 }
 
 std::vector<ChunkRecord> RagPipeline::document_chunks(int64_t document_id) const {
   const auto lock = lock_for_reading();
-  return folder_->store().document_chunks(document_id);
+  return folder_->metadata().document_chunks(document_id);
 }
 
 void RagPipeline::require_documents() const {

@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "data/document.h"
-#include "data/store.h"
+#include "data/metadata_store.h"
 #include "decoder/t5_decoder.h"
 #include "pipeline/answer.h"
 #include "pipeline/ask_options.h"

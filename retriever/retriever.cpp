@@ -18,8 +18,8 @@ RetrieverKind parse_retriever(const std::string& name) {
   return parse_enum<RetrieverKind>(name, kRetrieverNames, "retriever");
 }
 
-Retriever::Retriever(const Store& store, const FaissIndex& vectors)
-    : store_(store), vectors_(vectors) {}
+Retriever::Retriever(const MetadataStore& metadata, const VectorIndex& vectors)
+    : metadata_(metadata), vectors_(vectors) {}
 
 std::vector<RetrievedChunk> Retriever::search(const Query& query, int64_t k,
                                               RetrieverKind kind) const {
@@ -51,13 +51,13 @@ Retriever::Ranked Retriever::dense(const Query& query, int64_t depth) const {
 }
 
 Retriever::Ranked Retriever::bm25(const Query& query, int64_t depth) const {
-  return store_.search_bm25(query.text, depth);
+  return metadata_.search_lexical(query.text, depth);
 }
 
 std::vector<Candidate> Retriever::with_documents(const Ranked& ranked) const {
   std::vector<int64_t> ids;
   for (const auto& [chunk_id, score] : ranked) ids.push_back(chunk_id);
-  const std::vector<int64_t> documents = store_.chunk_documents(ids);
+  const std::vector<int64_t> documents = metadata_.chunk_documents(ids);
   std::vector<Candidate> out;
   for (size_t i = 0; i < ranked.size(); ++i) {
     out.push_back(
@@ -71,10 +71,10 @@ std::vector<RetrievedChunk> Retriever::join_rows(const Ranked& ranked) const {
   std::map<int64_t, DocumentRecord> documents;
   std::vector<RetrievedChunk> chunks;
   for (const auto& [chunk_id, score] : ranked) {
-    const ChunkRecord record = store_.chunk(chunk_id);
+    const ChunkRecord record = metadata_.chunk(chunk_id);
     auto doc = documents.find(record.document_id);
     if (doc == documents.end()) {
-      doc = documents.emplace(record.document_id, store_.document(record.document_id)).first;
+      doc = documents.emplace(record.document_id, metadata_.document(record.document_id)).first;
     }
     chunks.push_back({.chunk_id = chunk_id,
                       .document_id = record.document_id,

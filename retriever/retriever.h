@@ -1,5 +1,6 @@
-// Retrieval over one index: dense (FAISS inner product over the chunk
-// embeddings), BM25 (the store's FTS5) and hybrid (both, fused by
+// Retrieval over one index: dense (the vector index's inner product over
+// the chunk embeddings), BM25 (the metadata store's lexical search) and
+// hybrid (both, fused by
 // retriever/fusion.h), behind one search call, as faiss's Index::search puts
 // one interface in front of many compositions. Results are joined to their
 // chunk and document rows.
@@ -10,10 +11,10 @@
 #include <utility>
 #include <vector>
 
-#include "data/store.h"
-#include "retriever/faiss_index.h"
+#include "data/metadata_store.h"
 #include "retriever/fusion.h"
 #include "retriever/query.h"
+#include "retriever/vector_index.h"
 
 namespace kvrag {
 
@@ -33,10 +34,10 @@ struct RetrievedChunk {
 
 class Retriever {
  public:
-  // Reads `store` and `vectors`, which must outlive it and hold the same
+  // Reads `metadata` and `vectors`, which must outlive it and hold the same
   // chunk ids. It takes no lock: the caller keeps writers out while a search
   // runs (RagPipeline's state lock).
-  Retriever(const Store& store, const FaissIndex& vectors);
+  Retriever(const MetadataStore& metadata, const VectorIndex& vectors);
 
   // The top k chunks for `query`, best first: fewer when the index holds
   // fewer. Dense and hybrid read query.embedding, which must be set
@@ -51,8 +52,8 @@ class Retriever {
   std::vector<Candidate> with_documents(const Ranked& ranked) const;
   std::vector<RetrievedChunk> join_rows(const Ranked& ranked) const;
 
-  const Store& store_;
-  const FaissIndex& vectors_;
+  const MetadataStore& metadata_;
+  const VectorIndex& vectors_;
 };
 
 }  // namespace kvrag

@@ -10,7 +10,8 @@
 #include <fstream>
 #include <thread>
 
-#include "data/store.h"
+#include "data/index_stores.h"
+#include "data/sqlite_store.h"
 #include "pipeline/document_encoder.h"
 #include "pipeline/rag_pipeline.h"
 #include "retriever/faiss_index.h"
@@ -38,10 +39,10 @@ void expect_usage_error(const std::vector<std::string>& args, const std::string&
 
 // The chunk ids of vectors.faiss and of the store, which must be equal.
 void expect_faiss_matches_store(const std::string& dir) {
-  const Store store(dir + "/store.sqlite");
+  const IndexStores stores = open_index_stores(dir + "/store.sqlite");
   std::vector<int64_t> store_ids;
   int64_t dim = 0;
-  store.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
+  stores.metadata->for_each_embedding([&](int64_t id, std::span<const float> embedding) {
     store_ids.push_back(id);
     dim = static_cast<int64_t>(embedding.size());
   });
@@ -128,15 +129,15 @@ TEST(CliIndex, IndexInfoReindexAndRemove) {
   EXPECT_FALSE(p->find_document("corvin").has_value());
   EXPECT_TRUE(p->find_document("7").has_value());
   EXPECT_EQ(p->stats().store.documents, 3);
-  EXPECT_EQ(Store(index + "/store.sqlite").orphan_rows(), 0);
+  EXPECT_EQ(SqliteStore(index + "/store.sqlite").orphan_rows(), 0);
   expect_faiss_matches_store(index);
 }
 
 // Every document of the store has exactly the chunks chunking its text
 // gives, and every chunk its memory blob and FTS row (orphan_rows).
 void expect_complete_documents(const RagPipeline& p, const std::vector<std::string>& ids) {
-  const Store store(p.dir() + "/store.sqlite");
-  EXPECT_EQ(store.orphan_rows(), 0);
+  EXPECT_EQ(SqliteStore(p.dir() + "/store.sqlite").orphan_rows(), 0);
+  const IndexStores stores = open_index_stores(p.dir() + "/store.sqlite");
   for (const std::string& id : ids) {
     const auto doc = p.find_document(id);
     if (!doc) continue;
@@ -147,7 +148,10 @@ void expect_complete_documents(const RagPipeline& p, const std::vector<std::stri
     const auto expected = chunk_document(p.model(), p.embedder(), p.settings(), d, inputs);
     const auto chunks = p.document_chunks(doc->id);
     ASSERT_EQ(chunks.size(), expected.size()) << "document " << id << " is partial";
-    for (const ChunkRecord& c : chunks) EXPECT_FALSE(store.memory_blob(c.id).empty());
+    for (const ChunkRecord& c : chunks) {
+      const auto blob = stores.blobs->get(c.id);
+      EXPECT_TRUE(blob && !blob->empty()) << "chunk " << c.id << " has no memory blob";
+    }
   }
 }
 

@@ -9,8 +9,8 @@
 #include <map>
 #include <vector>
 
+#include "data/index_stores.h"
 #include "data/sqlite.h"
-#include "data/store.h"
 #include "pipeline/document_encoder.h"
 #include "pipeline/index_meta.h"
 #include "pipeline/rag_pipeline.h"
@@ -93,9 +93,9 @@ TEST_F(EmbedderIndex, ChunksAreEmbeddedByTheEmbedder) {
   EXPECT_EQ(stats.faiss_vectors, stats.store.chunks);
 
   // Every stored embedding is the embedder's of "title text" (no prompt).
-  const Store store(index_ + "/store.sqlite");
+  const IndexStores stores = open_index_stores(index_ + "/store.sqlite");
   std::map<int64_t, std::vector<float>> stored;
-  store.for_each_embedding([&](int64_t id, std::span<const float> e) {
+  stores.metadata->for_each_embedding([&](int64_t id, std::span<const float> e) {
     stored[id] = std::vector<float>(e.begin(), e.end());
   });
   for (const Document& doc : corpus()) {

@@ -14,9 +14,10 @@
 #include <map>
 #include <sstream>
 
+#include "data/index_stores.h"
 #include "data/kv_blob.h"
 #include "data/sqlite.h"
-#include "data/store.h"
+#include "data/sqlite_store.h"
 #include "encoder/cross_kv.h"
 #include "encoder/t5_encoder.h"
 #include "pipeline/document_encoder.h"
@@ -77,10 +78,10 @@ IndexSettings small_settings(KvDtype dtype = KvDtype::kF32,
 
 // The decoded memory blob of every chunk of the index at `dir`, by chunk id.
 std::map<int64_t, std::vector<Tensor>> stored_memories(const std::string& dir) {
-  const Store store(dir + "/store.sqlite");
+  const IndexStores stores = open_index_stores(dir + "/store.sqlite");
   std::map<int64_t, std::vector<Tensor>> out;
-  store.for_each_embedding([&](int64_t id, std::span<const float>) {
-    out[id] = decode_kv_blob(store.memory_blob(id), "chunk " + std::to_string(id));
+  stores.metadata->for_each_embedding([&](int64_t id, std::span<const float>) {
+    out[id] = decode_kv_blob(stores.blobs->get(id).value(), "chunk " + std::to_string(id));
   });
   return out;
 }
@@ -159,8 +160,9 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> faiss_and_store_ids(const 
   const auto index = FaissIndex::load(p.dir() + "/vectors.faiss", p.model().config.d_model,
                                       p.settings().faiss_factory);
   std::vector<int64_t> store_ids;
-  const Store store(p.dir() + "/store.sqlite");
-  store.for_each_embedding([&](int64_t id, std::span<const float>) { store_ids.push_back(id); });
+  const IndexStores stores = open_index_stores(p.dir() + "/store.sqlite");
+  stores.metadata->for_each_embedding(
+      [&](int64_t id, std::span<const float>) { store_ids.push_back(id); });
   return {index->ids(), store_ids};
 }
 
@@ -242,7 +244,7 @@ TEST(Indexing, DocumentsChunksAndMetadataRoundTrip) {
   EXPECT_EQ(report.documents_added, 3);
   ASSERT_EQ(report.ids.size(), 3u);
 
-  const Store store(p->dir() + "/store.sqlite");
+  const IndexStores stores = open_index_stores(p->dir() + "/store.sqlite");
   int64_t chunks = 0;
   for (size_t i = 0; i < docs.size(); ++i) {
     const auto doc = p->find_document(docs[i].external_id);
@@ -261,7 +263,7 @@ TEST(Indexing, DocumentsChunksAndMetadataRoundTrip) {
       EXPECT_EQ(doc_chunks[c].token_ids, p->model().require_tokenizer().encode(doc_chunks[c].text));
       joined += (c ? " " : "") + doc_chunks[c].text;
       // BM25 finds the chunk by its own text.
-      const auto bm25 = store.search_bm25(doc_chunks[c].text, 1);
+      const auto bm25 = stores.metadata->search_lexical(doc_chunks[c].text, 1);
       ASSERT_EQ(bm25.size(), 1u);
       EXPECT_EQ(bm25[0].first, doc_chunks[c].id);
     }
@@ -277,7 +279,7 @@ TEST(Indexing, DocumentsChunksAndMetadataRoundTrip) {
   // FAISS finds every chunk by its own embedding, which is embed() of its encoding.
   const auto index =
       FaissIndex::load(p->dir() + "/vectors.faiss", p->model().config.d_model, "Flat");
-  store.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
+  stores.metadata->for_each_embedding([&](int64_t id, std::span<const float> embedding) {
     const auto hits = index->search(embedding, 1);
     ASSERT_EQ(hits.size(), 1u);
     EXPECT_EQ(hits[0].id, id);
@@ -334,12 +336,12 @@ TEST(Indexing, ReindexReplacesChangedSkipsUnchangedReusesEqualChunks) {
   EXPECT_EQ(second.ids[0].second, altan->id);
   EXPECT_GE(second.chunks_reused, altan->chunks);
 
-  const Store store(p->dir() + "/store.sqlite");
+  const IndexStores stores = open_index_stores(p->dir() + "/store.sqlite");
   const auto copy_chunks = p->document_chunks(altan_copy->id);
   const auto altan_chunks = p->document_chunks(altan->id);
   ASSERT_EQ(copy_chunks.size(), altan_chunks.size());
   for (size_t c = 0; c < copy_chunks.size(); ++c) {
-    EXPECT_EQ(store.memory_blob(copy_chunks[c].id), store.memory_blob(altan_chunks[c].id));
+    EXPECT_EQ(stores.blobs->get(copy_chunks[c].id), stores.blobs->get(altan_chunks[c].id));
   }
 
   const auto after = p->find_document("brenna");
@@ -348,10 +350,11 @@ TEST(Indexing, ReindexReplacesChangedSkipsUnchangedReusesEqualChunks) {
   // The replaced document's chunks sat between others' ids: SQLite does not
   // hand them out again, so they must simply be gone.
   for (const ChunkRecord& old : old_chunks) {
-    EXPECT_TRUE(testing::throws_error([&] { store.chunk(old.id); }, ErrorKind::kNotFound, {}))
+    EXPECT_TRUE(
+        testing::throws_error([&] { stores.metadata->chunk(old.id); }, ErrorKind::kNotFound, {}))
         << "old chunk " << old.id << " of the replaced document is still there";
   }
-  EXPECT_EQ(store.orphan_rows(), 0);
+  EXPECT_EQ(SqliteStore(p->dir() + "/store.sqlite").orphan_rows(), 0);
   const auto [faiss_ids, store_ids] = faiss_and_store_ids(*p);
   EXPECT_EQ(faiss_ids, store_ids);
   EXPECT_EQ(p->stats().store.documents, 4);
@@ -371,10 +374,10 @@ TEST(Indexing, RemovalLeavesNoOrphansNorFaissIds) {
   EXPECT_FALSE(p->find_document("corvin").has_value());
   EXPECT_TRUE(p->document_chunks(corvin->id).empty());
 
-  const Store store(p->dir() + "/store.sqlite");
-  EXPECT_EQ(store.orphan_rows(), 0);
+  const IndexStores stores = open_index_stores(p->dir() + "/store.sqlite");
+  EXPECT_EQ(SqliteStore(p->dir() + "/store.sqlite").orphan_rows(), 0);
   for (const ChunkRecord& c : removed) {
-    EXPECT_TRUE(testing::throws_error([&] { store.memory_blob(c.id); }, ErrorKind::kNotFound, {}));
+    EXPECT_FALSE(stores.blobs->get(c.id).has_value());
   }
   const auto [faiss_ids, store_ids] = faiss_and_store_ids(*p);
   EXPECT_EQ(faiss_ids, store_ids);
@@ -650,9 +653,9 @@ TEST(IndexingFaiss, FailedSaveAfterCommitKeepsSearchesInStep) {
   EXPECT_TRUE(testing::throws_error([&] { p->remove_document("altan"); }, ErrorKind::kIo,
                                     {"vectors.faiss"}));
   std::vector<int64_t> store_ids;
-  Store(p->dir() + "/store.sqlite").for_each_embedding([&](int64_t id, std::span<const float>) {
-    store_ids.push_back(id);
-  });
+  open_index_stores(p->dir() + "/store.sqlite")
+      .metadata->for_each_embedding(
+          [&](int64_t id, std::span<const float>) { store_ids.push_back(id); });
   std::vector<int64_t> found;
   for (const RetrievedChunk& c : p->retrieve("Brenna", kMaxK, RetrieverKind::kDense)) {
     found.push_back(c.chunk_id);
@@ -698,7 +701,8 @@ TEST(IndexingFaiss, FileBehindTheStoreIsRebuilt) {
   {
     const auto p = RagPipeline::create(tmp.file("index"), kDemoModel, small_settings());
     p->add_documents({docs[0], docs[1]});
-    old_faiss_generation = *Store(tmp.file("index/store.sqlite")).meta("faiss_generation");
+    old_faiss_generation =
+        *open_index_stores(tmp.file("index/store.sqlite")).metadata->meta("faiss_generation");
     Document changed = docs[1];
     changed.text.replace(changed.text.find("harbour"), 7, "river");
     p->add_documents({changed});
@@ -707,10 +711,10 @@ TEST(IndexingFaiss, FileBehindTheStoreIsRebuilt) {
   // file that holds the store's chunk ids but other vectors (negated): only
   // the generations in meta can tell.
   {
-    const Store store(tmp.file("index/store.sqlite"));
+    const IndexStores stores = open_index_stores(tmp.file("index/store.sqlite"));
     std::vector<int64_t> ids;
     std::vector<float> vectors;
-    store.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
+    stores.metadata->for_each_embedding([&](int64_t id, std::span<const float> embedding) {
       ids.push_back(id);
       for (const float v : embedding) vectors.push_back(-v);
     });
@@ -718,12 +722,13 @@ TEST(IndexingFaiss, FileBehindTheStoreIsRebuilt) {
     stale.add(ids, vectors);
     stale.save(tmp.file("index/vectors.faiss"));
   }
-  Store(tmp.file("index/store.sqlite")).set_meta("faiss_generation", old_faiss_generation);
+  open_index_stores(tmp.file("index/store.sqlite"))
+      .metadata->set_meta("faiss_generation", old_faiss_generation);
   const auto p = RagPipeline::open(tmp.file("index"));
   const auto index =
       FaissIndex::load(tmp.file("index/vectors.faiss"), p->model().config.d_model, "Flat");
-  const Store store(tmp.file("index/store.sqlite"));
-  store.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
+  const IndexStores stores = open_index_stores(tmp.file("index/store.sqlite"));
+  stores.metadata->for_each_embedding([&](int64_t id, std::span<const float> embedding) {
     const auto hits = index->search(embedding, 1);
     ASSERT_EQ(hits.size(), 1u);
     EXPECT_EQ(hits[0].id, id);

@@ -5,8 +5,9 @@
 
 Copies the chunk texts (read-only) into an in-memory database once per tokenizer, and
 prints document recall@k of kvrag's query construction (every run of ASCII letters/digits
-or bytes >= 0x80 quoted and OR-ed, as data/store.cpp fts_query) against variants: porter
-stemming, unicode61 remove_diacritics 2, and dropping English stop words from the query.
+or bytes >= 0x80 quoted and OR-ed, as data/sqlite_metadata_store.cpp fts_query) against
+variants: porter stemming, unicode61 remove_diacritics 2, and dropping English stop words
+from the query.
 FTS5's bm25() uses k1 = 1.2, b = 0.75 (not settable through SQL). Standard library only.
 """
 import argparse

@@ -1,0 +1,51 @@
+// The cached memories of an index behind one interface: one blob per chunk
+// (data/kv_blob.h: per-layer K/V or the encoder output), keyed by chunk id.
+// The bytes are opaque here; readers check them (decode_kv_blob).
+//
+// Implementations: SqliteBlobStore (the chunk_kv table of store.sqlite,
+// data/sqlite_blob_store.h). Every method may be called from several
+// threads.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+namespace kvrag {
+
+// One chunk's cached memory as stored.
+struct MemoryBlob {
+  std::vector<uint8_t> bytes;  // data/kv_blob.h layout
+  int64_t tokens = 0;          // memory tokens (rows) the blob holds
+};
+
+struct BlobStats {
+  int64_t bytes = 0;   // Σ bytes of the blobs
+  int64_t tokens = 0;  // Σ tokens of the blobs
+};
+
+class BlobStore {
+ public:
+  virtual ~BlobStore() = default;
+
+  // Stores the blob of `chunk_id`, replacing one stored before. Called
+  // inside the MetadataStore's write_transaction that adds the chunk: a
+  // store sharing the metadata's database commits or rolls back with it;
+  // a separate one writes at once, before the metadata commits, so a crash
+  // leaves a blob nothing names, never a chunk without its blob.
+  virtual void put(int64_t chunk_id, const MemoryBlob& blob) = 0;
+  // The blobs of `chunk_ids`, in order, nullopt for a chunk with none. The
+  // bytes are read straight into the buffers returned (no staging copy):
+  // this is the read on every ask's path.
+  virtual std::vector<std::optional<std::vector<uint8_t>>> get_many(
+      std::span<const int64_t> chunk_ids) const = 0;
+  // Removes the blobs of `chunk_ids` that are stored; others are ignored.
+  virtual void remove(std::span<const int64_t> chunk_ids) = 0;
+  virtual BlobStats stats() const = 0;
+
+  // The blob of one chunk, or nullopt: get_many of one.
+  std::optional<std::vector<uint8_t>> get(int64_t chunk_id) const;
+};
+
+}  // namespace kvrag

@@ -1,0 +1,25 @@
+// The one place that chooses a store implementation for an index: above
+// data/, code holds the MetadataStore and BlobStore interfaces only.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "data/blob_store.h"
+#include "data/metadata_store.h"
+
+namespace kvrag {
+
+// The stores of one index; they may share one database connection, which
+// lives as long as either does.
+struct IndexStores {
+  std::unique_ptr<MetadataStore> metadata;
+  std::unique_ptr<BlobStore> blobs;
+};
+
+// Opens or creates the stores at `location`: the path of an index folder's
+// store.sqlite, whose metadata and blobs then share one SQLite connection
+// (data/sqlite_store.h says what opening checks and throws).
+IndexStores open_index_stores(const std::string& location);
+
+}  // namespace kvrag

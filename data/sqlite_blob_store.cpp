@@ -1,0 +1,47 @@
+#include "data/sqlite_blob_store.h"
+
+#include <utility>
+
+#include "data/sqlite.h"
+
+namespace kvrag {
+
+SqliteBlobStore::SqliteBlobStore(std::shared_ptr<SqliteStore> store) : store_(std::move(store)) {}
+
+void SqliteBlobStore::put(int64_t chunk_id, const MemoryBlob& blob) {
+  const auto held = store_->lock();
+  sql::Statement st(store_->db(),
+                    "INSERT INTO chunk_kv(chunk_id, tokens, data) VALUES(?, ?, ?) "
+                    "ON CONFLICT(chunk_id) DO UPDATE SET tokens = excluded.tokens, "
+                    "data = excluded.data");
+  st.bind(1, chunk_id).bind(2, blob.tokens).bind_blob(3, blob.bytes).run();
+}
+
+std::vector<std::optional<std::vector<uint8_t>>> SqliteBlobStore::get_many(
+    std::span<const int64_t> chunk_ids) const {
+  const auto held = store_->lock();
+  std::vector<std::optional<std::vector<uint8_t>>> blobs;
+  blobs.reserve(chunk_ids.size());
+  sql::BlobReader reader(store_->db(), "chunk_kv", "data");  // chunk_id is chunk_kv's rowid
+  for (const int64_t id : chunk_ids) blobs.push_back(reader.read(id));
+  return blobs;
+}
+
+void SqliteBlobStore::remove(std::span<const int64_t> chunk_ids) {
+  const auto held = store_->lock();
+  sql::Transaction txn(store_->db());
+  sql::Statement st(store_->db(), "DELETE FROM chunk_kv WHERE chunk_id = ?");
+  for (const int64_t id : chunk_ids) st.bind(1, id).run();
+  txn.commit();
+}
+
+BlobStats SqliteBlobStore::stats() const {
+  const auto held = store_->lock();
+  sql::Statement st(
+      store_->db(),
+      "SELECT coalesce(sum(length(data)), 0), coalesce(sum(tokens), 0) FROM chunk_kv");
+  st.step();
+  return {.bytes = st.column_int(0), .tokens = st.column_int(1)};
+}
+
+}  // namespace kvrag
