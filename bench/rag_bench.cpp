@@ -1,6 +1,5 @@
 #include "bench/rag_bench.h"
 
-#include <cblas.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "data/kv_blob.h"
 #include "pipeline/qa_metrics.h"
 
@@ -325,13 +325,6 @@ StorageSummary storage_summary(const RagPipeline& pipeline, const std::string& m
   }
   return s;
 }
-
-void set_compute_threads(int64_t n) {
-  KVRAG_CHECK(n >= 1, kInvalidArgument, "--threads must be at least 1, got ", n);
-  openblas_set_num_threads(static_cast<int>(n));
-}
-
-int64_t compute_threads() { return openblas_get_num_threads(); }
 
 MachineInfo machine_info() {
   MachineInfo m;

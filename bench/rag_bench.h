@@ -76,11 +76,6 @@ BenchResult run_bench(const BenchTarget& target, const std::vector<EvalQuestion>
 // computed from its token counts with kv_blob_size.
 StorageSummary storage_summary(const RagPipeline& pipeline, const std::string& model);
 
-// Sets the OpenBLAS thread count every GEMM of the process uses (the one
-// place the benchmark sets it); n >= 1.
-void set_compute_threads(int64_t n);
-int64_t compute_threads();
-
 // CPU model (from /proc/cpuinfo), online cores, physical memory, the
 // current OpenBLAS thread count and stream_bandwidth() with that many threads.
 MachineInfo machine_info();

@@ -21,14 +21,16 @@ const char* ask_usage() {
             "dense|bm25|hybrid]\n"
             "                 [--k "
          << kDefaultK
-         << "] [--beams N] [--max-new-tokens N] [--model DIR] [--json]\n"
+         << "] [--beams N] [--max-new-tokens N] [--model DIR]\n"
+            "                 [--weights f32|int8] [--json]\n"
             "                 \"question\"\n"
             "  Retrieves the top k chunks and answers from them. cached (default): the decoder\n"
             "  reads the question's K/V followed by the chunks' cached K/V; concat: one joint\n"
             "  encoding of question and passages; fid: each passage encoded with the question.\n"
             "  Prints the answer (streamed as it is generated, greedy only), the sources with\n"
             "  their share of the decoder's cross-attention, and the timings; --json prints\n"
-            "  the HTTP API's /v1/ask body instead.\n";
+            "  the HTTP API's /v1/ask body instead.\n"
+         << kWeightsUsage;
     return text.str();
   }();
   return usage.c_str();
@@ -64,7 +66,7 @@ void print_timings(const AskTimings& t) {
 }
 
 int run_ask(const std::vector<std::string>& argv) {
-  const Args args(argv, {"index", "mode", "retriever", "k", "beams", "max-new-tokens", "model"},
+  const Args args(argv, {"index", "mode", "retriever", "k", "beams", "max-new-tokens", "model", "weights"},
                   {"json"});
   const AskOptions options = read_ask_options(args);
   const std::string question = joined_words(args.positional());
@@ -72,6 +74,7 @@ int run_ask(const std::vector<std::string>& argv) {
 
   OpenOptions open;
   open.model_dir = args.get("model", "");
+  open.weights = read_weights(args);
   const auto pipeline = RagPipeline::open(args.require("index"), open);
   if (args.flag("json")) {
     const Answer answer = pipeline->ask(question, options);

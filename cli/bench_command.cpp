@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "core/error.h"
+#include "core/parallel.h"
 #include "pipeline/evaluation.h"
 #include "pipeline/rag_pipeline.h"
 
@@ -181,7 +182,7 @@ int run_bench(const std::vector<std::string>& argv) {
                   {});
   KVRAG_CHECK(args.has("index") || args.has("random-models"), kInvalidArgument,
               "give --index, --random-models or both");
-  if (args.has("threads")) bench::set_compute_threads(args.get_int("threads", 1, 1, 1024));
+  if (args.has("threads")) set_compute_threads(args.get_int("threads", 1, 1, 1024));
 
   bench::BenchSettings settings;
   if (args.has("k")) settings.ks = args.get_int_list("k", "", 1, kMaxK);

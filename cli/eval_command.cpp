@@ -28,12 +28,14 @@ const char* eval_usage() {
         << kDefaultK << "] [--retrievers dense,bm25,hybrid] [--retriever "
         << retriever_name(kDefaultRetriever)
         << "]\n"
-           "                  [--limit N] [--beams N] [--max-new-tokens N] [--model DIR] [--json]\n"
+           "                  [--limit N] [--beams N] [--max-new-tokens N] [--model DIR]\n"
+           "                  [--weights f32|int8] [--json]\n"
            "  FILE.jsonl: one {\"question\", \"answers\": [...], \"document_id\"?} per line.\n"
            "  Every mode answers from the same top k chunks of --retriever; exact match and F1\n"
            "  use SQuAD normalisation. For questions with a document_id, recall@k of each of\n"
            "  --retrievers: an answer-bearing chunk of the gold document among the top k, and\n"
-           "  any chunk of it. --modes \"\" or --retrievers \"\" skips that part.\n";
+           "  any chunk of it. --modes \"\" or --retrievers \"\" skips that part.\n"
+        << kWeightsUsage;
     return text.str();
   }();
   return usage.c_str();
@@ -101,7 +103,7 @@ nlohmann::json report_json(const EvalReport& report) {
 int run_eval(const std::vector<std::string>& argv) {
   const Args args(argv,
                   {"index", "questions", "modes", "k", "retrievers", "retriever", "limit", "beams",
-                   "max-new-tokens", "model"},
+                   "max-new-tokens", "model", "weights"},
                   {"json"});
   EvalOptions options;
   options.modes = args.get_list("modes", "cached,concat,fid", parse_mode);
@@ -114,6 +116,7 @@ int run_eval(const std::vector<std::string>& argv) {
 
   OpenOptions open;
   open.model_dir = args.get("model", "");
+  open.weights = read_weights(args);
   const auto pipeline = RagPipeline::open(args.require("index"), open);
   const bool show_progress = isatty(STDERR_FILENO);
   const EvalReport report =

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "cli/args.h"
+#include "cli/ask_args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "core/error.h"
@@ -15,17 +16,18 @@
 namespace kvrag::cli {
 namespace {
 
-constexpr const char* kIndexUsage =
+const std::string kIndexUsage =
     "usage: kvrag index [--model DIR] --index PATH [--chunk-tokens 64] [--overlap 0]\n"
     "                   [--cache kv|hidden] [--kv-dtype f16|f32|int8] [--faiss Flat]\n"
-    "                   [--batch 16] FILES_OR_DIRS...\n"
+    "                   [--batch 16] [--weights f32|int8] FILES_OR_DIRS...\n"
     "  Reads .txt, .md and .jsonl files (folders recursively), splits them into\n"
     "  chunks, encodes every chunk once and stores its cross-attention K/V (or,\n"
     "  with --cache hidden, its encoder output) in PATH/store.sqlite and its\n"
     "  embedding in PATH/vectors.faiss. --model is required to create an index;\n"
     "  on an existing one it may be omitted, and settings given must equal the\n"
     "  index's. A document whose id is already indexed is replaced, or left\n"
-    "  alone when unchanged. --batch documents are written per transaction.\n";
+    "  alone when unchanged. --batch documents are written per transaction.\n" +
+    std::string(kWeightsUsage);
 
 // `parse(text)` with its error message prefixed by the option's name.
 template <typename Parse>
@@ -74,13 +76,16 @@ std::unique_ptr<RagPipeline> open_index(const Args& args, const IndexSettings& s
   if (RagPipeline::exists(dir)) {
     OpenOptions options;
     options.model_dir = args.get("model", "");
+    options.weights = read_weights(args);
     auto pipeline = RagPipeline::open(dir, options);
     check_settings_match(args, settings, pipeline->settings());
     return pipeline;
   }
   KVRAG_USAGE_CHECK(args.has("model"), "missing --model (", dir,
                     " holds no index yet, and creating one needs the model)");
-  return RagPipeline::create(dir, args.require("model"), settings);
+  OpenOptions options;
+  options.weights = read_weights(args);
+  return RagPipeline::create(dir, args.require("model"), settings, options);
 }
 
 // A bar redrawn in place on a terminal; elsewhere (a log, a pipe) a plain
@@ -153,7 +158,7 @@ void print_summary(const std::string& dir, const IndexReport& r, size_t skipped,
 
 int run_index(const std::vector<std::string>& argv) {
   const Args args(
-      argv, {"model", "index", "chunk-tokens", "overlap", "cache", "kv-dtype", "faiss", "batch"},
+      argv, {"model", "index", "chunk-tokens", "overlap", "cache", "kv-dtype", "faiss", "batch", "weights"},
       {});
   const std::string dir = args.require("index");
   const IndexSettings settings = settings_from_args(args);
@@ -174,7 +179,7 @@ int run_index(const std::vector<std::string>& argv) {
   return 0;
 }
 
-const RegisterCommand kRegisterIndex("index", {run_index, kIndexUsage,
+const RegisterCommand kRegisterIndex("index", {run_index, kIndexUsage.c_str(),
                                                "add .txt/.md/.jsonl documents to an index folder"});
 
 }  // namespace

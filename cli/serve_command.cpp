@@ -1,5 +1,4 @@
 // kvrag serve: the HTTP API and its page over one index folder.
-#include <cblas.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -9,8 +8,10 @@
 #include <thread>
 
 #include "cli/args.h"
+#include "cli/ask_args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/parallel.h"
 #include "pipeline/rag_pipeline.h"
 #include "server/http_server.h"
 
@@ -25,7 +26,7 @@ const char* serve_usage() {
     out << "usage: kvrag serve --index PATH [--model DIR] [--host 127.0.0.1] [--port 8080]\n"
            "                   [--threads N] [--queue-size N] [--ingest-queue-size N]\n"
            "                   [--request-timeout-s S] [--header-timeout-s S]\n"
-           "                   [--max-body-bytes N] [--kv-cache-mb N]\n"
+           "                   [--max-body-bytes N] [--kv-cache-mb N] [--weights f32|int8]\n"
            "  Serves the HTTP API (POST /v1/ask, /v1/search, /v1/documents; GET and\n"
            "  DELETE /v1/documents/ID; GET /healthz, /v1/stats, /metrics) and a page\n"
            "  to ask from at /. --model: the model folder, by default the one the\n"
@@ -48,7 +49,8 @@ const char* serve_usage() {
         << defaults.max_body_bytes
         << ").\n"
            "  --kv-cache-mb: RAM cache of chunk K/V (default 256, 0 disables it).\n"
-           "  SIGINT or SIGTERM finish the requests in flight, then exit.\n";
+           "  SIGINT or SIGTERM finish the requests in flight, then exit.\n"
+        << kWeightsUsage;
     return out.str();
   }();
   return usage.c_str();
@@ -79,6 +81,7 @@ std::unique_ptr<RagPipeline> open_index(const Args& args) {
   const std::string index = args.require("index");
   OpenOptions options;
   options.model_dir = args.get("model", "");
+  options.weights = read_weights(args);
   options.kv_cache_bytes = args.get_int("kv-cache-mb", 256, 0, 1 << 20) << 20;
   if (options.model_dir.empty()) return RagPipeline::open(index, options);
   return RagPipeline::open_or_create(index, options.model_dir, IndexSettings{}, options);
@@ -86,7 +89,7 @@ std::unique_ptr<RagPipeline> open_index(const Args& args) {
 
 int run_serve(const std::vector<std::string>& argv) {
   const Args args(argv,
-                  {"index", "model", "host", "port", "threads", "queue-size", "ingest-queue-size",
+                  {"index", "model", "weights", "host", "port", "threads", "queue-size", "ingest-queue-size",
                    "request-timeout-s", "header-timeout-s", "max-body-bytes", "kv-cache-mb"},
                   {});
   server::ServerOptions options;
@@ -103,7 +106,7 @@ int run_serve(const std::vector<std::string>& argv) {
   options.max_body_bytes = args.get_int("max-body-bytes", options.max_body_bytes, 1, 1ll << 32);
   // Requests run in parallel on the workers, one core each: BLAS's own
   // threads would only compete with them (and with ingestion's niceness).
-  openblas_set_num_threads(1);
+  set_compute_threads(1);
 
   const std::unique_ptr<RagPipeline> pipeline = open_index(args);
   // The server keeps FAISS in memory: another process's `kvrag index` or

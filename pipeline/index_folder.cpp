@@ -184,7 +184,7 @@ std::unique_ptr<IndexFolder> IndexFolder::create(const std::string& dir,
   check_settings(settings);
   KVRAG_CHECK(!exists(dir), kInvalidArgument, "the folder ", dir, " already holds an index (",
               kStoreFile, "); open it or choose another folder");
-  auto model = load_t5_model(model_dir);
+  auto model = load_t5_model(model_dir, options.weights);
   model->require_tokenizer();
   // Built once here only to reject a factory string before anything is written.
   FaissIndex(model->config.d_model, settings.faiss_factory);
@@ -211,7 +211,7 @@ std::unique_ptr<IndexFolder> IndexFolder::open(const std::string& dir, const Ope
   auto store = std::make_unique<Store>(path);
   const IndexMeta meta = read_index_meta(*store);
   const std::string model_dir = options.model_dir.empty() ? meta.model_dir : options.model_dir;
-  auto model = load_t5_model(model_dir);
+  auto model = load_t5_model(model_dir, options.weights);
   check_same_model(dir, meta, *model, model_dir);
   return std::unique_ptr<IndexFolder>(
       new IndexFolder(dir, std::move(model), std::move(store), meta.settings, options));

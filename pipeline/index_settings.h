@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/weight_matrix.h"
 #include "data/chunker.h"
 #include "data/kv_blob.h"
 
@@ -49,6 +50,10 @@ struct OpenOptions {
   // fingerprint must equal the index's (Error(kInvalidArgument) naming both).
   std::string model_dir;
   int64_t kv_cache_bytes = 256ll << 20;  // RAM cache of chunk K/V, 0 disables it
+  // The dtype the model's weight matrices are loaded in (`--weights`): int8
+  // quarters their bytes and so nearly the time of a decoder step. Either
+  // opens any index of the model: the fingerprint is the checkpoint's.
+  WeightDtype weights = WeightDtype::kF32;
 };
 
 }  // namespace kvrag
