@@ -36,6 +36,12 @@ int64_t status_bytes(const std::string& field) {
   return 0;
 }
 
+}  // namespace
+
+int64_t resident_bytes() { return status_bytes("VmRSS"); }
+
+namespace {
+
 // Resets VmHWM to the current resident size (Linux 4.0+), so the peak read
 // after one answer belongs to that answer.
 void reset_peak_rss() {
@@ -61,7 +67,7 @@ Sample timed_answer(const RagPipeline& pipeline, const std::string& question,
                     const std::vector<RetrievedChunk>& chunks, const AskOptions& options,
                     std::string* text) {
   reset_peak_rss();
-  const int64_t rss_before = status_bytes("VmRSS");
+  const int64_t rss_before = resident_bytes();
   const Answer answer = pipeline.answer(question, chunks, options);
   Sample s;
   s.timings = answer.timings;

@@ -76,6 +76,10 @@ BenchResult run_bench(const BenchTarget& target, const std::vector<EvalQuestion>
 // computed from its token counts with kv_blob_size.
 StorageSummary storage_summary(const RagPipeline& pipeline, const std::string& model);
 
+// This process's resident memory now (VmRSS of /proc/self/status); 0 where
+// that is unreadable (not Linux).
+int64_t resident_bytes();
+
 // CPU model (from /proc/cpuinfo), online cores, physical memory, the
 // current OpenBLAS thread count and stream_bandwidth() with that many threads.
 MachineInfo machine_info();

@@ -25,9 +25,7 @@ AskOptions read_ask_options(const Args& args);
 WeightDtype read_weights(const Args& args);
 // The usage line of --weights, the same for every command.
 constexpr const char* kWeightsUsage =
-    "  --weights int8: the model's weight matrices quantised to int8 at load time
-"
-    "  (per output row; a quarter of the memory, faster decoding; default f32).
-";
+    "  --weights int8: the model's weight matrices quantised to int8 at load time\n"
+    "  (per output row; a quarter of the memory, faster decoding; default f32).\n";
 
 }  // namespace kvrag::cli

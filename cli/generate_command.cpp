@@ -48,7 +48,8 @@ const std::string kGenerateUsage =
     "                      (\"text\" | --ids \"3,4,1\")\n"
     "  Encodes the text (or token ids, for models without spiece.model) and\n"
     "  prints the generated text; on stderr the load time, then per run the time\n"
-    "  to first token and decode tokens/s. --threads: BLAS threads (default: all\n"
+    "  to first token and decode tokens/s; the load line gives the process's\n"
+    "  resident memory with the model loaded. --threads: BLAS threads (default: all\n"
     "  cores). --repeat N generates N times in this process: run 1 is a fresh\n"
     "  process's first answer, the others are warm.\n" +
     std::string(kWeightsUsage);
@@ -90,8 +91,11 @@ int run_generate(const std::vector<std::string>& argv) {
               "give either text or --ids, not both");
 
   const auto load_start = std::chrono::steady_clock::now();
-  const auto model = load_t5_model(args.require("model"), read_weights(args));
-  std::cerr << "load " << ms_since(load_start) << " ms\n";
+  const WeightDtype model_weights = read_weights(args);
+  const auto model = load_t5_model(args.require("model"), model_weights);
+  std::cerr << "load " << ms_since(load_start) << " ms, resident "
+            << bench::resident_bytes() / (1 << 20) << " MiB (" << weight_dtype_name(model_weights)
+            << " weights)\n";
   TextGeneration result;
   for (int64_t run = 1; run <= repeat; ++run) {
     result = generate_text(model, prompt, ids, options);
