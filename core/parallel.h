@@ -15,8 +15,10 @@ void set_compute_threads(int64_t n);
 int64_t compute_threads();
 
 // Calls body(begin, end) on disjoint ranges that cover [0, n), each at least
-// `grain` long (but the last), on up to compute_threads() threads (OpenMP);
-// returns when all are done. With one thread or n <= grain it runs body(0, n)
+// `grain` long (but the last), on up to compute_threads() threads (the
+// caller and pool threads that sleep between calls); returns when all are
+// done. Calls from several threads at once are safe (one of them gets the
+// pool, the others run their ranges alone). With one thread or n <= grain it runs body(0, n)
 // on the caller's thread. The first exception a body throws is rethrown.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body);
 
