@@ -268,8 +268,10 @@ void time_linear(benchmark::State& state, WeightDtype dtype, Product product) {
 }
 
 void BM_LinearF32(benchmark::State& state) {
-  time_linear(state, WeightDtype::kF32, [](const Tensor& x, const kvrag::WeightMatrix& w,
-                                           Tensor& y) { kvrag::linear(x.view(), w, y.view()); });
+  time_linear(state, WeightDtype::kF32,
+              [](const Tensor& x, const kvrag::WeightMatrix& w, Tensor& y) {
+                kvrag::linear(x.view(), w, y.view());
+              });
 }
 
 void BM_LinearInt8Direct(benchmark::State& state) {

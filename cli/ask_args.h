@@ -1,6 +1,6 @@
 // The options of the commands that ask questions (ask, search, eval, bench,
-// generate, and the weights of every command that loads a model), read with the pipeline's defaults and caps
-// (pipeline/ask_options.h), so that no command holds its own copy.
+// generate, and the weights of every command that loads a model), read with the pipeline's defaults
+// and caps (pipeline/ask_options.h), so that no command holds its own copy.
 #pragma once
 
 #include <cstdint>

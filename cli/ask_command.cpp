@@ -66,8 +66,9 @@ void print_timings(const AskTimings& t) {
 }
 
 int run_ask(const std::vector<std::string>& argv) {
-  const Args args(argv, {"index", "mode", "retriever", "k", "beams", "max-new-tokens", "model", "weights"},
-                  {"json"});
+  const Args args(
+      argv, {"index", "mode", "retriever", "k", "beams", "max-new-tokens", "model", "weights"},
+      {"json"});
   const AskOptions options = read_ask_options(args);
   const std::string question = joined_words(args.positional());
   KVRAG_USAGE_CHECK(!question.empty(), "give the question to answer");

@@ -212,8 +212,8 @@ int run_bench(const std::vector<std::string>& argv) {
   ProgressLine progress;
   auto on_progress = [&](const bench::BenchProgress& p) { progress.update(p); };
 
-  const std::vector<WeightDtype> weights = args.get_list(
-      "weights", args.has("random-models") ? "f32,int8" : "f32", parse_weight_dtype);
+  const std::vector<WeightDtype> weights =
+      args.get_list("weights", args.has("random-models") ? "f32,int8" : "f32", parse_weight_dtype);
   KVRAG_CHECK(!weights.empty(), kInvalidArgument, "--weights names no weight dtype");
 
   if (args.has("index")) {
@@ -233,7 +233,8 @@ int run_bench(const std::vector<std::string>& argv) {
       report.cells.insert(report.cells.end(), result.cells.begin(), result.cells.end());
       report.agreement.insert(report.agreement.end(), result.agreement.begin(),
                               result.agreement.end());
-      if (w == weights.front()) report.storage.push_back(bench::storage_summary(*ram, target.model));
+      if (w == weights.front())
+        report.storage.push_back(bench::storage_summary(*ram, target.model));
     }
   }
 

@@ -157,9 +157,10 @@ void print_summary(const std::string& dir, const IndexReport& r, size_t skipped,
 }
 
 int run_index(const std::vector<std::string>& argv) {
-  const Args args(
-      argv, {"model", "index", "chunk-tokens", "overlap", "cache", "kv-dtype", "faiss", "batch", "weights"},
-      {});
+  const Args args(argv,
+                  {"model", "index", "chunk-tokens", "overlap", "cache", "kv-dtype", "faiss",
+                   "batch", "weights"},
+                  {});
   const std::string dir = args.require("index");
   const IndexSettings settings = settings_from_args(args);
   const int64_t batch = args.get_int("batch", 16, 1, 1 << 20);

@@ -88,10 +88,11 @@ std::unique_ptr<RagPipeline> open_index(const Args& args) {
 }
 
 int run_serve(const std::vector<std::string>& argv) {
-  const Args args(argv,
-                  {"index", "model", "weights", "host", "port", "threads", "queue-size", "ingest-queue-size",
-                   "request-timeout-s", "header-timeout-s", "max-body-bytes", "kv-cache-mb"},
-                  {});
+  const Args args(
+      argv,
+      {"index", "model", "weights", "host", "port", "threads", "queue-size", "ingest-queue-size",
+       "request-timeout-s", "header-timeout-s", "max-body-bytes", "kv-cache-mb"},
+      {});
   server::ServerOptions options;
   options.host = args.get("host", options.host);
   options.port = static_cast<int>(args.get_int("port", options.port, 0, 65535));

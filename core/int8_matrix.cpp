@@ -19,8 +19,8 @@ void check_linear_shapes(ConstView x, const Int8Matrix& w, View out) {
               " values overflow int32 sums (at most ", kMaxInt8Cols, ")");
 }
 
-void portable_dots(const int8_t* w, const int8_t* x, int64_t x_stride, int64_t x_rows,
-                   int64_t cols, int32_t* out) {
+void portable_dots(const int8_t* w, const int8_t* x, int64_t x_stride, int64_t x_rows, int64_t cols,
+                   int32_t* out) {
   for (int64_t r = 0; r < x_rows; ++r) {
     const int8_t* xr = x + r * x_stride;
     int32_t sum = 0;
@@ -38,8 +38,8 @@ constexpr Int8Kernels kPortable{"portable", portable_dots};
 // unsigned by signed) gives the products w·x, summed in pairs to int16 —
 // at most 2 · 127 · 127 < 2^15, so never saturated — then in fours to int32.
 template <int R>
-KVRAG_AVX2 void avx2_dots_block(const int8_t* w, const int8_t* x, int64_t x_stride,
-                                int64_t cols, int32_t* out) {
+KVRAG_AVX2 void avx2_dots_block(const int8_t* w, const int8_t* x, int64_t x_stride, int64_t cols,
+                                int32_t* out) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
@@ -160,8 +160,8 @@ void linear_int8_direct(ConstView x, const Int8Matrix& w, View out, bool accumul
       kernels.dots(w.row(o), xq.data(), cols, n, cols, sums.data());
       const float w_scale = w.scales[static_cast<size_t>(o)];
       for (int64_t r = 0; r < n; ++r) {
-        const float value =
-            static_cast<float>(sums[static_cast<size_t>(r)]) * (w_scale * x_scales[static_cast<size_t>(r)]);
+        const float value = static_cast<float>(sums[static_cast<size_t>(r)]) *
+                            (w_scale * x_scales[static_cast<size_t>(r)]);
         float& y = out.row(r)[o];
         y = accumulate ? y + value : value;
       }

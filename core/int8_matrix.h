@@ -28,9 +28,7 @@ struct Int8Matrix {
   std::vector<float> scales;  // (rows): row i is q[i, :] · scales[i]
 
   const int8_t* row(int64_t i) const { return q.data() + i * cols; }
-  int64_t bytes() const {
-    return static_cast<int64_t>(q.size() + scales.size() * sizeof(float));
-  }
+  int64_t bytes() const { return static_cast<int64_t>(q.size() + scales.size() * sizeof(float)); }
 };
 
 // Quantises x[0 .. cols) symmetrically: q[j] = round(x[j] / scale) with

@@ -61,19 +61,19 @@ void key_scores(ConstView q, const CrossMemory& memory, int64_t layer, int64_t h
   const int64_t d_kv = q.cols / heads;
   parallel_for(tk, kPositionGrain, [&](int64_t begin, int64_t end) {
     std::vector<float> head_scores(static_cast<size_t>(heads));
-    for_positions(memory, layer, begin, end,
-                  [&](const PackedRows& k, const PackedRows&, bool attended, int64_t t, int64_t at) {
-                    for (int64_t i = 0; i < q.rows; ++i) {
-                      if (attended) {
-                        kernels.segment_dots(k.dtype, k.row(t), k.cols, q.row(i), d_kv,
-                                             head_scores.data());
-                      }
-                      for (int64_t h = 0; h < heads; ++h) {
-                        scores[static_cast<size_t>((i * heads + h) * tk + at)] =
-                            attended ? head_scores[h] : kMasked;
-                      }
-                    }
-                  });
+    for_positions(
+        memory, layer, begin, end,
+        [&](const PackedRows& k, const PackedRows&, bool attended, int64_t t, int64_t at) {
+          for (int64_t i = 0; i < q.rows; ++i) {
+            if (attended) {
+              kernels.segment_dots(k.dtype, k.row(t), k.cols, q.row(i), d_kv, head_scores.data());
+            }
+            for (int64_t h = 0; h < heads; ++h) {
+              scores[static_cast<size_t>((i * heads + h) * tk + at)] =
+                  attended ? head_scores[h] : kMasked;
+            }
+          }
+        });
   });
 }
 

@@ -31,8 +31,8 @@ DecoderOutputs T5Decoder::forward(std::span<const DecoderInput> inputs,
               memory.layers(), " layers of K/V, the model has ", c.num_decoder_layers,
               " decoder layers");
   KVRAG_CHECK(memory.tokens() > 0, kInvalidArgument, "memory is empty");
-  KVRAG_CHECK(memory.width() == inner, kInvalidArgument, "memory K/V width ",
-              memory.width(), " differs from the model's inner_dim ", inner);
+  KVRAG_CHECK(memory.width() == inner, kInvalidArgument, "memory K/V width ", memory.width(),
+              " differs from the model's inner_dim ", inner);
 
   // Input s owns rows [begin[s], begin[s + 1]); its queries sit at absolute
   // positions start[s] .. start[s] + count − 1.

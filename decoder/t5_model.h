@@ -23,8 +23,8 @@ struct T5Model : T5EncoderModel {
 // spiece.model): every tensor the config calls for, shape-checked, the
 // matrices of products in `weights` (int8: quantised per output row as they
 // are read; the float32 values are freed, so that a loaded int8 model holds
-// about a quarter of the bytes), norms and biases in float32. Errors name the missing or malformed file or tensor
-// (Error(kNotFound), Error(kFormat)).
+// about a quarter of the bytes), norms and biases in float32. Errors name the missing or malformed
+// file or tensor (Error(kNotFound), Error(kFormat)).
 std::shared_ptr<const T5Model> load_t5_model(const std::string& dir,
                                              WeightDtype weights = WeightDtype::kF32);
 

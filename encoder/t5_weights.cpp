@@ -33,8 +33,8 @@ SelfAttentionWeights T5WeightLoader::self_attention(const std::string& prefix) c
   const int64_t inner = c_.inner_dim();
   SelfAttentionWeights w;
   w.qkv = stacked({matrix(prefix + ".q.weight", inner, c_.d_model),
-                      matrix(prefix + ".k.weight", inner, c_.d_model),
-                      matrix(prefix + ".v.weight", inner, c_.d_model)});
+                   matrix(prefix + ".k.weight", inner, c_.d_model),
+                   matrix(prefix + ".v.weight", inner, c_.d_model)});
   w.o = weight(prefix + ".o.weight", c_.d_model, inner);
   return w;
 }

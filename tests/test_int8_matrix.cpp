@@ -74,7 +74,8 @@ TEST(Int8Matrix, QuantizeRowScalesByTheLargestMagnitude) {
   EXPECT_FLOAT_EQ(scale, 2.54f / 127.0f);
   EXPECT_EQ(q[1], -127);
   EXPECT_EQ(q[3], 0);
-  for (size_t j = 0; j < x.size(); ++j) EXPECT_LE(std::abs(q[j] * scale - x[j]), scale / 2 * 1.0001f);
+  for (size_t j = 0; j < x.size(); ++j)
+    EXPECT_LE(std::abs(q[j] * scale - x[j]), scale / 2 * 1.0001f);
 
   const std::vector<float> zeros(7, 0.0f);
   std::vector<int8_t> qz(7, 5);
@@ -109,7 +110,8 @@ TEST(Int8Matrix, KernelsSumExactlyForEveryTailAndRowCount) {
         for (int64_t r = 0; r < rows; ++r) {
           int64_t want = 0;
           for (int64_t j = 0; j < cols; ++j) want += int64_t(w[j]) * x[r * stride + j];
-          ASSERT_EQ(got[r], want) << kernels->name << " cols " << cols << " row " << r << "/" << rows;
+          ASSERT_EQ(got[r], want) << kernels->name << " cols " << cols << " row " << r << "/"
+                                  << rows;
         }
       }
     }
@@ -212,8 +214,8 @@ TEST(WeightMatrix, HoldsEitherDtypeAndSaysWhichItHas) {
   }
   EXPECT_TRUE(throws_error([&] { int8.f32(); }, ErrorKind::kInternal,
                            {"float32 values of an int8 weight"}));
-  EXPECT_TRUE(throws_error([&] { f32.int8(); }, ErrorKind::kInternal,
-                           {"int8 values of a float32 weight"}));
+  EXPECT_TRUE(
+      throws_error([&] { f32.int8(); }, ErrorKind::kInternal, {"int8 values of a float32 weight"}));
 }
 
 TEST(WeightMatrix, DtypeNamesParseBothWays) {

@@ -48,14 +48,13 @@ std::vector<int32_t> first_input(const SafeTensorsFile& expected) {
 }
 
 // The memory the decoder of `model` reads for `ids`: its own encoder's output.
-CrossMemory memory_of(const std::shared_ptr<const T5Model>& model, const std::vector<int32_t>& ids) {
+CrossMemory memory_of(const std::shared_ptr<const T5Model>& model,
+                      const std::vector<int32_t>& ids) {
   const Tensor states = T5Encoder(model).encode(ids);
   return CrossMemory(project_cross_kv(*model, states.view()));
 }
 
-int64_t argmax(const float* row, int64_t n) {
-  return std::max_element(row, row + n) - row;
-}
+int64_t argmax(const float* row, int64_t n) { return std::max_element(row, row + n) - row; }
 
 // Top-1 minus top-2 of a row.
 float margin(const float* row, int64_t n) {
