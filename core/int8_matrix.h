@@ -63,9 +63,12 @@ const Int8Kernels* avx2_int8_kernels();
 
 // Up to this many activation rows a product reads the int8 weights directly
 // (linear_int8_direct); more go through dequantised tiles and sgemm
-// (linear_int8_dequantized). Measured with bench/micro_t5.cpp's
-// BM_Int8Linear* on T5-base shapes (bench/README.md).
-constexpr int64_t kInt8DirectMaxRows = 8;
+// (linear_int8_dequantized). Measured with bench/micro_t5.cpp's BM_Linear*
+// on T5-base's gated wi (6144, 768), medians of 3 on this loaded 2-core
+// machine: direct / dequantised / f32 weights 0.27 / 9.9 / 1.13 ms for 1 row,
+// 1.37 / 19.5 / 6.6 ms for 8, 4.5-6.6 / 9.4-23 / 9.0 ms for 32, and
+// 55-65 / 51 / 49 ms for 256 rows (bench/README.md).
+constexpr int64_t kInt8DirectMaxRows = 32;
 
 // out = x · wᵀ with w dequantised (out += … with accumulate): a PyTorch
 // nn.Linear without bias over int8 weights. x: (n, w.cols), out: (n, w.rows).

@@ -198,8 +198,7 @@ const PackedKernels& portable_packed_kernels() { return kPortable; }
 
 const PackedKernels* avx2_packed_kernels() {
 #if defined(__x86_64__)
-  static const bool available = cpu_has_avx2();
-  return available ? &kAvx2 : nullptr;
+  return cpu_has_avx2() ? &kAvx2 : nullptr;
 #else
   return nullptr;
 #endif
