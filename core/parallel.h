@@ -18,8 +18,9 @@ int64_t compute_threads();
 // `grain` long (but the last), on up to compute_threads() threads (the
 // caller and pool threads that sleep between calls); returns when all are
 // done. Calls from several threads at once are safe (one of them gets the
-// pool, the others run their ranges alone). With one thread or n <= grain it runs body(0, n)
-// on the caller's thread. The first exception a body throws is rethrown.
+// pool, the others run all their ranges themselves). With one thread or
+// n <= grain it runs body(0, n) on the caller's thread. The first exception
+// a body throws is rethrown.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body);
 
 }  // namespace kvrag

@@ -26,7 +26,6 @@ class WeightMatrix {
   WeightDtype dtype() const { return dtype_; }
   int64_t rows() const { return dtype_ == WeightDtype::kInt8 ? int8_.rows : f32_.rows(); }
   int64_t cols() const { return dtype_ == WeightDtype::kInt8 ? int8_.cols : f32_.cols(); }
-  bool empty() const { return rows() == 0; }
   // Bytes a product reads (int8: values and scales).
   int64_t bytes() const;
 
