@@ -97,6 +97,12 @@ json stats_json(const IndexStats& stats) {
           {"cache", cache_granularity_name(stats.settings.cache)},
           {"kv_dtype", kv_dtype_name(stats.settings.kv_dtype)},
           {"model", {{"dir", stats.model_dir}, {"fingerprint", stats.model_fingerprint}}},
+          // null when the model's encoder embeds (no separate embedder).
+          {"embedder",
+           stats.embedder_dir.empty()
+               ? json(nullptr)
+               : json{{"dir", stats.embedder_dir}, {"fingerprint", stats.embedder_fingerprint}}},
+          {"embedding_dim", stats.embedding_dim},
           {"kv_cache",
            {{"bytes_used", stats.kv_cache_bytes_used},
             {"hits", stats.kv_cache_hits},

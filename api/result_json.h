@@ -26,6 +26,7 @@ nlohmann::json index_report_json(const IndexReport& report);
 nlohmann::json document_json(const DocumentRecord& doc, const std::vector<ChunkRecord>& chunks);
 // {documents, chunks, kv_bytes, kv_bytes_per_token, memory_tokens, store_file_bytes,
 //  index_type, vectors, cache, kv_dtype, model: {dir, fingerprint},
+//  embedder: {dir, fingerprint} or null, embedding_dim,
 //  kv_cache: {bytes_used, hits, misses}}.
 nlohmann::json stats_json(const IndexStats& stats);
 

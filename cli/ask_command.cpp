@@ -7,6 +7,7 @@
 #include "cli/ask_args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "cli/open_args.h"
 #include "core/error.h"
 #include "pipeline/rag_pipeline.h"
 
@@ -21,7 +22,7 @@ const char* ask_usage() {
             "dense|bm25|hybrid]\n"
             "                 [--k "
          << kDefaultK
-         << "] [--beams N] [--max-new-tokens N] [--model DIR]\n"
+         << "] [--beams N] [--max-new-tokens N] [--model DIR] [--embedder DIR]\n"
             "                 [--weights f32|int8] [--json]\n"
             "                 \"question\"\n"
             "  Retrieves the top k chunks and answers from them. cached (default): the decoder\n"
@@ -67,15 +68,14 @@ void print_timings(const AskTimings& t) {
 
 int run_ask(const std::vector<std::string>& argv) {
   const Args args(
-      argv, {"index", "mode", "retriever", "k", "beams", "max-new-tokens", "model", "weights"},
+      argv,
+      {"index", "mode", "retriever", "k", "beams", "max-new-tokens", "model", "embedder", "weights"},
       {"json"});
   const AskOptions options = read_ask_options(args);
   const std::string question = joined_words(args.positional());
   KVRAG_USAGE_CHECK(!question.empty(), "give the question to answer");
 
-  OpenOptions open;
-  open.model_dir = args.get("model", "");
-  open.weights = read_weights(args);
+  const OpenOptions open = read_open_options(args);
   const auto pipeline = RagPipeline::open(args.require("index"), open);
   if (args.flag("json")) {
     const Answer answer = pipeline->ask(question, options);

@@ -10,6 +10,7 @@
 #include "cli/ask_args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "cli/open_args.h"
 #include "core/error.h"
 #include "data/question_reader.h"
 #include "pipeline/evaluation.h"
@@ -28,7 +29,7 @@ const char* eval_usage() {
          << retriever_name(kDefaultRetriever)
          << "]\n"
             "                  [--limit N] [--beams N] [--max-new-tokens N] [--model DIR]\n"
-            "                  [--weights f32|int8] [--json]\n"
+            "                  [--embedder DIR] [--weights f32|int8] [--json]\n"
             "  FILE.jsonl: one {\"question\", \"answers\": [...], \"document_id\"?} per line.\n"
             "  Every mode answers from the same top k chunks of --retriever; exact match and F1\n"
             "  use SQuAD normalisation. For questions with a document_id, recall@k of each of\n"
@@ -102,7 +103,7 @@ nlohmann::json report_json(const EvalReport& report) {
 int run_eval(const std::vector<std::string>& argv) {
   const Args args(argv,
                   {"index", "questions", "modes", "k", "retrievers", "retriever", "limit", "beams",
-                   "max-new-tokens", "model", "weights"},
+                   "max-new-tokens", "model", "embedder", "weights"},
                   {"json"});
   EvalOptions options;
   options.modes = args.get_list("modes", "cached,concat,fid", parse_mode);
@@ -113,9 +114,7 @@ int run_eval(const std::vector<std::string>& argv) {
   const int64_t limit = args.get_int("limit", 0, 0, INT64_MAX);
   const std::vector<EvalQuestion> questions = read_eval_questions(args.require("questions"), limit);
 
-  OpenOptions open;
-  open.model_dir = args.get("model", "");
-  open.weights = read_weights(args);
+  const OpenOptions open = read_open_options(args);
   const auto pipeline = RagPipeline::open(args.require("index"), open);
   const bool show_progress = isatty(STDERR_FILENO);
   const EvalReport report =

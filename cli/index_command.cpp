@@ -9,6 +9,7 @@
 #include "cli/ask_args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "cli/open_args.h"
 #include "core/error.h"
 #include "data/corpus_reader.h"
 #include "pipeline/rag_pipeline.h"
@@ -19,14 +20,18 @@ namespace {
 const std::string kIndexUsage =
     "usage: kvrag index [--model DIR] --index PATH [--chunk-tokens 64] [--overlap 0]\n"
     "                   [--cache kv|hidden] [--kv-dtype f16|f32|int8] [--faiss Flat]\n"
-    "                   [--batch 16] [--weights f32|int8] FILES_OR_DIRS...\n"
+    "                   [--embedder DIR] [--batch 16] [--weights f32|int8] FILES_OR_DIRS...\n"
     "  Reads .txt, .md and .jsonl files (folders recursively), splits them into\n"
     "  chunks, encodes every chunk once and stores its cross-attention K/V (or,\n"
     "  with --cache hidden, its encoder output) in PATH/store.sqlite and its\n"
     "  embedding in PATH/vectors.faiss. --model is required to create an index;\n"
     "  on an existing one it may be omitted, and settings given must equal the\n"
     "  index's. A document whose id is already indexed is replaced, or left\n"
-    "  alone when unchanged. --batch documents are written per transaction.\n" +
+    "  alone when unchanged. --batch documents are written per transaction.\n"
+    "  --embedder DIR embeds chunks and questions with a separate retriever in\n"
+    "  the sentence-transformers layout (GTR-T5, sentence-T5: modules.json, a T5\n"
+    "  encoder, mean pooling, 2_Dense) instead of the reader's encoder; the index\n"
+    "  records it and every command that opens the index uses it.\n" +
     std::string(kWeightsUsage);
 
 // `parse(text)` with its error message prefixed by the option's name.
@@ -51,6 +56,7 @@ IndexSettings settings_from_args(const Args& args) {
   s.kv_dtype = parse_option(args, "kv-dtype", "f16", parse_kv_dtype);
   s.faiss_factory = args.get("faiss", "Flat");
   KVRAG_USAGE_CHECK(!s.faiss_factory.empty(), "--faiss is empty");
+  s.embedder_dir = args.get("embedder", "");
   return s;
 }
 
@@ -73,18 +79,15 @@ void check_settings_match(const Args& args, const IndexSettings& wanted,
 
 std::unique_ptr<RagPipeline> open_index(const Args& args, const IndexSettings& settings) {
   const std::string dir = args.require("index");
+  // On an existing index, --model and --embedder must have its fingerprints.
+  const OpenOptions options = read_open_options(args);
   if (RagPipeline::exists(dir)) {
-    OpenOptions options;
-    options.model_dir = args.get("model", "");
-    options.weights = read_weights(args);
     auto pipeline = RagPipeline::open(dir, options);
     check_settings_match(args, settings, pipeline->settings());
     return pipeline;
   }
   KVRAG_USAGE_CHECK(args.has("model"), "missing --model (", dir,
                     " holds no index yet, and creating one needs the model)");
-  OpenOptions options;
-  options.weights = read_weights(args);
   return RagPipeline::create(dir, args.require("model"), settings, options);
 }
 
@@ -159,7 +162,7 @@ void print_summary(const std::string& dir, const IndexReport& r, size_t skipped,
 int run_index(const std::vector<std::string>& argv) {
   const Args args(argv,
                   {"model", "index", "chunk-tokens", "overlap", "cache", "kv-dtype", "faiss",
-                   "batch", "weights"},
+                   "embedder", "batch", "weights"},
                   {});
   const std::string dir = args.require("index");
   const IndexSettings settings = settings_from_args(args);

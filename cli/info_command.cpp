@@ -5,6 +5,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "cli/open_args.h"
 #include "core/error.h"
 #include "pipeline/rag_pipeline.h"
 
@@ -12,9 +13,9 @@ namespace kvrag::cli {
 namespace {
 
 constexpr const char* kInfoUsage =
-    "usage: kvrag info --index PATH [--model DIR]\n"
-    "  Prints the index's model, counts, bytes by table, cached K/V bytes per\n"
-    "  token and per chunk, FAISS type and size, and settings.\n";
+    "usage: kvrag info --index PATH [--model DIR] [--embedder DIR]\n"
+    "  Prints the index's model, embedder, counts, bytes by table, cached K/V\n"
+    "  bytes per token and per chunk, FAISS type and size, and settings.\n";
 
 // "12345 bytes (12.1 KiB)".
 std::string bytes_text(int64_t bytes) {
@@ -26,12 +27,11 @@ void print_row(const std::string& name, const std::string& value) {
 }
 
 int run_info(const std::vector<std::string>& argv) {
-  const Args args(argv, {"index", "model"}, {});
+  const Args args(argv, {"index", "model", "embedder"}, {});
   const std::string dir = args.require("index");
   KVRAG_USAGE_CHECK(args.positional().empty(), "unexpected argument '", args.positional().front(),
                     "'");
-  OpenOptions options;
-  options.model_dir = args.get("model", "");
+  const OpenOptions options = read_open_options(args);
   const auto pipeline = RagPipeline::open(dir, options);
   const IndexStats s = pipeline->stats();
   const T5Config& c = pipeline->model().config;
@@ -44,6 +44,10 @@ int run_info(const std::vector<std::string>& argv) {
             "d_model " + std::to_string(c.d_model) + ", " + std::to_string(c.num_layers) +
                 " encoder / " + std::to_string(c.num_decoder_layers) + " decoder layers, " +
                 std::to_string(c.num_heads) + " heads x d_kv " + std::to_string(c.d_kv));
+  const std::string dim = std::to_string(s.embedding_dim) + " dimensions";
+  print_row("embedder", s.embedder_dir.empty() ? "the model's encoder (mean-pooled), " + dim
+                                               : s.embedder_dir + " (fingerprint " +
+                                                     s.embedder_fingerprint + "), " + dim);
   print_row("documents", std::to_string(s.store.documents));
   print_row("chunks", std::to_string(s.store.chunks));
   print_row("cached tokens", std::to_string(s.store.memory_tokens));

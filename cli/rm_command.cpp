@@ -4,6 +4,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/open_args.h"
 #include "core/error.h"
 #include "pipeline/rag_pipeline.h"
 
@@ -11,17 +12,16 @@ namespace kvrag::cli {
 namespace {
 
 constexpr const char* kRmUsage =
-    "usage: kvrag rm --index PATH [--model DIR] ID...\n"
+    "usage: kvrag rm --index PATH [--model DIR] [--embedder DIR] ID...\n"
     "  Removes the documents with these ids. Exits 3 when an id is not in the\n"
     "  index (the others are still removed).\n";
 
 int run_rm(const std::vector<std::string>& argv) {
-  const Args args(argv, {"index", "model"}, {});
+  const Args args(argv, {"index", "model", "embedder"}, {});
   const std::string dir = args.require("index");
   KVRAG_CHECK(!args.positional().empty(), kInvalidArgument,
               "give the ids of the documents to remove");
-  OpenOptions options;
-  options.model_dir = args.get("model", "");
+  const OpenOptions options = read_open_options(args);
   const auto pipeline = RagPipeline::open(dir, options);
   int missing = 0;
   for (const std::string& id : args.positional()) {

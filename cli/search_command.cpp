@@ -7,6 +7,7 @@
 #include "cli/ask_args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "cli/open_args.h"
 #include "core/error.h"
 #include "pipeline/rag_pipeline.h"
 
@@ -15,21 +16,20 @@ namespace {
 
 constexpr const char* kSearchUsage =
     "usage: kvrag search --index PATH [--k 5] [--retriever dense|bm25|hybrid] [--model DIR]\n"
-    "                    [--json] \"query\"\n"
+    "                    [--embedder DIR] [--json] \"query\"\n"
     "  Prints the top k chunks with their document, title and retriever score\n"
     "  (inner product for dense, -bm25 for bm25, reciprocal rank fusion for hybrid);\n"
     "  --json prints the HTTP API's /v1/search body.\n";
 
 int run_search(const std::vector<std::string>& argv) {
-  const Args args(argv, {"index", "k", "retriever", "model"}, {"json"});
+  const Args args(argv, {"index", "k", "retriever", "model", "embedder"}, {"json"});
   const int64_t k = read_k(args);
   const RetrieverKind retriever = read_retriever(args);
   std::string query;
   for (const std::string& word : args.positional()) query += (query.empty() ? "" : " ") + word;
   KVRAG_USAGE_CHECK(!query.empty(), "give the query to search for");
 
-  OpenOptions open;
-  open.model_dir = args.get("model", "");
+  const OpenOptions open = read_open_options(args);
   const auto pipeline = RagPipeline::open(args.require("index"), open);
   const auto start = std::chrono::steady_clock::now();
   const std::vector<RetrievedChunk> chunks = pipeline->retrieve(query, k, retriever);

@@ -2,14 +2,17 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
 #include "cli/args.h"
 #include "cli/ask_args.h"
 #include "cli/commands.h"
+#include "cli/open_args.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "pipeline/rag_pipeline.h"
@@ -23,16 +26,25 @@ const char* serve_usage() {
   static const std::string usage = [] {
     const server::ServerOptions defaults;
     std::ostringstream out;
-    out << "usage: kvrag serve --index PATH [--model DIR] [--host 127.0.0.1] [--port 8080]\n"
+    out << "usage: kvrag serve --index PATH [--model DIR] [--embedder DIR] [--host 127.0.0.1]\n"
+           "                   [--port 8080]\n"
            "                   [--threads N] [--queue-size N] [--ingest-queue-size N]\n"
            "                   [--request-timeout-s S] [--header-timeout-s S]\n"
-           "                   [--max-body-bytes N] [--kv-cache-mb N] [--weights f32|int8]\n"
+           "                   [--max-body-bytes N] [--kv-cache-mb N] [--decode-batch N]\n"
+           "                   [--weights f32|int8]\n"
            "  Serves the HTTP API (POST /v1/ask, /v1/search, /v1/documents; GET and\n"
            "  DELETE /v1/documents/ID; GET /healthz, /v1/stats, /metrics) and a page\n"
            "  to ask from at /. --model: the model folder, by default the one the\n"
            "  index was built with; given, an index that does not exist yet is\n"
-           "  created empty (fill it with POST /v1/documents). --port 0 picks a free\n"
-           "  port. --threads: answering workers (default: one per CPU).\n"
+           "  created empty (fill it with POST /v1/documents), with --embedder as\n"
+           "  its embedder (kvrag index --embedder). --port 0 picks a free\n"
+           "  port. --threads: answering workers (default: one per CPU, and at least\n"
+           "  --decode-batch). --decode-batch: greedy asks decoded together, one\n"
+           "  decoder pass for all of them (default "
+        << kDefaultDecodeBatch << " when a decoder step reads at least "
+        << (kBatchDecodingMinStepBytes >> 20)
+        << " MiB of\n"
+           "  weights, else 1: each ask alone).\n"
            "  --queue-size: asks that may wait for a worker (default 4 per worker);\n"
            "  --ingest-queue-size: document writes that may wait for the ingestion\n"
            "  worker (default "
@@ -79,24 +91,30 @@ void install_stop_signals() {
 
 std::unique_ptr<RagPipeline> open_index(const Args& args) {
   const std::string index = args.require("index");
-  OpenOptions options;
-  options.model_dir = args.get("model", "");
-  options.weights = read_weights(args);
+  OpenOptions options = read_open_options(args);
   options.kv_cache_bytes = args.get_int("kv-cache-mb", 256, 0, 1 << 20) << 20;
   if (options.model_dir.empty()) return RagPipeline::open(index, options);
-  return RagPipeline::open_or_create(index, options.model_dir, IndexSettings{}, options);
+  IndexSettings settings;
+  settings.embedder_dir = options.embedder_dir;
+  return RagPipeline::open_or_create(index, options.model_dir, settings, options);
 }
 
 int run_serve(const std::vector<std::string>& argv) {
   const Args args(
       argv,
-      {"index", "model", "weights", "host", "port", "threads", "queue-size", "ingest-queue-size",
-       "request-timeout-s", "header-timeout-s", "max-body-bytes", "kv-cache-mb"},
+      {"index", "model", "embedder", "weights", "host", "port", "threads", "queue-size",
+       "ingest-queue-size", "request-timeout-s", "header-timeout-s", "max-body-bytes",
+       "kv-cache-mb", "decode-batch"},
       {});
   server::ServerOptions options;
   options.host = args.get("host", options.host);
   options.port = static_cast<int>(args.get_int("port", options.port, 0, 65535));
-  options.threads = static_cast<int>(args.get_int("threads", 0, 0, 1024));
+  // Given values are checked before the model loads; their defaults need it.
+  const auto given = [&args](const char* name, int64_t max) {
+    return args.has(name) ? std::optional(args.get_int(name, 1, 1, max)) : std::nullopt;
+  };
+  const std::optional<int64_t> given_decode_batch = given("decode-batch", kMaxDecodeBatch);
+  const std::optional<int64_t> given_threads = given("threads", 1024);
   options.queue_size = static_cast<int>(args.get_int("queue-size", options.queue_size, -1, 65536));
   options.ingest_queue_size =
       static_cast<int>(args.get_int("ingest-queue-size", options.ingest_queue_size, 0, 65536));
@@ -110,6 +128,13 @@ int run_serve(const std::vector<std::string>& argv) {
   set_compute_threads(1);
 
   const std::unique_ptr<RagPipeline> pipeline = open_index(args);
+  const int64_t decode_batch =
+      given_decode_batch.value_or(default_decode_batch(pipeline->decoder().step_weight_bytes()));
+  pipeline->batch_decoding(decode_batch);
+  // A worker whose ask is decoding mostly waits for the shared decoder pass:
+  // a batch of N needs N workers, whatever the core count.
+  const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+  options.threads = static_cast<int>(given_threads.value_or(std::max(decode_batch, cores)));
   // The server keeps FAISS in memory: another process's `kvrag index` or
   // `rm` is refused while it runs, rather than half-seen.
   pipeline->hold_write_lock(str_cat("held by kvrag serve, pid ", getpid(),
@@ -121,7 +146,8 @@ int run_serve(const std::vector<std::string>& argv) {
   std::cout << "kvrag serve: listening on http://" << options.host << ":" << port << " (index "
             << pipeline->dir() << ", model " << stats.model_dir << ", " << stats.store.documents
             << " documents, " << stats.store.chunks << " chunks, " << server.options().threads
-            << " answer workers, queue " << server.options().queue_size << ", request timeout "
+            << " answer workers, decode batch " << decode_batch << ", queue "
+            << server.options().queue_size << ", request timeout "
             << server.options().request_timeout_ms / 1000 << " s)" << std::endl;
 
   install_stop_signals();

@@ -386,6 +386,14 @@ class CorpusReader {
       }
       doc.metadata_json = metadata->dump();
     }
+    // As in the text: a document whose id or title holds a NUL could not be
+    // fetched or removed (HTTP refuses one in a URL; a shell cannot pass one).
+    for (const auto& [name, value] : {std::pair{"id", &doc.external_id}, {"title", &doc.title}}) {
+      if (value->find('\0') != std::string::npos) {
+        reason = str_cat("'", name, "' contains a NUL character");
+        return std::nullopt;
+      }
+    }
     return doc;
   }
 

@@ -69,6 +69,15 @@ std::optional<std::string> utf8_error(std::string_view text) {
   return str_cat("invalid UTF-8 at byte ", problem->offset, ": ", problem->what);
 }
 
+void check_text_field(const std::string& field, const std::string& text) {
+  const size_t nul = text.find('\0');
+  KVRAG_CHECK(nul == std::string::npos, kInvalidArgument, "field '", field,
+              "' contains a NUL character (byte ", nul, ")");
+  const std::optional<std::string> bad = utf8_error(text);
+  KVRAG_CHECK(!bad.has_value(), kInvalidArgument, "field '", field,
+              "' is not valid UTF-8: ", bad.value_or(""));
+}
+
 std::string normalize_text(std::string_view text) {
   if (text.substr(0, kUtf8Bom.size()) == kUtf8Bom) text.remove_prefix(kUtf8Bom.size());
   std::string out;

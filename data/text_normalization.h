@@ -27,6 +27,12 @@ std::optional<Utf8Problem> find_utf8_problem(std::string_view s);
 // Byte offsets are 0-based.
 std::optional<std::string> utf8_error(std::string_view text);
 
+// Error(kInvalidArgument) "field 'FIELD' contains a NUL character (byte N)"
+// or "field 'FIELD' is not valid UTF-8: …". Every text a user hands kvrag
+// goes through it, whichever way it comes: a question or query (CLI or
+// HTTP), a document's id, title and text, a document id in a URL path.
+void check_text_field(const std::string& field, const std::string& text);
+
 // Strips a leading UTF-8 byte order mark, turns CRLF and lone CR into LF,
 // removes trailing whitespace from every line and blank lines at the start
 // and end. Paragraph breaks (blank lines inside the text) are kept. Returns

@@ -38,31 +38,16 @@ std::vector<float> averaged(std::vector<float> sum, int64_t steps) {
   return sum;
 }
 
-Generation greedy(const T5Decoder& decoder, const CrossMemory& memory, const GenerationOptions& options,
-                  const TokenCallback& on_token) {
-  const T5Config& c = decoder.model().config;
-  Generation g;
-  g.ids = {c.decoder_start_token_id};
-  DecoderCache cache = decoder.new_cache();
-  std::vector<float> mass;
-  for (int64_t step = 0; step < options.max_new_tokens; ++step) {
+Generation greedy(const T5Decoder& decoder, const CrossMemory& memory,
+                  const GenerationOptions& options, const TokenCallback& on_token) {
+  GreedyDecoding sequence(decoder, memory, options, on_token);
+  while (!sequence.done()) {
     if (options.before_step) options.before_step();
-    const DecoderInput input{std::span<const int32_t>(&g.ids.back(), 1), &cache};
+    const DecoderInput input = sequence.next_input();
     DecoderOutputs out = decoder.forward({&input, 1}, memory);
-    ++g.steps;
-    add_row(mass, out.cross_attention.row(0), static_cast<size_t>(memory.tokens()));
-    float* logits = out.logits.row(0);
-    forbid_early_eos(logits, step, options, c.eos_token_id);
-    // torch.argmax keeps the first of equal maxima, as max_element does.
-    const int32_t next =
-        static_cast<int32_t>(std::max_element(logits, logits + c.vocab_size) - logits);
-    g.score += log_softmax(logits, c.vocab_size)[next];
-    g.ids.push_back(next);
-    if (on_token) on_token(next);
-    if (next == c.eos_token_id) break;
+    sequence.accept(out.logits.row(0), out.cross_attention.row(0));
   }
-  g.attention = averaged(std::move(mass), g.steps);
-  return g;
+  return sequence.finish();
 }
 
 struct Hypothesis {
@@ -235,8 +220,40 @@ Generation beam_search(const T5Decoder& decoder, const CrossMemory& memory,
 
 }  // namespace
 
-Generation generate(const T5Decoder& decoder, const CrossMemory& memory,
-                    const GenerationOptions& options, const TokenCallback& on_token) {
+GreedyDecoding::GreedyDecoding(const T5Decoder& decoder, const CrossMemory& memory,
+                               const GenerationOptions& options, const TokenCallback& on_token)
+    : memory_(memory),
+      options_(options),
+      on_token_(on_token),
+      vocab_(decoder.model().config.vocab_size),
+      eos_(decoder.model().config.eos_token_id),
+      cache_(decoder.new_cache()) {
+  g_.ids = {decoder.model().config.decoder_start_token_id};
+}
+
+DecoderInput GreedyDecoding::next_input() {
+  return {std::span<const int32_t>(&g_.ids.back(), 1), &cache_};
+}
+
+void GreedyDecoding::accept(float* logits, const float* attention) {
+  const int64_t generated = g_.steps;
+  ++g_.steps;
+  add_row(mass_, attention, static_cast<size_t>(memory_.tokens()));
+  forbid_early_eos(logits, generated, options_, eos_);
+  // torch.argmax keeps the first of equal maxima, as max_element does.
+  const auto next = static_cast<int32_t>(std::max_element(logits, logits + vocab_) - logits);
+  g_.score += log_softmax(logits, vocab_)[next];
+  g_.ids.push_back(next);
+  if (on_token_) on_token_(next);
+  done_ = next == eos_ || g_.steps >= options_.max_new_tokens;
+}
+
+Generation GreedyDecoding::finish() {
+  g_.attention = averaged(std::move(mass_), g_.steps);
+  return std::move(g_);
+}
+
+void check_generation_options(const GenerationOptions& options) {
   KVRAG_CHECK(options.max_new_tokens >= 1, kInvalidArgument,
               "max_new_tokens must be at least 1, got ", options.max_new_tokens);
   KVRAG_CHECK(options.num_beams >= 1, kInvalidArgument, "num_beams must be at least 1, got ",
@@ -244,6 +261,11 @@ Generation generate(const T5Decoder& decoder, const CrossMemory& memory,
   KVRAG_CHECK(options.min_new_tokens >= 0 && options.min_new_tokens <= options.max_new_tokens,
               kInvalidArgument, "min_new_tokens must be in 0..max_new_tokens (",
               options.max_new_tokens, "), got ", options.min_new_tokens);
+}
+
+Generation generate(const T5Decoder& decoder, const CrossMemory& memory,
+                    const GenerationOptions& options, const TokenCallback& on_token) {
+  check_generation_options(options);
   if (options.num_beams == 1) return greedy(decoder, memory, options, on_token);
   return beam_search(decoder, memory, options, on_token);
 }

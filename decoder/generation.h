@@ -47,6 +47,42 @@ struct Generation {
 // Beam search calls it once per token of the final hypothesis at the end.
 using TokenCallback = std::function<void(int32_t token)>;
 
+// One greedy sequence decoded a step at a time, so that several can share
+// decoder passes (pipeline/decode_batcher.h); generate() runs one alone.
+// The caller runs the decoder on next_input() over memory() and hands the
+// row of logits and of cross-attention back to accept().
+class GreedyDecoding {
+ public:
+  // Keeps references to memory, options and on_token: they must outlive it.
+  GreedyDecoding(const T5Decoder& decoder, const CrossMemory& memory,
+                 const GenerationOptions& options, const TokenCallback& on_token);
+  bool done() const { return done_; }
+  const CrossMemory& memory() const { return memory_; }
+  const GenerationOptions& options() const { return options_; }
+  // The last token, at the next position of this sequence's cache.
+  DecoderInput next_input();
+  // Chooses the next token from `logits` (vocab; eos may be masked in place
+  // while fewer than min_new_tokens were generated), adds `attention` (memory
+  // tokens), calls on_token; done after eos or max_new_tokens.
+  void accept(float* logits, const float* attention);
+  Generation finish();
+
+ private:
+  const CrossMemory& memory_;
+  const GenerationOptions& options_;
+  const TokenCallback& on_token_;
+  int64_t vocab_;
+  int32_t eos_;
+  DecoderCache cache_;
+  Generation g_;
+  std::vector<float> mass_;
+  bool done_ = false;
+};
+
+// Throws Error(kInvalidArgument) for max_new_tokens < 1, num_beams < 1 or
+// min_new_tokens outside 0..max_new_tokens.
+void check_generation_options(const GenerationOptions& options);
+
 // Decodes from the start token over `memory`. Throws Error(kInvalidArgument)
 // for max_new_tokens < 1, num_beams < 1 or a memory the model cannot read.
 Generation generate(const T5Decoder& decoder, const CrossMemory& memory,

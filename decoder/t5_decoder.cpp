@@ -20,19 +20,82 @@ DecoderCache T5Decoder::new_cache() const {
   return cache;
 }
 
+void T5Decoder::check_memory(const CrossMemory& memory) const {
+  const T5Config& c = model_->config;
+  KVRAG_CHECK(memory.layers() == c.num_decoder_layers, kInvalidArgument, "memory has ",
+              memory.layers(), " layers of K/V, the model has ", c.num_decoder_layers,
+              " decoder layers");
+  KVRAG_CHECK(memory.tokens() > 0, kInvalidArgument, "memory is empty");
+  KVRAG_CHECK(memory.width() == c.inner_dim(), kInvalidArgument, "memory K/V width ",
+              memory.width(), " differs from the model's inner_dim ", c.inner_dim());
+}
+
+namespace {
+
+// Cross-attention probabilities were summed over layers: their mean.
+void average_over_layers(Tensor& mass, int64_t layers) {
+  const float layer_share = 1.0f / static_cast<float>(layers);
+  for (int64_t i = 0; i < mass.size(); ++i) mass.data()[i] *= layer_share;
+}
+
+}  // namespace
+
 DecoderOutputs T5Decoder::forward(std::span<const DecoderInput> inputs,
                                   const CrossMemory& memory) const {
+  check_memory(memory);
+  DecoderOutputs out;
+  int64_t rows = 0;
+  for (const DecoderInput& in : inputs) rows += static_cast<int64_t>(in.tokens.size());
+  out.cross_attention = Tensor(rows, memory.tokens());
+  View mass = out.cross_attention.view();
+  // All rows read one memory: one pass over its K/V for all of them.
+  const int64_t heads = model_->config.num_heads;
+  run_layers(
+      inputs,
+      [&](int64_t layer, ConstView q, View attn) {
+        cross_attention(q, memory, layer, heads, attn, &mass);
+      },
+      out);
+  average_over_layers(out.cross_attention, model_->config.num_decoder_layers);
+  return out;
+}
+
+DecoderOutputs T5Decoder::forward_each(std::span<const OwnMemoryInput> inputs) const {
+  std::vector<DecoderInput> plain;
+  std::vector<int64_t> begin = {0};
+  DecoderOutputs out;
+  for (const OwnMemoryInput& in : inputs) {
+    check_memory(*in.memory);
+    plain.push_back(in.input);
+    const auto count = static_cast<int64_t>(in.input.tokens.size());
+    begin.push_back(begin.back() + count);
+    out.cross_attention_each.emplace_back(count, in.memory->tokens());
+  }
+  const int64_t heads = model_->config.num_heads;
+  run_layers(
+      plain,
+      [&](int64_t layer, ConstView q, View attn) {
+        for (size_t s = 0; s < inputs.size(); ++s) {
+          const int64_t count = begin[s + 1] - begin[s];
+          View mass = out.cross_attention_each[s].view();
+          cross_attention(q.rows_slice(begin[s], count), *inputs[s].memory, layer, heads,
+                          attn.rows_slice(begin[s], count), &mass);
+        }
+      },
+      out);
+  for (Tensor& mass : out.cross_attention_each) {
+    average_over_layers(mass, model_->config.num_decoder_layers);
+  }
+  return out;
+}
+
+void T5Decoder::run_layers(std::span<const DecoderInput> inputs, const CrossAttend& attend,
+                           DecoderOutputs& out) const {
   const T5Config& c = model_->config;
   // (vocab, d_model): the token embedding, also the tied LM head.
   const WeightMatrix& shared = model_->encoder_weights.shared;
   const DecoderWeights& w = model_->decoder_weights;
   const int64_t inner = c.inner_dim();
-  KVRAG_CHECK(memory.layers() == c.num_decoder_layers, kInvalidArgument, "memory has ",
-              memory.layers(), " layers of K/V, the model has ", c.num_decoder_layers,
-              " decoder layers");
-  KVRAG_CHECK(memory.tokens() > 0, kInvalidArgument, "memory is empty");
-  KVRAG_CHECK(memory.width() == inner, kInvalidArgument, "memory K/V width ", memory.width(),
-              " differs from the model's inner_dim ", inner);
 
   // Input s owns rows [begin[s], begin[s + 1]); its queries sit at absolute
   // positions start[s] .. start[s] + count − 1.
@@ -53,9 +116,6 @@ DecoderOutputs T5Decoder::forward(std::span<const DecoderInput> inputs,
   Tensor h = embed_tokens(shared, ids);
   const int64_t rows = h.rows();
 
-  DecoderOutputs out;
-  out.cross_attention = Tensor(rows, memory.tokens());
-  View mass = out.cross_attention.view();
   Tensor normed(rows, c.d_model);
   Tensor qkv(rows, 3 * inner);
   Tensor q(rows, inner);
@@ -82,15 +142,11 @@ DecoderOutputs T5Decoder::forward(std::span<const DecoderInput> inputs,
 
     rms_norm(h.view(), block.cross_norm.view(), c.layer_norm_epsilon, normed.view());
     linear(normed.view(), block.cross_q, q.view());
-    cross_attention(q.view(), memory, l, c.num_heads, attn.view(), &mass);
+    attend(l, q.view(), attn.view());
     linear(attn.view(), block.cross_o, h.view(), /*accumulate=*/true);
 
     rms_norm(h.view(), block.ffn_norm.view(), c.layer_norm_epsilon, normed.view());
     feed_forward(block.ffn, c, normed.view(), h.view(), /*accumulate=*/true);
-  }
-  const float layer_share = 1.0f / static_cast<float>(c.num_decoder_layers);
-  for (int64_t i = 0; i < out.cross_attention.size(); ++i) {
-    out.cross_attention.data()[i] *= layer_share;
   }
 
   out.hidden = Tensor(rows, c.d_model);
@@ -105,7 +161,6 @@ DecoderOutputs T5Decoder::forward(std::span<const DecoderInput> inputs,
   } else {
     linear(out.hidden.view(), w.lm_head, out.logits.view());
   }
-  return out;
 }
 
 int64_t T5Decoder::step_weight_bytes() const {

@@ -5,13 +5,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
 
 #include "core/tensor.h"
-#include "decoder/t5_model.h"
 #include "decoder/cross_memory.h"
+#include "decoder/t5_model.h"
 
 namespace kvrag {
 
@@ -32,6 +33,13 @@ struct DecoderInput {
   DecoderCache* cache;              // grows by tokens.size()
 };
 
+// One sequence of a step shared across requests: its new tokens and cache,
+// and the memory it, unlike the others, cross-attends to.
+struct OwnMemoryInput {
+  DecoderInput input;
+  const CrossMemory* memory;
+};
+
 // What a decoder pass can report besides logits.
 struct DecoderOutputs {
   Tensor logits;  // (Σ tokens, vocab), rows in input order
@@ -39,6 +47,7 @@ struct DecoderOutputs {
   // (Σ tokens, memory tokens): cross-attention probabilities averaged over
   // layers and heads; each row sums to 1.
   Tensor cross_attention;
+  std::vector<Tensor> cross_attention_each;  // forward_each(): per input
 };
 
 class T5Decoder {
@@ -56,6 +65,17 @@ class T5Decoder {
   // or an id outside the vocabulary.
   DecoderOutputs forward(std::span<const DecoderInput> inputs, const CrossMemory& memory) const;
 
+  // The same over sequences that each read their own memory (requests
+  // decoded together: one pass over the weights for all of them). Row order
+  // and logits as forward(); cross_attention is left empty and
+  // cross_attention_each holds, per input, (its tokens, its memory's tokens).
+  // Throws as forward() does for any input's memory.
+  DecoderOutputs forward_each(std::span<const OwnMemoryInput> inputs) const;
+
+  // Throws Error(kInvalidArgument) for a memory this model cannot read: an
+  // empty one, or one of the wrong layer count or width.
+  void check_memory(const CrossMemory& memory) const;
+
   // Logits (ids.size(), vocab) of one sequence decoded from an empty cache
   // with teacher forcing: row t scores the token after ids[0..t].
   DecoderOutputs teacher_forced(std::span<const int32_t> ids, const CrossMemory& memory) const;
@@ -68,6 +88,13 @@ class T5Decoder {
   const T5Model& model() const { return *model_; }
 
  private:
+  // Runs layer `layer`'s cross-attention: queries q (all rows) into out.
+  using CrossAttend = std::function<void(int64_t layer, ConstView q, View out)>;
+  // Every layer over the inputs' rows, then the final norm and the LM head;
+  // fills out.hidden and out.logits.
+  void run_layers(std::span<const DecoderInput> inputs, const CrossAttend& attend,
+                  DecoderOutputs& out) const;
+
   std::shared_ptr<const T5Model> model_;
 };
 

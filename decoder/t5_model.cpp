@@ -3,7 +3,6 @@
 #include <malloc.h>
 
 #include <cmath>
-#include <filesystem>
 #include <random>
 
 #include "core/error.h"
@@ -11,7 +10,6 @@
 #include "core/safetensors.h"
 
 namespace kvrag {
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -28,27 +26,16 @@ void release_free_heap() {
 }  // namespace
 
 std::shared_ptr<const T5Model> load_t5_model(const std::string& dir, WeightDtype weights) {
-  // The error_code overloads: a path that cannot be stat'ed (EACCES) must be
-  // a kvrag::Error, not an escaping std::filesystem_error.
-  std::error_code ec;
-  KVRAG_CHECK(fs::is_directory(dir, ec), kNotFound, dir, ": no such model folder");
+  require_model_folder(dir);
   auto model = std::make_shared<T5Model>();
-  model->dir = dir;
-  const std::string config_path = (fs::path(dir) / "config.json").string();
-  model->config = load_t5_config(config_path);
-  uint64_t h = hash_file(config_path);
   {
     // Closed (unmapped) before the heap is trimmed: its pages leave RSS too.
-    const SafeTensorsCheckpoint checkpoint(dir);
-    const T5WeightLoader loader(checkpoint, model->config, weights);
-    model->encoder_weights = load_encoder_weights(loader);
+    const auto checkpoint = load_encoder_side(dir, *model, weights);
+    const T5WeightLoader loader(*checkpoint, model->config, weights);
+    model->encoder_weights.cross_kv = load_cross_kv(loader);
     model->decoder_weights = load_decoder_weights(loader);
-    for (const std::string& file : checkpoint.files()) h = hash_file(file, h);
   }
   if (weights == WeightDtype::kInt8) release_free_heap();
-  model->fingerprint = hex64(h);
-  const std::string spiece = (fs::path(dir) / "spiece.model").string();
-  if (fs::exists(spiece, ec)) model->tokenizer.emplace(spiece);
   return model;
 }
 

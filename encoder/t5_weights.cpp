@@ -65,7 +65,6 @@ WeightMatrix T5WeightLoader::embedding() const {
 
 EncoderWeights load_encoder_weights(const T5WeightLoader& load) {
   const T5Config& config = load.config();
-  const int64_t inner = config.inner_dim();
   EncoderWeights w;
   w.shared = load.embedding();
   w.relative_bias =
@@ -80,17 +79,22 @@ EncoderWeights load_encoder_weights(const T5WeightLoader& load) {
     b.ffn = load.feed_forward(block + ".layer.1.DenseReluDense");
     w.blocks.push_back(std::move(b));
   }
-  // The decoder layers' EncDecAttention.k/.v project an encoder output; they
-  // belong to the representation the store caches, so they load here.
-  std::vector<Tensor> cross_kv_parts;
-  for (int64_t i = 0; i < config.num_decoder_layers; ++i) {
-    const std::string cross = "decoder.block." + std::to_string(i) + ".layer.1.EncDecAttention";
-    cross_kv_parts.push_back(load.matrix(cross + ".k.weight", inner, config.d_model));
-    cross_kv_parts.push_back(load.matrix(cross + ".v.weight", inner, config.d_model));
-  }
-  w.cross_kv = load.stacked(cross_kv_parts);
   w.final_norm = load.vector("encoder.final_layer_norm.weight", config.d_model);
   return w;
+}
+
+// The decoder layers' EncDecAttention.k/.v project an encoder output; they
+// belong to the representation the store caches, so they load with the encoder.
+WeightMatrix load_cross_kv(const T5WeightLoader& load) {
+  const T5Config& config = load.config();
+  const int64_t inner = config.inner_dim();
+  std::vector<Tensor> parts;
+  for (int64_t i = 0; i < config.num_decoder_layers; ++i) {
+    const std::string cross = "decoder.block." + std::to_string(i) + ".layer.1.EncDecAttention";
+    parts.push_back(load.matrix(cross + ".k.weight", inner, config.d_model));
+    parts.push_back(load.matrix(cross + ".v.weight", inner, config.d_model));
+  }
+  return load.stacked(parts);
 }
 
 }  // namespace kvrag

@@ -47,6 +47,7 @@ struct EncoderWeights {
   Tensor final_norm;                        // (1, d_model) encoder.final_layer_norm
   // (num_decoder_layers * 2 * inner_dim, d_model): for decoder layer l, rows
   // [2l * inner, (2l+1) * inner) are EncDecAttention.k, the next inner rows .v.
+  // Empty in an encoder-only model (load_t5_encoder_model), which has no decoder.
   WeightMatrix cross_kv;
 };
 
@@ -86,8 +87,13 @@ class T5WeightLoader {
 // The copy of each part's rows, in order, in one (Σ rows, cols) tensor.
 Tensor stack_rows(const std::vector<Tensor>& parts);
 
-// Loads the encoder side of the checkpoint (see EncoderWeights). Throws as
-// T5WeightLoader's reads do.
+// Loads the encoder stack of the checkpoint (see EncoderWeights): every
+// member but cross_kv, which load_cross_kv reads from the decoder's layers.
+// Throws as T5WeightLoader's reads do.
 EncoderWeights load_encoder_weights(const T5WeightLoader& load);
+
+// EncoderWeights::cross_kv: the decoder layers' EncDecAttention.k/.v stacked,
+// in the loader's weight dtype. Throws as T5WeightLoader's reads do.
+WeightMatrix load_cross_kv(const T5WeightLoader& load);
 
 }  // namespace kvrag

@@ -25,4 +25,8 @@ void check_generation(const GenerationOptions& generation) {
               "num_beams must be in 1..", kMaxBeams, ", got ", generation.num_beams);
 }
 
+int64_t default_decode_batch(int64_t step_weight_bytes) {
+  return step_weight_bytes >= kBatchDecodingMinStepBytes ? kDefaultDecodeBatch : 1;
+}
+
 }  // namespace kvrag

@@ -27,6 +27,16 @@ constexpr Mode kDefaultMode = Mode::kCached;
 // included) before it is answered 504; `--request-timeout-s` overrides it,
 // a request's own `timeout_ms` may ask for less or more (up to kMaxTimeoutMs).
 constexpr int64_t kDefaultRequestTimeoutS = 30;
+// Greedy asks `kvrag serve` decodes in one decoder pass (--decode-batch): a
+// decode step streams the decoder's weights once for all of them. Its answer
+// workers default to at least this many, so that this many asks can be
+// decoding at once.
+constexpr int64_t kDefaultDecodeBatch = 8;
+// Batching pays where a decoder step streams its weights from RAM; weights
+// that stay in the CPU's caches (the 8 MB demo model) gain nothing from it
+// and lose the parallel decoding of separate workers (measured: README,
+// "Batched decoding across requests").
+constexpr int64_t kBatchDecodingMinStepBytes = int64_t{64} << 20;
 // Hybrid, because it holds on text the embedder was not trained for: over
 // SQuAD and Debian man pages dense finds the right document in the top 5 for
 // 20 % of questions, BM25 and hybrid for 80-87 %; on the sample corpus hybrid
@@ -36,6 +46,7 @@ constexpr RetrieverKind kDefaultRetriever = RetrieverKind::kHybrid;
 // ---------------------------------------------------------------- limits
 
 constexpr int64_t kMaxK = 100;
+constexpr int64_t kMaxDecodeBatch = 256;
 // Decoder work of one request: new tokens and beams (each beam is a row of
 // every decoder step). The server once capped these at 512 and 16, the CLI
 // at 4,096 and 64; one pair now holds for every caller.
@@ -93,5 +104,9 @@ struct AskOptions {
 // max_new_tokens outside 1..kMaxNewTokens or num_beams outside 1..kMaxBeams.
 void check_k(int64_t k);
 void check_generation(const GenerationOptions& generation);
+// --decode-batch's default for a decoder whose step reads `step_weight_bytes`
+// (T5Decoder::step_weight_bytes): kDefaultDecodeBatch from
+// kBatchDecodingMinStepBytes up, 1 (each ask alone) below.
+int64_t default_decode_batch(int64_t step_weight_bytes);
 
 }  // namespace kvrag

@@ -47,20 +47,24 @@ class ContentHasher {
   uint64_t high_ = 0x9e3779b97f4a7c15ull;
 };
 
-// The model, granularity and dtype: what every cached memory depends on.
-ContentHasher memory_hasher(const T5EncoderModel& model, const IndexSettings& settings) {
+// The model, granularity and dtype: what every cached memory depends on;
+// and the embedder, with one (without, the hash is what it was before kvrag
+// had separate embedders, so that existing indexes keep reusing chunks).
+ContentHasher memory_hasher(const T5EncoderModel& model, const SentenceEmbedder* embedder,
+                            const IndexSettings& settings) {
   ContentHasher h;
   h.add(model.fingerprint)
       .add(cache_granularity_name(settings.cache))
       .add(kv_dtype_name(settings.kv_dtype));
+  if (embedder != nullptr) h.add("embedder").add(embedder->fingerprint());
   return h;
 }
 
 }  // namespace
 
-std::string document_content_hash(const T5EncoderModel& model, const IndexSettings& settings,
-                                  const Document& doc) {
-  ContentHasher h = memory_hasher(model, settings);
+std::string document_content_hash(const T5EncoderModel& model, const SentenceEmbedder* embedder,
+                                  const IndexSettings& settings, const Document& doc) {
+  ContentHasher h = memory_hasher(model, embedder, settings);
   h.add(settings.chunking.max_tokens)
       .add(settings.chunking.overlap)
       .add(settings.prompts.chunk)
@@ -74,9 +78,12 @@ std::string default_document_id(const std::string& title, const std::string& tex
   return "doc-" + hex64(hash_string(normalize_text(text), hash_string(title)));
 }
 
-std::string chunk_content_hash(const T5EncoderModel& model, const IndexSettings& settings,
-                               const std::vector<int32_t>& prompt_ids) {
-  return memory_hasher(model, settings).add(prompt_ids).hex();
+std::string chunk_content_hash(const T5EncoderModel& model, const SentenceEmbedder* embedder,
+                               const IndexSettings& settings, const ChunkInputs& inputs) {
+  ContentHasher h = memory_hasher(model, embedder, settings);
+  h.add(inputs.prompt_ids);
+  if (embedder != nullptr) h.add(inputs.embedder_ids);
+  return h.hex();
 }
 
 std::vector<int32_t> chunk_prompt_ids(const T5EncoderModel& model, const IndexSettings& settings,
@@ -87,23 +94,32 @@ std::vector<int32_t> chunk_prompt_ids(const T5EncoderModel& model, const IndexSe
   return prompt_ids(model, fill_prompt(settings.prompts.chunk, fields));
 }
 
-std::vector<NewChunk> chunk_document(const T5EncoderModel& model, const IndexSettings& settings,
-                                     const Document& doc,
-                                     std::vector<std::vector<int32_t>>& prompts) {
+std::string chunk_embedder_text(const std::string& prompt_title, const std::string& chunk_text) {
+  return prompt_title.empty() ? chunk_text : prompt_title + " " + chunk_text;
+}
+
+std::vector<NewChunk> chunk_document(const T5EncoderModel& model, const SentenceEmbedder* embedder,
+                                     const IndexSettings& settings, const Document& doc,
+                                     std::vector<ChunkInputs>& inputs) {
   const Tokenizer& tokenizer = model.require_tokenizer();
   const TokenizeFn tokenize = [&tokenizer](const std::string& word) {
     return tokenizer.encode(word);
   };
+  const std::string title = embedder != nullptr ? prompt_title(model, doc.title) : "";
   std::vector<NewChunk> chunks;
-  prompts.clear();
+  inputs.clear();
   for (Chunk& c : chunk_text(doc.text, tokenize, settings.chunking)) {
-    prompts.push_back(chunk_prompt_ids(model, settings, doc.title, c.text));
+    ChunkInputs& in = inputs.emplace_back();
+    in.prompt_ids = chunk_prompt_ids(model, settings, doc.title, c.text);
+    if (embedder != nullptr) {
+      in.embedder_ids = embedder->input_ids(chunk_embedder_text(title, c.text));
+    }
     NewChunk chunk;
     chunk.position = c.position;
     chunk.text = std::move(c.text);
     chunk.token_ids = std::move(c.token_ids);
-    chunk.content_hash = chunk_content_hash(model, settings, prompts.back());
-    chunk.memory_tokens = static_cast<int64_t>(prompts.back().size());
+    chunk.content_hash = chunk_content_hash(model, embedder, settings, in);
+    chunk.memory_tokens = static_cast<int64_t>(in.prompt_ids.size());
     chunks.push_back(std::move(chunk));
   }
   return chunks;
@@ -124,7 +140,8 @@ std::vector<uint8_t> encode_memory_blob(const T5EncoderModel& model, const Index
   return encode_kv_blob(settings.kv_dtype, matrices);
 }
 
-int64_t encode_chunks(const T5Encoder& encoder, const Store& store, const IndexSettings& settings,
+int64_t encode_chunks(const T5Encoder& encoder, const SentenceEmbedder* embedder,
+                      const Store& store, const IndexSettings& settings,
                       const std::vector<PendingChunk>& pending, int64_t encode_batch) {
   KVRAG_CHECK(encode_batch > 0, kInvalidArgument, "encode batch must be > 0, got ", encode_batch);
   // Equal content in one batch is encoded once: later copies wait for the first.
@@ -153,12 +170,18 @@ int64_t encode_chunks(const T5Encoder& encoder, const Store& store, const IndexS
   for (size_t begin = 0; begin < to_encode.size(); begin += static_cast<size_t>(encode_batch)) {
     const size_t end = std::min(to_encode.size(), begin + static_cast<size_t>(encode_batch));
     std::vector<std::vector<int32_t>> batch;
-    for (size_t i = begin; i < end; ++i) batch.push_back(*to_encode[i]->prompt_ids);
+    std::vector<std::vector<int32_t>> embedder_batch;
+    for (size_t i = begin; i < end; ++i) {
+      batch.push_back(to_encode[i]->inputs->prompt_ids);
+      if (embedder != nullptr) embedder_batch.push_back(to_encode[i]->inputs->embedder_ids);
+    }
     const std::vector<Tensor> hidden = encoder.encode_batch(batch);
+    std::vector<std::vector<float>> embeddings;
+    if (embedder != nullptr) embeddings = embedder->embed_batch(embedder_batch);
     for (size_t i = begin; i < end; ++i) {
       NewChunk& chunk = *to_encode[i]->chunk;
       const ConstView h = hidden[i - begin].view();
-      chunk.embedding = embed(h);
+      chunk.embedding = embedder != nullptr ? std::move(embeddings[i - begin]) : embed(h);
       chunk.memory_blob = encode_memory_blob(model, settings, h);
     }
   }

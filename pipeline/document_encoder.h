@@ -2,6 +2,10 @@
 // chunking, chunk prompts, content hashes, encoding, the cached memory blob
 // and the embedding of each chunk. RagPipeline::add_documents writes the
 // result in one store transaction.
+//
+// `embedder`, where a function takes one, is the index's separate embedder
+// (retriever/sentence_embedder.h), or null when the reader's encoder embeds
+// (the embedding is then embed() of the chunk prompt's encoder output).
 #pragma once
 
 #include <cstdint>
@@ -14,24 +18,35 @@
 #include "encoder/t5_encoder.h"
 #include "encoder/t5_encoder_model.h"
 #include "pipeline/index_settings.h"
+#include "retriever/sentence_embedder.h"
 
 namespace kvrag {
 
 // Hash (32 hex digits) of everything a document's stored rows depend on:
-// model fingerprint, chunking and cache settings, the chunk template, title,
-// text and metadata. Equal hash: re-indexing the document would change nothing.
-std::string document_content_hash(const T5EncoderModel& model, const IndexSettings& settings,
-                                  const Document& doc);
+// model fingerprint (and the embedder's, with one), chunking and cache
+// settings, the chunk template, title, text and metadata. Equal hash:
+// re-indexing the document would change nothing.
+std::string document_content_hash(const T5EncoderModel& model, const SentenceEmbedder* embedder,
+                                  const IndexSettings& settings, const Document& doc);
 
 // The id of a document sent without one: "doc-" + a hash of its title and
 // its normalised text (normalize_text), so that sending the same document
 // twice, however its whitespace differs, names the same document.
 std::string default_document_id(const std::string& title, const std::string& text);
 
+// The encoder inputs of one chunk.
+struct ChunkInputs {
+  std::vector<int32_t> prompt_ids;  // the reader's: chunk_prompt_ids
+  // The separate embedder's: SentenceEmbedder::input_ids of chunk_embedder_text;
+  // empty when the reader's encoder embeds.
+  std::vector<int32_t> embedder_ids;
+};
+
 // Hash (32 hex digits) of what a chunk's memory blob and embedding depend on:
-// model fingerprint, cache granularity, dtype and the prompt ids.
-std::string chunk_content_hash(const T5EncoderModel& model, const IndexSettings& settings,
-                               const std::vector<int32_t>& prompt_ids);
+// model fingerprint, cache granularity, dtype and the prompt ids, and with
+// an embedder its fingerprint and the embedder ids.
+std::string chunk_content_hash(const T5EncoderModel& model, const SentenceEmbedder* embedder,
+                               const IndexSettings& settings, const ChunkInputs& inputs);
 
 // The encoder input of one chunk: PromptTemplates::chunk filled with the
 // document title (cut to kMaxTitleTokens by prompt_title) and the chunk
@@ -39,13 +54,18 @@ std::string chunk_content_hash(const T5EncoderModel& model, const IndexSettings&
 std::vector<int32_t> chunk_prompt_ids(const T5EncoderModel& model, const IndexSettings& settings,
                                       const std::string& title, const std::string& chunk_text);
 
+// The text a separate embedder embeds for a chunk: "title text" (the title
+// as prompt_title cuts it, and a space), or the text alone under an empty
+// title; no prompt prefix, as sentence-transformers retrievers embed passages.
+std::string chunk_embedder_text(const std::string& prompt_title, const std::string& chunk_text);
+
 // The chunks of `doc` with position, text, token ids (of the chunk text,
 // no eos), content hash and memory_tokens (prompt length) filled; embedding
-// and memory_blob are left empty for encode_chunks. `prompts` receives each
-// chunk's prompt ids, parallel to the result.
-std::vector<NewChunk> chunk_document(const T5EncoderModel& model, const IndexSettings& settings,
-                                     const Document& doc,
-                                     std::vector<std::vector<int32_t>>& prompts);
+// and memory_blob are left empty for encode_chunks. `inputs` receives each
+// chunk's encoder inputs, parallel to the result.
+std::vector<NewChunk> chunk_document(const T5EncoderModel& model, const SentenceEmbedder* embedder,
+                                     const IndexSettings& settings, const Document& doc,
+                                     std::vector<ChunkInputs>& inputs);
 
 // The memory blob (data/kv_blob.h) of one chunk from its encoder output
 // `hidden` (prompt tokens, d_model): for kKv the 2 × decoder layers matrices
@@ -53,17 +73,19 @@ std::vector<NewChunk> chunk_document(const T5EncoderModel& model, const IndexSet
 std::vector<uint8_t> encode_memory_blob(const T5EncoderModel& model, const IndexSettings& settings,
                                         ConstView hidden);
 
-// A chunk waiting for its embedding and memory blob, with its prompt.
+// A chunk waiting for its embedding and memory blob, with its inputs.
 struct PendingChunk {
   NewChunk* chunk;
-  const std::vector<int32_t>* prompt_ids;
+  const ChunkInputs* inputs;
 };
 
 // Fills embedding and memory_blob of every pending chunk: copied from a
 // stored chunk with the same content hash (Store::find_encoding) or from an
 // earlier pending one, else encoded, `encode_batch` prompts per encoder
-// call. Returns how many were copied instead of encoded.
-int64_t encode_chunks(const T5Encoder& encoder, const Store& store, const IndexSettings& settings,
+// call (and as many embedder inputs per embedder call). Returns how many
+// were copied instead of encoded.
+int64_t encode_chunks(const T5Encoder& encoder, const SentenceEmbedder* embedder,
+                      const Store& store, const IndexSettings& settings,
                       const std::vector<PendingChunk>& pending, int64_t encode_batch = 32);
 
 }  // namespace kvrag

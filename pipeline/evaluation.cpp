@@ -46,6 +46,8 @@ EvalReport evaluate(const RagPipeline& pipeline, const std::vector<EvalQuestion>
   KVRAG_CHECK(!options.modes.empty() || !options.retrievers.empty(), kInvalidArgument,
               "nothing to evaluate: no modes and no retrievers");
   check_k(options.k);
+  // Answers from no sources would be scored as if they were answers.
+  if (!options.modes.empty()) pipeline.require_documents();
   const auto start = Clock::now();
   EvalReport report;
   report.questions = static_cast<int64_t>(questions.size());

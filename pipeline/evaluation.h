@@ -69,7 +69,8 @@ bool contains_answer(const std::string& chunk_text, const std::vector<std::strin
 // Runs every question: one retrieval with answer_retriever, an answer in
 // each mode over the same chunks, and one retrieval per measured retriever.
 // Error(kInvalidArgument) for no questions, no modes and no retrievers, or
-// k outside 1..kMaxK; errors of the pipeline pass through.
+// k outside 1..kMaxK; Error(kConflict), as ask(), when modes are to answer
+// from an index with no documents; errors of the pipeline pass through.
 EvalReport evaluate(const RagPipeline& pipeline, const std::vector<EvalQuestion>& questions,
                     const EvalOptions& options, const EvalProgress& progress = {});
 

@@ -32,9 +32,33 @@ void check_same_model(const std::string& dir, const IndexMeta& meta, const T5Mod
               " was built with the tokenizer ", meta.model_dir, "/spiece.model (fingerprint ",
               meta.tokenizer_fingerprint, "), not with ", model_dir, "/spiece.model (fingerprint ",
               tokenizer, "): the same weights with another tokenizer read other token ids");
-  KVRAG_CHECK(meta.embedding_dim == model.config.d_model, kFormat, store_path(dir),
-              ": embedding_dim ", meta.embedding_dim, " differs from the model's d_model ",
-              model.config.d_model);
+}
+
+// The index's separate embedder, loaded from `embedder_dir` (empty: the
+// folder the index records) and checked against the index; null when the
+// reader's encoder embeds.
+std::shared_ptr<const SentenceEmbedder> open_embedder(const std::string& dir, const IndexMeta& meta,
+                                                      const T5Model& model,
+                                                      const std::string& embedder_dir) {
+  if (meta.embedder_fingerprint == kNoEmbedder) {
+    KVRAG_CHECK(embedder_dir.empty(), kInvalidArgument, "the index ", dir,
+                " was built without a separate embedder (the reader's encoder embeds), not with "
+                "the embedder ",
+                embedder_dir);
+    KVRAG_CHECK(meta.embedding_dim == model.config.d_model, kFormat, store_path(dir),
+                ": embedding_dim ", meta.embedding_dim, " differs from the model's d_model ",
+                model.config.d_model);
+    return nullptr;
+  }
+  const std::string path = embedder_dir.empty() ? meta.settings.embedder_dir : embedder_dir;
+  auto embedder = SentenceEmbedder::load(path);
+  KVRAG_CHECK(embedder->fingerprint() == meta.embedder_fingerprint, kInvalidArgument, "the index ",
+              dir, " was built with the embedder ", meta.settings.embedder_dir, " (fingerprint ",
+              meta.embedder_fingerprint, "), not with the embedder ", path, " (fingerprint ",
+              embedder->fingerprint(), ")");
+  KVRAG_CHECK(meta.embedding_dim == embedder->dim(), kFormat, store_path(dir), ": embedding_dim ",
+              meta.embedding_dim, " differs from the embedder's dimension ", embedder->dim());
+  return embedder;
 }
 
 // Saves vectors.faiss and records that it matches store generation
@@ -186,8 +210,15 @@ std::unique_ptr<IndexFolder> IndexFolder::create(const std::string& dir,
               kStoreFile, "); open it or choose another folder");
   auto model = load_t5_model(model_dir, options.weights);
   model->require_tokenizer();
+  IndexSettings recorded = settings;
+  std::shared_ptr<const SentenceEmbedder> embedder;
+  if (!settings.embedder_dir.empty()) {
+    embedder = SentenceEmbedder::load(settings.embedder_dir);
+    recorded.embedder_dir = fs::absolute(settings.embedder_dir).lexically_normal().string();
+  }
+  const int64_t dim = embedder ? embedder->dim() : model->config.d_model;
   // Built once here only to reject a factory string before anything is written.
-  FaissIndex(model->config.d_model, settings.faiss_factory);
+  FaissIndex(dim, settings.faiss_factory);
 
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -197,11 +228,12 @@ std::unique_ptr<IndexFolder> IndexFolder::create(const std::string& dir,
   meta.model_dir = fs::absolute(model_dir).lexically_normal().string();
   meta.model_fingerprint = model->fingerprint;
   meta.tokenizer_fingerprint = tokenizer_fingerprint(model_dir);
-  meta.embedding_dim = model->config.d_model;
-  meta.settings = settings;
+  meta.embedding_dim = dim;
+  meta.embedder_fingerprint = embedder ? embedder->fingerprint() : kNoEmbedder;
+  meta.settings = recorded;
   store->write_transaction([&] { write_index_meta(*store, meta); });
-  return std::unique_ptr<IndexFolder>(
-      new IndexFolder(dir, std::move(model), std::move(store), settings, options));
+  return std::unique_ptr<IndexFolder>(new IndexFolder(dir, std::move(model), std::move(embedder),
+                                                      std::move(store), recorded, options));
 }
 
 std::unique_ptr<IndexFolder> IndexFolder::open(const std::string& dir, const OpenOptions& options) {
@@ -213,22 +245,29 @@ std::unique_ptr<IndexFolder> IndexFolder::open(const std::string& dir, const Ope
   const std::string model_dir = options.model_dir.empty() ? meta.model_dir : options.model_dir;
   auto model = load_t5_model(model_dir, options.weights);
   check_same_model(dir, meta, *model, model_dir);
-  return std::unique_ptr<IndexFolder>(
-      new IndexFolder(dir, std::move(model), std::move(store), meta.settings, options));
+  auto embedder = open_embedder(dir, meta, *model, options.embedder_dir);
+  return std::unique_ptr<IndexFolder>(new IndexFolder(dir, std::move(model), std::move(embedder),
+                                                      std::move(store), meta.settings, options));
 }
 
 bool IndexFolder::exists(const std::string& dir) { return fs::exists(store_path(dir)); }
 
 IndexFolder::IndexFolder(std::string dir, std::shared_ptr<const T5Model> model,
+                         std::shared_ptr<const SentenceEmbedder> embedder,
                          std::unique_ptr<Store> store, IndexSettings settings,
                          const OpenOptions& options)
     : dir_(std::move(dir)),
       model_(model),
       encoder_(model),
+      embedder_(std::move(embedder)),
       store_(std::move(store)),
       kv_cache_(std::make_unique<KvRamCache>(options.kv_cache_bytes)),
       settings_(std::move(settings)) {
-  faiss_ = load_or_rebuild_faiss(*store_, dir_, model_->config.d_model, settings_.faiss_factory);
+  faiss_ = load_or_rebuild_faiss(*store_, dir_, embedding_dim(), settings_.faiss_factory);
+}
+
+int64_t IndexFolder::embedding_dim() const {
+  return embedder_ ? embedder_->dim() : model_->config.d_model;
 }
 
 IndexFolder::~IndexFolder() = default;
@@ -241,23 +280,24 @@ std::vector<BatchDocument> IndexFolder::prepare(std::span<const Document* const>
   for (size_t i = 0; i < docs.size(); ++i) {
     BatchDocument& item = items[i];
     item.doc = docs[i];
-    item.content_hash = document_content_hash(*model_, settings_, *docs[i]);
+    item.content_hash = document_content_hash(*model_, embedder_.get(), settings_, *docs[i]);
     const auto existing = store_->find_document(docs[i]->external_id);
     if (existing && existing->content_hash == item.content_hash) {
       item.unchanged = true;
       item.id = existing->id;
       continue;
     }
-    item.chunks = chunk_document(*model_, settings_, *docs[i], item.prompts);
+    item.chunks = chunk_document(*model_, embedder_.get(), settings_, *docs[i], item.inputs);
   }
   // Pointers into the items' chunk vectors: taken once every vector is final.
   std::vector<PendingChunk> pending;
   for (BatchDocument& item : items) {
     for (size_t c = 0; c < item.chunks.size(); ++c) {
-      pending.push_back({&item.chunks[c], &item.prompts[c]});
+      pending.push_back({&item.chunks[c], &item.inputs[c]});
     }
   }
-  chunks_reused += encode_chunks(encoder_, *store_, settings_, pending, kEncodeBatch);
+  chunks_reused +=
+      encode_chunks(encoder_, embedder_.get(), *store_, settings_, pending, kEncodeBatch);
   return items;
 }
 
@@ -295,6 +335,9 @@ IndexStats IndexFolder::stats() const {
   s.faiss_file_bytes = ec ? 0 : static_cast<int64_t>(faiss_bytes);
   s.model_dir = model_->dir;
   s.model_fingerprint = model_->fingerprint;
+  s.embedder_dir = embedder_ ? embedder_->dir() : "";
+  s.embedder_fingerprint = embedder_ ? embedder_->fingerprint() : kNoEmbedder;
+  s.embedding_dim = embedding_dim();
   s.settings = settings_;
   // The blob of (matrices, tokens, cols) grows by exactly this per token.
   const bool kv = settings_.cache == CacheGranularity::kKv;

@@ -1,9 +1,9 @@
 // One index folder on disk and in memory: store.sqlite (the source of
 // truth), vectors.faiss (derived: rebuilt from the stored embeddings when
 // missing or behind the store), the store generations that tell the two
-// apart, the model the index was built with, and the RAM cache of chunk
-// memories. Writing keeps FAISS, its file and the RAM cache in step with
-// every committed store transaction.
+// apart, the model the index was built with, its separate embedder when it
+// has one, and the RAM cache of chunk memories. Writing keeps FAISS, its
+// file and the RAM cache in step with every committed store transaction.
 //
 // Threads: IndexFolder takes no lock. RagPipeline serialises writers and
 // keeps readers out while a batch commits; the store and KvRamCache are
@@ -22,9 +22,11 @@
 #include "data/store.h"
 #include "decoder/t5_model.h"
 #include "encoder/t5_encoder.h"
+#include "pipeline/document_encoder.h"
 #include "pipeline/index_settings.h"
 #include "pipeline/kv_ram_cache.h"
 #include "retriever/faiss_index.h"
+#include "retriever/sentence_embedder.h"
 
 namespace kvrag {
 
@@ -54,11 +56,20 @@ struct IndexStats {
   int64_t faiss_file_bytes = 0;  // size of vectors.faiss on disk
   std::string model_dir;
   std::string model_fingerprint;
+  // The separate embedder (empty dir and kNoEmbedder: the reader's encoder
+  // embeds) and the embedding dimension.
+  std::string embedder_dir;
+  std::string embedder_fingerprint;
+  int64_t embedding_dim = 0;
   IndexSettings settings;
   int64_t memory_bytes_per_token = 0;  // for the index's dtype and granularity
   int64_t kv_cache_bytes_used = 0;
   int64_t kv_cache_hits = 0;
   int64_t kv_cache_misses = 0;
+  // Batched decoding (RagPipeline::batch_decoding): decoder passes run and
+  // Σ sequences per pass; both 0 when it is off.
+  int64_t decode_steps = 0;
+  int64_t decode_sequences = 0;
 };
 
 // One document of a batch on its way into the store.
@@ -67,8 +78,8 @@ struct BatchDocument {
   std::string content_hash;
   bool unchanged = false;  // stored with an equal content hash: left alone
   std::vector<NewChunk> chunks;
-  std::vector<std::vector<int32_t>> prompts;  // parallel to chunks
-  int64_t id = 0;                             // store row id once known
+  std::vector<ChunkInputs> inputs;  // parallel to chunks
+  int64_t id = 0;                   // store row id once known
   bool replaced = false;
 };
 
@@ -102,18 +113,24 @@ class IndexFolder {
   const std::string& dir() const { return dir_; }
   const std::shared_ptr<const T5Model>& model() const { return model_; }
   const T5Encoder& encoder() const { return encoder_; }
+  // The separate embedder, or null when the reader's encoder embeds.
+  const SentenceEmbedder* embedder() const { return embedder_.get(); }
+  // The embedder's dimension, or the reader's d_model without one.
+  int64_t embedding_dim() const;
   const Store& store() const { return *store_; }
   const FaissIndex& vectors() const { return *faiss_; }
   KvRamCache& ram_cache() const { return *kv_cache_; }
   const IndexSettings& settings() const { return settings_; }
 
  private:
-  IndexFolder(std::string dir, std::shared_ptr<const T5Model> model, std::unique_ptr<Store> store,
+  IndexFolder(std::string dir, std::shared_ptr<const T5Model> model,
+              std::shared_ptr<const SentenceEmbedder> embedder, std::unique_ptr<Store> store,
               IndexSettings settings, const OpenOptions& options);
 
   std::string dir_;
   std::shared_ptr<const T5Model> model_;
   T5Encoder encoder_;
+  std::shared_ptr<const SentenceEmbedder> embedder_;  // null: the reader's encoder embeds
   std::unique_ptr<Store> store_;
   std::unique_ptr<FaissIndex> faiss_;
   std::unique_ptr<KvRamCache> kv_cache_;

@@ -78,6 +78,8 @@ void write_index_meta(Store& store, const IndexMeta& meta) {
   store.set_meta("kv_dtype", kv_dtype_name(meta.settings.kv_dtype));
   store.set_meta("faiss_factory", meta.settings.faiss_factory);
   for (const PromptKey& p : kPromptKeys) store.set_meta(p.key, meta.settings.prompts.*p.member);
+  store.set_meta("embedder_dir", meta.settings.embedder_dir);
+  store.set_meta("embedder_fingerprint", meta.embedder_fingerprint);
 }
 
 IndexMeta read_index_meta(const Store& store) {
@@ -97,6 +99,11 @@ IndexMeta read_index_meta(const Store& store) {
   meta.settings.faiss_factory = require_meta(store, "faiss_factory");
   for (const PromptKey& p : kPromptKeys)
     meta.settings.prompts.*p.member = require_meta(store, p.key);
+  meta.settings.embedder_dir = store.meta("embedder_dir").value_or("");
+  meta.embedder_fingerprint = store.meta("embedder_fingerprint").value_or(kNoEmbedder);
+  KVRAG_CHECK((meta.embedder_fingerprint == kNoEmbedder) == meta.settings.embedder_dir.empty(),
+              kFormat, store.path(), ": meta 'embedder_dir' = '", meta.settings.embedder_dir,
+              "' does not go with 'embedder_fingerprint' = '", meta.embedder_fingerprint, "'");
   return meta;
 }
 

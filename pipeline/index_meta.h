@@ -17,7 +17,13 @@ struct IndexMeta {
   // The model's spiece.model (tokenizer_fingerprint), "none" without one:
   // the same weights with another tokenizer read other token ids.
   std::string tokenizer_fingerprint;
-  int64_t embedding_dim = 0;  // d_model: embeddings are mean-pooled encoder outputs
+  // d_model when the reader's encoder embeds (mean-pooled encoder outputs),
+  // else the separate embedder's dimension (SentenceEmbedder::dim).
+  int64_t embedding_dim = 0;
+  // SentenceEmbedder::fingerprint of settings.embedder_dir, kNoEmbedder
+  // when the reader's encoder embeds (also for an index written before
+  // kvrag had separate embedders, which lacks the key).
+  std::string embedder_fingerprint;
   IndexSettings settings;
 };
 
@@ -31,6 +37,8 @@ void write_index_meta(Store& store, const IndexMeta& meta);
 // checksums and is Error(kFormat) "… index the documents again into a new
 // folder" (its blobs, format version 1, would not be read either).
 IndexMeta read_index_meta(const Store& store);
+
+constexpr const char* kNoEmbedder = "none";
 
 // Hex hash of `model_dir`/spiece.model, or "none" when the folder has none.
 std::string tokenizer_fingerprint(const std::string& model_dir);

@@ -39,6 +39,11 @@ struct IndexSettings {
   KvDtype kv_dtype = KvDtype::kF16;                // --kv-dtype
   std::string faiss_factory = "Flat";              // --faiss
   PromptTemplates prompts;
+  // --embedder: a separate retrieval model (retriever/sentence_embedder.h)
+  // that embeds chunks and questions; empty: the reader's encoder does
+  // (retriever/embedder.h). Read back from an index, the absolute path it
+  // was created with.
+  std::string embedder_dir;
 };
 
 // Error(kInvalidArgument) for chunk tokens < 1, an overlap outside
@@ -49,6 +54,10 @@ struct OpenOptions {
   // The model folder; empty: the one recorded in the index. Either way its
   // fingerprint must equal the index's (Error(kInvalidArgument) naming both).
   std::string model_dir;
+  // The embedder folder; empty: the one recorded in the index, if any. Its
+  // fingerprint must equal the index's, and an index built without one
+  // refuses one (Error(kInvalidArgument) naming both).
+  std::string embedder_dir;
   int64_t kv_cache_bytes = 256ll << 20;  // RAM cache of chunk K/V, 0 disables it
   // The dtype the model's weight matrices are loaded in (`--weights`): int8
   // quarters their bytes and so nearly the time of a decoder step. Either

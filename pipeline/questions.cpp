@@ -3,8 +3,10 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "data/text_normalization.h"
 #include "pipeline/ask_options.h"
 #include "pipeline/prompts.h"
+#include "retriever/embedder.h"
 
 namespace kvrag {
 namespace {
@@ -19,6 +21,7 @@ bool is_blank(const std::string& text) {
 Query make_query(const T5Encoder& encoder, const PromptTemplates& prompts, const std::string& text,
                  const char* field) {
   const T5EncoderModel& model = encoder.model();
+  check_text_field(field, text);
   KVRAG_CHECK(!is_blank(text), kInvalidArgument, field, " is empty");
   const int64_t tokens = static_cast<int64_t>(model.require_tokenizer().encode(text).size());
   KVRAG_CHECK(tokens <= kMaxQuestionTokens, kInvalidArgument, "field '", field, "' has ", tokens,
@@ -34,6 +37,18 @@ void encode_query(const T5Encoder& encoder, Query& query, const Deadline& deadli
   if (!query.encoded()) {
     query.hidden = encoder.encode(query.prompt_ids, deadline.checker("encoding the question"));
   }
+}
+
+void embed_query(const T5Encoder& encoder, const SentenceEmbedder* embedder, Query& query,
+                 const Deadline& deadline) {
+  if (!query.embedding.empty()) return;
+  if (embedder != nullptr) {
+    query.embedding = embedder->embed(embedder->input_ids(query.text),
+                                      deadline.checker("embedding the question"));
+    return;
+  }
+  encode_query(encoder, query, deadline);
+  query.embedding = embed(query.hidden.view());
 }
 
 }  // namespace kvrag

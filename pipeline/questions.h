@@ -9,6 +9,7 @@
 #include "pipeline/deadline.h"
 #include "pipeline/index_settings.h"
 #include "retriever/query.h"
+#include "retriever/sentence_embedder.h"
 
 namespace kvrag {
 
@@ -24,5 +25,13 @@ Query make_query(const T5Encoder& encoder, const PromptTemplates& prompts, const
 // already encoded. Error(kDeadlineExceeded) once `deadline` passes (checked
 // before every encoder layer).
 void encode_query(const T5Encoder& encoder, Query& query, const Deadline& deadline = {});
+
+// Fills query.embedding for dense retrieval, unless it is already set: with
+// `embedder` (the index's separate one), its embedding of query.text, no
+// prompt; without (null), embed() of the encoder output of the question
+// prompt, encoding it first (encode_query), so that cached mode reuses it.
+// Error(kDeadlineExceeded) once `deadline` passes (before every encoder layer).
+void embed_query(const T5Encoder& encoder, const SentenceEmbedder* embedder, Query& query,
+                 const Deadline& deadline = {});
 
 }  // namespace kvrag

@@ -87,6 +87,7 @@ std::unique_ptr<RagPipeline> RagPipeline::open_or_create(const std::string& dir,
   if (exists(dir)) {
     OpenOptions with_model = options;
     if (with_model.model_dir.empty()) with_model.model_dir = model_dir;
+    if (with_model.embedder_dir.empty()) with_model.embedder_dir = settings.embedder_dir;
     return open(dir, with_model);
   }
   KVRAG_CHECK(!model_dir.empty(), kInvalidArgument, "no index in ", dir,
@@ -192,8 +193,22 @@ void RagPipeline::require_documents_locked() const {
 }
 
 IndexStats RagPipeline::stats() const {
-  const auto lock = lock_for_reading();
-  return folder_->stats();
+  IndexStats stats;
+  {
+    const auto lock = lock_for_reading();
+    stats = folder_->stats();
+  }
+  if (batcher_) {
+    const DecodeBatcher::Counters counters = batcher_->counters();
+    stats.decode_steps = counters.steps;
+    stats.decode_sequences = counters.sequences;
+  }
+  return stats;
+}
+
+void RagPipeline::batch_decoding(int64_t max_batch) {
+  KVRAG_CHECK(max_batch >= 1, kInvalidArgument, "decode batch must be at least 1, got ", max_batch);
+  batcher_ = max_batch > 1 ? std::make_unique<DecodeBatcher>(decoder_, max_batch) : nullptr;
 }
 
 Query RagPipeline::query_for(const std::string& text, const char* field) const {
@@ -204,7 +219,9 @@ std::vector<RetrievedChunk> RagPipeline::retrieve(const std::string& query_text,
                                                   RetrieverKind retriever) const {
   Query query = query_for(query_text, "query");
   check_k(k);
-  if (retriever != RetrieverKind::kBm25) encode_query(folder_->encoder(), query);
+  if (retriever != RetrieverKind::kBm25) {
+    embed_query(folder_->encoder(), folder_->embedder(), query);
+  }
   const auto lock = lock_for_reading();
   return retriever_.search(query, k, retriever);
 }
@@ -259,17 +276,17 @@ Answer RagPipeline::ask(const std::string& question, const AskOptions& options,
     // Retrieval and memory load see one committed state: a writer cannot
     // remove a retrieved chunk before its memory is loaded.
     const auto lock = lock_for_reading();
-    // Dense retrieval embeds the encoded question prompt, and cached mode's
-    // memory starts with that same encoding: the query carries it to both.
-    // Its time then counts in retrieve_ms (as dense retrieval's always did),
-    // not encode_ms.
+    // Without a separate embedder, dense retrieval embeds the encoded
+    // question prompt, and cached mode's memory starts with that same
+    // encoding: the query carries it to both. Its time then counts in
+    // retrieve_ms (as dense retrieval's always did), not encode_ms.
     // Every mode would answer from the question alone and sound as sure as
     // with sources; refuse instead (BM25 matching nothing in a non-empty
     // index is not this: that answer says it had no sources).
     require_documents_locked();
     deadline.check("waiting for the index");
     if (options.retriever != RetrieverKind::kBm25) {
-      encode_query(folder_->encoder(), query, deadline);
+      embed_query(folder_->encoder(), folder_->embedder(), query, deadline);
     }
     chunks = retriever_.search(query, options.k, options.retriever);
     retrieve_ms = ms_since(start);
@@ -306,7 +323,9 @@ void RagPipeline::decode_answer(const AnswerMemory& memory,
   if (!generation_options.before_step) {
     generation_options.before_step = options.deadline.checker("decoding");
   }
-  const Generation generation = generate(decoder_, memory.kv, generation_options, on_token);
+  const Generation generation = batcher_ && generation_options.num_beams == 1
+                                    ? batcher_->generate(memory.kv, generation_options, on_token)
+                                    : generate(decoder_, memory.kv, generation_options, on_token);
   AskTimings& t = answer.timings;
   t.decode_ms = ms_since(decode_start);
 

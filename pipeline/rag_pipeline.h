@@ -35,6 +35,7 @@
 #include "decoder/t5_decoder.h"
 #include "pipeline/answer.h"
 #include "pipeline/ask_options.h"
+#include "pipeline/decode_batcher.h"
 #include "pipeline/index_folder.h"
 #include "pipeline/index_settings.h"
 #include "pipeline/memory_builder.h"
@@ -46,18 +47,23 @@ namespace kvrag {
 class RagPipeline {
  public:
   // Creates a new index folder at `dir` (which must not hold a store yet)
-  // for the model at `model_dir`. Error(kInvalidArgument) if `dir` already
-  // holds an index or a setting is out of range.
+  // for the model at `model_dir`, embedding with settings.embedder_dir when
+  // set. Error(kInvalidArgument) if `dir` already holds an index or a
+  // setting is out of range; an embedder folder in the wrong layout throws
+  // SentenceEmbedder::load's errors.
   static std::unique_ptr<RagPipeline> create(const std::string& dir, const std::string& model_dir,
                                              const IndexSettings& settings,
                                              const OpenOptions& options = {});
   // Opens an existing index. Error(kNotFound) if `dir` holds no store.sqlite;
-  // Error(kInvalidArgument) for a model whose fingerprint differs. A missing
+  // Error(kInvalidArgument) for a model or embedder whose fingerprint
+  // differs, or an embedder given to an index built without one. A missing
   // or stale vectors.faiss is rebuilt from the stored embeddings.
   static std::unique_ptr<RagPipeline> open(const std::string& dir, const OpenOptions& options = {});
   // Whether `dir` holds an index (its store.sqlite exists).
   static bool exists(const std::string& dir);
-  // open() when `dir` holds an index, create() otherwise (model_dir required then).
+  // open() when `dir` holds an index (with model_dir and settings.embedder_dir,
+  // where given, as OpenOptions' folders), create() otherwise (model_dir
+  // required then).
   static std::unique_ptr<RagPipeline> open_or_create(const std::string& dir,
                                                      const std::string& model_dir,
                                                      const IndexSettings& settings,
@@ -69,6 +75,12 @@ class RagPipeline {
   // behind this one's in-memory FAISS; this pipeline's own writes go on.
   // Error(kUnavailable) while another process writes the folder.
   void hold_write_lock(const std::string& holder);
+
+  // Greedy asks share decoder passes, up to `max_batch` sequences a pass
+  // (pipeline/decode_batcher.h); beam search still decodes alone. 1 (the
+  // default) decodes every ask alone. Call before answering starts.
+  // Error(kInvalidArgument) for max_batch < 1.
+  void batch_decoding(int64_t max_batch);
 
   // ---- writing (serialised)
   // Chunks, encodes, caches and indexes `docs`, `batch` documents per
@@ -131,6 +143,8 @@ class RagPipeline {
   IndexStats stats() const;
   const IndexSettings& settings() const { return folder_->settings(); }
   const T5Model& model() const { return *folder_->model(); }
+  // The index's separate embedder, or null when the reader's encoder embeds.
+  const SentenceEmbedder* embedder() const { return folder_->embedder(); }
   const T5Decoder& decoder() const { return decoder_; }
   const std::string& dir() const { return folder_->dir(); }
 
@@ -151,8 +165,9 @@ class RagPipeline {
   T5Decoder decoder_;
   Retriever retriever_;
   MemoryBuilder memories_;
-  std::mutex write_mutex_;                // one writer at a time
-  std::unique_ptr<WriteLock> held_lock_;  // set by hold_write_lock
+  std::unique_ptr<DecodeBatcher> batcher_;  // set by batch_decoding; after decoder_, stops first
+  std::mutex write_mutex_;                  // one writer at a time
+  std::unique_ptr<WriteLock> held_lock_;    // set by hold_write_lock
   // Readers (shared) against a writer's commit + FAISS/RAM-cache update
   // (exclusive), so that a reader's store, FAISS and cache reads all see
   // one committed state.

@@ -17,6 +17,9 @@ struct Query {
   // (prompt tokens, d_model): the encoder output of prompt_ids, or empty
   // until a step that needs it (dense retrieval, cached mode) encodes it.
   Tensor hidden;
+  // (embedding dim), unit norm: the query's retrieval embedding, or empty
+  // until dense retrieval needs it (pipeline/questions.h's embed_query).
+  std::vector<float> embedding;
 
   bool encoded() const { return hidden.rows() > 0; }
 };

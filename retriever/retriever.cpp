@@ -4,7 +4,6 @@
 
 #include "core/enum_names.h"
 #include "core/error.h"
-#include "retriever/embedder.h"
 #include "retriever/fusion.h"
 
 namespace kvrag {
@@ -42,11 +41,10 @@ std::vector<RetrievedChunk> Retriever::search(const Query& query, int64_t k,
 }
 
 Retriever::Ranked Retriever::dense(const Query& query, int64_t depth) const {
-  KVRAG_CHECK(query.encoded(), kInvalidArgument,
-              "dense retrieval needs the encoded question prompt");
-  const std::vector<float> embedding = embed(query.hidden.view());
+  KVRAG_CHECK(!query.embedding.empty(), kInvalidArgument,
+              "dense retrieval needs the query's embedding");
   Ranked ranked;
-  for (const ScoredId& hit : vectors_.search(embedding, depth)) {
+  for (const ScoredId& hit : vectors_.search(query.embedding, depth)) {
     ranked.emplace_back(hit.id, hit.score);
   }
   return ranked;

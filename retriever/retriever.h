@@ -39,7 +39,7 @@ class Retriever {
   Retriever(const Store& store, const FaissIndex& vectors);
 
   // The top k chunks for `query`, best first: fewer when the index holds
-  // fewer. Dense and hybrid embed query.hidden, which must be encoded
+  // fewer. Dense and hybrid read query.embedding, which must be set
   // (Error(kInvalidArgument) otherwise); BM25 reads query.text. k >= 1; the
   // pipeline bounds it (kMaxK).
   std::vector<RetrievedChunk> search(const Query& query, int64_t k, RetrieverKind kind) const;

@@ -16,6 +16,14 @@ Scenarios (--only NAME to run one):
             gets 503 with Retry-After, at once.
   ingest    --ingest-docs short documents POSTed in requests of
             --ingest-batch while 2 clients ask: ask latency p50/p95/max.
+  throughput  for each of --clients (1,2,4,8) concurrent clients, each asks
+            --asks-per-client questions of --questions in turn (greedy):
+            answers/s and latency p50/p95, and every question must get the
+            same answer at every concurrency. --answers FILE saves those
+            answers, or, when FILE exists, checks them against it (run once
+            against `kvrag serve --decode-batch 1`, once against the batched
+            server: batched decoding must not change an answer).
+            Not in the default run; --only throughput.
 Prints one line per figure and exits 1 if a "done when" bound is missed.
 Python standard library only.
 """
@@ -205,10 +213,64 @@ def scenario_ingest(port, failures, docs_total, batch, max_seconds):
         failures.append("ingest: asks failed during ingestion")
 
 
+def read_questions(path, limit):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line)["question"] for line in f if line.strip()][:limit]
+
+
+def scenario_throughput(port, failures, questions, clients_list, asks_per_client, answers_path):
+    answers = {}
+    for clients in clients_list:
+        latencies, lock = [], threading.Lock()
+
+        def client(c):
+            for i in range(asks_per_client):
+                q = questions[(c * asks_per_client + i) % len(questions)]
+                status, _, text, seconds = request(port, "POST", "/v1/ask", {"question": q})
+                with lock:
+                    if status != 200:
+                        failures.append(f"throughput: {clients} clients: status {status}: {text[:200]}")
+                        continue
+                    latencies.append(seconds)
+                    answer = json.loads(text)["answer"]
+                    if answers.setdefault(q, answer) != answer:
+                        failures.append(f"throughput: {q!r} answered {answer!r} and {answers[q]!r}")
+
+        start = time.monotonic()
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seconds = time.monotonic() - start
+        print(f"throughput: {clients} clients: {len(latencies)} answers in {seconds:.1f} s = "
+              f"{len(latencies) / seconds:.2f} answers/s, p50 {percentile(latencies, 50) * 1000:.0f} ms, "
+              f"p95 {percentile(latencies, 95) * 1000:.0f} ms")
+    if answers_path:
+        try:
+            with open(answers_path, encoding="utf-8") as f:
+                saved = json.load(f)
+        except FileNotFoundError:
+            with open(answers_path, "w", encoding="utf-8") as f:
+                json.dump(answers, f, indent=1, sort_keys=True)
+            print(f"throughput: {len(answers)} answers saved to {answers_path}")
+            return
+        differ = [q for q in answers if q in saved and saved[q] != answers[q]]
+        print(f"throughput: {len(answers) - len(differ)} of {len(answers)} answers equal those of "
+              f"{answers_path}")
+        for q in differ:
+            failures.append(f"throughput: {q!r}: {answers[q]!r}, saved {saved[q]!r}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=8080, help="kvrag serve on 127.0.0.1:PORT")
-    parser.add_argument("--only", choices=["slow", "deadline", "queue", "ingest"])
+    parser.add_argument("--only", choices=["slow", "deadline", "queue", "ingest", "throughput"])
+    parser.add_argument("--questions", default="data/sample/questions-dev.jsonl",
+                        help="throughput: the questions asked (JSONL with \"question\")")
+    parser.add_argument("--clients", default="1,2,4,8", help="throughput: concurrency levels")
+    parser.add_argument("--asks-per-client", type=int, default=16)
+    parser.add_argument("--answers", help="throughput: save answers here, or compare with them")
     parser.add_argument("--ingest-docs", type=int, default=10000)
     parser.add_argument("--ingest-batch", type=int, default=1000)
     parser.add_argument("--ingest-max-seconds", type=float, default=600,
@@ -226,6 +288,11 @@ def main():
     if args.only in (None, "ingest"):
         scenario_ingest(args.port, failures, args.ingest_docs, args.ingest_batch,
                         args.ingest_max_seconds)
+    if args.only == "throughput":
+        clients = [int(c) for c in args.clients.split(",")]
+        questions = read_questions(args.questions, max(clients) * args.asks_per_client)
+        scenario_throughput(args.port, failures, questions, clients, args.asks_per_client,
+                            args.answers)
     for f in failures:
         print("FAILED:", f)
     sys.exit(1 if failures else 0)

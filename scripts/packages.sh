@@ -2,8 +2,9 @@
 # Installs the Debian packages kvrag builds with, only those missing.
 # --for-tests adds what only the tests need: Chromium for the browser test
 # (it takes longer to install than everything else together), python3 for
-# the training chunker's parity check and python3-torch for the checkpoint
-# converter's test.
+# the training chunker's parity check, python3-torch for the checkpoint
+# converter's test, clang and its sanitizer and libFuzzer runtimes for
+# scripts/sanitize.sh and scripts/fuzz.sh.
 set -euo pipefail
 
 packages=(
@@ -11,7 +12,7 @@ packages=(
   libopenblas-dev libfaiss-dev libsqlite3-dev libsentencepiece-dev sentencepiece
   libcpp-httplib-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
 )
-[ "${1:-}" = "--for-tests" ] && packages+=(chromium python3 python3-torch)
+[ "${1:-}" = "--for-tests" ] && packages+=(chromium python3 python3-torch clang libclang-rt-dev)
 
 missing=()
 for p in "${packages[@]}"; do

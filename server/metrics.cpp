@@ -127,6 +127,12 @@ std::string Metrics::render(const IndexStats& stats, const std::vector<QueueDept
   out << "kvrag_kv_cache_misses_total " << stats.kv_cache_misses << "\n";
   header(out, "kvrag_kv_cache_bytes", "gauge", "Bytes held by the RAM cache of chunk memories.");
   out << "kvrag_kv_cache_bytes " << stats.kv_cache_bytes_used << "\n";
+  header(out, "kvrag_decode_steps_total", "counter",
+         "Decoder passes of batched decoding (0 when each ask decodes alone).");
+  out << "kvrag_decode_steps_total " << stats.decode_steps << "\n";
+  header(out, "kvrag_decode_sequences_total", "counter",
+         "Sequences advanced by those passes: over kvrag_decode_steps_total, the mean batch.");
+  out << "kvrag_decode_sequences_total " << stats.decode_sequences << "\n";
   header(out, "kvrag_documents", "gauge", "Documents in the index.");
   out << "kvrag_documents " << stats.store.documents << "\n";
   header(out, "kvrag_chunks", "gauge", "Chunks in the index.");

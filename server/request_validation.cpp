@@ -126,15 +126,6 @@ class FieldReader {
 
 }  // namespace
 
-void check_text_field(const std::string& field, const std::string& text) {
-  const size_t nul = text.find('\0');
-  KVRAG_CHECK(nul == std::string::npos, kInvalidArgument, "field '", field,
-              "' contains a NUL character (byte ", nul, ")");
-  const std::optional<std::string> bad = utf8_error(text);
-  KVRAG_CHECK(!bad.has_value(), kInvalidArgument, "field '", field,
-              "' is not valid UTF-8: ", bad.value_or(""));
-}
-
 namespace {
 
 // Refuses a string field longer than `max_bytes`; `field` is its full name.

@@ -40,11 +40,6 @@ struct SearchRequest {
   RetrieverKind retriever = kDefaultRetriever;
 };
 
-// Error(kInvalidArgument) "field 'FIELD' contains a NUL character (byte N)"
-// or "field 'FIELD' is not valid UTF-8: …": every text field (question,
-// query, id, title, text; a document id in a URL path too) is checked.
-void check_text_field(const std::string& field, const std::string& text);
-
 AskRequest parse_ask_request(const std::string& body);
 SearchRequest parse_search_request(const std::string& body);
 

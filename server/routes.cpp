@@ -9,6 +9,7 @@
 
 #include "api/result_json.h"
 #include "core/error.h"
+#include "data/text_normalization.h"
 #include "server/request_validation.h"
 #include "server/responses.h"
 #include "server/web_page.h"

@@ -1,4 +1,4 @@
-// The bundled demo model and sample corpus as the tests name them, and the
+// The bundled demo model, sample corpus and embedder fixture as the tests name them, and the
 // small pinned corpus that the answering and `kvrag ask` tests share.
 #pragma once
 
@@ -9,6 +9,9 @@ namespace kvrag::testing {
 
 inline const std::string kDemoModel = KVRAG_SOURCE_DIR "/models/kvrag-demo";
 inline const std::string kSampleCorpus = KVRAG_SOURCE_DIR "/data/sample/corpus.jsonl";
+// A tiny random T5-encoder retriever in the sentence-transformers layout
+// with reference embeddings (training/make_embedder_fixture.py).
+inline const std::string kTinySentenceT5 = KVRAG_SOURCE_DIR "/tests/data/tiny-sentence-t5";
 
 // The pinned question, about a dev document the demo reader never saw in
 // training: every mode answers it from the answer-bearing chunk, and the

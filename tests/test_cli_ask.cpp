@@ -204,6 +204,18 @@ TEST_F(CliAsk, AModelMismatchPrintsTheErrorWithoutUsage) {
   EXPECT_THAT(run.err, Not(HasSubstr("usage:")));
 }
 
+// The CLI refuses what the HTTP API refuses: a question or query that is
+// not UTF-8 (a shell passes any bytes) or holds a NUL.
+TEST_F(CliAsk, InvalidUtf8InAQuestionOrQueryIsRefusedNamingTheField) {
+  const CliRun ask = run_kvrag({"ask", "--index", index(), "On which river \xff does it lie?"});
+  EXPECT_EQ(ask.exit_code, 2) << describe(ask);
+  EXPECT_THAT(ask.err, HasSubstr("field 'question' is not valid UTF-8: invalid UTF-8 at byte 15"));
+  EXPECT_EQ(ask.out, "");
+  const CliRun search = run_kvrag({"search", "--index", index(), "Tith\xc0\x80ford"});
+  EXPECT_EQ(search.exit_code, 2) << describe(search);
+  EXPECT_THAT(search.err, HasSubstr("field 'query' is not valid UTF-8"));
+}
+
 TEST_F(CliAsk, AskOnAnEmptyIndexSaysItHoldsNoDocuments) {
   TempDir dir("kvrag-cli-ask-empty");
   testing::write_text(dir.file("one.jsonl"), "{\"id\": \"only\", \"text\": \"A short note.\"}\n");
@@ -221,6 +233,15 @@ TEST_F(CliAsk, AskOnAnEmptyIndexSaysItHoldsNoDocuments) {
                                    "/v1/documents) before asking"));
     EXPECT_THAT(run.err, Not(HasSubstr("usage:")));
     EXPECT_EQ(run.out, "");
+  }
+  // eval would score answers made from no sources: refused the same way.
+  testing::write_text(dir.file("q.jsonl"), "{\"question\": \"" + std::string(kQuestion) +
+                                               "\", \"answers\": [\"x\"]}\n");
+  for (const char* modes : {"cached", "concat"}) {
+    const CliRun eval =
+        run_kvrag({"eval", "--index", index, "--questions", dir.file("q.jsonl"), "--modes", modes});
+    EXPECT_EQ(eval.exit_code, 1) << describe(eval);
+    EXPECT_THAT(eval.err, HasSubstr(" holds no documents: add some"));
   }
 }
 

@@ -143,8 +143,8 @@ void expect_complete_documents(const RagPipeline& p, const std::vector<std::stri
     Document d;
     d.title = doc->title;
     d.text = doc->text;
-    std::vector<std::vector<int32_t>> prompts;
-    const auto expected = chunk_document(p.model(), p.settings(), d, prompts);
+    std::vector<ChunkInputs> inputs;
+    const auto expected = chunk_document(p.model(), p.embedder(), p.settings(), d, inputs);
     const auto chunks = p.document_chunks(doc->id);
     ASSERT_EQ(chunks.size(), expected.size()) << "document " << id << " is partial";
     for (const ChunkRecord& c : chunks) EXPECT_FALSE(store.memory_blob(c.id).empty());

@@ -209,6 +209,8 @@ TEST_F(CorpusReaderTest, BadJsonlLinesAreSkippedWithLineAndReason) {
       R"({"text": "\ud800"})",
       R"({"text": "a\u0000b"})",
       R"({"text": "t"} trailing)",
+      R"({"text": "t", "id": "a\u0000b"})",
+      R"({"text": "t", "title": "T\u0000x"})",
       "",
       R"({"id": "good-2", "text": "kept too"})",
   };
@@ -239,7 +241,9 @@ TEST_F(CorpusReaderTest, BadJsonlLinesAreSkippedWithLineAndReason) {
   EXPECT_THAT(reason(14), HasSubstr("surrogate"));
   EXPECT_EQ(reason(15), "'text' contains a NUL character");
   EXPECT_THAT(reason(16), StartsWith("invalid JSON: "));
-  EXPECT_EQ(result.skipped.size(), 15u) << "the blank line 17 is not reported";
+  EXPECT_EQ(reason(17), "'id' contains a NUL character");
+  EXPECT_EQ(reason(18), "'title' contains a NUL character");
+  EXPECT_EQ(result.skipped.size(), 17u) << "the blank line 19 is not reported";
 }
 
 // nlohmann recurses per nesting level (dump, copy, destroy): a deeply
