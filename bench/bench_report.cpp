@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -376,6 +377,53 @@ std::string cells_csv(const std::vector<BenchCell>& cells) {
   return csv.str();
 }
 
+namespace {
+
+constexpr const char* kInt8Suffix = ", int8 weights";
+
+// Per chunk length, k and variant: decoding with int8 weights next to f32,
+// for every model timed both ways.
+void weights_table(const std::vector<Group>& groups, std::ostringstream& md) {
+  std::ostringstream body;
+  for (const Group& int8 : groups) {
+    const std::string& label = int8.model;
+    if (!label.ends_with(kInt8Suffix)) continue;
+    const std::string model = label.substr(0, label.size() - std::strlen(kInt8Suffix));
+    const auto f32 = std::find_if(groups.begin(), groups.end(), [&](const Group& g) {
+      return g.model == model && g.chunk_tokens == int8.chunk_tokens;
+    });
+    if (f32 == groups.end()) continue;
+    for (const BenchCell* q : int8.cells) {
+      const BenchCell* f = find_cell(*f32, q->k, q->variant);
+      if (!f) continue;
+      const double step = f->decode_ms_per_token.median > 0
+                              ? q->decode_ms_per_token.median / f->decode_ms_per_token.median
+                              : 0.0;
+      const double rate = f->tokens_per_s > 0 ? q->tokens_per_s / f->tokens_per_s : 0.0;
+      body << "| " << model << " | " << int8.chunk_tokens << " | " << q->k << " | " << q->variant
+           << " | " << fixed(q->context_tokens, 0) << " | " << ms(f->decode_ms_per_token.median)
+           << " | " << ms(q->decode_ms_per_token.median) << " | " << fixed(step, 2) << "× | "
+           << fixed(f->tokens_per_s, 1) << " | " << fixed(q->tokens_per_s, 1) << " | "
+           << fixed(rate, 2) << "× | " << ms(f->first_token_ms.median) << " | "
+           << ms(q->first_token_ms.median) << " |\n";
+    }
+  }
+  if (body.str().empty()) return;
+  md << "## int8 weights vs f32\n\n"
+     << "The same questions, chunks and decoding with the model loaded `--weights f32` and "
+        "`--weights int8`; medians, times in ms.\n\n"
+     << "| model | chunk tokens | k | variant | context tokens | decode ms/token f32 | int8 | "
+        "int8/f32 | tokens/s f32 | int8 | int8/f32 | first token f32 | int8 |\n"
+     << "|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+     << body.str() << "\n";
+}
+
+}  // namespace
+
+std::string weights_label(const std::string& model, WeightDtype weights) {
+  return weights == WeightDtype::kInt8 ? model + kInt8Suffix : model;
+}
+
 std::string report_markdown(const BenchReport& report,
                             const std::vector<std::string>& chart_files) {
   std::ostringstream md;
@@ -400,7 +448,8 @@ std::string report_markdown(const BenchReport& report,
         "jointly, `fid` encodes the question with each passage.\n\n";
 
   const std::vector<SpeedupRow> rows = speedups(report.cells);
-  for (const Group& g : groups_of(report.cells)) {
+  const std::vector<Group> groups = groups_of(report.cells);
+  for (const Group& g : groups) {
     md << "## " << g.label() << "\n\n";
     if (g.random_weights) {
       md << "Random weights of this shape: speed only, the answers are meaningless and no "
@@ -414,6 +463,7 @@ std::string report_markdown(const BenchReport& report,
       if (s.model == g.model && s.chunk_tokens == g.chunk_tokens) storage_table(s, md);
     }
   }
+  weights_table(groups, md);
   scaling_table(fit_scaling(report.cells), md);
   if (!chart_files.empty()) {
     md << "## Charts\n\n";

@@ -4,8 +4,14 @@
 //   BM_StreamRead/<MiB>           the rate a large buffer can be read (memory roof)
 //   BM_Gemv/<rows>/<cols>         one row through kvrag::linear: weights streamed
 //   BM_Sgemv/<rows>/<cols>        the same through cblas_sgemv, for comparison
+//   BM_Int8Gemv/<rows>/<cols>     one row through int8 weights (AVX2 kernel;
+//   BM_Int8GemvPortable            and the portable one): GB/s of int8 bytes
+//   BM_Linear{F32,Int8Direct,Int8Dequantized}/<out>/<in>/<n>
+//                                 n rows through one projection: where the
+//                                 int8 product should switch paths
 //   BM_Encoder/<shape>/<tokens>   encoder throughput, achieved GFLOP/s
-//   BM_DecoderStep/<shape>/<mem>  one decoded token over a <mem>-token memory
+//   BM_DecoderStep/<shape>/<mem>[/int8]  one decoded token over a <mem>-token
+//                                 memory, f32 or int8 weights
 // How to run and read them: bench/README.md. Rate counters named "GFLOP/s" and
 // "GB/s" hold values in those units (1e9 per second), so the console shows
 // e.g. "GFLOP/s=41.2/s" and JSON/CSV hold 41.2.
@@ -19,13 +25,16 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "bench/rag_bench.h"
 #include "bench/random_model.h"
+#include "core/int8_matrix.h"
 #include "core/ops.h"
 #include "core/tensor.h"
+#include "core/weight_matrix.h"
 #include "decoder/t5_decoder.h"
 #include "decoder/t5_model.h"
 #include "encoder/cross_kv.h"
@@ -42,6 +51,7 @@ using kvrag::T5Decoder;
 using kvrag::T5Encoder;
 using kvrag::T5Model;
 using kvrag::Tensor;
+using kvrag::WeightDtype;
 using kvrag::bench::t5_shape_config;
 
 constexpr uint64_t kModelSeed = 42;
@@ -86,10 +96,12 @@ const char* shape_name(Shape shape) { return shape == Shape::kSmall ? "t5-small"
 // make_random_t5_model takes seconds for T5-base, and Google Benchmark calls a
 // benchmark function several times while it settles the iteration count. The
 // benchmarks run on the main thread only, so the map needs no lock.
-std::shared_ptr<const T5Model> random_model(Shape shape) {
-  static std::map<Shape, std::shared_ptr<const T5Model>> models;
-  std::shared_ptr<const T5Model>& model = models[shape];
-  if (!model) model = kvrag::make_random_t5_model(t5_shape_config(shape_name(shape)), kModelSeed);
+std::shared_ptr<const T5Model> random_model(Shape shape, WeightDtype weights) {
+  static std::map<std::pair<Shape, WeightDtype>, std::shared_ptr<const T5Model>> models;
+  std::shared_ptr<const T5Model>& model = models[{shape, weights}];
+  if (!model) {
+    model = kvrag::make_random_t5_model(t5_shape_config(shape_name(shape)), kModelSeed, weights);
+  }
   return model;
 }
 
@@ -210,13 +222,89 @@ void BM_Sgemv(benchmark::State& state) {
 }
 BENCHMARK(BM_Sgemv)->Args({65536, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// One row through int8 weights with `kernels`: what a decoder step's
+// projections cost with --weights int8. GB/s counts the int8 values and
+// scales read (a quarter of BM_Gemv's bytes for the same shape).
+void time_int8_gemv(benchmark::State& state, const kvrag::Int8Kernels& kernels) {
+  const int64_t rows = state.range(0);
+  const int64_t cols = state.range(1);
+  const kvrag::Int8Matrix w = kvrag::quantize_int8(filled(rows, cols, 4).view());
+  const Tensor x = filled(1, cols, 5);
+  Tensor y(1, rows);
+  for (auto _ : state) {
+    kvrag::linear_int8_direct(x.view(), w, y.view(), false, kernels);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = giga_rate(static_cast<double>(w.bytes()), state);
+  state.counters["GFLOP/s"] = giga_rate(2.0 * static_cast<double>(rows * cols), state);
+}
+
+void BM_Int8Gemv(benchmark::State& state) { time_int8_gemv(state, kvrag::int8_kernels()); }
+BENCHMARK(BM_Int8Gemv)->Args({65536, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_Int8GemvPortable(benchmark::State& state) {
+  time_int8_gemv(state, kvrag::portable_int8_kernels());
+}
+BENCHMARK(BM_Int8GemvPortable)->Args({65536, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// n rows through an (out, in) projection, by each way kvrag can compute it.
+// GFLOP/s counts 2·n·out·in; GB/s the weight bytes read once.
+template <typename Product>
+void time_linear(benchmark::State& state, WeightDtype dtype, Product product) {
+  const int64_t out = state.range(0);
+  const int64_t in = state.range(1);
+  const int64_t n = state.range(2);
+  const kvrag::WeightMatrix w(filled(out, in, 4), dtype);
+  const Tensor x = filled(n, in, 5);
+  Tensor y(n, out);
+  for (auto _ : state) {
+    product(x, w, y);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = giga_rate(static_cast<double>(w.bytes()), state);
+  state.counters["GFLOP/s"] = giga_rate(2.0 * static_cast<double>(n * out * in), state);
+}
+
+void BM_LinearF32(benchmark::State& state) {
+  time_linear(state, WeightDtype::kF32,
+              [](const Tensor& x, const kvrag::WeightMatrix& w, Tensor& y) {
+                kvrag::linear(x.view(), w, y.view());
+              });
+}
+
+void BM_LinearInt8Direct(benchmark::State& state) {
+  time_linear(state, WeightDtype::kInt8,
+              [](const Tensor& x, const kvrag::WeightMatrix& w, Tensor& y) {
+                kvrag::linear_int8_direct(x.view(), w.int8(), y.view(), false);
+              });
+}
+
+void BM_LinearInt8Dequantized(benchmark::State& state) {
+  time_linear(state, WeightDtype::kInt8,
+              [](const Tensor& x, const kvrag::WeightMatrix& w, Tensor& y) {
+                kvrag::linear_int8_dequantized(x.view(), w.int8(), y.view(), false);
+              });
+}
+
+// T5-base's gated wi (2·3072, 768) for 1 to 256 rows: beams, then prompts.
+void linear_rows(benchmark::internal::Benchmark* b) {
+  for (const int64_t n : {1, 4, 8, 16, 32, 256}) b->Args({6144, 768, n});
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+BENCHMARK(BM_LinearF32)->Apply(linear_rows);
+BENCHMARK(BM_LinearInt8Direct)->Apply(linear_rows);
+BENCHMARK(BM_LinearInt8Dequantized)->Apply(linear_rows);
+
 // ---------------------------------------------------------------------------
 // Model benchmarks
 
 // `batch` sequences of `seq_len` tokens; one sequence goes through encode(),
 // several through encode_batch().
-void BM_Encoder(benchmark::State& state, Shape shape, int64_t batch, int64_t seq_len) {
-  const T5Encoder encoder(random_model(shape));
+void BM_Encoder(benchmark::State& state, Shape shape, int64_t batch, int64_t seq_len,
+                WeightDtype weights) {
+  const T5Encoder encoder(random_model(shape, weights));
   const T5Config& c = encoder.model().config;
   std::vector<std::vector<int32_t>> inputs;
   for (int64_t s = 0; s < batch; ++s) inputs.push_back(token_ids(seq_len, c.vocab_size, 11 + s));
@@ -249,12 +337,13 @@ struct DecoderFixture {
   DecoderCache prefix;
 };
 
-const DecoderFixture& decoder_fixture(Shape shape, int64_t memory_tokens) {
-  static std::map<std::pair<Shape, int64_t>, std::unique_ptr<DecoderFixture>> fixtures;
-  std::unique_ptr<DecoderFixture>& f = fixtures[{shape, memory_tokens}];
+const DecoderFixture& decoder_fixture(Shape shape, int64_t memory_tokens, WeightDtype weights) {
+  static std::map<std::tuple<Shape, int64_t, WeightDtype>, std::unique_ptr<DecoderFixture>>
+      fixtures;
+  std::unique_ptr<DecoderFixture>& f = fixtures[{shape, memory_tokens, weights}];
   if (!f) {
     f = std::make_unique<DecoderFixture>();
-    f->model = random_model(shape);
+    f->model = random_model(shape, weights);
     f->decoder = std::make_unique<T5Decoder>(f->model);
     const T5Config& c = f->model->config;
     const Tensor encoder_output = filled(memory_tokens, c.d_model, 6);
@@ -270,8 +359,9 @@ const DecoderFixture& decoder_fixture(Shape shape, int64_t memory_tokens) {
 // One token through T5Decoder::forward, as in greedy decoding of one sequence.
 // The cache is cut back to kDecoderPrefix rows after each step (resize_rows
 // keeps the capacity, so this is O(1) and the next append does not allocate).
-void BM_DecoderStep(benchmark::State& state, Shape shape, int64_t memory_tokens) {
-  const DecoderFixture& f = decoder_fixture(shape, memory_tokens);
+void BM_DecoderStep(benchmark::State& state, Shape shape, int64_t memory_tokens,
+                    WeightDtype weights) {
+  const DecoderFixture& f = decoder_fixture(shape, memory_tokens, weights);
   const T5Config& c = f.model->config;
   DecoderCache cache = f.prefix;
   const std::vector<int32_t> next = {42};
@@ -300,23 +390,30 @@ void register_model_benchmarks() {
     const std::string name = shape_name(shape);
     for (int64_t seq_len : {64, 256}) {
       benchmark::RegisterBenchmark(("BM_Encoder/" + name + "/" + std::to_string(seq_len)).c_str(),
-                                   BM_Encoder, shape, int64_t{1}, seq_len)
+                                   BM_Encoder, shape, int64_t{1}, seq_len, WeightDtype::kF32)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
     }
     benchmark::RegisterBenchmark(("BM_Encoder/" + name + "/16x64").c_str(), BM_Encoder, shape,
-                                 int64_t{16}, int64_t{64})
+                                 int64_t{16}, int64_t{64}, WeightDtype::kF32)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("BM_Encoder/" + name + "/256/int8").c_str(), BM_Encoder, shape,
+                                 int64_t{1}, int64_t{256}, WeightDtype::kInt8)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
   for (Shape shape : {Shape::kSmall, Shape::kBase}) {
     const int64_t memory_tokens = 2000;
-    benchmark::RegisterBenchmark(
-        ("BM_DecoderStep/" + std::string(shape_name(shape)) + "/" + std::to_string(memory_tokens))
-            .c_str(),
-        BM_DecoderStep, shape, memory_tokens)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
+    for (const WeightDtype weights : {WeightDtype::kF32, WeightDtype::kInt8}) {
+      const std::string suffix = weights == WeightDtype::kInt8 ? "/int8" : "";
+      benchmark::RegisterBenchmark(("BM_DecoderStep/" + std::string(shape_name(shape)) + "/" +
+                                    std::to_string(memory_tokens) + suffix)
+                                       .c_str(),
+                                   BM_DecoderStep, shape, memory_tokens, weights)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
   }
 }
 

@@ -1,6 +1,5 @@
 #include "bench/rag_bench.h"
 
-#include <cblas.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "data/kv_blob.h"
 #include "pipeline/qa_metrics.h"
 
@@ -35,6 +35,12 @@ int64_t status_bytes(const std::string& field) {
   }
   return 0;
 }
+
+}  // namespace
+
+int64_t resident_bytes() { return status_bytes("VmRSS"); }
+
+namespace {
 
 // Resets VmHWM to the current resident size (Linux 4.0+), so the peak read
 // after one answer belongs to that answer.
@@ -61,7 +67,7 @@ Sample timed_answer(const RagPipeline& pipeline, const std::string& question,
                     const std::vector<RetrievedChunk>& chunks, const AskOptions& options,
                     std::string* text) {
   reset_peak_rss();
-  const int64_t rss_before = status_bytes("VmRSS");
+  const int64_t rss_before = resident_bytes();
   const Answer answer = pipeline.answer(question, chunks, options);
   Sample s;
   s.timings = answer.timings;
@@ -325,13 +331,6 @@ StorageSummary storage_summary(const RagPipeline& pipeline, const std::string& m
   }
   return s;
 }
-
-void set_compute_threads(int64_t n) {
-  KVRAG_CHECK(n >= 1, kInvalidArgument, "--threads must be at least 1, got ", n);
-  openblas_set_num_threads(static_cast<int>(n));
-}
-
-int64_t compute_threads() { return openblas_get_num_threads(); }
 
 MachineInfo machine_info() {
   MachineInfo m;

@@ -76,10 +76,9 @@ BenchResult run_bench(const BenchTarget& target, const std::vector<EvalQuestion>
 // computed from its token counts with kv_blob_size.
 StorageSummary storage_summary(const RagPipeline& pipeline, const std::string& model);
 
-// Sets the OpenBLAS thread count every GEMM of the process uses (the one
-// place the benchmark sets it); n >= 1.
-void set_compute_threads(int64_t n);
-int64_t compute_threads();
+// This process's resident memory now (VmRSS of /proc/self/status); 0 where
+// that is unreadable (not Linux).
+int64_t resident_bytes();
 
 // CPU model (from /proc/cpuinfo), online cores, physical memory, the
 // current OpenBLAS thread count and stream_bandwidth() with that many threads.

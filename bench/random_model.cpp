@@ -33,21 +33,21 @@ NamedTensorView vector(const std::string& name, const Tensor& t) {
 
 void add_self_attention(const std::string& prefix, const SelfAttentionWeights& w, int64_t inner,
                         std::vector<NamedTensorView>* out) {
-  out->push_back(rows_of(prefix + ".q.weight", w.qkv, 0, inner));
-  out->push_back(rows_of(prefix + ".k.weight", w.qkv, inner, inner));
-  out->push_back(rows_of(prefix + ".v.weight", w.qkv, 2 * inner, inner));
-  out->push_back(matrix(prefix + ".o.weight", w.o));
+  out->push_back(rows_of(prefix + ".q.weight", w.qkv.f32(), 0, inner));
+  out->push_back(rows_of(prefix + ".k.weight", w.qkv.f32(), inner, inner));
+  out->push_back(rows_of(prefix + ".v.weight", w.qkv.f32(), 2 * inner, inner));
+  out->push_back(matrix(prefix + ".o.weight", w.o.f32()));
 }
 
 void add_feed_forward(const std::string& prefix, const FeedForwardWeights& w, const T5Config& c,
                       std::vector<NamedTensorView>* out) {
   if (c.is_gated_act) {
-    out->push_back(rows_of(prefix + ".wi_0.weight", w.wi, 0, c.d_ff));
-    out->push_back(rows_of(prefix + ".wi_1.weight", w.wi, c.d_ff, c.d_ff));
+    out->push_back(rows_of(prefix + ".wi_0.weight", w.wi.f32(), 0, c.d_ff));
+    out->push_back(rows_of(prefix + ".wi_1.weight", w.wi.f32(), c.d_ff, c.d_ff));
   } else {
-    out->push_back(matrix(prefix + ".wi.weight", w.wi));
+    out->push_back(matrix(prefix + ".wi.weight", w.wi.f32()));
   }
-  out->push_back(matrix(prefix + ".wo.weight", w.wo));
+  out->push_back(matrix(prefix + ".wo.weight", w.wo.f32()));
 }
 
 // Every tensor of `model` under the name load_t5_model reads it by.
@@ -57,8 +57,8 @@ std::vector<NamedTensorView> hf_tensors(const T5Model& model) {
   const DecoderWeights& d = model.decoder_weights;
   const int64_t inner = c.inner_dim();
   std::vector<NamedTensorView> out;
-  out.push_back(matrix("shared.weight", e.shared));
-  if (!c.tie_word_embeddings) out.push_back(matrix("lm_head.weight", d.lm_head));
+  out.push_back(matrix("shared.weight", e.shared.f32()));
+  if (!c.tie_word_embeddings) out.push_back(matrix("lm_head.weight", d.lm_head.f32()));
   out.push_back(matrix("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
                        e.relative_bias));
   out.push_back(matrix("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
@@ -79,10 +79,10 @@ std::vector<NamedTensorView> hf_tensors(const T5Model& model) {
     out.push_back(vector(block + ".layer.0.layer_norm.weight", b.self_norm));
     add_self_attention(block + ".layer.0.SelfAttention", b.self, inner, &out);
     out.push_back(vector(block + ".layer.1.layer_norm.weight", b.cross_norm));
-    out.push_back(matrix(cross + ".q.weight", b.cross_q));
-    out.push_back(rows_of(cross + ".k.weight", e.cross_kv, kv_row, inner));
-    out.push_back(rows_of(cross + ".v.weight", e.cross_kv, kv_row + inner, inner));
-    out.push_back(matrix(cross + ".o.weight", b.cross_o));
+    out.push_back(matrix(cross + ".q.weight", b.cross_q.f32()));
+    out.push_back(rows_of(cross + ".k.weight", e.cross_kv.f32(), kv_row, inner));
+    out.push_back(rows_of(cross + ".v.weight", e.cross_kv.f32(), kv_row + inner, inner));
+    out.push_back(matrix(cross + ".o.weight", b.cross_o.f32()));
     out.push_back(vector(block + ".layer.2.layer_norm.weight", b.ffn_norm));
     add_feed_forward(block + ".layer.2.DenseReluDense", b.ffn, c, &out);
   }

@@ -61,6 +61,7 @@ RandomSweepResult run_random_sweep(const RandomSweepSettings& sweep,
                                    const BenchSettings& settings, const BenchProgressFn& progress,
                                    const StatusFn& status) {
   KVRAG_CHECK(!sweep.shapes.empty(), kInvalidArgument, "no model shapes to sweep");
+  KVRAG_CHECK(!sweep.weights.empty(), kInvalidArgument, "no weight dtypes to sweep");
   KVRAG_CHECK(!settings.ks.empty(), kInvalidArgument, "run_random_sweep: no k");
   for (const int64_t tokens : sweep.chunk_tokens) {
     KVRAG_CHECK(tokens >= 1, kInvalidArgument, "chunk length must be at least 1, got ", tokens);
@@ -83,19 +84,27 @@ RandomSweepResult run_random_sweep(const RandomSweepSettings& sweep,
       index_settings.kv_dtype = sweep.kv_dtype;
       OpenOptions ram_options;
       ram_options.kv_cache_bytes = sweep.kv_cache_bytes;
+      ram_options.weights = sweep.weights.front();
       if (status) {
         status("indexing " + std::to_string(max_k) + "+ chunks of " + std::to_string(tokens) +
                " tokens with the " + shape + " model");
       }
-      const auto ram = RagPipeline::create(index_dir, model_dir, index_settings, ram_options);
-      index_until(*ram, docs, max_k, sweep.corpus_path);
-      OpenOptions sqlite_options;
-      sqlite_options.kv_cache_bytes = 0;
-      const auto sqlite = RagPipeline::open(index_dir, sqlite_options);
-      const BenchTarget target{label, true, ram.get(), sqlite.get()};
-      BenchResult run = run_bench(target, questions, settings, progress);
-      result.cells.insert(result.cells.end(), run.cells.begin(), run.cells.end());
-      result.storage.push_back(storage_summary(*ram, label));
+      {
+        const auto ram = RagPipeline::create(index_dir, model_dir, index_settings, ram_options);
+        index_until(*ram, docs, max_k, sweep.corpus_path);
+        result.storage.push_back(storage_summary(*ram, label));
+      }
+      // One dtype's pair of pipelines at a time: each holds its own model.
+      for (const WeightDtype weights : sweep.weights) {
+        ram_options.weights = weights;
+        OpenOptions sqlite_options = ram_options;
+        sqlite_options.kv_cache_bytes = 0;
+        const auto ram = RagPipeline::open(index_dir, ram_options);
+        const auto sqlite = RagPipeline::open(index_dir, sqlite_options);
+        const BenchTarget target{weights_label(label, weights), true, ram.get(), sqlite.get()};
+        BenchResult run = run_bench(target, questions, settings, progress);
+        result.cells.insert(result.cells.end(), run.cells.begin(), run.cells.end());
+      }
     }
   }
   return result;

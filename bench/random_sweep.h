@@ -19,6 +19,9 @@ struct RandomSweepSettings {
   std::string corpus_path;                // documents to index (read_corpus)
   std::string spiece_path;                // vocabulary copied into the model folders
   KvDtype kv_dtype = KvDtype::kF16;
+  // Each index is timed once per weight dtype, the model loaded in it (the
+  // index is built with the first), labelled by weights_label.
+  std::vector<WeightDtype> weights{WeightDtype::kF32, WeightDtype::kInt8};
   int64_t kv_cache_bytes = 2ll << 30;  // the RAM cache of cached-ram
   uint64_t seed = 20240607;
 };
@@ -34,8 +37,9 @@ using StatusFn = std::function<void(const std::string&)>;
 // For each shape: writes the random model folder into a temporary folder
 // (removed afterwards, also on error); for each chunk length: indexes
 // corpus documents, a few at a time, until the index holds max(ks) chunks,
-// then run_bench on it. Error(kInvalidArgument) for an unknown shape, no
-// shapes, a chunk length < 1, or a corpus too small for the largest k.
+// then run_bench on it once per sweep.weights. Error(kInvalidArgument) for
+// an unknown shape, no shapes, no weights, a chunk length < 1, or a corpus
+// too small for the largest k.
 RandomSweepResult run_random_sweep(const RandomSweepSettings& sweep,
                                    const std::vector<EvalQuestion>& questions,
                                    const BenchSettings& settings, const BenchProgressFn& progress,

@@ -16,6 +16,10 @@ GenerationOptions read_generation(const Args& args) {
   return generation;
 }
 
+WeightDtype read_weights(const Args& args) {
+  return parse_weight_dtype(args.get("weights", weight_dtype_name(OpenOptions{}.weights)));
+}
+
 AskOptions read_ask_options(const Args& args) {
   AskOptions options;
   options.mode = parse_mode(args.get("mode", mode_name(kDefaultMode)));

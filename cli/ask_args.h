@@ -1,6 +1,6 @@
 // The options of the commands that ask questions (ask, search, eval, bench,
-// generate), read with the pipeline's defaults and caps
-// (pipeline/ask_options.h), so that no command holds its own copy.
+// generate, and the weights of every command that loads a model), read with the pipeline's defaults
+// and caps (pipeline/ask_options.h), so that no command holds its own copy.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "decoder/generation.h"
 #include "pipeline/ask_options.h"
+#include "pipeline/index_settings.h"
 
 namespace kvrag::cli {
 
@@ -20,5 +21,11 @@ RetrieverKind read_retriever(const Args& args);
 GenerationOptions read_generation(const Args& args);
 // --k, --mode, --retriever and the generation options.
 AskOptions read_ask_options(const Args& args);
+// --weights f32|int8, default OpenOptions{}.weights.
+WeightDtype read_weights(const Args& args);
+// The usage line of --weights, the same for every command.
+constexpr const char* kWeightsUsage =
+    "  --weights int8: the model's weight matrices quantised to int8 at load time\n"
+    "  (per output row; a quarter of the memory, faster decoding; default f32).\n";
 
 }  // namespace kvrag::cli

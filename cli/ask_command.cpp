@@ -23,14 +23,15 @@ const char* ask_usage() {
             "                 [--k "
          << kDefaultK
          << "] [--beams N] [--max-new-tokens N] [--model DIR] [--embedder DIR]\n"
-            "                 [--json]\n"
+            "                 [--weights f32|int8] [--json]\n"
             "                 \"question\"\n"
             "  Retrieves the top k chunks and answers from them. cached (default): the decoder\n"
             "  reads the question's K/V followed by the chunks' cached K/V; concat: one joint\n"
             "  encoding of question and passages; fid: each passage encoded with the question.\n"
             "  Prints the answer (streamed as it is generated, greedy only), the sources with\n"
             "  their share of the decoder's cross-attention, and the timings; --json prints\n"
-            "  the HTTP API's /v1/ask body instead.\n";
+            "  the HTTP API's /v1/ask body instead.\n"
+         << kWeightsUsage;
     return text.str();
   }();
   return usage.c_str();
@@ -67,7 +68,8 @@ void print_timings(const AskTimings& t) {
 
 int run_ask(const std::vector<std::string>& argv) {
   const Args args(
-      argv, {"index", "mode", "retriever", "k", "beams", "max-new-tokens", "model", "embedder"},
+      argv,
+      {"index", "mode", "retriever", "k", "beams", "max-new-tokens", "model", "embedder", "weights"},
       {"json"});
   const AskOptions options = read_ask_options(args);
   const std::string question = joined_words(args.positional());

@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "core/error.h"
+#include "core/parallel.h"
 #include "pipeline/evaluation.h"
 #include "pipeline/rag_pipeline.h"
 
@@ -42,7 +43,7 @@ const char* bench_usage() {
             "                   [--kv-cache-mb 2048] [--out bench-results]\n"
             "                   [--random-models t5-small,t5-base] [--random-k LIST]\n"
             "                   [--random-questions 3] [--random-repeat 1] [--random-warmup 1]\n"
-            "                   [--random-chunk-tokens 64] [--kv-dtype f16]\n"
+            "                   [--random-chunk-tokens 64] [--kv-dtype f16] [--weights LIST]\n"
             "                   [--corpus data/sample/corpus.jsonl]\n"
             "                   [--spiece models/kvrag-demo/spiece.model]\n"
             "  Each question is retrieved once at the largest k; every k answers from the top-k\n"
@@ -56,7 +57,10 @@ const char* bench_usage() {
             "  (Flan-T5 layout, vocab 32128): each indexes enough of --corpus (tokenized with\n"
             "  --spiece) for the largest --random-k, one index per --random-chunk-tokens, and\n"
             "  answers the first --random-questions questions. --index or --random-models is\n"
-            "  needed. Writes report.md, results.csv and *.svg into --out.\n";
+            "  needed. --weights: the weight dtypes to time, each a run of its own with the\n"
+            "  model loaded so (default f32; f32,int8 for --random-models), compared in\n"
+            "  the report's \"int8 weights vs f32\" table. Writes report.md, results.csv and\n"
+            "  *.svg into --out.\n";
     return text.str();
   }();
   return usage.c_str();
@@ -176,12 +180,13 @@ int run_bench(const std::vector<std::string>& argv) {
                    "random-warmup",
                    "random-chunk-tokens",
                    "kv-dtype",
+                   "weights",
                    "corpus",
                    "spiece"},
                   {});
   KVRAG_CHECK(args.has("index") || args.has("random-models"), kInvalidArgument,
               "give --index, --random-models or both");
-  if (args.has("threads")) bench::set_compute_threads(args.get_int("threads", 1, 1, 1024));
+  if (args.has("threads")) set_compute_threads(args.get_int("threads", 1, 1, 1024));
 
   bench::BenchSettings settings;
   if (args.has("k")) settings.ks = args.get_int_list("k", "", 1, kMaxK);
@@ -207,20 +212,30 @@ int run_bench(const std::vector<std::string>& argv) {
   ProgressLine progress;
   auto on_progress = [&](const bench::BenchProgress& p) { progress.update(p); };
 
+  const std::vector<WeightDtype> weights =
+      args.get_list("weights", args.has("random-models") ? "f32,int8" : "f32", parse_weight_dtype);
+  KVRAG_CHECK(!weights.empty(), kInvalidArgument, "--weights names no weight dtype");
+
   if (args.has("index")) {
     const std::vector<EvalQuestion> questions =
         read_eval_questions(questions_path, args.get_int("limit", 20, 0, 1 << 30));
-    OpenOptions ram_options;
-    ram_options.kv_cache_bytes = kv_cache_bytes;
-    const auto ram = RagPipeline::open(args.get("index", ""), ram_options);
-    OpenOptions sqlite_options;
-    sqlite_options.kv_cache_bytes = 0;
-    const auto sqlite = RagPipeline::open(args.get("index", ""), sqlite_options);
-    const bench::BenchTarget target{model_label(*ram), false, ram.get(), sqlite.get()};
-    const bench::BenchResult result = bench::run_bench(target, questions, settings, on_progress);
-    report.cells = result.cells;
-    report.agreement = result.agreement;
-    report.storage.push_back(bench::storage_summary(*ram, target.model));
+    for (const WeightDtype w : weights) {  // one model in memory at a time
+      OpenOptions ram_options;
+      ram_options.kv_cache_bytes = kv_cache_bytes;
+      ram_options.weights = w;
+      const auto ram = RagPipeline::open(args.get("index", ""), ram_options);
+      OpenOptions sqlite_options = ram_options;
+      sqlite_options.kv_cache_bytes = 0;
+      const auto sqlite = RagPipeline::open(args.get("index", ""), sqlite_options);
+      const bench::BenchTarget target{bench::weights_label(model_label(*ram), w), false, ram.get(),
+                                      sqlite.get()};
+      const bench::BenchResult result = bench::run_bench(target, questions, settings, on_progress);
+      report.cells.insert(report.cells.end(), result.cells.begin(), result.cells.end());
+      report.agreement.insert(report.agreement.end(), result.agreement.begin(),
+                              result.agreement.end());
+      if (w == weights.front())
+        report.storage.push_back(bench::storage_summary(*ram, target.model));
+    }
   }
 
   if (args.has("random-models")) {
@@ -231,6 +246,7 @@ int run_bench(const std::vector<std::string>& argv) {
     sweep.spiece_path = args.get("spiece", "models/kvrag-demo/spiece.model");
     sweep.kv_dtype = parse_kv_dtype(args.get("kv-dtype", "f16"));
     sweep.kv_cache_bytes = kv_cache_bytes;
+    sweep.weights = weights;
     bench::BenchSettings random_settings = settings;
     if (args.has("random-k")) random_settings.ks = args.get_int_list("random-k", "", 1, kMaxK);
     random_settings.repeat = args.get_int("random-repeat", 1, 1, 1000);

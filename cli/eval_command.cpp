@@ -23,19 +23,19 @@ namespace {
 const char* eval_usage() {
   static const std::string usage = [] {
     std::ostringstream text;
-    text
-        << "usage: kvrag eval --index PATH --questions FILE.jsonl [--modes cached,concat,fid]\n"
-           "                  [--k "
-        << kDefaultK << "] [--retrievers dense,bm25,hybrid] [--retriever "
-        << retriever_name(kDefaultRetriever)
-        << "]\n"
-           "                  [--limit N] [--beams N] [--max-new-tokens N] [--model DIR] [--json]\n"
-           "                  [--embedder DIR]\n"
-           "  FILE.jsonl: one {\"question\", \"answers\": [...], \"document_id\"?} per line.\n"
-           "  Every mode answers from the same top k chunks of --retriever; exact match and F1\n"
-           "  use SQuAD normalisation. For questions with a document_id, recall@k of each of\n"
-           "  --retrievers: an answer-bearing chunk of the gold document among the top k, and\n"
-           "  any chunk of it. --modes \"\" or --retrievers \"\" skips that part.\n";
+    text << "usage: kvrag eval --index PATH --questions FILE.jsonl [--modes cached,concat,fid]\n"
+            "                  [--k "
+         << kDefaultK << "] [--retrievers dense,bm25,hybrid] [--retriever "
+         << retriever_name(kDefaultRetriever)
+         << "]\n"
+            "                  [--limit N] [--beams N] [--max-new-tokens N] [--model DIR]\n"
+            "                  [--embedder DIR] [--weights f32|int8] [--json]\n"
+            "  FILE.jsonl: one {\"question\", \"answers\": [...], \"document_id\"?} per line.\n"
+            "  Every mode answers from the same top k chunks of --retriever; exact match and F1\n"
+            "  use SQuAD normalisation. For questions with a document_id, recall@k of each of\n"
+            "  --retrievers: an answer-bearing chunk of the gold document among the top k, and\n"
+            "  any chunk of it. --modes \"\" or --retrievers \"\" skips that part.\n"
+         << kWeightsUsage;
     return text.str();
   }();
   return usage.c_str();
@@ -103,7 +103,7 @@ nlohmann::json report_json(const EvalReport& report) {
 int run_eval(const std::vector<std::string>& argv) {
   const Args args(argv,
                   {"index", "questions", "modes", "k", "retrievers", "retriever", "limit", "beams",
-                   "max-new-tokens", "model", "embedder"},
+                   "max-new-tokens", "model", "embedder", "weights"},
                   {"json"});
   EvalOptions options;
   options.modes = args.get_list("modes", "cached,concat,fid", parse_mode);

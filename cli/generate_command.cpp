@@ -9,6 +9,7 @@
 #include "cli/ask_args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/parallel.h"
 #include "decoder/t5_model.h"
 #include "pipeline/text_generation.h"
 
@@ -40,15 +41,18 @@ std::vector<int32_t> parse_ids(const std::string& text) {
   return ids;
 }
 
-constexpr const char* kGenerateUsage =
+const std::string kGenerateUsage =
     "usage: kvrag generate --model DIR [--max-new-tokens N] [--min-new-tokens N]\n"
     "                      [--beams N] [--length-penalty X] [--threads N] [--repeat N]\n"
+    "                      [--weights f32|int8]\n"
     "                      (\"text\" | --ids \"3,4,1\")\n"
     "  Encodes the text (or token ids, for models without spiece.model) and\n"
     "  prints the generated text; on stderr the load time, then per run the time\n"
-    "  to first token and decode tokens/s. --threads: BLAS threads (default: all\n"
+    "  to first token and decode tokens/s; the load line gives the process's\n"
+    "  resident memory with the model loaded. --threads: BLAS threads (default: all\n"
     "  cores). --repeat N generates N times in this process: run 1 is a fresh\n"
-    "  process's first answer, the others are warm.\n";
+    "  process's first answer, the others are warm.\n" +
+    std::string(kWeightsUsage);
 
 constexpr int64_t kMaxRepeat = 1000;
 
@@ -69,14 +73,14 @@ double ms_since(std::chrono::steady_clock::time_point start) {
 int run_generate(const std::vector<std::string>& argv) {
   const Args args(argv,
                   {"model", "max-new-tokens", "min-new-tokens", "beams", "length-penalty", "ids",
-                   "threads", "repeat"},
+                   "threads", "repeat", "weights"},
                   {});
   GenerationOptions options = read_generation(args);
   options.min_new_tokens = args.get_int("min-new-tokens", 0, 0, options.max_new_tokens);
   options.length_penalty =
       static_cast<float>(args.get_double("length-penalty", options.length_penalty));
   const int64_t repeat = args.get_int("repeat", 1, 1, kMaxRepeat);
-  if (args.has("threads")) bench::set_compute_threads(args.get_int("threads", 1, 1, 1024));
+  if (args.has("threads")) set_compute_threads(args.get_int("threads", 1, 1, 1024));
   std::vector<int32_t> ids;
   if (args.has("ids")) ids = parse_ids(args.get("ids", ""));
   std::string prompt;
@@ -87,8 +91,11 @@ int run_generate(const std::vector<std::string>& argv) {
               "give either text or --ids, not both");
 
   const auto load_start = std::chrono::steady_clock::now();
-  const auto model = load_t5_model(args.require("model"));
-  std::cerr << "load " << ms_since(load_start) << " ms\n";
+  const WeightDtype model_weights = read_weights(args);
+  const auto model = load_t5_model(args.require("model"), model_weights);
+  std::cerr << "load " << ms_since(load_start) << " ms, resident "
+            << bench::resident_bytes() / (1 << 20) << " MiB (" << weight_dtype_name(model_weights)
+            << " weights)\n";
   TextGeneration result;
   for (int64_t run = 1; run <= repeat; ++run) {
     result = generate_text(model, prompt, ids, options);
@@ -106,7 +113,7 @@ int run_generate(const std::vector<std::string>& argv) {
 }
 
 const RegisterCommand kRegisterGenerate("generate",
-                                        {run_generate, kGenerateUsage,
+                                        {run_generate, kGenerateUsage.c_str(),
                                          "generate text from a prompt with a T5 model folder"});
 
 }  // namespace

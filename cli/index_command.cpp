@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "cli/args.h"
+#include "cli/ask_args.h"
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "cli/open_args.h"
@@ -16,10 +17,10 @@
 namespace kvrag::cli {
 namespace {
 
-constexpr const char* kIndexUsage =
+const std::string kIndexUsage =
     "usage: kvrag index [--model DIR] --index PATH [--chunk-tokens 64] [--overlap 0]\n"
     "                   [--cache kv|hidden] [--kv-dtype f16|f32|int8] [--faiss Flat]\n"
-    "                   [--embedder DIR] [--batch 16] FILES_OR_DIRS...\n"
+    "                   [--embedder DIR] [--batch 16] [--weights f32|int8] FILES_OR_DIRS...\n"
     "  Reads .txt, .md and .jsonl files (folders recursively), splits them into\n"
     "  chunks, encodes every chunk once and stores its cross-attention K/V (or,\n"
     "  with --cache hidden, its encoder output) in PATH/store.sqlite and its\n"
@@ -30,7 +31,8 @@ constexpr const char* kIndexUsage =
     "  --embedder DIR embeds chunks and questions with a separate retriever in\n"
     "  the sentence-transformers layout (GTR-T5, sentence-T5: modules.json, a T5\n"
     "  encoder, mean pooling, 2_Dense) instead of the reader's encoder; the index\n"
-    "  records it and every command that opens the index uses it.\n";
+    "  records it and every command that opens the index uses it.\n" +
+    std::string(kWeightsUsage);
 
 // `parse(text)` with its error message prefixed by the option's name.
 template <typename Parse>
@@ -86,7 +88,7 @@ std::unique_ptr<RagPipeline> open_index(const Args& args, const IndexSettings& s
   }
   KVRAG_USAGE_CHECK(args.has("model"), "missing --model (", dir,
                     " holds no index yet, and creating one needs the model)");
-  return RagPipeline::create(dir, args.require("model"), settings);
+  return RagPipeline::create(dir, args.require("model"), settings, options);
 }
 
 // A bar redrawn in place on a terminal; elsewhere (a log, a pipe) a plain
@@ -160,7 +162,7 @@ void print_summary(const std::string& dir, const IndexReport& r, size_t skipped,
 int run_index(const std::vector<std::string>& argv) {
   const Args args(argv,
                   {"model", "index", "chunk-tokens", "overlap", "cache", "kv-dtype", "faiss",
-                   "embedder", "batch"},
+                   "embedder", "batch", "weights"},
                   {});
   const std::string dir = args.require("index");
   const IndexSettings settings = settings_from_args(args);
@@ -181,7 +183,7 @@ int run_index(const std::vector<std::string>& argv) {
   return 0;
 }
 
-const RegisterCommand kRegisterIndex("index", {run_index, kIndexUsage,
+const RegisterCommand kRegisterIndex("index", {run_index, kIndexUsage.c_str(),
                                                "add .txt/.md/.jsonl documents to an index folder"});
 
 }  // namespace

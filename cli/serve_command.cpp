@@ -1,5 +1,4 @@
 // kvrag serve: the HTTP API and its page over one index folder.
-#include <cblas.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,9 +10,11 @@
 #include <thread>
 
 #include "cli/args.h"
+#include "cli/ask_args.h"
 #include "cli/commands.h"
 #include "cli/open_args.h"
 #include "core/error.h"
+#include "core/parallel.h"
 #include "pipeline/rag_pipeline.h"
 #include "server/http_server.h"
 
@@ -30,6 +31,7 @@ const char* serve_usage() {
            "                   [--threads N] [--queue-size N] [--ingest-queue-size N]\n"
            "                   [--request-timeout-s S] [--header-timeout-s S]\n"
            "                   [--max-body-bytes N] [--kv-cache-mb N] [--decode-batch N]\n"
+           "                   [--weights f32|int8]\n"
            "  Serves the HTTP API (POST /v1/ask, /v1/search, /v1/documents; GET and\n"
            "  DELETE /v1/documents/ID; GET /healthz, /v1/stats, /metrics) and a page\n"
            "  to ask from at /. --model: the model folder, by default the one the\n"
@@ -59,7 +61,8 @@ const char* serve_usage() {
         << defaults.max_body_bytes
         << ").\n"
            "  --kv-cache-mb: RAM cache of chunk K/V (default 256, 0 disables it).\n"
-           "  SIGINT or SIGTERM finish the requests in flight, then exit.\n";
+           "  SIGINT or SIGTERM finish the requests in flight, then exit.\n"
+        << kWeightsUsage;
     return out.str();
   }();
   return usage.c_str();
@@ -99,8 +102,9 @@ std::unique_ptr<RagPipeline> open_index(const Args& args) {
 int run_serve(const std::vector<std::string>& argv) {
   const Args args(
       argv,
-      {"index", "model", "embedder", "host", "port", "threads", "queue-size", "ingest-queue-size",
-       "request-timeout-s", "header-timeout-s", "max-body-bytes", "kv-cache-mb", "decode-batch"},
+      {"index", "model", "embedder", "weights", "host", "port", "threads", "queue-size",
+       "ingest-queue-size", "request-timeout-s", "header-timeout-s", "max-body-bytes",
+       "kv-cache-mb", "decode-batch"},
       {});
   server::ServerOptions options;
   options.host = args.get("host", options.host);
@@ -121,7 +125,7 @@ int run_serve(const std::vector<std::string>& argv) {
   options.max_body_bytes = args.get_int("max-body-bytes", options.max_body_bytes, 1, 1ll << 32);
   // Requests run in parallel on the workers, one core each: BLAS's own
   // threads would only compete with them (and with ingestion's niceness).
-  openblas_set_num_threads(1);
+  set_compute_threads(1);
 
   const std::unique_ptr<RagPipeline> pipeline = open_index(args);
   const int64_t decode_batch =

@@ -2,13 +2,9 @@
 
 #include <cstring>
 
+#include "core/avx2.h"
 #include "core/error.h"
 #include "core/half.h"
-
-#if defined(__x86_64__)
-#include <cpuid.h>
-#include <immintrin.h>
-#endif
 
 namespace kvrag {
 namespace {
@@ -97,8 +93,6 @@ constexpr PackedKernels kPortable{"portable", portable_segment_dots, portable_se
 
 #if defined(__x86_64__)
 
-#define KVRAG_AVX2 __attribute__((target("avx2,f16c,fma")))
-
 // Eight raw values of a row from `values + j`, as float32.
 template <KvDtype D>
 KVRAG_AVX2 __m256 load8(const uint8_t* values, int64_t j) {
@@ -110,12 +104,6 @@ KVRAG_AVX2 __m256 load8(const uint8_t* values, int64_t j) {
     const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(values + j));
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
   }
-}
-
-KVRAG_AVX2 float horizontal_sum(__m256 v) {
-  const __m128 quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
-  return _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)));
 }
 
 template <KvDtype D>
@@ -177,17 +165,6 @@ KVRAG_AVX2 void avx2_segment_axpy(KvDtype dtype, const uint8_t* row, int64_t col
 
 constexpr PackedKernels kAvx2{"avx2", avx2_segment_dots, avx2_segment_axpy};
 
-// clang 14's __builtin_cpu_supports knows no "f16c"; CPUID leaf 1 names it (ECX bit 29).
-bool cpu_has_f16c() {
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
-}
-
-bool cpu_has_avx2() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
-}
-
 #endif
 
 }  // namespace
@@ -221,8 +198,7 @@ const PackedKernels& portable_packed_kernels() { return kPortable; }
 
 const PackedKernels* avx2_packed_kernels() {
 #if defined(__x86_64__)
-  static const bool available = cpu_has_avx2();
-  return available ? &kAvx2 : nullptr;
+  return cpu_has_avx2() ? &kAvx2 : nullptr;
 #else
   return nullptr;
 #endif

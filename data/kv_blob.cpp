@@ -1,6 +1,5 @@
 #include "data/kv_blob.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -9,6 +8,7 @@
 #include "core/error.h"
 #include "core/format.h"
 #include "core/half.h"
+#include "core/int8_matrix.h"
 
 namespace kvrag {
 namespace {
@@ -228,20 +228,13 @@ std::vector<uint8_t> encode_kv_blob(KvDtype dtype, std::span<const ConstView> ma
         // Rejected, not clamped: a NaN or Inf here means the encoder went
         // wrong, and a clamped copy would be cached and served as if valid
         // (casting NaN to int8 is undefined behaviour besides).
-        float max_abs = 0.0f;
         for (int64_t j = 0; j < cols; ++j) {
           KVRAG_CHECK(std::isfinite(row[j]), kInternal, "encode_kv_blob: matrix ", mi, " row ", i,
                       " column ", j, " holds ", row[j], ", which int8 cannot encode");
-          max_abs = std::max(max_abs, std::abs(row[j]));
         }
-        const float scale = max_abs / 127.0f;
-        const float inv = scale > 0 ? 1.0f / scale : 0.0f;
+        const float scale = quantize_row(row, cols, reinterpret_cast<int8_t*>(out + sizeof(float)));
         std::memcpy(out, &scale, sizeof(float));
-        out += sizeof(float);
-        for (int64_t j = 0; j < cols; ++j) {
-          const float q = std::clamp(std::nearbyint(row[j] * inv), -127.0f, 127.0f);
-          *out++ = static_cast<uint8_t>(static_cast<int8_t>(q));
-        }
+        out += sizeof(float) + cols;
       }
     }
   }

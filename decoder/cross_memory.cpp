@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
+#include <mutex>
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 
 namespace kvrag {
 namespace {
@@ -28,50 +31,79 @@ void check_block_shape(const MemoryBlock& block) {
               block.valid.size());
 }
 
+// Memory positions one thread takes at the least in the passes below.
+constexpr int64_t kPositionGrain = 256;
+
+// Calls visit(k, v, valid, t, at) for the memory positions at in [begin, end):
+// row t of block's layer `layer` K and V, at = the position in the memory.
+template <typename Visit>
+void for_positions(const CrossMemory& memory, int64_t layer, int64_t begin, int64_t end,
+                   Visit visit) {
+  int64_t first = 0;  // the memory position of the block's row 0
+  for (const MemoryBlock& block : memory.blocks()) {
+    const int64_t rows = block.tokens();
+    for (int64_t t = std::max<int64_t>(begin - first, 0); t < rows && first + t < end; ++t) {
+      const bool attended = block.valid.empty() || block.valid[t] != 0;
+      visit(block.k[layer], block.v[layer], attended, t, first + t);
+    }
+    first += rows;
+    if (first >= end) return;
+  }
+}
+
 // Pass 1 over the keys: scores[(i·heads + h)·tk + j] = q_i,h · k_j,h for
 // every memory position j (−inf where masked), each key row read once for
-// all queries and heads.
+// all queries and heads; the positions split over compute_threads().
 void key_scores(ConstView q, const CrossMemory& memory, int64_t layer, int64_t heads,
                 const PackedKernels& kernels, std::vector<float>& scores) {
   constexpr float kMasked = -std::numeric_limits<float>::infinity();
   const int64_t tk = memory.tokens();
   const int64_t d_kv = q.cols / heads;
-  std::vector<float> head_scores(static_cast<size_t>(heads));
-  int64_t at = 0;
-  for (const MemoryBlock& block : memory.blocks()) {
-    const PackedRows& k = block.k[layer];
-    for (int64_t t = 0; t < k.rows; ++t, ++at) {
-      const bool attended = block.valid.empty() || block.valid[t] != 0;
-      for (int64_t i = 0; i < q.rows; ++i) {
-        if (attended) kernels.segment_dots(k.dtype, k.row(t), k.cols, q.row(i), d_kv, head_scores.data());
-        for (int64_t h = 0; h < heads; ++h) {
-          scores[static_cast<size_t>((i * heads + h) * tk + at)] = attended ? head_scores[h] : kMasked;
-        }
-      }
-    }
-  }
+  parallel_for(tk, kPositionGrain, [&](int64_t begin, int64_t end) {
+    std::vector<float> head_scores(static_cast<size_t>(heads));
+    for_positions(
+        memory, layer, begin, end,
+        [&](const PackedRows& k, const PackedRows&, bool attended, int64_t t, int64_t at) {
+          for (int64_t i = 0; i < q.rows; ++i) {
+            if (attended) {
+              kernels.segment_dots(k.dtype, k.row(t), k.cols, q.row(i), d_kv, head_scores.data());
+            }
+            for (int64_t h = 0; h < heads; ++h) {
+              scores[static_cast<size_t>((i * heads + h) * tk + at)] =
+                  attended ? head_scores[h] : kMasked;
+            }
+          }
+        });
+  });
 }
 
 // Pass 2 over the values: out_i += Σ_j p_i,h,j · v_j,h, each value row read
-// once for all queries and heads.
+// once for all queries and heads. Each thread sums its positions into its
+// own rows, added to `out` in position order (the same sum on every run).
 void weighted_values(const std::vector<float>& probs, const CrossMemory& memory, int64_t layer,
                      int64_t heads, const PackedKernels& kernels, View out) {
   const int64_t tk = memory.tokens();
   const int64_t d_kv = out.cols / heads;
   for (int64_t i = 0; i < out.rows; ++i) std::fill(out.row(i), out.row(i) + out.cols, 0.0f);
-  std::vector<float> weights(static_cast<size_t>(heads));
-  int64_t at = 0;
-  for (const MemoryBlock& block : memory.blocks()) {
-    const PackedRows& v = block.v[layer];
-    for (int64_t t = 0; t < v.rows; ++t, ++at) {
-      for (int64_t i = 0; i < out.rows; ++i) {
-        for (int64_t h = 0; h < heads; ++h) {
-          weights[h] = probs[static_cast<size_t>((i * heads + h) * tk + at)];
-        }
-        kernels.segment_axpy(v.dtype, v.row(t), v.cols, weights.data(), d_kv, out.row(i));
-      }
-    }
-  }
+  std::mutex parts_mutex;
+  std::map<int64_t, Tensor> parts;  // by first position
+  parallel_for(tk, kPositionGrain, [&](int64_t begin, int64_t end) {
+    Tensor sum(out.rows, out.cols);
+    std::vector<float> weights(static_cast<size_t>(heads));
+    for_positions(memory, layer, begin, end,
+                  [&](const PackedRows&, const PackedRows& v, bool, int64_t t, int64_t at) {
+                    for (int64_t i = 0; i < out.rows; ++i) {
+                      for (int64_t h = 0; h < heads; ++h) {
+                        weights[h] = probs[static_cast<size_t>((i * heads + h) * tk + at)];
+                      }
+                      kernels.segment_axpy(v.dtype, v.row(t), v.cols, weights.data(), d_kv,
+                                           sum.row(i));
+                    }
+                  });
+    const std::lock_guard<std::mutex> lock(parts_mutex);
+    parts.emplace(begin, std::move(sum));
+  });
+  for (const auto& [begin, sum] : parts) add_inplace(out, sum.view());
 }
 
 }  // namespace

@@ -9,7 +9,7 @@ DecoderWeights load_decoder_weights(const T5WeightLoader& load) {
   const int64_t inner = config.inner_dim();
   DecoderWeights w;
   if (!config.tie_word_embeddings) {
-    w.lm_head = load.matrix("lm_head.weight", config.vocab_size, config.d_model);
+    w.lm_head = load.weight("lm_head.weight", config.vocab_size, config.d_model);
   }
   w.relative_bias =
       load.matrix("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
@@ -21,8 +21,8 @@ DecoderWeights load_decoder_weights(const T5WeightLoader& load) {
     b.self_norm = load.vector(block + ".layer.0.layer_norm.weight", config.d_model);
     b.self = load.self_attention(block + ".layer.0.SelfAttention");
     b.cross_norm = load.vector(block + ".layer.1.layer_norm.weight", config.d_model);
-    b.cross_q = load.matrix(cross + ".q.weight", inner, config.d_model);
-    b.cross_o = load.matrix(cross + ".o.weight", config.d_model, inner);
+    b.cross_q = load.weight(cross + ".q.weight", inner, config.d_model);
+    b.cross_o = load.weight(cross + ".o.weight", config.d_model, inner);
     b.ffn_norm = load.vector(block + ".layer.2.layer_norm.weight", config.d_model);
     b.ffn = load.feed_forward(block + ".layer.2.DenseReluDense");
     w.blocks.push_back(std::move(b));

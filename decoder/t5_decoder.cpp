@@ -93,7 +93,7 @@ void T5Decoder::run_layers(std::span<const DecoderInput> inputs, const CrossAtte
                            DecoderOutputs& out) const {
   const T5Config& c = model_->config;
   // (vocab, d_model): the token embedding, also the tied LM head.
-  const Tensor& shared = model_->encoder_weights.shared;
+  const WeightMatrix& shared = model_->encoder_weights.shared;
   const DecoderWeights& w = model_->decoder_weights;
   const int64_t inner = c.inner_dim();
 
@@ -123,7 +123,7 @@ void T5Decoder::run_layers(std::span<const DecoderInput> inputs, const CrossAtte
   for (int64_t l = 0; l < c.num_decoder_layers; ++l) {
     const DecoderBlockWeights& block = w.blocks[l];
     rms_norm(h.view(), block.self_norm.view(), c.layer_norm_epsilon, normed.view());
-    linear(normed.view(), block.self.qkv.view(), qkv.view());
+    linear(normed.view(), block.self.qkv, qkv.view());
     for (size_t s = 0; s < inputs.size(); ++s) {
       const int64_t b = begin[s];
       const int64_t count = begin[s + 1] - b;
@@ -138,12 +138,12 @@ void T5Decoder::run_layers(std::span<const DecoderInput> inputs, const CrossAtte
       multi_head_attention(rows_s.cols_slice(0, inner), cache_k.view(), cache_v.view(), c.num_heads,
                            mask, attn.view().rows_slice(b, count));
     }
-    linear(attn.view(), block.self.o.view(), h.view(), /*accumulate=*/true);
+    linear(attn.view(), block.self.o, h.view(), /*accumulate=*/true);
 
     rms_norm(h.view(), block.cross_norm.view(), c.layer_norm_epsilon, normed.view());
-    linear(normed.view(), block.cross_q.view(), q.view());
+    linear(normed.view(), block.cross_q, q.view());
     attend(l, q.view(), attn.view());
-    linear(attn.view(), block.cross_o.view(), h.view(), /*accumulate=*/true);
+    linear(attn.view(), block.cross_o, h.view(), /*accumulate=*/true);
 
     rms_norm(h.view(), block.ffn_norm.view(), c.layer_norm_epsilon, normed.view());
     feed_forward(block.ffn, c, normed.view(), h.view(), /*accumulate=*/true);
@@ -157,23 +157,24 @@ void T5Decoder::run_layers(std::span<const DecoderInput> inputs, const CrossAtte
     Tensor scaled = out.hidden;
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.d_model));
     for (int64_t i = 0; i < scaled.size(); ++i) scaled.data()[i] *= scale;
-    linear(scaled.view(), shared.view(), out.logits.view());
+    linear(scaled.view(), shared, out.logits.view());
   } else {
-    linear(out.hidden.view(), w.lm_head.view(), out.logits.view());
+    linear(out.hidden.view(), w.lm_head, out.logits.view());
   }
 }
 
 int64_t T5Decoder::step_weight_bytes() const {
   const DecoderWeights& w = model_->decoder_weights;
-  int64_t floats = w.relative_bias.size() + w.final_norm.size();
+  const auto f32_bytes = [](const Tensor& t) { return t.size() * int64_t{sizeof(float)}; };
+  int64_t bytes = f32_bytes(w.relative_bias) + f32_bytes(w.final_norm);
   for (const DecoderBlockWeights& b : w.blocks) {
-    floats += b.self_norm.size() + b.self.qkv.size() + b.self.o.size() + b.cross_norm.size() +
-              b.cross_q.size() + b.cross_o.size() + b.ffn_norm.size() + b.ffn.wi.size() +
-              b.ffn.wo.size();
+    bytes += f32_bytes(b.self_norm) + b.self.qkv.bytes() + b.self.o.bytes() +
+             f32_bytes(b.cross_norm) + b.cross_q.bytes() + b.cross_o.bytes() +
+             f32_bytes(b.ffn_norm) + b.ffn.wi.bytes() + b.ffn.wo.bytes();
   }
-  floats +=
-      model_->config.tie_word_embeddings ? model_->encoder_weights.shared.size() : w.lm_head.size();
-  return floats * static_cast<int64_t>(sizeof(float));
+  bytes += model_->config.tie_word_embeddings ? model_->encoder_weights.shared.bytes()
+                                              : w.lm_head.bytes();
+  return bytes;
 }
 
 DecoderOutputs T5Decoder::teacher_forced(std::span<const int32_t> ids,

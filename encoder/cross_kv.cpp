@@ -12,7 +12,7 @@ CrossKV project_cross_kv(const T5EncoderModel& model, ConstView encoder_output) 
   const int64_t inner = c.inner_dim();
   const int64_t tokens = encoder_output.rows;
   Tensor all(tokens, model.encoder_weights.cross_kv.rows());
-  linear(encoder_output, model.encoder_weights.cross_kv.view(), all.view());
+  linear(encoder_output, model.encoder_weights.cross_kv, all.view());
   CrossKV kv;
   for (int64_t l = 0; l < c.num_decoder_layers; ++l) {
     Tensor k;

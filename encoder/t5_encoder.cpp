@@ -44,7 +44,7 @@ std::vector<Tensor> T5Encoder::encode_batch(const std::vector<std::vector<int32_
   for (const EncoderBlockWeights& block : w.blocks) {
     if (between_layers) between_layers();
     rms_norm(h.view(), block.self_norm.view(), c.layer_norm_epsilon, normed.view());
-    linear(normed.view(), block.self.qkv.view(), qkv.view());
+    linear(normed.view(), block.self.qkv, qkv.view());
     for (size_t s = 0; s < batch.size(); ++s) {
       const int64_t b = begin[s];
       const int64_t len = begin[s + 1] - b;
@@ -55,7 +55,7 @@ std::vector<Tensor> T5Encoder::encode_batch(const std::vector<std::vector<int32_
                            rows.cols_slice(2 * inner, inner), c.num_heads, mask,
                            attn.view().rows_slice(b, len));
     }
-    linear(attn.view(), block.self.o.view(), h.view(), /*accumulate=*/true);
+    linear(attn.view(), block.self.o, h.view(), /*accumulate=*/true);
     rms_norm(h.view(), block.ffn_norm.view(), c.layer_norm_epsilon, normed.view());
     feed_forward(block.ffn, c, normed.view(), h.view(), /*accumulate=*/true);
   }

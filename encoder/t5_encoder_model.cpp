@@ -23,12 +23,13 @@ void require_model_folder(const std::string& dir) {
 }
 
 std::unique_ptr<SafeTensorsCheckpoint> load_encoder_side(const std::string& dir,
-                                                         T5EncoderModel& model) {
+                                                         T5EncoderModel& model,
+                                                         WeightDtype weights) {
   model.dir = dir;
   const std::string config_path = (fs::path(dir) / "config.json").string();
   model.config = load_t5_config(config_path);
   auto checkpoint = std::make_unique<SafeTensorsCheckpoint>(dir);
-  model.encoder_weights = load_encoder_weights(T5WeightLoader(*checkpoint, model.config));
+  model.encoder_weights = load_encoder_weights(T5WeightLoader(*checkpoint, model.config, weights));
   const std::string spiece = (fs::path(dir) / "spiece.model").string();
   std::error_code ec;
   if (fs::exists(spiece, ec)) model.tokenizer.emplace(spiece);
@@ -42,7 +43,7 @@ std::unique_ptr<SafeTensorsCheckpoint> load_encoder_side(const std::string& dir,
 std::shared_ptr<const T5EncoderModel> load_t5_encoder_model(const std::string& dir) {
   require_model_folder(dir);
   auto model = std::make_shared<T5EncoderModel>();
-  load_encoder_side(dir, *model);
+  load_encoder_side(dir, *model, WeightDtype::kF32);
   return model;
 }
 

@@ -37,12 +37,14 @@ struct T5EncoderModel {
 std::shared_ptr<const T5EncoderModel> load_t5_encoder_model(const std::string& dir);
 
 // What both loaders read into `model` from the folder `dir`: dir,
-// config.json, the encoder stack (load_encoder_weights), spiece.model when
-// present, and the fingerprint over config.json and every checkpoint file.
+// config.json, the encoder stack (load_encoder_weights, its matrices in
+// `weights`), spiece.model when present, and the fingerprint over
+// config.json and every checkpoint file.
 // Returns the open checkpoint, from which load_t5_model goes on to read the
 // decoder's weights.
 std::unique_ptr<SafeTensorsCheckpoint> load_encoder_side(const std::string& dir,
-                                                         T5EncoderModel& model);
+                                                         T5EncoderModel& model,
+                                                         WeightDtype weights);
 
 // Error(kNotFound) "DIR: no such model folder" unless `dir` is a folder.
 void require_model_folder(const std::string& dir);

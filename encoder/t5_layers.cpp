@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 
 #include "core/error.h"
@@ -103,7 +102,7 @@ void feed_forward(const FeedForwardWeights& w, const T5Config& config, ConstView
                   bool accumulate) {
   const int64_t d_ff = config.d_ff;
   Tensor hidden(x.rows, w.wi.rows());
-  linear(x, w.wi.view(), hidden.view());
+  linear(x, w.wi, hidden.view());
   View act = hidden.view().cols_slice(0, d_ff);
   if (config.is_gated_act) {
     ConstView up = hidden.view().cols_slice(d_ff, d_ff);
@@ -120,16 +119,15 @@ void feed_forward(const FeedForwardWeights& w, const T5Config& config, ConstView
   } else {
     relu(act);
   }
-  linear(act, w.wo.view(), out, accumulate);
+  linear(act, w.wo, out, accumulate);
 }
 
-Tensor embed_tokens(const Tensor& embedding, std::span<const int32_t> ids) {
+Tensor embed_tokens(const WeightMatrix& embedding, std::span<const int32_t> ids) {
   Tensor out(static_cast<int64_t>(ids.size()), embedding.cols());
   for (size_t i = 0; i < ids.size(); ++i) {
     KVRAG_CHECK(ids[i] >= 0 && ids[i] < embedding.rows(), kInvalidArgument, "token id ", ids[i],
                 " at position ", i, " is outside the vocabulary of ", embedding.rows());
-    std::memcpy(out.row(static_cast<int64_t>(i)), embedding.row(ids[i]),
-                sizeof(float) * embedding.cols());
+    embedding.row_f32(ids[i], out.row(static_cast<int64_t>(i)));
   }
   return out;
 }

@@ -49,8 +49,9 @@ void multi_head_attention(ConstView q, ConstView k, ConstView v, int64_t num_hea
 void feed_forward(const FeedForwardWeights& w, const T5Config& config, ConstView x, View out,
                   bool accumulate);
 
-// Rows of the embedding matrix for `ids`: (ids.size(), d_model). Throws
+// Rows of the embedding matrix for `ids` in float32 (dequantised when the
+// embedding is int8): (ids.size(), d_model). Throws
 // Error(kInvalidArgument) for an id outside the vocabulary.
-Tensor embed_tokens(const Tensor& embedding, std::span<const int32_t> ids);
+Tensor embed_tokens(const WeightMatrix& embedding, std::span<const int32_t> ids);
 
 }  // namespace kvrag

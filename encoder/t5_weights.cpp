@@ -21,34 +21,42 @@ Tensor T5WeightLoader::vector(const std::string& name, int64_t size) const {
   return ckpt_.load(name, {size});
 }
 
+WeightMatrix T5WeightLoader::weight(const std::string& name, int64_t rows, int64_t cols) const {
+  return WeightMatrix(matrix(name, rows, cols), weights_);
+}
+
+WeightMatrix T5WeightLoader::stacked(const std::vector<Tensor>& parts) const {
+  return WeightMatrix(stack_rows(parts), weights_);
+}
+
 SelfAttentionWeights T5WeightLoader::self_attention(const std::string& prefix) const {
   const int64_t inner = c_.inner_dim();
   SelfAttentionWeights w;
-  w.qkv = stack_rows({matrix(prefix + ".q.weight", inner, c_.d_model),
-                      matrix(prefix + ".k.weight", inner, c_.d_model),
-                      matrix(prefix + ".v.weight", inner, c_.d_model)});
-  w.o = matrix(prefix + ".o.weight", c_.d_model, inner);
+  w.qkv = stacked({matrix(prefix + ".q.weight", inner, c_.d_model),
+                   matrix(prefix + ".k.weight", inner, c_.d_model),
+                   matrix(prefix + ".v.weight", inner, c_.d_model)});
+  w.o = weight(prefix + ".o.weight", c_.d_model, inner);
   return w;
 }
 
 FeedForwardWeights T5WeightLoader::feed_forward(const std::string& prefix) const {
   FeedForwardWeights w;
   if (c_.is_gated_act) {
-    w.wi = stack_rows({matrix(prefix + ".wi_0.weight", c_.d_ff, c_.d_model),
-                       matrix(prefix + ".wi_1.weight", c_.d_ff, c_.d_model)});
+    w.wi = stacked({matrix(prefix + ".wi_0.weight", c_.d_ff, c_.d_model),
+                    matrix(prefix + ".wi_1.weight", c_.d_ff, c_.d_model)});
   } else {
-    w.wi = matrix(prefix + ".wi.weight", c_.d_ff, c_.d_model);
+    w.wi = weight(prefix + ".wi.weight", c_.d_ff, c_.d_model);
   }
-  w.wo = matrix(prefix + ".wo.weight", c_.d_model, c_.d_ff);
+  w.wo = weight(prefix + ".wo.weight", c_.d_model, c_.d_ff);
   return w;
 }
 
 // T5 checkpoints name the one embedding matrix "shared.weight", and some
 // also or instead carry it as {encoder,decoder}.embed_tokens.weight.
-Tensor T5WeightLoader::embedding() const {
+WeightMatrix T5WeightLoader::embedding() const {
   for (const char* name :
        {"shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"}) {
-    if (ckpt_.has(name)) return matrix(name, c_.vocab_size, c_.d_model);
+    if (ckpt_.has(name)) return weight(name, c_.vocab_size, c_.d_model);
   }
   KVRAG_THROW(kNotFound,
               "tensor 'shared.weight' not found in the model (nor "
@@ -77,7 +85,7 @@ EncoderWeights load_encoder_weights(const T5WeightLoader& load) {
 
 // The decoder layers' EncDecAttention.k/.v project an encoder output; they
 // belong to the representation the store caches, so they load with the encoder.
-Tensor load_cross_kv(const T5WeightLoader& load) {
+WeightMatrix load_cross_kv(const T5WeightLoader& load) {
   const T5Config& config = load.config();
   const int64_t inner = config.inner_dim();
   std::vector<Tensor> parts;
@@ -86,7 +94,7 @@ Tensor load_cross_kv(const T5WeightLoader& load) {
     parts.push_back(load.matrix(cross + ".k.weight", inner, config.d_model));
     parts.push_back(load.matrix(cross + ".v.weight", inner, config.d_model));
   }
-  return stack_rows(parts);
+  return load.stacked(parts);
 }
 
 }  // namespace kvrag

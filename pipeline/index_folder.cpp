@@ -237,7 +237,7 @@ std::unique_ptr<IndexFolder> IndexFolder::create(const std::string& dir,
   check_settings(settings);
   KVRAG_CHECK(!exists(dir), kInvalidArgument, "the folder ", dir, " already holds an index (",
               kStoreFile, "); open it or choose another folder");
-  auto model = load_t5_model(model_dir);
+  auto model = load_t5_model(model_dir, options.weights);
   model->require_tokenizer();
   IndexSettings recorded = settings;
   std::shared_ptr<const SentenceEmbedder> embedder;
@@ -273,7 +273,7 @@ std::unique_ptr<IndexFolder> IndexFolder::open(const std::string& dir, const Ope
   IndexStores stores = open_index_stores(path);
   const IndexMeta meta = read_index_meta(*stores.metadata);
   const std::string model_dir = options.model_dir.empty() ? meta.model_dir : options.model_dir;
-  auto model = load_t5_model(model_dir);
+  auto model = load_t5_model(model_dir, options.weights);
   check_same_model(dir, meta, *model, model_dir);
   auto embedder = open_embedder(dir, meta, *model, options.embedder_dir);
   return std::unique_ptr<IndexFolder>(new IndexFolder(dir, std::move(model), std::move(embedder),

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/weight_matrix.h"
 #include "data/chunker.h"
 #include "data/kv_blob.h"
 
@@ -58,6 +59,10 @@ struct OpenOptions {
   // refuses one (Error(kInvalidArgument) naming both).
   std::string embedder_dir;
   int64_t kv_cache_bytes = 256ll << 20;  // RAM cache of chunk K/V, 0 disables it
+  // The dtype the model's weight matrices are loaded in (`--weights`): int8
+  // quarters their bytes and so nearly the time of a decoder step. Either
+  // opens any index of the model: the fingerprint is the checkpoint's.
+  WeightDtype weights = WeightDtype::kF32;
 };
 
 }  // namespace kvrag

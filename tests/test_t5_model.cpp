@@ -35,22 +35,22 @@ std::vector<std::pair<std::string, const Tensor*>> all_tensors(const T5Model& m)
   const EncoderWeights& e = m.encoder_weights;
   const DecoderWeights& d = m.decoder_weights;
   std::vector<std::pair<std::string, const Tensor*>> out = {
-      {"shared", &e.shared},
-      {"lm_head", &d.lm_head},
+      {"shared", &e.shared.f32()},
+      {"lm_head", &d.lm_head.f32()},
       {"encoder_relative_bias", &e.relative_bias},
       {"decoder_relative_bias", &d.relative_bias},
       {"encoder_final_norm", &e.final_norm},
       {"decoder_final_norm", &d.final_norm},
-      {"cross_kv", &e.cross_kv}};
+      {"cross_kv", &e.cross_kv.f32()}};
   for (size_t i = 0; i < e.blocks.size(); ++i) {
     const EncoderBlockWeights& b = e.blocks[i];
     const std::string p = "encoder." + std::to_string(i) + ".";
     for (const auto& [name, t] : {std::pair{"self_norm", &b.self_norm},
-                                  {"qkv", &b.self.qkv},
-                                  {"o", &b.self.o},
+                                  {"qkv", &b.self.qkv.f32()},
+                                  {"o", &b.self.o.f32()},
                                   {"ffn_norm", &b.ffn_norm},
-                                  {"wi", &b.ffn.wi},
-                                  {"wo", &b.ffn.wo}}) {
+                                  {"wi", &b.ffn.wi.f32()},
+                                  {"wo", &b.ffn.wo.f32()}}) {
       out.emplace_back(p + name, t);
     }
   }
@@ -58,14 +58,14 @@ std::vector<std::pair<std::string, const Tensor*>> all_tensors(const T5Model& m)
     const DecoderBlockWeights& b = d.blocks[i];
     const std::string p = "decoder." + std::to_string(i) + ".";
     for (const auto& [name, t] : {std::pair{"self_norm", &b.self_norm},
-                                  {"qkv", &b.self.qkv},
-                                  {"o", &b.self.o},
+                                  {"qkv", &b.self.qkv.f32()},
+                                  {"o", &b.self.o.f32()},
                                   {"cross_norm", &b.cross_norm},
-                                  {"cross_q", &b.cross_q},
-                                  {"cross_o", &b.cross_o},
+                                  {"cross_q", &b.cross_q.f32()},
+                                  {"cross_o", &b.cross_o.f32()},
                                   {"ffn_norm", &b.ffn_norm},
-                                  {"wi", &b.ffn.wi},
-                                  {"wo", &b.ffn.wo}}) {
+                                  {"wi", &b.ffn.wi.f32()},
+                                  {"wo", &b.ffn.wo.f32()}}) {
       out.emplace_back(p + name, t);
     }
   }

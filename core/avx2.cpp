@@ -1,0 +1,27 @@
+#include "core/avx2.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+namespace kvrag {
+namespace {
+
+// clang 14's __builtin_cpu_supports knows no "f16c"; CPUID leaf 1 names it (ECX bit 29).
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+}
+
+}  // namespace
+
+bool cpu_has_avx2() {
+  static const bool available = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
+  }();
+  return available;
+}
+
+}  // namespace kvrag
+
+#endif

@@ -1,0 +1,88 @@
+// Weight matrices in int8 with one float32 scale per row — per output
+// channel of a PyTorch Linear's (out, in) weight — and the products that
+// read them. Symmetric: w[i][j] ≈ q[i][j] · scale[i] with
+// scale[i] = max_j |w[i][j]| / 127 and |q| ≤ 127, so a stacked projection
+// (q/k/v, gated wi_0/wi_1) quantised after stacking keeps each output's scale.
+//
+// Products with a few activation rows (a decoder step, the beams of one
+// question) quantise each activation row to int8 with its own scale and sum
+// q_w · q_x exactly in int32 (AVX2: the sign/maddubs/madd trick of
+// llama.cpp's q8 kernels), reading every weight row once for all activation
+// rows: the step is bound by reading weights, and these are a quarter of the
+// float32 bytes. Products with many rows (the encoder, long prompts)
+// dequantise tiles of weight rows to float32 and run OpenBLAS sgemm on them:
+// there the work is arithmetic, and sgemm keeps the activations in float32.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace kvrag {
+
+struct Int8Matrix {
+  int64_t rows = 0;
+  int64_t cols = 0;
+  std::vector<int8_t> q;      // (rows, cols) row-major, every |q| ≤ 127
+  std::vector<float> scales;  // (rows): row i is q[i, :] · scales[i]
+
+  const int8_t* row(int64_t i) const { return q.data() + i * cols; }
+  int64_t bytes() const { return static_cast<int64_t>(q.size() + scales.size() * sizeof(float)); }
+};
+
+// Quantises x[0 .. cols) symmetrically: q[j] = round(x[j] / scale) with
+// scale = max |x| / 127, returned (0 for a row of zeros, whose q are 0).
+float quantize_row(const float* x, int64_t cols, int8_t* q);
+
+// Every row of `w` quantised with quantize_row: w: (rows, cols), any ld.
+Int8Matrix quantize_int8(ConstView w);
+
+// Rows [begin, begin + out.rows) of `m` as float32 into out: (n, m.cols).
+void dequantize_rows(const Int8Matrix& m, int64_t begin, View out);
+
+// The longest row an int8 dot product sums exactly in int32:
+// 127 · 127 · cols < 2^31.
+constexpr int64_t kMaxInt8Cols = 133'000;
+
+// Dot products of one int8 weight row with a few int8 activation rows.
+struct Int8Kernels {
+  const char* name;  // "avx2" or "portable"
+  // out[r] = Σ_j w[j] · x[r · x_stride + j] for r < x_rows, exact in int32.
+  // Every value in [-127, 127]; cols ≤ kMaxInt8Cols.
+  void (*dots)(const int8_t* w, const int8_t* x, int64_t x_stride, int64_t x_rows, int64_t cols,
+               int32_t* out);
+};
+
+// The fastest kernels this CPU runs (AVX2 when it has it, chosen once at run
+// time), the portable ones, and the AVX2 ones or nullptr on a CPU without
+// them (so that tests and benchmarks can run both).
+const Int8Kernels& int8_kernels();
+const Int8Kernels& portable_int8_kernels();
+const Int8Kernels* avx2_int8_kernels();
+
+// Up to this many activation rows a product reads the int8 weights directly
+// (linear_int8_direct); more go through dequantised tiles and sgemm
+// (linear_int8_dequantized). Measured with bench/micro_t5.cpp's BM_Linear*
+// on T5-base's gated wi (6144, 768), medians of 3 on this loaded 2-core
+// machine: direct / dequantised / f32 weights 0.27 / 9.9 / 1.13 ms for 1 row,
+// 1.37 / 19.5 / 6.6 ms for 8, 4.5-6.6 / 9.4-23 / 9.0 ms for 32, and
+// 55-65 / 51 / 49 ms for 256 rows (bench/README.md).
+constexpr int64_t kInt8DirectMaxRows = 32;
+
+// out = x · wᵀ with w dequantised (out += … with accumulate): a PyTorch
+// nn.Linear without bias over int8 weights. x: (n, w.cols), out: (n, w.rows).
+// Picks linear_int8_direct or linear_int8_dequantized by n. Shapes are
+// checked (Error(kInternal)).
+void linear(ConstView x, const Int8Matrix& w, View out, bool accumulate = false);
+
+// The two ways linear computes it, for tests and benchmarks. Direct:
+// out[r][o] = scale_w[o] · scale_x[r] · Σ_j q_w[o][j] · q_x[r][j], the x
+// rows quantised with quantize_row, the weight rows split over
+// compute_threads(). Dequantized: float32 tiles of weight rows through gemm
+// (x stays float32, so it differs from direct by x's quantisation only).
+void linear_int8_direct(ConstView x, const Int8Matrix& w, View out, bool accumulate,
+                        const Int8Kernels& kernels = int8_kernels());
+void linear_int8_dequantized(ConstView x, const Int8Matrix& w, View out, bool accumulate);
+
+}  // namespace kvrag

@@ -1,0 +1,50 @@
+// A linear layer's weight, (out, in) as PyTorch stores it, held either in
+// float32 or in int8 with per-row scales (core/int8_matrix.h): which one is
+// chosen when a model is loaded (`--weights f32|int8`), and every product
+// goes through linear(x, WeightMatrix, …), so that the layers do not care.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/int8_matrix.h"
+#include "core/tensor.h"
+
+namespace kvrag {
+
+enum class WeightDtype { kF32 = 0, kInt8 = 1 };
+const char* weight_dtype_name(WeightDtype dtype);  // "f32" | "int8"
+// Error(kInvalidArgument) "unknown weight dtype 'x' (expected f32, int8)".
+WeightDtype parse_weight_dtype(const std::string& name);
+
+class WeightMatrix {
+ public:
+  WeightMatrix() = default;
+  // `w` in `dtype`: kInt8 quantises it (and drops the float32 values).
+  explicit WeightMatrix(Tensor w, WeightDtype dtype = WeightDtype::kF32);
+
+  WeightDtype dtype() const { return dtype_; }
+  int64_t rows() const { return dtype_ == WeightDtype::kInt8 ? int8_.rows : f32_.rows(); }
+  int64_t cols() const { return dtype_ == WeightDtype::kInt8 ? int8_.cols : f32_.cols(); }
+  // Bytes a product reads (int8: values and scales).
+  int64_t bytes() const;
+
+  // The values in their own dtype; asking for the other one is Error(kInternal).
+  const Tensor& f32() const;
+  const Int8Matrix& int8() const;
+
+  // Row i as float32 into out[0 .. cols()): a token's embedding.
+  void row_f32(int64_t i, float* out) const;
+
+ private:
+  WeightDtype dtype_ = WeightDtype::kF32;
+  Tensor f32_;       // (rows, cols) when kF32
+  Int8Matrix int8_;  // when kInt8
+};
+
+// out = x · wᵀ (out += … with accumulate) in w's dtype: x: (n, w.cols()),
+// out: (n, w.rows()). See linear(ConstView, ConstView, …) in core/ops.h and
+// linear(ConstView, const Int8Matrix&, …) in core/int8_matrix.h.
+void linear(ConstView x, const WeightMatrix& w, View out, bool accumulate = false);
+
+}  // namespace kvrag
