@@ -38,7 +38,7 @@ from text import ROOT, SPM  # noqa: E402
 from evaluate import copy_accuracy, evaluate, passage_use  # noqa: E402
 from export import OUT, export_model, export_reference  # noqa: E402
 from objectives import copy_loss, qa_loss, retrieval_loss  # noqa: E402
-from t5_model import T5, init_weights  # noqa: E402
+from t5_model import T5, init_weights, load_safetensors  # noqa: E402
 
 RUNS = os.path.join(ROOT, "training", "runs")
 
@@ -108,6 +108,8 @@ def parse_args():
     ap.add_argument("--probe-every", type=int, default=250)
     ap.add_argument("--probe-questions", type=int, default=128)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", metavar="DIR",
+                    help="start from the weights of an exported model folder (fresh optimizer; steps count from 0)")
     ap.add_argument("--out", default=OUT, help="model folder to export to")
     return ap.parse_args()
 
@@ -203,6 +205,9 @@ def main():
     init_weights(model, cfg)
     opt = optimizer(model, args)
     step, seconds = 0, 0.0
+    if args.init and not (args.resume and os.path.exists(run.ckpt)):
+        model.load_hf(load_safetensors(os.path.join(args.init, "model.safetensors")))
+        run.log(f"initialised from {args.init}")
     if args.resume and os.path.exists(run.ckpt):
         ck = torch.load(run.ckpt, map_location=args.device, weights_only=False)  # holds RNG states
         cfg = ck["config"]
