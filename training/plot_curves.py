@@ -3,7 +3,8 @@
 exact-copy accuracy and the question-only vs question+gold answer loss, against the training step
 (runs continued on another device share the step axis; their minutes do not compare).
 
-Usage: /usr/bin/python3 training/plot_curves.py OUT.png RUN [RUN ...]
+Usage: /usr/bin/python3 training/plot_curves.py OUT.png RUN[@OFFSET] [RUN[@OFFSET] ...]
+OFFSET shifts a run's steps: a run started with --init from another's weights counts from 0.
 """
 import json
 import os
@@ -25,9 +26,10 @@ def read_curve(run):
 def main():
     out, runs = sys.argv[1], sys.argv[2:]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for run in runs:
+    for spec in runs:
+        run, _, offset = spec.partition("@")
         rows = read_curve(run)
-        x = [r["step"] for r in rows]
+        x = [r["step"] + int(offset or 0) for r in rows]
         axes[0].plot(x, [r["cached_em@5"] for r in rows], marker=".", label=f"{run}: cached EM, k=5")
         axes[0].plot(x, [r["cached_em@1"] for r in rows], linestyle="--", label=f"{run}: cached EM, k=1")
         axes[1].plot(x, [r["copy_acc"] for r in rows], marker=".", label=run)
