@@ -1,5 +1,10 @@
 #include "tests/store_fixtures.h"
 
+#include <cstdlib>
+
+#include "data/postgres_connection.h"
+#include "data/postgres_store.h"
+
 namespace kvrag::testing {
 
 Document make_document(const std::string& id, const std::string& text) {
@@ -39,6 +44,21 @@ int64_t add_document_with_chunks(MetadataStore& metadata, BlobStore& blobs, cons
     }
   });
   return doc_id;
+}
+
+std::string test_postgres_uri() {
+  const char* uri = std::getenv("KVRAG_TEST_POSTGRES");
+  return uri ? uri : "";
+}
+
+std::string with_schema(const std::string& uri, const std::string& schema) {
+  return uri + (uri.find('?') == std::string::npos ? "?" : "&") + "schema=" + schema;
+}
+
+void drop_postgres_schema(const std::string& uri, const std::string& schema) {
+  const PostgresLocation loc = parse_postgres_uri(uri);
+  pg::Connection conn(loc.conninfo, "public", loc.display, pg::Role::kPrimary);
+  conn.run("DROP SCHEMA IF EXISTS " + schema + " CASCADE");
 }
 
 }  // namespace kvrag::testing
