@@ -158,6 +158,12 @@ PostgresLocation parse_postgres_uri(const std::string& uri) {
   return loc;
 }
 
+void drop_postgres_schema(const std::string& uri) {
+  const PostgresLocation loc = parse_postgres_uri(uri);
+  pg::Connection conn(loc.conninfo, loc.schema, loc.display, pg::Role::kPrimary);
+  conn.run("DROP SCHEMA IF EXISTS " + loc.schema + " CASCADE");
+}
+
 // ---------------------------------------------------------------- readers
 
 // A few reader connections, connected when first needed. acquire() waits
@@ -204,6 +210,9 @@ class PostgresStore::ReadPool {
     }
   }
 
+  // A writer has just reached the primary.
+  void primary_seen() { primary_seen_ = std::chrono::steady_clock::now(); }
+
  private:
   void release(std::unique_ptr<pg::Connection> conn) {
     const std::lock_guard held(mutex_);
@@ -211,23 +220,28 @@ class PostgresStore::ReadPool {
     available_.notify_one();
   }
 
-  // A reader on a standby tries the hosts again from the first: the
-  // primary may be back. Failing that it stays broken, and the read's
-  // retry reports what is reachable.
-  static void back_to_primary(pg::Connection& conn) {
+  // A reader on a standby tries the hosts again from the first, where the
+  // primary is, once a writer has reached the primary since it connected
+  // (a reader left there would miss the newest commits while the standby
+  // catches up), or every kStandbyRecheck. Failing that it stays broken,
+  // and the read's retry reports what is reachable.
+  void back_to_primary(pg::Connection& conn) const {
     if (!conn.on_standby()) return;
-    if (std::chrono::steady_clock::now() - conn.connected_at() < kStandbyRecheck) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (conn.connected_at() > primary_seen_.load() && now - conn.connected_at() < kStandbyRecheck) {
+      return;
+    }
     try {
       conn.reconnect();
     } catch (const Error&) {
     }
   }
-
   const PostgresLocation& loc_;
   std::mutex mutex_;
   std::condition_variable available_;
   std::vector<std::unique_ptr<pg::Connection>> idle_;
   size_t created_ = 0;
+  std::atomic<std::chrono::steady_clock::time_point> primary_seen_{};
 };
 
 // ---------------------------------------------------------------- store
@@ -241,8 +255,9 @@ PostgresStore::PostgresStore(const std::string& uri)
 
 PostgresStore::~PostgresStore() = default;
 
+// owner_ only: depth_ belongs to the thread holding write_mutex_.
 bool PostgresStore::in_write_transaction() const {
-  return depth_ > 0 && owner_.load() == std::this_thread::get_id();
+  return owner_.load() == std::this_thread::get_id();
 }
 
 pg::Connection& PostgresStore::writer() {
@@ -261,11 +276,11 @@ void PostgresStore::begin() {
   const std::string sql = "BEGIN; " + writer_lock_;
   try {
     writer().run(sql);
-    return;
   } catch (const Error&) {
     if (!writer_ || !writer_->broken()) throw;
+    writer().run(sql);
   }
-  writer().run(sql);
+  readers_->primary_seen();
 }
 
 void PostgresStore::commit() {

@@ -56,6 +56,10 @@ bool is_postgres_uri(const std::string& location);
 // written into SQL as an identifier).
 PostgresLocation parse_postgres_uri(const std::string& uri);
 
+// Drops the schema `uri` names (schema=), with the index in it, on the
+// primary. Error(kUnavailable) without one.
+void drop_postgres_schema(const std::string& uri);
+
 class PostgresStore {
  public:
   // 1: meta, documents, chunks (with a tsvector column), chunk_blobs.

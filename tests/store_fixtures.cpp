@@ -2,7 +2,6 @@
 
 #include <cstdlib>
 
-#include "data/postgres_connection.h"
 #include "data/postgres_store.h"
 
 namespace kvrag::testing {
@@ -56,9 +55,7 @@ std::string with_schema(const std::string& uri, const std::string& schema) {
 }
 
 void drop_postgres_schema(const std::string& uri, const std::string& schema) {
-  const PostgresLocation loc = parse_postgres_uri(uri);
-  pg::Connection conn(loc.conninfo, "public", loc.display, pg::Role::kPrimary);
-  conn.run("DROP SCHEMA IF EXISTS " + schema + " CASCADE");
+  kvrag::drop_postgres_schema(with_schema(uri, schema));
 }
 
 }  // namespace kvrag::testing
