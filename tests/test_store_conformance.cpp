@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <ostream>
 #include <random>
 #include <span>
 #include <stdexcept>
@@ -62,6 +63,10 @@ struct StoreBackend {
     bool stop_words_match = true;
   } promises;
 };
+
+// The backend's name in test listings (CTest's test names), rather than
+// its bytes, which differ from run to run.
+void PrintTo(const StoreBackend& backend, std::ostream* out) { *out << backend.name; }
 
 StoreBackend sqlite_folder() {
   StoreBackend backend;
