@@ -88,12 +88,17 @@ constexpr const char* kChunkColumns =
 // normalisation 1 (÷ 1 + log length): a sum over the matched query words
 // of their frequency in the chunk, without BM25's inverse document
 // frequency. The scale differs from SQLite's −bm25(), and that is fine for
-// hybrid search: retriever/fusion.cpp turns each list's scores into robust
-// z-scores over that list alone ((s − median) / σ, σ from the MAD and the
-// list's range, shifted by the last candidate's), which no positive affine
-// change of scale alters. What does change is the order within the lexical
-// list (no IDF: a common word counts as much as a rare one), so the recall
-// figures in retriever/fusion.h, measured with BM25, do not carry over.
+// hybrid search, as retriever/fusion.cpp shows: each list's scores become
+// robust z-scores over that list alone (z = (s − median) / σ, σ the larger
+// of 1.4826 · MAD and a share of the list's range, shifted by the last
+// candidate's z), which a positive affine change of scale leaves as they
+// are; the one absolute constant, σ's floor of 1e-12, stays below σ for
+// any list whose ts_rank scores are not all equal (σ >= 0.05 × range, and
+// two float4 values near ts_rank's 0.01..1 differ by 1e-9 at least). Lists
+// of 1 or 2 chunks get u = 1 either way. Two things do change: with one list empty, the lexical
+// list's own scores are what a caller sees (ts_rank's, not BM25's), and the order within the
+// lexical list differs (no IDF: a common word counts as much as a rare one), so the recall figures
+// in retriever/fusion.h, measured with BM25, do not carry over.
 //
 // The query is an OR of the query's words, each made a tsquery by
 // plainto_tsquery (which reads its input as text, never as tsquery
