@@ -161,6 +161,23 @@ TEST_F(ClusterPostgres, SchemasIsolateIndexes) {
   EXPECT_EQ(b.metadata->stats().documents, 1);
 }
 
+// A schema that holds something else is refused, saying what to do, and
+// so is an index of another schema version.
+TEST_F(ClusterPostgres, ForeignSchemaOrOtherVersionIsAFormatError) {
+  const std::string foreign = fresh_schema();
+  {
+    pg::Connection conn = connect(uri_, pg::Role::kPrimary);
+    conn.run("CREATE SCHEMA " + foreign + "; CREATE TABLE " + foreign + ".orders (id int)");
+  }
+  EXPECT_TRUE(throws_error([&] { open(foreign); }, ErrorKind::kFormat,
+                           {"schema " + foreign, "not a kvrag index", "schema="}));
+
+  const std::string older = fresh_schema();
+  open(older).metadata->set_meta("schema_version", "99");
+  EXPECT_TRUE(throws_error([&] { open(older); }, ErrorKind::kFormat,
+                           {"store schema version 99", "this build reads version 1", "rebuild"}));
+}
+
 // Two stores are two sets of connections, as two serving nodes would have:
 // their write transactions take turns, and the generation each advances is
 // the one it read plus one, never a value the other took.
