@@ -54,8 +54,11 @@ Param Param::bytes(std::span<const uint8_t> bytes) {
   return p;
 }
 
+// Never null: libpq reads a null value as SQL NULL, and no bytes are an
+// empty bytea.
 const char* Param::data() const {
-  return binary_ ? reinterpret_cast<const char*>(bytes_.data()) : text_.c_str();
+  if (!binary_) return text_.c_str();
+  return bytes_.empty() ? "" : reinterpret_cast<const char*>(bytes_.data());
 }
 
 int Param::length() const { return static_cast<int>(binary_ ? bytes_.size() : text_.size()); }
