@@ -15,6 +15,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 struct pg_conn;
@@ -82,7 +83,8 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // One statement with parameters ($1, $2, ...); binary results.
+  // One statement with parameters ($1, $2, ...), prepared at its first use
+  // on this connection; binary results.
   Result exec(const std::string& sql, std::initializer_list<Param> params = {});
   // One or more statements without parameters or results (DDL, BEGIN).
   void run(const std::string& sql);
@@ -101,6 +103,8 @@ class Connection {
 
  private:
   void connect();
+  // The name of `sql` prepared on this connection (prepared now if new).
+  const std::string& prepared(const std::string& sql, int params);
   [[noreturn]] void throw_error(const pg_result* result) const;
 
   std::string conninfo_;
@@ -109,6 +113,7 @@ class Connection {
   Role role_;
   pg_conn* conn_ = nullptr;
   std::chrono::steady_clock::time_point connected_at_;
+  std::unordered_map<std::string, std::string> prepared_;  // SQL -> statement name
 };
 
 }  // namespace kvrag::pg
