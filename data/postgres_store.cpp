@@ -3,14 +3,19 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <condition_variable>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
 
 namespace kvrag {
 namespace {
 
+// Reads running at once per store; more wait for a connection. Reads take
+// milliseconds: a few connections keep parallel asks from queueing behind
+// each other without holding many server processes per serving node.
 constexpr size_t kReadConnections = 4;
 // A pooled reader that fell back to a standby goes back to the primary
 // (the first host) after this long, so that reads see the newest commits

@@ -25,15 +25,12 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
-#include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "data/postgres_connection.h"
 
@@ -113,7 +110,7 @@ class PostgresStore {
   std::string writer_lock_;  // SELECT of the schema's transaction advisory lock
   std::unique_ptr<ReadPool> readers_;
   std::recursive_mutex write_mutex_;        // held through a write transaction
-  std::unique_ptr<pg::Connection> writer_;  // connected at the first write
+  std::unique_ptr<pg::Connection> writer_;  // connected when a primary is first reached
   int depth_ = 0;                           // write transactions open (nested count)
   std::atomic<std::thread::id> owner_;      // the thread inside them
 };
