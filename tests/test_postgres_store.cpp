@@ -237,6 +237,29 @@ TEST_F(ClusterPostgres, LexicalSearchTakesPunctuationAndSqlAsPlainText) {
   EXPECT_EQ(stores.metadata->stats().chunks, 2);
 }
 
+// A connection the server drops (a restart, a failover, an idle timeout)
+// is replaced: a read is retried once on a fresh one, and a write
+// transaction that had not begun begins on a fresh one.
+TEST_F(ClusterPostgres, DroppedConnectionsAreReplaced) {
+  const std::string schema = fresh_schema();
+  const std::string application = "kvrag_test_" + std::to_string(::getpid());
+  IndexStores stores =
+      open_index_stores(with_schema(uri_, schema) + "&application_name=" + application);
+  const int64_t doc =
+      add_document_with_chunks(*stores.metadata, *stores.blobs, "d1", {"Copper mines."}, 1);
+  EXPECT_EQ(stores.metadata->document(doc).external_id, "d1");
+
+  pg::Connection admin = connect(uri_, pg::Role::kPrimary);
+  const pg::Result killed = admin.exec(
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+      {application});
+  EXPECT_GE(killed.integer(0, 0), 2) << "the store's writer and reader";
+
+  EXPECT_EQ(stores.metadata->document(doc).external_id, "d1");
+  add_document_with_chunks(*stores.metadata, *stores.blobs, "d2", {"Salt flats."}, 5);
+  EXPECT_EQ(stores.metadata->stats().documents, 2);
+}
+
 // The primary of the test cluster, found through the URI: stopped by a
 // test with pg_ctl (as the user that owns its data folder) and started
 // again when the test ends, however it ends.
