@@ -143,10 +143,21 @@ void Connection::connect() {
   const std::string options = "-c search_path=" + schema_;
   // Entries before dbname are defaults the URI may override; those after
   // it override the URI (libpq's rule for an expanded dbname). Without a
-  // connect_timeout libpq would wait forever on an unreachable host.
-  const char* keywords[] = {"connect_timeout",      "application_name", "dbname",
-                            "target_session_attrs", "options",          nullptr};
+  // connect_timeout libpq would wait forever on an unreachable host, and
+  // with the system's TCP defaults (keepalive after 2 hours idle, minutes of
+  // retransmission) a server that vanished without closing its sockets (a
+  // dead machine, a partition) would hold a statement for as long: these
+  // give up on it within about 30 seconds.
+  const char* keywords[] = {"connect_timeout",  "tcp_user_timeout",
+                            "keepalives_idle",  "keepalives_interval",
+                            "keepalives_count", "application_name",
+                            "dbname",           "target_session_attrs",
+                            "options",          nullptr};
   const char* values[] = {"5",
+                          "30000",
+                          "10",
+                          "5",
+                          "3",
                           "kvrag",
                           conninfo_.c_str(),
                           role_ == Role::kPrimary ? "read-write" : "any",
