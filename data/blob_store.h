@@ -3,8 +3,9 @@
 // The bytes are opaque here; readers check them (decode_kv_blob).
 //
 // Implementations: SqliteBlobStore (the chunk_kv table of store.sqlite,
-// data/sqlite_blob_store.h). Every method may be called from several
-// threads.
+// data/sqlite_blob_store.h) and PostgresBlobStore (the chunk_blobs table of
+// a PostgreSQL schema, data/postgres_blob_store.h). Every method may be
+// called from several threads.
 #pragma once
 
 #include <cstdint>

@@ -19,7 +19,15 @@ struct IndexStores {
 
 // Opens or creates the stores at `location`: the path of an index folder's
 // store.sqlite, whose metadata and blobs then share one SQLite connection
-// (data/sqlite_store.h says what opening checks and throws).
+// (data/sqlite_store.h says what opening checks and throws), or a
+// postgresql:// URI (below).
 IndexStores open_index_stores(const std::string& location);
+
+// Opens or creates the index in the schema a postgresql:// URI names
+// (data/postgres_store.h: the URI, what opening checks and throws); its
+// metadata and blobs share the schema and its connections. A URI that
+// names a separate blob store (blobs=) is Error(kInvalidArgument) until
+// such a store exists.
+IndexStores open_postgres_index_stores(const std::string& uri);
 
 }  // namespace kvrag

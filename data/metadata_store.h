@@ -5,8 +5,9 @@
 // embeddings (retriever/vector_index.h).
 //
 // Implementations: SqliteMetadataStore (store.sqlite of an index folder,
-// data/sqlite_metadata_store.h). Every method may be called from several
-// threads; an implementation serialises what it must.
+// data/sqlite_metadata_store.h) and PostgresMetadataStore (a schema of a
+// PostgreSQL database, data/postgres_metadata_store.h). Every method may be
+// called from several threads; an implementation serialises what it must.
 #pragma once
 
 #include <cstdint>
@@ -83,7 +84,10 @@ class MetadataStore {
   // write `body` made through this store and is rethrown. Writers wait for
   // each other; readers see the store before or after, never in between.
   // Nested calls roll back only themselves. The methods below that write
-  // run in a transaction of their own when called outside one.
+  // run in a transaction of their own when called outside one. A write
+  // method that throws inside `body` leaves the transaction usable on
+  // SQLite but dooms it on PostgreSQL (its commit throws): a body that
+  // catches such an error and goes on wraps the write in a nested call.
   virtual void write_transaction(const std::function<void()>& body) = 0;
 
   // A counter that each committed write of documents advances (0 for a new

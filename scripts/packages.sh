@@ -9,7 +9,7 @@ set -euo pipefail
 
 packages=(
   cmake g++ make pkg-config
-  libopenblas-dev libfaiss-dev libsqlite3-dev libsentencepiece-dev sentencepiece
+  libopenblas-dev libfaiss-dev libsqlite3-dev libpq-dev libsentencepiece-dev sentencepiece
   libcpp-httplib-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
 )
 [ "${1:-}" = "--for-tests" ] && packages+=(chromium python3 python3-torch clang libclang-rt-dev)

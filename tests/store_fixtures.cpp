@@ -1,5 +1,9 @@
 #include "tests/store_fixtures.h"
 
+#include <cstdlib>
+
+#include "data/postgres_store.h"
+
 namespace kvrag::testing {
 
 Document make_document(const std::string& id, const std::string& text) {
@@ -39,6 +43,19 @@ int64_t add_document_with_chunks(MetadataStore& metadata, BlobStore& blobs, cons
     }
   });
   return doc_id;
+}
+
+std::string test_postgres_uri() {
+  const char* uri = std::getenv("KVRAG_TEST_POSTGRES");
+  return uri ? uri : "";
+}
+
+std::string with_schema(const std::string& uri, const std::string& schema) {
+  return uri + (uri.find('?') == std::string::npos ? "?" : "&") + "schema=" + schema;
+}
+
+void drop_postgres_schema(const std::string& uri, const std::string& schema) {
+  kvrag::drop_postgres_schema(with_schema(uri, schema));
 }
 
 }  // namespace kvrag::testing

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -25,5 +26,14 @@ MemoryBlob make_blob(int seed);
 // document; returns the document id.
 int64_t add_document_with_chunks(MetadataStore& metadata, BlobStore& blobs, const std::string& id,
                                  const std::vector<std::string>& chunk_texts, int seed);
+
+// The PostgreSQL cluster of the tests labelled `cluster`: the URI in
+// KVRAG_TEST_POSTGRES (libpq's, without kvrag's parameters), or empty when
+// the variable is unset and those tests skip.
+std::string test_postgres_uri();
+// `uri` with schema=`schema` added to its parameters.
+std::string with_schema(const std::string& uri, const std::string& schema);
+// Drops `schema` of the database `uri` names, with all it holds.
+void drop_postgres_schema(const std::string& uri, const std::string& schema);
 
 }  // namespace kvrag::testing

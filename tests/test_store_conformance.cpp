@@ -3,12 +3,18 @@
 // per StoreBackend, VectorIndex (retriever/vector_index.h) per FAISS index
 // kind. Another implementation passes the same tests by adding its backend
 // to an INSTANTIATE_TEST_SUITE_P line; nothing here names SQLite.
+// Backends on the local cluster (scripts/cluster.sh) are instantiated with
+// the prefix Cluster, which CTest labels `cluster`; they skip when the
+// cluster's URI is not in the environment. Where backends promise
+// different things, a test says what each promises (Promises below).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
+#include <ostream>
 #include <random>
 #include <span>
 #include <stdexcept>
@@ -27,11 +33,14 @@ namespace kvrag {
 namespace {
 
 using testing::add_document_with_chunks;
+using testing::drop_postgres_schema;
 using testing::make_blob;
 using testing::make_chunk;
 using testing::make_document;
 using testing::TempDir;
+using testing::test_postgres_uri;
 using testing::throws_error;
+using testing::with_schema;
 
 // One implementation of the store interfaces under test.
 struct StoreBackend {
@@ -40,16 +49,79 @@ struct StoreBackend {
   // per test; opening the same scratch again reopens the same index (a
   // remote backend maps it to a namespace of its own: a schema, a key prefix).
   std::function<IndexStores(const std::string& scratch)> open;
+  // Why the backend cannot run here (no cluster), empty when it can.
+  std::function<std::string()> unavailable = [] { return std::string(); };
+  // Removes what a scratch index left outside its folder.
+  std::function<void(const std::string& scratch)> drop = [](const std::string&) {};
+  // What the backend promises where backends differ.
+  struct Promises {
+    // A write that failed inside a write_transaction and whose error the
+    // body caught leaves the transaction usable (SQLite: a statement rolls
+    // back alone) rather than doomed (PostgreSQL: the commit throws).
+    bool failed_write_leaves_transaction_usable = true;
+    // A query word on a stop list ("the") matches chunks holding it.
+    bool stop_words_match = true;
+  } promises;
 };
 
+// The backend's name in test listings (CTest's test names), rather than
+// its bytes, which differ from run to run.
+void PrintTo(const StoreBackend& backend, std::ostream* out) { *out << backend.name; }
+
 StoreBackend sqlite_folder() {
-  return {"SqliteFolder",
-          [](const std::string& scratch) { return open_index_stores(scratch + "/store.sqlite"); }};
+  StoreBackend backend;
+  backend.name = "SqliteFolder";
+  backend.open = [](const std::string& scratch) {
+    return open_index_stores(scratch + "/store.sqlite");
+  };
+  return backend;
+}
+
+// The schema of a scratch index: the folder's name (kvrag_conformance_PID_N)
+// is unique to this process and test, and a valid schema name.
+std::string scratch_schema(const std::string& scratch) {
+  return std::filesystem::path(scratch).filename().string();
+}
+
+// PostgreSQL for metadata and blobs, one fresh schema per test.
+StoreBackend postgres() {
+  StoreBackend backend;
+  backend.name = "Postgres";
+  backend.open = [](const std::string& scratch) {
+    return open_index_stores(with_schema(test_postgres_uri(), scratch_schema(scratch)));
+  };
+  backend.unavailable = [] {
+    return test_postgres_uri().empty()
+               ? std::string(
+                     "KVRAG_TEST_POSTGRES is not set (a postgresql:// URI of the "
+                     "cluster scripts/cluster.sh starts)")
+               : std::string();
+  };
+  backend.drop = [](const std::string& scratch) {
+    drop_postgres_schema(test_postgres_uri(), scratch_schema(scratch));
+  };
+  backend.promises.failed_write_leaves_transaction_usable = false;
+  backend.promises.stop_words_match = false;
+  return backend;
 }
 
 class StoreConformance : public ::testing::TestWithParam<StoreBackend> {
  protected:
-  StoreConformance() : dir_("kvrag_conformance"), stores_(GetParam().open(dir_.path())) {}
+  StoreConformance() : dir_("kvrag_conformance") {}
+
+  void SetUp() override {
+    const std::string why = GetParam().unavailable();
+    if (!why.empty()) GTEST_SKIP() << why;
+    stores_ = GetParam().open(dir_.path());
+    opened_ = true;
+  }
+
+  void TearDown() override {
+    stores_ = {};
+    if (opened_) GetParam().drop(dir_.path());
+  }
+
+  const StoreBackend::Promises& promises() const { return GetParam().promises; }
 
   MetadataStore& metadata() { return *stores_.metadata; }
   BlobStore& blobs() { return *stores_.blobs; }
@@ -65,9 +137,12 @@ class StoreConformance : public ::testing::TestWithParam<StoreBackend> {
 
   TempDir dir_;
   IndexStores stores_;
+  bool opened_ = false;
 };
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreConformance, ::testing::Values(sqlite_folder()),
+                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Cluster, StoreConformance, ::testing::Values(postgres()),
                          [](const auto& info) { return info.param.name; });
 
 TEST_P(StoreConformance, DocumentsChunksAndBlobsRoundTrip) {
@@ -280,6 +355,48 @@ TEST_P(StoreConformance, NestedTransactionRollsBackOnlyItself) {
   });
   EXPECT_EQ(metadata().meta("outer"), "1");
   EXPECT_FALSE(metadata().meta("inner").has_value());
+}
+
+// A nested transaction around a write that may fail rolls back only that
+// write on every backend; a failure caught with none around it is where
+// backends differ (Promises).
+TEST_P(StoreConformance, AWriteThatFailsInsideATransaction) {
+  add("doc-1", {"alpha"}, 1);
+  const auto add_duplicate = [&] { metadata().add_document(make_document("doc-1", "again"), "h"); };
+  metadata().write_transaction([&] {
+    metadata().set_meta("outer", "1");
+    EXPECT_TRUE(throws_error([&] { metadata().write_transaction(add_duplicate); },
+                             ErrorKind::kInvalidArgument, {}));
+    metadata().set_meta("after", "1");
+  });
+  EXPECT_EQ(metadata().meta("outer"), "1");
+  EXPECT_EQ(metadata().meta("after"), "1");
+
+  const auto catch_bare_failure = [&] {
+    metadata().write_transaction([&] {
+      metadata().set_meta("bare", "1");
+      try {
+        add_duplicate();
+      } catch (const Error&) {
+      }
+    });
+  };
+  if (promises().failed_write_leaves_transaction_usable) {
+    catch_bare_failure();
+    EXPECT_EQ(metadata().meta("bare"), "1");
+  } else {
+    EXPECT_TRUE(throws_error(catch_bare_failure, ErrorKind::kInternal,
+                             {"rolled back", "nested write_transaction"}));
+    EXPECT_FALSE(metadata().meta("bare").has_value());
+  }
+  add("doc-2", {"beta"}, 2);
+  EXPECT_EQ(metadata().stats().documents, 2);
+}
+
+TEST_P(StoreConformance, LexicalSearchOfStopWords) {
+  add("doc-1", {"The tower of the city."}, 1);
+  EXPECT_EQ(metadata().search_lexical("the of", 5).size(), promises().stop_words_match ? 1u : 0u);
+  EXPECT_EQ(metadata().search_lexical("the tower", 5).size(), 1u);
 }
 
 TEST_P(StoreConformance, DataSurvivesReopening) {
