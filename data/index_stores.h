@@ -22,4 +22,10 @@ struct IndexStores {
 // (data/sqlite_store.h says what opening checks and throws).
 IndexStores open_index_stores(const std::string& location);
 
+// Opens the blob store at `uri`, one separate from the metadata's database:
+// redis://host:port[,host:port...][?prefix=NAME] is a Redis Cluster
+// (data/redis_cluster_blob_store.h says what it throws); another scheme is
+// Error(kInvalidArgument).
+std::unique_ptr<BlobStore> open_blob_store(const std::string& uri);
+
 }  // namespace kvrag
