@@ -306,8 +306,8 @@ void Cluster::give_up(const Round& round, steady_clock::time_point start) const 
   const auto spent = std::chrono::duration_cast<milliseconds>(steady_clock::now() - start);
   KVRAG_THROW(
       kUnavailable, "redis cluster: gave up on key '", first.command->key, "' (slot ", first.slot,
-      ") at ", first.last_node.name(), " after ", first.attempts, " attempts in ", spent.count(),
-      " ms: ", first.last_error,
+      ") at ", first.last_node.host.empty() ? "no node" : first.last_node.name(), " after ",
+      first.attempts, " attempts in ", spent.count(), " ms: ", first.last_error,
       round.retry.size() > 1 ? str_cat(" (and ", round.retry.size() - 1, " more commands)") : "");
 }
 
