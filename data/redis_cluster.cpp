@@ -2,9 +2,12 @@
 
 #include <hiredis/hiredis.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <thread>
 #include <utility>
 
@@ -112,6 +115,7 @@ void ContextDeleter::operator()(redisContext* context) const { redisFree(context
 
 Connection::Connection(const NodeAddress& address, const ConnectionOptions& options)
     : address_(address),
+      receive_buffer_(kReceiveBytes),
       context_(redisConnectWithTimeout(address.host.c_str(), address.port,
                                        to_timeval(options.connect_timeout))) {
   KVRAG_CHECK(context_ != nullptr, kUnavailable, "redis ", address_.name(),
@@ -120,6 +124,10 @@ Connection::Connection(const NodeAddress& address, const ConnectionOptions& opti
   if (redisSetTimeout(context_.get(), to_timeval(options.io_timeout)) != REDIS_OK) {
     fail("cannot set its timeout");
   }
+  // hiredis frees its read buffer whenever it empties past 16 KiB, to grow
+  // it again, page fault by page fault, for the next large reply: kept, it
+  // is as large as the largest reply read.
+  context_->reader->maxbuf = 0;
   if (options.readonly) {
     const Reply reply = command(kReadonly);
     const auto error = error_text(*reply);
@@ -157,8 +165,29 @@ void Connection::flush() {
 
 Reply Connection::read() {
   void* reply = nullptr;
-  if (redisGetReply(context_.get(), &reply) != REDIS_OK || reply == nullptr) fail("read failed");
+  if (redisGetReplyFromReader(context_.get(), &reply) != REDIS_OK) fail("malformed reply");
+  if (reply == nullptr) flush();
+  while (reply == nullptr) {
+    receive();
+    if (redisGetReplyFromReader(context_.get(), &reply) != REDIS_OK) fail("malformed reply");
+  }
   return Reply(static_cast<redisReply*>(reply));
+}
+
+void Connection::receive() {
+  const ssize_t received = ::read(context_->fd, receive_buffer_.data(), receive_buffer_.size());
+  if (received > 0) {
+    if (redisReaderFeed(context_->reader, receive_buffer_.data(), static_cast<size_t>(received)) !=
+        REDIS_OK) {
+      fail("cannot buffer a reply");
+    }
+    return;
+  }
+  if (received < 0 && errno == EINTR) return;
+  const char* why = received == 0                               ? "the server closed it"
+                    : (errno == EAGAIN || errno == EWOULDBLOCK) ? "timed out"
+                                                                : std::strerror(errno);
+  KVRAG_THROW(kUnavailable, "redis ", address_.name(), ": read failed: ", why);
 }
 
 Reply Connection::command(std::span<const std::string_view> args) {

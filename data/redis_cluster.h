@@ -94,8 +94,15 @@ class Connection {
 
  private:
   [[noreturn]] void fail(const char* what);
+  // Reads what the socket holds into hiredis's reader.
+  void receive();
+
+  // hiredis reads 16 KiB at a time: a system call per 16 KiB of a
+  // megabyte-sized blob. Replies are read here in larger pieces.
+  static constexpr size_t kReceiveBytes = 256 * 1024;
 
   NodeAddress address_;
+  std::vector<char> receive_buffer_;
   std::unique_ptr<redisContext, ContextDeleter> context_;
 };
 
