@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -358,6 +359,45 @@ TEST_F(RedisClusterTest, BlobsSpreadOverEveryMaster) {
   }
   EXPECT_EQ(store_->stats().bytes, 64 * 5);
   EXPECT_EQ(store_->stats().tokens, 64 * 3);
+}
+
+// Calls from several threads share one connection per node: each call
+// must get its own replies, and none may wait forever on a node another
+// call holds (nodes are locked in one order).
+TEST_F(RedisClusterTest, ConcurrentCallsEachGetTheirOwnBlobs) {
+  constexpr int kBlobs = 60;
+  std::vector<MemoryBlob> blobs;
+  int64_t bytes = 0;
+  for (int id = 1; id <= kBlobs; ++id) {
+    blobs.push_back(random_blob(1000 + 37 * id, id));  // a size of its own
+    store_->put(id, blobs.back());
+    bytes += static_cast<int64_t>(blobs.back().bytes.size());
+  }
+  std::atomic<int> wrong = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 random(t);
+      for (int call = 0; call < 100; ++call) {
+        std::vector<int64_t> ids;
+        for (int i = 0; i < 8; ++i) ids.push_back(1 + static_cast<int64_t>(random() % kBlobs));
+        const auto got = store_->get_many(ids);
+        for (size_t i = 0; i < ids.size(); ++i) {
+          if (got[i] != blobs[ids[i] - 1].bytes) ++wrong;
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (int call = 0; call < 100; ++call) {
+      const int64_t id = 1 + call % kBlobs;
+      store_->put(id, blobs[id - 1]);  // the same bytes again: readers see no change
+    }
+  });
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(wrong, 0);
+  EXPECT_EQ(store_->stats().bytes, bytes);
+  EXPECT_EQ(store_->stats().tokens, 64 * kBlobs);
 }
 
 TEST_F(RedisClusterTest, ReplicaReadsSeeTheBlobsOnceReplicated) {
