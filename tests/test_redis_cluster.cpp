@@ -9,11 +9,11 @@
 //     TRYAGAIN), made with CLUSTER SETSLOT and MIGRATE and then undone;
 //   - a master killed by pid while reads and writes go on: its replica takes
 //     over and no call fails; the node is restarted and made master again.
-// These tests change the cluster's topology for a while: CTest runs them one
-// at a time (RESOURCE_LOCK in tests/CMakeLists.txt).
+// The administration steps are in tests/redis_admin.h. These tests change
+// the cluster's topology for a while: CTest runs them one at a time
+// (RESOURCE_LOCK in tests/CMakeLists.txt).
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -21,13 +21,10 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
-#include <stdexcept>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -36,6 +33,7 @@
 #include "data/redis_cluster.h"
 #include "data/redis_cluster_blob_store.h"
 #include "tests/model_files.h"
+#include "tests/redis_admin.h"
 #include "tests/store_conformance.h"
 #include "tests/store_fixtures.h"
 
@@ -43,13 +41,24 @@ namespace kvrag {
 namespace {
 
 using namespace std::chrono_literals;
-using redis::Connection;
 using redis::NodeAddress;
 using redis::Reply;
+using testing::begin_migration;
+using testing::call;
+using testing::ClusterNode;
+using testing::count_keys_in_slot;
+using testing::finish_migration;
 using testing::make_blob;
+using testing::MasterKill;
+using testing::masters;
+using testing::migrate_keys;
+using testing::move_slot;
+using testing::other_master;
+using testing::slot_master;
 using testing::StoreBackend;
 using testing::StoreConformance;
 using testing::throws_error;
+using testing::wait_until;
 
 constexpr char kNoCluster[] =
     "KVRAG_TEST_REDIS is not set: run `scripts/cluster.sh up` and export its blobs= URI, "
@@ -160,150 +169,6 @@ StoreBackend sqlite_metadata_redis_blobs() {
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreConformance, ::testing::Values(sqlite_metadata_redis_blobs()),
                          [](const auto& info) { return info.param.name; });
-
-// ---------------------------------------------------------------- administration
-
-// Runs one command on `node` on a connection of its own; an error reply
-// fails the test's step by throwing.
-Reply call(const NodeAddress& node, const std::vector<std::string>& args) {
-  Connection connection(node, {});
-  const std::vector<std::string_view> views(args.begin(), args.end());
-  Reply reply = connection.command(views);
-  if (const auto error = redis::error_text(*reply)) {
-    throw std::runtime_error(str_cat(node.name(), " ", args[0], " ", args[1], ": ", *error));
-  }
-  return reply;
-}
-
-std::string text_of(const Reply& reply) { return {reply->str, reply->len}; }
-
-// The value of `field` in INFO `section` of `node`.
-std::string info_field(const NodeAddress& node, const std::string& section,
-                       const std::string& field) {
-  const std::string info = text_of(call(node, {"INFO", section}));
-  const size_t at = info.find(field + ":");
-  if (at == std::string::npos) return "";
-  const size_t start = at + field.size() + 1;
-  return info.substr(start, info.find('\r', start) - start);
-}
-
-struct ClusterNode {
-  NodeAddress address;
-  std::string id;
-};
-
-ClusterNode slots_node(const redisReply& node) {
-  return {{std::string(node.element[0]->str, node.element[0]->len),
-           static_cast<int>(node.element[1]->integer)},
-          std::string(node.element[2]->str, node.element[2]->len)};
-}
-
-// The master of `slot`, as `asked` sees it.
-ClusterNode slot_master(const NodeAddress& asked, int slot) {
-  const Reply slots = call(asked, {"CLUSTER", "SLOTS"});
-  for (size_t r = 0; r < slots->elements; ++r) {
-    const redisReply& range = *slots->element[r];
-    if (range.element[0]->integer <= slot && slot <= range.element[1]->integer) {
-      return slots_node(*range.element[2]);
-    }
-  }
-  throw std::runtime_error(str_cat("no master serves slot ", slot));
-}
-
-std::vector<ClusterNode> masters(const NodeAddress& asked) {
-  std::vector<ClusterNode> found;
-  const Reply slots = call(asked, {"CLUSTER", "SLOTS"});
-  for (size_t r = 0; r < slots->elements; ++r) {
-    const ClusterNode master = slots_node(*slots->element[r]->element[2]);
-    bool known = false;
-    for (const ClusterNode& m : found) known = known || m.id == master.id;
-    if (!known) found.push_back(master);
-  }
-  return found;
-}
-
-ClusterNode other_master(const NodeAddress& asked, const ClusterNode& than) {
-  for (const ClusterNode& master : masters(asked)) {
-    if (master.id != than.id) return master;
-  }
-  throw std::runtime_error("the cluster has one master");
-}
-
-// Polls `done` every 100 ms for up to `limit`; false if it never held.
-bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    try {
-      if (done()) return true;
-    } catch (const std::exception&) {
-      // a node restarting or not answering yet: poll again
-    }
-    std::this_thread::sleep_for(100ms);
-  }
-  return false;
-}
-
-bool cluster_state_ok(const NodeAddress& node) {
-  return text_of(call(node, {"CLUSTER", "INFO"})).find("cluster_state:ok") != std::string::npos;
-}
-
-// As `asked` sees it: no node failing, and every master serving slots (a
-// master demoted by a failover has become a replica again).
-bool topology_settled(const NodeAddress& asked) {
-  const std::string nodes = text_of(call(asked, {"CLUSTER", "NODES"}));
-  size_t start = 0;
-  for (size_t end; (end = nodes.find('\n', start)) != std::string::npos; start = end + 1) {
-    const std::string line = nodes.substr(start, end - start);
-    if (line.find("fail") != std::string::npos) return false;
-    const bool master = line.find("master") != std::string::npos;
-    const bool serves_slots = line.find(" connected ") != std::string::npos;
-    if (master && !serves_slots) return false;
-  }
-  return true;
-}
-
-// The steps of moving a slot, as `redis-cli --cluster reshard` takes them.
-void begin_migration(int slot, const ClusterNode& from, const ClusterNode& to) {
-  call(to.address, {"CLUSTER", "SETSLOT", std::to_string(slot), "IMPORTING", from.id});
-  call(from.address, {"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", to.id});
-}
-
-void migrate_keys(const ClusterNode& from, const ClusterNode& to,
-                  const std::vector<std::string>& keys) {
-  if (keys.empty()) return;
-  std::vector<std::string> args = {
-      "MIGRATE", to.address.host, std::to_string(to.address.port), "", "0", "5000", "KEYS"};
-  args.insert(args.end(), keys.begin(), keys.end());
-  call(from.address, args);
-}
-
-std::vector<std::string> keys_in_slot(const ClusterNode& node, int slot) {
-  const Reply keys = call(node.address, {"CLUSTER", "GETKEYSINSLOT", std::to_string(slot), "1000"});
-  std::vector<std::string> found;
-  for (size_t i = 0; i < keys->elements; ++i) {
-    found.emplace_back(keys->element[i]->str, keys->element[i]->len);
-  }
-  return found;
-}
-
-// Migrates what is left of the slot and gives it to `to`, on every master.
-void finish_migration(int slot, const ClusterNode& from, const ClusterNode& to) {
-  migrate_keys(from, to, keys_in_slot(from, slot));
-  call(to.address, {"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", to.id});
-  call(from.address, {"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", to.id});
-  for (const ClusterNode& master : masters(to.address)) {
-    call(master.address, {"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", to.id});
-  }
-}
-
-void move_slot(int slot, const ClusterNode& from, const ClusterNode& to) {
-  begin_migration(slot, from, to);
-  finish_migration(slot, from, to);
-}
-
-int64_t count_keys_in_slot(const ClusterNode& node, int slot) {
-  return call(node.address, {"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)})->integer;
-}
 
 // ---------------------------------------------------------------- on a cluster
 
@@ -487,70 +352,6 @@ TEST_F(RedisClusterTest, FollowsAskAndWaitsOutAMigration) {
 
   move_slot(slot, to, from);
 }
-
-// Kills the master of `slot` by pid while one thread reads and writes;
-// then restarts it and hands its slots back (CLUSTER FAILOVER), leaving the
-// cluster as it was.
-class MasterKill {
- public:
-  MasterKill(const NodeAddress& seed, int slot)
-      : seed_(seed), victim_(slot_master(seed, slot)), slot_(slot) {
-    config_file_ = info_field(victim_.address, "server", "config_file");
-    pid_ = std::stoi(info_field(victim_.address, "server", "process_id"));
-    if (config_file_.empty()) throw std::runtime_error("the master has no config file to restart");
-  }
-
-  const ClusterNode& victim() const { return victim_; }
-
-  // Makes sure the replica holds every write made so far (WAIT on a write
-  // of this connection, which the replication stream orders after them),
-  // then kills the master.
-  void kill_master(const std::string& marker_key) {
-    Connection connection(victim_.address, {});
-    const std::string_view set[] = {"SET", marker_key, "1"};
-    const std::string_view wait[] = {"WAIT", "1", "5000"};
-    connection.command(set);
-    if (connection.command(wait)->integer < 1) throw std::runtime_error("the replica lags");
-    if (::kill(pid_, SIGKILL) != 0) throw std::runtime_error("kill failed");
-  }
-
-  bool replica_took_over() const {
-    return wait_until([&] { return slot_master(seed_, slot_).id != victim_.id; }, 15s);
-  }
-
-  // Restarts the node from its configuration; it rejoins as a replica of
-  // the master that replaced it, syncs, and is failed over back.
-  bool restore() const {
-    if (std::system(("redis-server " + config_file_).c_str()) != 0) return false;
-    const NodeAddress& node = victim_.address;
-    const bool synced = wait_until(
-        [&] {
-          return info_field(node, "replication", "role") == "slave" &&
-                 info_field(node, "replication", "master_link_status") == "up";
-        },
-        30s);
-    if (!synced) return false;
-    call(node, {"CLUSTER", "FAILOVER"});
-    return wait_until(
-        [&] {
-          if (slot_master(seed_, slot_).id != victim_.id || !topology_settled(seed_)) {
-            return false;
-          }
-          for (const ClusterNode& master : masters(seed_)) {
-            if (!cluster_state_ok(master.address)) return false;
-          }
-          return true;
-        },
-        30s);
-  }
-
- private:
-  NodeAddress seed_;
-  ClusterNode victim_;
-  int slot_;
-  std::string config_file_;
-  int pid_ = 0;
-};
 
 TEST_F(RedisClusterTest, AKilledMasterCostsNoFailedCall) {
   constexpr int kBlobs = 40;
