@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "data/postgres_blob_store.h"
 #include "data/postgres_metadata_store.h"
+#include "data/redis_cluster_blob_store.h"
 #include "data/sqlite_blob_store.h"
 #include "data/sqlite_metadata_store.h"
 
@@ -23,6 +24,12 @@ IndexStores open_postgres_index_stores(const std::string& uri) {
   auto database = std::make_shared<PostgresStore>(uri);
   return {std::make_unique<PostgresMetadataStore>(database),
           std::make_unique<PostgresBlobStore>(database)};
+}
+
+std::unique_ptr<BlobStore> open_blob_store(const std::string& uri) {
+  KVRAG_CHECK(uri.starts_with("redis://"), kInvalidArgument,
+              "a blob store URI is redis://host:port,..., got '", uri, "'");
+  return std::make_unique<RedisClusterBlobStore>(parse_redis_cluster_uri(uri));
 }
 
 }  // namespace kvrag

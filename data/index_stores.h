@@ -30,4 +30,10 @@ IndexStores open_index_stores(const std::string& location);
 // such a store exists.
 IndexStores open_postgres_index_stores(const std::string& uri);
 
+// Opens the blob store at `uri`, one separate from the metadata's database:
+// redis://host:port[,host:port...][?prefix=NAME] is a Redis Cluster
+// (data/redis_cluster_blob_store.h says what it throws); another scheme is
+// Error(kInvalidArgument).
+std::unique_ptr<BlobStore> open_blob_store(const std::string& uri);
+
 }  // namespace kvrag

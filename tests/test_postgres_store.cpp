@@ -1,5 +1,6 @@
 // What is particular to the PostgreSQL store (data/postgres_store.h); the
-// store contract itself is tests/test_store_conformance.cpp's. The suites
+// store contract itself is tests/store_conformance.h's, run here on
+// PostgreSQL for metadata and blobs (Cluster/StoreConformance.*). The suites
 // named Cluster* need the cluster of scripts/cluster.sh (CTest label
 // `cluster`) and skip without KVRAG_TEST_POSTGRES; the others need no server.
 #include <gtest/gtest.h>
@@ -21,6 +22,7 @@
 #include "data/postgres_connection.h"
 #include "data/postgres_store.h"
 #include "tests/model_files.h"
+#include "tests/store_conformance.h"
 #include "tests/store_fixtures.h"
 
 namespace kvrag {
@@ -29,9 +31,42 @@ namespace {
 using testing::add_document_with_chunks;
 using testing::make_blob;
 using testing::make_document;
+using testing::StoreBackend;
+using testing::StoreConformance;
 using testing::test_postgres_uri;
 using testing::throws_error;
 using testing::with_schema;
+
+// ---------------------------------------------------------------- contract
+
+// The schema of a scratch index: the folder's name (kvrag_conformance_PID_N)
+// is unique to this process and test, and a valid schema name.
+std::string scratch_schema(const std::string& scratch) {
+  return std::filesystem::path(scratch).filename().string();
+}
+
+// PostgreSQL for metadata and blobs, one fresh schema per test.
+StoreBackend postgres() {
+  StoreBackend backend;
+  backend.name = "Postgres";
+  backend.open = [](const std::string& scratch) {
+    return open_index_stores(with_schema(test_postgres_uri(), scratch_schema(scratch)));
+  };
+  if (test_postgres_uri().empty()) {
+    backend.unavailable =
+        "KVRAG_TEST_POSTGRES is not set (a postgresql:// URI of the cluster scripts/cluster.sh "
+        "starts)";
+  }
+  backend.drop = [](const std::string& scratch) {
+    testing::drop_postgres_schema(test_postgres_uri(), scratch_schema(scratch));
+  };
+  backend.failed_write_leaves_transaction_usable = false;
+  backend.stop_words_match = false;
+  return backend;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cluster, StoreConformance, ::testing::Values(postgres()),
+                         [](const auto& info) { return info.param.name; });
 
 // ---------------------------------------------------------------- URIs
 
