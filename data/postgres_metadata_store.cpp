@@ -29,26 +29,11 @@ std::vector<T> from_bytes(std::span<const uint8_t> bytes) {
   return out;
 }
 
-// The words of free text: runs of letters and digits (every non-ASCII byte
-// counts as a letter, as in the SQLite store's FTS5 query). A word that is
-// not valid UTF-8 is left out: PostgreSQL rejects it where FTS5 would just
-// not match it.
+// The query's words (lexical_query_words) that are valid UTF-8: PostgreSQL
+// rejects an invalid one where FTS5 would just not match it.
 std::vector<std::string> query_words(const std::string& text) {
-  std::vector<std::string> words;
-  std::string word;
-  const auto flush = [&] {
-    if (!word.empty() && !utf8_error(word)) words.push_back(word);
-    word.clear();
-  };
-  for (const char ch : text) {
-    const auto byte = static_cast<unsigned char>(ch);
-    if (std::isalnum(byte) || byte >= 0x80) {
-      word += ch;
-    } else {
-      flush();
-    }
-  }
-  flush();
+  std::vector<std::string> words = lexical_query_words(text);
+  std::erase_if(words, [](const std::string& word) { return utf8_error(word).has_value(); });
   return words;
 }
 

@@ -1,11 +1,11 @@
 #include "data/sqlite_metadata_store.h"
 
-#include <cctype>
 #include <charconv>
 #include <cstring>
 
 #include "core/error.h"
 #include "data/sqlite.h"
+#include "data/text_normalization.h"
 
 namespace kvrag {
 namespace {
@@ -24,26 +24,14 @@ std::vector<T> from_bytes(std::span<const uint8_t> bytes) {
   return out;
 }
 
-// FTS5 query of the words of free text: each run of letters and digits
-// quoted and OR-ed, so user input can never be FTS5 syntax.
+// FTS5 query of the words of free text (lexical_query_words), each quoted
+// and OR-ed, so user input can never be FTS5 syntax.
 std::string fts_query(const std::string& text) {
   std::string query;
-  std::string word;
-  auto flush = [&] {
-    if (word.empty()) return;
+  for (const std::string& word : lexical_query_words(text)) {
     if (!query.empty()) query += " OR ";
     query += "\"" + word + "\"";
-    word.clear();
-  };
-  for (const char ch : text) {
-    const auto byte = static_cast<unsigned char>(ch);
-    if (std::isalnum(byte) || byte >= 0x80) {
-      word += ch;
-    } else {
-      flush();
-    }
   }
-  flush();
   return query;
 }
 

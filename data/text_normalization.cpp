@@ -1,5 +1,7 @@
 #include "data/text_normalization.h"
 
+#include <cctype>
+
 #include "core/error.h"
 
 namespace kvrag {
@@ -105,6 +107,25 @@ std::string normalize_text(std::string_view text) {
   end_line();
   while (!out.empty() && out.back() == '\n') out.pop_back();
   return out;
+}
+
+std::vector<std::string> lexical_query_words(std::string_view text) {
+  std::vector<std::string> words;
+  std::string word;
+  const auto flush = [&] {
+    if (!word.empty()) words.push_back(std::move(word));
+    word.clear();
+  };
+  for (const char ch : text) {
+    const auto byte = static_cast<unsigned char>(ch);
+    if (std::isalnum(byte) || byte >= 0x80) {
+      word += ch;
+    } else {
+      flush();
+    }
+  }
+  flush();
+  return words;
 }
 
 }  // namespace kvrag

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kvrag {
 
@@ -41,5 +42,11 @@ std::string normalize_text(std::string_view text);
 
 // Words of `s` (runs of non-whitespace) joined by single spaces.
 std::string collapse_whitespace(std::string_view s);
+
+// The words of a lexical search query: runs of ASCII letters and digits and
+// of bytes >= 0x80 (so every non-ASCII letter stays inside its word); all
+// else separates them. What the lexical stores match, whatever syntax their
+// engines have.
+std::vector<std::string> lexical_query_words(std::string_view text);
 
 }  // namespace kvrag

@@ -68,6 +68,18 @@ TEST(NormalizeText, LineEndsBomAndTrailingWhitespace) {
   EXPECT_EQ(normalize_text(""), "");
 }
 
+// The words both lexical stores search for: punctuation and query syntax
+// separate words, non-ASCII letters stay inside theirs.
+TEST(LexicalQueryWords, RunsOfLettersDigitsAndNonAsciiBytes) {
+  using Words = std::vector<std::string>;
+  EXPECT_EQ(lexical_query_words("Where's the Drybrav? (1545)"),
+            (Words{"Where", "s", "the", "Drybrav", "1545"}));
+  EXPECT_EQ(lexical_query_words("\"a\" OR b* NEAR(c) -- ; DROP"),
+            (Words{"a", "OR", "b", "NEAR", "c", "DROP"}));
+  EXPECT_EQ(lexical_query_words("Zürich café"), (Words{"Zürich", "café"}));
+  EXPECT_EQ(lexical_query_words(" ,.;!? "), Words{});
+}
+
 TEST(Utf8Error, AcceptsValidText) {
   for (const std::string ok : {"", "plain ASCII", "caf\xC3\xA9", "\xE2\x82\xAC euro",
                                "\xF0\x9F\x98\x80", "\xED\x9F\xBF",  // U+D7FF
