@@ -7,7 +7,8 @@
 # usage: scripts/cluster.sh up|down|status
 #   up      installs the Debian packages if missing, starts everything and
 #           prints the index URI as its last line; on a cluster that is up
-#           already it only prints the URI again
+#           already it only prints the URI again, one that is partly up
+#           (a killed run's leftovers) it takes down and starts afresh
 #   down    stops everything and removes the folder
 #   status  says what runs; exit status 0 when all of it does
 # Environment: KVRAG_CLUSTER_DIR (default ${TMPDIR:-/tmp}/kvrag-cluster),
@@ -201,10 +202,15 @@ report_status() {
 up() {
   install_missing_packages
   if [ -d "$dir" ]; then
-    report_status >/dev/null ||
-      die "$dir holds a cluster that is not fully up; run 'scripts/cluster.sh down' first"
-    index_uri
-    return
+    if report_status >/dev/null; then
+      index_uri
+      return
+    fi
+    # Left by a run that was killed or a machine that rebooted: nothing of
+    # it can be trusted, so it is stopped, removed and started afresh.
+    log "$dir holds a cluster that is not fully up; starting it afresh:"
+    report_status >&2 || true
+    down
   fi
   mkdir -p "$dir/redis"
   chmod 755 "$dir"

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The README's test command: set up and build, then run every test with CTest,
 # the tests labelled `cluster` on a local cluster (scripts/cluster.sh) that is
-# started here and taken down on exit. A cluster that was there already
+# started here and taken down on exit. A cluster that was fully up already
 # (another checkout's, in the same KVRAG_CLUSTER_DIR) is used and left as it
-# is.
+# is; one partly up (a killed run's) is started afresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-if [ ! -d "${KVRAG_CLUSTER_DIR:-${TMPDIR:-/tmp}/kvrag-cluster}" ]; then
+if ! bash scripts/cluster.sh status >/dev/null 2>&1; then
   trap 'bash scripts/cluster.sh down' EXIT
 fi
 # The last line of `up` is the index URI; its blobs= part names the Redis
