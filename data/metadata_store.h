@@ -69,6 +69,9 @@ struct MetadataStats {
   int64_t storage_bytes = 0;
 };
 
+// The meta key of the generation counter.
+inline constexpr const char* kGenerationMetaKey = "store_generation";
+
 class MetadataStore {
  public:
   virtual ~MetadataStore() = default;
@@ -92,8 +95,10 @@ class MetadataStore {
 
   // A counter that each committed write of documents advances (0 for a new
   // store): whatever is derived from the store (a vector index) records the
-  // generation it was built at, and is behind when that differs.
-  virtual int64_t generation() const = 0;
+  // generation it was built at, and is behind when that differs. Every
+  // implementation keeps it as meta kGenerationMetaKey; Error(kFormat) when
+  // that holds something other than an integer.
+  int64_t generation() const;
   // Advances the generation by one and returns it; call inside the
   // write_transaction of the write it counts, so that both commit together.
   virtual int64_t advance_generation() = 0;
@@ -124,6 +129,11 @@ class MetadataStore {
   // fusion reads which chunks share a document); an unknown chunk id is
   // Error(kNotFound) "no chunk N".
   virtual std::vector<int64_t> chunk_documents(const std::vector<int64_t>& chunk_ids) const = 0;
+  // The embedding of each chunk of `chunk_ids`, in the same order (the
+  // passage prior weighs the retrieved chunks by them); an unknown chunk id
+  // is Error(kNotFound) "no chunk N".
+  virtual std::vector<std::vector<float>> chunk_embeddings(
+      const std::vector<int64_t>& chunk_ids) const = 0;
   // Calls `fn` for every chunk's embedding, in ascending chunk id order
   // (what a vector index is built from).
   virtual void for_each_embedding(

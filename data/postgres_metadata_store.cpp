@@ -1,7 +1,6 @@
 #include "data/postgres_metadata_store.h"
 
 #include <cctype>
-#include <charconv>
 #include <cstring>
 #include <limits>
 #include <unordered_map>
@@ -12,7 +11,6 @@
 namespace kvrag {
 namespace {
 
-constexpr const char* kGenerationKey = "store_generation";
 constexpr int64_t kEmbeddingBatch = 4096;
 
 // Token ids and embeddings are stored as their bytes in host order, as in
@@ -122,23 +120,12 @@ void PostgresMetadataStore::write_transaction(const std::function<void()>& body)
   store_->write_transaction(body);
 }
 
-int64_t PostgresMetadataStore::generation() const {
-  const auto value = meta(kGenerationKey);
-  if (!value) return 0;
-  int64_t generation = 0;
-  const char* end = value->data() + value->size();
-  const auto parsed = std::from_chars(value->data(), end, generation);
-  KVRAG_CHECK(parsed.ec == std::errc() && parsed.ptr == end, kFormat, location(), ": meta '",
-              kGenerationKey, "' = '", *value, "' is not an integer");
-  return generation;
-}
-
 int64_t PostgresMetadataStore::advance_generation() {
   const pg::Result r = store_->write(
       "INSERT INTO meta(key, value) VALUES($1, '1') "
       "ON CONFLICT(key) DO UPDATE SET value = (meta.value::bigint + 1)::text "
       "RETURNING value::bigint",
-      {kGenerationKey});
+      {kGenerationMetaKey});
   return r.integer(0, 0);
 }
 
@@ -224,6 +211,23 @@ std::vector<int64_t> PostgresMetadataStore::chunk_documents(
     const auto found = document_of.find(id);
     KVRAG_CHECK(found != document_of.end(), kNotFound, "no chunk ", id);
     out.push_back(found->second);
+  }
+  return out;
+}
+
+std::vector<std::vector<float>> PostgresMetadataStore::chunk_embeddings(
+    const std::vector<int64_t>& chunk_ids) const {
+  if (chunk_ids.empty()) return {};
+  const pg::Result r = store_->read("SELECT id, embedding FROM chunks WHERE id = ANY($1::bigint[])",
+                                    {pg::int_array(chunk_ids)});
+  std::unordered_map<int64_t, int> row_of;
+  for (int row = 0; row < r.rows(); ++row) row_of[r.integer(row, 0)] = row;
+  std::vector<std::vector<float>> out;
+  out.reserve(chunk_ids.size());
+  for (const int64_t id : chunk_ids) {
+    const auto found = row_of.find(id);
+    KVRAG_CHECK(found != row_of.end(), kNotFound, "no chunk ", id);
+    out.push_back(from_bytes<float>(r.bytes(found->second, 1)));
   }
   return out;
 }

@@ -24,7 +24,6 @@ class PostgresMetadataStore final : public MetadataStore {
   // statement caught inside `body` dooms the whole transaction unless a
   // nested write_transaction around it rolls it back.
   void write_transaction(const std::function<void()>& body) override;
-  int64_t generation() const override;
   // One statement that increments the stored value, so that two writers
   // can never read the same value even outside write_transaction.
   int64_t advance_generation() override;
@@ -40,6 +39,8 @@ class PostgresMetadataStore final : public MetadataStore {
   ChunkRecord chunk(int64_t id) const override;
   std::vector<ChunkRecord> document_chunks(int64_t document_id) const override;
   std::vector<int64_t> chunk_documents(const std::vector<int64_t>& chunk_ids) const override;
+  std::vector<std::vector<float>> chunk_embeddings(
+      const std::vector<int64_t>& chunk_ids) const override;
   // Reads the embeddings in batches of ascending id and calls `fn` between
   // reads, holding no connection: each batch sees what was committed when
   // it was read, not one snapshot of the whole store.

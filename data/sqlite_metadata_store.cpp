@@ -1,6 +1,5 @@
 #include "data/sqlite_metadata_store.h"
 
-#include <charconv>
 #include <cstring>
 
 #include "core/error.h"
@@ -9,8 +8,6 @@
 
 namespace kvrag {
 namespace {
-
-constexpr const char* kGenerationKey = "store_generation";
 
 template <typename T>
 std::span<const uint8_t> as_bytes(const std::vector<T>& v) {
@@ -86,21 +83,10 @@ void SqliteMetadataStore::write_transaction(const std::function<void()>& body) {
   txn.commit();
 }
 
-int64_t SqliteMetadataStore::generation() const {
-  const auto value = meta(kGenerationKey);
-  if (!value) return 0;
-  int64_t generation = 0;
-  const char* end = value->data() + value->size();
-  const auto parsed = std::from_chars(value->data(), end, generation);
-  KVRAG_CHECK(parsed.ec == std::errc() && parsed.ptr == end, kFormat, location(), ": meta '",
-              kGenerationKey, "' = '", *value, "' is not an integer");
-  return generation;
-}
-
 int64_t SqliteMetadataStore::advance_generation() {
   const auto held = store_->lock();
   const int64_t next = generation() + 1;
-  set_meta(kGenerationKey, std::to_string(next));
+  set_meta(kGenerationMetaKey, std::to_string(next));
   return next;
 }
 
@@ -216,6 +202,21 @@ std::vector<int64_t> SqliteMetadataStore::chunk_documents(
     st.bind(1, id);
     KVRAG_CHECK(st.step(), kNotFound, "no chunk ", id);
     out.push_back(st.column_int(0));
+    st.reset();
+  }
+  return out;
+}
+
+std::vector<std::vector<float>> SqliteMetadataStore::chunk_embeddings(
+    const std::vector<int64_t>& chunk_ids) const {
+  const auto held = store_->lock();
+  sql::Statement st(store_->db(), "SELECT embedding FROM chunks WHERE id = ?");
+  std::vector<std::vector<float>> out;
+  out.reserve(chunk_ids.size());
+  for (const int64_t id : chunk_ids) {
+    st.bind(1, id);
+    KVRAG_CHECK(st.step(), kNotFound, "no chunk ", id);
+    out.push_back(from_bytes<float>(st.column_blob_view(0)));
     st.reset();
   }
   return out;

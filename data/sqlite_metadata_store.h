@@ -19,7 +19,6 @@ class SqliteMetadataStore final : public MetadataStore {
   std::optional<std::string> meta(const std::string& key) const override;
   void set_meta(const std::string& key, const std::string& value) override;
   void write_transaction(const std::function<void()>& body) override;
-  int64_t generation() const override;
   int64_t advance_generation() override;
 
   std::optional<DocumentRecord> find_document(const std::string& external_id) const override;
@@ -33,6 +32,8 @@ class SqliteMetadataStore final : public MetadataStore {
   ChunkRecord chunk(int64_t id) const override;
   std::vector<ChunkRecord> document_chunks(int64_t document_id) const override;
   std::vector<int64_t> chunk_documents(const std::vector<int64_t>& chunk_ids) const override;
+  std::vector<std::vector<float>> chunk_embeddings(
+      const std::vector<int64_t>& chunk_ids) const override;
   void for_each_embedding(
       const std::function<void(int64_t chunk_id, std::span<const float> embedding)>& fn)
       const override;

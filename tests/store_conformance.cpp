@@ -319,6 +319,18 @@ TEST_P(StoreConformance, ChunkDocumentsNamesEachChunksDocument) {
       ErrorKind::kNotFound, {"no chunk 999"}));
 }
 
+TEST_P(StoreConformance, ChunkEmbeddingsAreEachChunksInOrder) {
+  const int64_t one = add("doc-1", {"a", "b"}, 1);
+  const std::vector<ChunkRecord> chunks = metadata().document_chunks(one);
+  const std::vector<float> first = make_chunk(0, "", 1).embedding;
+  const std::vector<float> second = make_chunk(0, "", 2).embedding;
+  EXPECT_EQ(metadata().chunk_embeddings({chunks[1].id, chunks[0].id, chunks[1].id}),
+            (std::vector<std::vector<float>>{second, first, second}));
+  EXPECT_TRUE(metadata().chunk_embeddings({}).empty());
+  EXPECT_TRUE(throws_error([&] { metadata().chunk_embeddings({chunks[0].id, 999}); },
+                           ErrorKind::kNotFound, {"no chunk 999"}));
+}
+
 TEST_P(StoreConformance, GetManyReturnsBlobsInOrderAndNulloptForNone) {
   add("doc-1", {"a", "b", "c"}, 1);
   std::vector<int64_t> ids;
