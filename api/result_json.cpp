@@ -25,6 +25,7 @@ json answer_json(const Answer& answer) {
   for (const Source& source : answer.sources) {
     json item = chunk_json(source.chunk);
     item["attention"] = source.attention;
+    item["prior"] = source.prior ? json(*source.prior) : json(nullptr);
     sources.push_back(std::move(item));
   }
   const AskTimings& t = answer.timings;

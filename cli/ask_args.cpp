@@ -20,8 +20,16 @@ WeightDtype read_weights(const Args& args) {
   return parse_weight_dtype(args.get("weights", weight_dtype_name(OpenOptions{}.weights)));
 }
 
+bool read_passage_prior(const Args& args) {
+  const std::string value = args.get("passage-prior", kDefaultPassagePrior ? "on" : "off");
+  KVRAG_USAGE_CHECK(value == "on" || value == "off", "--passage-prior must be on or off, got '",
+                    value, "'");
+  return value == "on";
+}
+
 AskOptions read_ask_options(const Args& args) {
   AskOptions options;
+  options.passage_prior = read_passage_prior(args);
   options.mode = parse_mode(args.get("mode", mode_name(kDefaultMode)));
   options.retriever = read_retriever(args);
   options.k = read_k(args);

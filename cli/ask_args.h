@@ -19,10 +19,17 @@ RetrieverKind read_retriever(const Args& args);
 // --max-new-tokens in 1..kMaxNewTokens and --beams in 1..kMaxBeams, with the
 // defaults of AskOptions.
 GenerationOptions read_generation(const Args& args);
-// --k, --mode, --retriever and the generation options.
+// --passage-prior on|off, default kDefaultPassagePrior.
+bool read_passage_prior(const Args& args);
+// --k, --mode, --retriever, --passage-prior and the generation options.
 AskOptions read_ask_options(const Args& args);
 // --weights f32|int8, default OpenOptions{}.weights.
 WeightDtype read_weights(const Args& args);
+// The usage lines of --passage-prior, the same for every command that answers.
+constexpr const char* kPassagePriorUsage =
+    "  --passage-prior off: the reader weighs every retrieved chunk alike (default on:\n"
+    "  each weighed by the retriever's probability that it holds the answer, for a\n"
+    "  reader that declares its retrieval temperature, as the demo model does).\n";
 // The usage line of --weights, the same for every command.
 constexpr const char* kWeightsUsage =
     "  --weights int8: the model's weight matrices quantised to int8 at load time\n"

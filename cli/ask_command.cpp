@@ -22,8 +22,8 @@ const char* ask_usage() {
             "dense|bm25|hybrid]\n"
             "                 [--k "
          << kDefaultK
-         << "] [--beams N] [--max-new-tokens N] [--model DIR] [--embedder DIR]\n"
-            "                 [--weights f32|int8] [--json]\n"
+         << "] [--passage-prior on|off] [--beams N] [--max-new-tokens N]\n"
+            "                 [--model DIR] [--embedder DIR] [--weights f32|int8] [--json]\n"
             "                 \"question\"\n"
             "  Retrieves the top k chunks and answers from them. cached (default): the decoder\n"
             "  reads the question's K/V followed by the chunks' cached K/V; concat: one joint\n"
@@ -31,7 +31,7 @@ const char* ask_usage() {
             "  Prints the answer (streamed as it is generated, greedy only), the sources with\n"
             "  their share of the decoder's cross-attention, and the timings; --json prints\n"
             "  the HTTP API's /v1/ask body instead.\n"
-         << kWeightsUsage;
+         << kPassagePriorUsage << kWeightsUsage;
     return text.str();
   }();
   return usage.c_str();
@@ -49,8 +49,9 @@ void print_sources(const Answer& answer) {
     const Source& source = answer.sources[i];
     const RetrievedChunk& chunk = source.chunk;
     std::cout << "  " << i + 1 << ". " << chunk.external_id << " \"" << chunk.title << "\" chunk "
-              << chunk.position << "  score " << fixed(chunk.score, 4) << "  attention "
-              << percent(source.attention) << "\n";
+              << chunk.position << "  score " << fixed(chunk.score, 4);
+    if (source.prior) std::cout << "  prior " << percent(*source.prior);
+    std::cout << "  attention " << percent(source.attention) << "\n";
   }
   std::cout << "  question itself: attention " << percent(answer.question_attention) << "\n";
 }
@@ -69,7 +70,8 @@ void print_timings(const AskTimings& t) {
 int run_ask(const std::vector<std::string>& argv) {
   const Args args(
       argv,
-      {"index", "mode", "retriever", "k", "beams", "max-new-tokens", "model", "embedder", "weights"},
+      {"index", "mode", "retriever", "k", "passage-prior", "beams", "max-new-tokens", "model",
+       "embedder", "weights"},
       {"json"});
   const AskOptions options = read_ask_options(args);
   const std::string question = joined_words(args.positional());

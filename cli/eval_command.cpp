@@ -28,14 +28,15 @@ const char* eval_usage() {
          << kDefaultK << "] [--retrievers dense,bm25,hybrid] [--retriever "
          << retriever_name(kDefaultRetriever)
          << "]\n"
-            "                  [--limit N] [--beams N] [--max-new-tokens N] [--model DIR]\n"
-            "                  [--embedder DIR] [--weights f32|int8] [--json]\n"
+            "                  [--passage-prior on|off] [--limit N] [--beams N]\n"
+            "                  [--max-new-tokens N] [--model DIR] [--embedder DIR]\n"
+            "                  [--weights f32|int8] [--json]\n"
             "  FILE.jsonl: one {\"question\", \"answers\": [...], \"document_id\"?} per line.\n"
             "  Every mode answers from the same top k chunks of --retriever; exact match and F1\n"
             "  use SQuAD normalisation. For questions with a document_id, recall@k of each of\n"
             "  --retrievers: an answer-bearing chunk of the gold document among the top k, and\n"
             "  any chunk of it. --modes \"\" or --retrievers \"\" skips that part.\n"
-         << kWeightsUsage;
+         << kPassagePriorUsage << kWeightsUsage;
     return text.str();
   }();
   return usage.c_str();
@@ -47,7 +48,8 @@ std::string padded(const std::string& text, size_t width) {
 
 void print_table(const EvalReport& report) {
   std::cout << report.questions << " questions, k=" << report.k << ", answers from "
-            << retriever_name(report.answer_retriever) << " retrieval, "
+            << retriever_name(report.answer_retriever) << " retrieval"
+            << (report.passage_prior ? " weighed by the passage prior, " : ", ")
             << human_seconds(report.seconds) << "\n";
   if (!report.modes.empty()) {
     std::cout << "\n" << padded("mode", 9) << padded("EM", 9) << padded("F1", 9) << "ms/question\n";
@@ -74,6 +76,7 @@ nlohmann::json report_json(const EvalReport& report) {
   nlohmann::json out = {{"questions", report.questions},
                         {"k", report.k},
                         {"answer_retriever", retriever_name(report.answer_retriever)},
+                        {"passage_prior", report.passage_prior},
                         {"seconds", report.seconds},
                         {"modes", nlohmann::json::array()},
                         {"retrieval", nlohmann::json::array()},
@@ -102,14 +105,15 @@ nlohmann::json report_json(const EvalReport& report) {
 
 int run_eval(const std::vector<std::string>& argv) {
   const Args args(argv,
-                  {"index", "questions", "modes", "k", "retrievers", "retriever", "limit", "beams",
-                   "max-new-tokens", "model", "embedder", "weights"},
+                  {"index", "questions", "modes", "k", "retrievers", "retriever", "passage-prior",
+                   "limit", "beams", "max-new-tokens", "model", "embedder", "weights"},
                   {"json"});
   EvalOptions options;
   options.modes = args.get_list("modes", "cached,concat,fid", parse_mode);
   options.retrievers = args.get_list("retrievers", "dense,bm25,hybrid", parse_retriever);
   options.answer_retriever = read_retriever(args);
   options.k = read_k(args);
+  options.passage_prior = read_passage_prior(args);
   options.generation = read_generation(args);
   const int64_t limit = args.get_int("limit", 0, 0, INT64_MAX);
   const std::vector<EvalQuestion> questions = read_eval_questions(args.require("questions"), limit);

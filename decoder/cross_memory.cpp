@@ -1,6 +1,7 @@
 #include "decoder/cross_memory.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -59,18 +60,20 @@ void key_scores(ConstView q, const CrossMemory& memory, int64_t layer, int64_t h
   constexpr float kMasked = -std::numeric_limits<float>::infinity();
   const int64_t tk = memory.tokens();
   const int64_t d_kv = q.cols / heads;
+  const std::span<const float> bias = memory.bias();
   parallel_for(tk, kPositionGrain, [&](int64_t begin, int64_t end) {
     std::vector<float> head_scores(static_cast<size_t>(heads));
     for_positions(
         memory, layer, begin, end,
         [&](const PackedRows& k, const PackedRows&, bool attended, int64_t t, int64_t at) {
+          const float shift = bias.empty() ? 0.0f : bias[static_cast<size_t>(at)];
           for (int64_t i = 0; i < q.rows; ++i) {
             if (attended) {
               kernels.segment_dots(k.dtype, k.row(t), k.cols, q.row(i), d_kv, head_scores.data());
             }
             for (int64_t h = 0; h < heads; ++h) {
               scores[static_cast<size_t>((i * heads + h) * tk + at)] =
-                  attended ? head_scores[h] : kMasked;
+                  attended ? head_scores[h] + shift : kMasked;
             }
           }
         });
@@ -112,6 +115,8 @@ CrossMemory::CrossMemory(CrossKV kv) { add(std::make_shared<const CrossKV>(std::
 
 void CrossMemory::add(MemoryBlock block, std::shared_ptr<const void> owner) {
   check_block_shape(block);
+  KVRAG_CHECK(bias_.empty(), kInvalidArgument,
+              "a block was added to a memory whose bias is set (set it last)");
   if (!blocks_.empty()) {
     KVRAG_CHECK(static_cast<int64_t>(block.k.size()) == layers(), kInvalidArgument,
                 "cannot join memories of ", layers(), " and ", block.k.size(), " layers");
@@ -129,6 +134,16 @@ void CrossMemory::add(std::shared_ptr<const CrossKV> kv) {
   for (const Tensor& v : kv->v) block.v.push_back(packed_view(v.view()));
   block.valid = kv->valid;
   add(std::move(block), std::move(kv));
+}
+
+void CrossMemory::set_bias(std::vector<float> bias) {
+  KVRAG_CHECK(bias.empty() || static_cast<int64_t>(bias.size()) == tokens_, kInvalidArgument,
+              "a memory of ", tokens_, " tokens was given a bias of ", bias.size());
+  for (size_t i = 0; i < bias.size(); ++i) {
+    KVRAG_CHECK(std::isfinite(bias[i]), kInvalidArgument, "the memory bias at position ", i,
+                " is not finite (", bias[i], ")");
+  }
+  bias_ = std::move(bias);
 }
 
 int64_t CrossMemory::bytes() const {

@@ -36,7 +36,8 @@ class CrossMemory {
   // point at alive for as long as this memory (or a copy) lives.
   // Error(kInvalidArgument) for K and V of different layer counts, a layer
   // whose K or V does not hold the block's token count, a mask of another
-  // length, or layers or width that differ from the blocks before it.
+  // length, layers or width that differ from the blocks before it, or a
+  // memory whose bias is set.
   void add(MemoryBlock block, std::shared_ptr<const void> owner);
   // Appends `kv` as an f32 block (views of its tensors, kept alive by it).
   void add(std::shared_ptr<const CrossKV> kv);
@@ -48,16 +49,25 @@ class CrossMemory {
   // Bytes of K and V one pass over every layer reads.
   int64_t bytes() const;
 
+  // (tokens()) added to every head's attention logit at each memory
+  // position, in every layer: a passage's log prior weight over its span
+  // (pipeline/passage_prior.h). Adding log n to a block's logits weighs it as
+  // n copies of it would be. Empty (the default): no bias. Error(kInvalidArgument)
+  // for another length or a value that is not finite.
+  void set_bias(std::vector<float> bias);
+  std::span<const float> bias() const { return bias_; }
+
  private:
   std::vector<MemoryBlock> blocks_;
   std::vector<std::shared_ptr<const void>> owners_;
+  std::vector<float> bias_;
   int64_t tokens_ = 0;
 };
 
-// softmax(q·Kᵀ)·V of decoder layer `layer` per head over every block of
-// `memory`, with no 1/sqrt(d_kv) scaling (T5) and the blocks' padding
-// masked; equal, within f32 rounding, to multi_head_attention over the
-// blocks' concatenation. q: (Tq, inner_dim); out: (Tq, inner_dim),
+// softmax(q·Kᵀ + bias)·V of decoder layer `layer` per head over every block
+// of `memory`, with no 1/sqrt(d_kv) scaling (T5), the memory's bias (if
+// any) and the blocks' padding masked; without a bias equal, within f32
+// rounding, to multi_head_attention over the blocks' concatenation. q: (Tq, inner_dim); out: (Tq, inner_dim),
 // overwritten. When mass is non-null, (Tq, memory tokens): adds the
 // head-averaged attention probabilities. `kernels` converts the stored
 // dtypes (packed_kernels() unless a test picks one). Error(kInternal) for

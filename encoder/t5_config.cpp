@@ -39,6 +39,14 @@ int64_t read_positive_int(const json& j, const char* key, int64_t fallback, int6
   return value;
 }
 
+float read_positive_number(const json& j, const char* key, float fallback,
+                           const std::string& source) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  KVRAG_CHECK(j[key].is_number() && j[key].get<double>() > 0, kFormat, source, ": '", key,
+              "' must be a positive number, got ", j[key].dump());
+  return j[key].get<float>();
+}
+
 int32_t read_token_id(const json& j, const char* key, int32_t fallback, const std::string& source) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
   KVRAG_CHECK(j[key].is_number_integer() && j[key].get<int64_t>() >= 0, kFormat, source, ": '", key,
@@ -110,11 +118,9 @@ T5Config parse_t5_config(const std::string& json_text, const std::string& source
                 ": 'tie_word_embeddings' must be true or false");
     c.tie_word_embeddings = j["tie_word_embeddings"].get<bool>();
   }
-  if (j.contains("layer_norm_epsilon")) {
-    KVRAG_CHECK(j["layer_norm_epsilon"].is_number() && j["layer_norm_epsilon"].get<double>() > 0,
-                kFormat, source, ": 'layer_norm_epsilon' must be a positive number");
-    c.layer_norm_epsilon = j["layer_norm_epsilon"].get<float>();
-  }
+  c.layer_norm_epsilon = read_positive_number(j, "layer_norm_epsilon", c.layer_norm_epsilon, source);
+  c.retrieval_temperature =
+      read_positive_number(j, "kvrag_retrieval_temperature", c.retrieval_temperature, source);
   c.pad_token_id = read_token_id(j, "pad_token_id", c.pad_token_id, source);
   c.eos_token_id = read_token_id(j, "eos_token_id", c.eos_token_id, source);
   c.decoder_start_token_id = read_token_id(j, "decoder_start_token_id", c.pad_token_id, source);

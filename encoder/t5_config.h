@@ -27,6 +27,12 @@ struct T5Config {
   int32_t pad_token_id = 0;
   int32_t eos_token_id = 1;
   int32_t decoder_start_token_id = 0;
+  // kvrag's own key, kvrag_retrieval_temperature: the temperature τ the
+  // model's own embeddings were trained with (InfoNCE), so that
+  // softmax(q·c / τ) over retrieved chunks is its probability that each
+  // holds the answer (the passage prior, pipeline/passage_prior.h).
+  // 0 (absent, as in any Hugging Face checkpoint): the model declares none.
+  float retrieval_temperature = 0.0f;
 
   int64_t inner_dim() const { return num_heads * d_kv; }
 };

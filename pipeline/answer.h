@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,9 @@ struct Source {
   // averaged over layers, heads and generated steps. Shares of all sources
   // plus the question's sum to 1.
   double attention = 0.0;
+  // The passage prior's probability that this chunk holds the answer, when
+  // it weighed the decoder's memory (pipeline/passage_prior.h).
+  std::optional<double> prior;
 };
 
 struct AskTimings {

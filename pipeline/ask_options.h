@@ -42,6 +42,14 @@ constexpr int64_t kBatchDecodingMinStepBytes = int64_t{64} << 20;
 // 20 % of questions, BM25 and hybrid for 80-87 %; on the sample corpus hybrid
 // is also the best (README, "Retrieval").
 constexpr RetrieverKind kDefaultRetriever = RetrieverKind::kHybrid;
+// The passage prior (pipeline/passage_prior.h): each retrieved chunk weighed
+// in the reader's cross-attention by the retriever's probability that it
+// holds the answer, for a reader whose config.json declares the temperature
+// its own embeddings were trained with (kvrag_retrieval_temperature; the demo
+// model does) and an index without a separate embedder. On by default: with
+// it the demo reader reads the chunk about the question's entity instead of
+// the same fact of a neighbour (README, "The demo model").
+constexpr bool kDefaultPassagePrior = true;
 
 // ---------------------------------------------------------------- limits
 
@@ -93,6 +101,7 @@ struct AskOptions {
   int64_t k = kDefaultK;  // 1..kMaxK
   Mode mode = kDefaultMode;
   RetrieverKind retriever = kDefaultRetriever;
+  bool passage_prior = kDefaultPassagePrior;
   // max_new_tokens 1..kMaxNewTokens, num_beams 1..kMaxBeams.
   GenerationOptions generation{.max_new_tokens = kDefaultMaxNewTokens, .num_beams = kDefaultBeams};
   // When the answer must be done; none by default (the CLI, the benchmark).

@@ -59,6 +59,7 @@ EvalReport evaluate(const RagPipeline& pipeline, const std::vector<EvalQuestion>
 
   AskOptions ask;
   ask.k = options.k;
+  ask.passage_prior = options.passage_prior;
   ask.generation = options.generation;
   for (size_t qi = 0; qi < questions.size(); ++qi) {
     const EvalQuestion& q = questions[qi];
@@ -69,6 +70,7 @@ EvalReport evaluate(const RagPipeline& pipeline, const std::vector<EvalQuestion>
     for (ModeScore& score : report.modes) {
       ask.mode = score.mode;
       const Answer answer = pipeline.answer(q.question, shared, ask);
+      if (!answer.sources.empty() && answer.sources[0].prior) report.passage_prior = true;
       score.exact_match += exact_match(answer.text, q.answers);
       score.f1 += token_f1(answer.text, q.answers);
       score.answer_ms += answer.timings.total_ms;

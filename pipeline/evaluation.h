@@ -23,6 +23,7 @@ struct EvalOptions {
   // shared by all modes, as the benchmark does.
   RetrieverKind answer_retriever = kDefaultRetriever;
   int64_t k = kDefaultK;  // 1..kMaxK
+  bool passage_prior = kDefaultPassagePrior;
   GenerationOptions generation = AskOptions{}.generation;
 };
 
@@ -53,6 +54,9 @@ struct EvalReport {
   int64_t questions = 0;
   int64_t k = 0;
   RetrieverKind answer_retriever = kDefaultRetriever;
+  // Whether the passage prior weighed the answers (asked for, and declared
+  // by the reader: RagPipeline::ask).
+  bool passage_prior = false;
   std::vector<ModeScore> modes;            // parallel to EvalOptions::modes
   std::vector<RetrievalScore> retrievers;  // parallel to EvalOptions::retrievers
   std::vector<EvalItem> items;             // parallel to the questions

@@ -27,6 +27,10 @@ struct AnswerMemory {
   // prompt, then each chunk's cached prompt; fid: each chunk's joint encoding
   // (question included); concat: the chunk's passage tokens in the joint prompt.
   std::vector<std::pair<int64_t, int64_t>> spans;
+  // Per chunk, when the passage prior weighs kv (pipeline/passage_prior.h):
+  // the retriever's probability that the chunk holds the answer. Empty
+  // otherwise.
+  std::vector<double> prior;
 };
 
 class MemoryBuilder {

@@ -3,6 +3,8 @@
 #include "pipeline/rag_pipeline.h"
 
 #include <algorithm>
+#include <cmath>
+#include <numeric>
 #include <span>
 #include <string_view>
 #include <unordered_set>
@@ -10,6 +12,7 @@
 #include "core/error.h"
 #include "data/text_normalization.h"
 #include "decoder/generation.h"
+#include "pipeline/passage_prior.h"
 #include "pipeline/questions.h"
 #include "pipeline/write_lock.h"
 
@@ -253,6 +256,7 @@ Answer RagPipeline::answer(const std::string& question, const std::vector<Retrie
     memories_.require_current(chunks, options.mode);
     Query query = query_for(question, "question");
     memory = memories_.build(query, chunks, options.mode, answer.timings, options.deadline);
+    weigh_passages(query, chunks, options, memory);
   }
   decode_answer(memory, chunks, options, on_piece, start, answer);
   return answer;
@@ -293,12 +297,38 @@ Answer RagPipeline::ask(const std::string& question, const AskOptions& options,
     deadline.check("retrieval");
     answer_start = Clock::now();
     memory = memories_.build(query, chunks, options.mode, answer.timings, deadline);
+    weigh_passages(query, chunks, options, memory);
     deadline.check("building the memory");
   }
   decode_answer(memory, chunks, options, on_piece, answer_start, answer);
   answer.timings.retrieve_ms = retrieve_ms;
   answer.timings.total_ms += retrieve_ms;  // first_token_ms stays relative to answer()
   return answer;
+}
+
+void RagPipeline::weigh_passages(Query& query, const std::vector<RetrievedChunk>& chunks,
+                                 const AskOptions& options, AnswerMemory& memory) const {
+  const float temperature = folder_->model()->config.retrieval_temperature;
+  if (!options.passage_prior || temperature <= 0 || folder_->embedder() != nullptr ||
+      chunks.empty()) {
+    return;
+  }
+  embed_query(folder_->encoder(), nullptr, query, options.deadline);
+  std::vector<int64_t> ids;
+  for (const RetrievedChunk& chunk : chunks) ids.push_back(chunk.chunk_id);
+  const std::vector<std::vector<float>> embeddings = folder_->metadata().chunk_embeddings(ids);
+  std::vector<double> similarities;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    KVRAG_CHECK(embeddings[i].size() == query.embedding.size(), kFormat, "chunk ", ids[i],
+                " has an embedding of ", embeddings[i].size(), " dimensions, the question's has ",
+                query.embedding.size());
+    similarities.push_back(std::inner_product(query.embedding.begin(), query.embedding.end(),
+                                              embeddings[i].begin(), 0.0));
+  }
+  const std::vector<float> log_weights = passage_log_weights(similarities, temperature);
+  memory.kv.set_bias(passage_bias(memory.kv.tokens(), memory.spans, log_weights));
+  const double k = static_cast<double>(chunks.size());
+  for (const float w : log_weights) memory.prior.push_back(std::exp(w) / k);
 }
 
 void RagPipeline::decode_answer(const AnswerMemory& memory,
@@ -339,6 +369,7 @@ void RagPipeline::decode_answer(const AnswerMemory& memory,
   for (size_t i = 0; i < chunks.size(); ++i) {
     const double share = mass_of(generation.attention, memory.spans[i]);
     answer.sources.push_back({.chunk = chunks[i], .attention = share});
+    if (!memory.prior.empty()) answer.sources.back().prior = memory.prior[i];
     on_sources += share;
   }
   // The rest of the mass: positions in no span (the question's own tokens).

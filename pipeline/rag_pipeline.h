@@ -114,8 +114,8 @@ class RagPipeline {
   // longer holds: retrieve again. build_memory does the same.
   Answer answer(const std::string& question, const std::vector<RetrievedChunk>& chunks,
                 const AskOptions& options, const PieceCallback& on_piece = {}) const;
-  // The memory answer() decodes over (added for the exactness tests and the
-  // benchmark): encodes what `mode` needs and, in cached mode, loads the
+  // The memory answer() decodes over, without the passage prior (added for
+  // the exactness tests and the benchmark): encodes what `mode` needs and, in cached mode, loads the
   // chunks' memories (RAM cache first). Fills encode_ms, load_kv_ms,
   // kv_cache_hits/misses, store_bytes_read and memory_tokens of `timings`.
   // Error(kInvalidArgument) for an empty question, fid with no chunks or a
@@ -155,6 +155,12 @@ class RagPipeline {
   void require_documents_locked() const;
   // The typed query of a request's question, checked once (pipeline/questions.h).
   Query query_for(const std::string& text, const char* field) const;
+  // Weighs `memory`'s chunks by the passage prior (pipeline/passage_prior.h)
+  // when options ask for it and the reader declares its retrieval
+  // temperature, without a separate embedder (whose similarities are on
+  // another scale); embeds `query` if it is not yet. Call with the read lock.
+  void weigh_passages(Query& query, const std::vector<RetrievedChunk>& chunks,
+                      const AskOptions& options, AnswerMemory& memory) const;
   // Generates over a built memory (no lock needed): the rest of answer().
   // `answer` holds the mode and the memory timings; `start` is answer()'s.
   void decode_answer(const AnswerMemory& memory, const std::vector<RetrievedChunk>& chunks,

@@ -184,14 +184,15 @@ Document parse_document(const json& value, size_t index) {
 AskRequest parse_ask_request(const std::string& body) {
   const json object = parse_object(body);
   const FieldReader fields(object, "");
-  fields.reject_unknown({"question", "k", "mode", "retriever", "max_new_tokens", "num_beams",
-                         "stream", "timeout_ms"});
+  fields.reject_unknown({"question", "k", "mode", "retriever", "passage_prior", "max_new_tokens",
+                         "num_beams", "stream", "timeout_ms"});
   AskRequest request;
   request.question = checked_query(fields, "question");
   AskOptions& options = request.options;
   options.k = fields.integer("k", options.k, 1, kMaxK);
   options.mode = fields.named("mode", mode_name(options.mode), parse_mode);
   options.retriever = fields.named("retriever", retriever_name(options.retriever), parse_retriever);
+  options.passage_prior = fields.boolean("passage_prior", options.passage_prior);
   options.generation.max_new_tokens =
       fields.integer("max_new_tokens", options.generation.max_new_tokens, 1, kMaxNewTokens);
   options.generation.num_beams =

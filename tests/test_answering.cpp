@@ -15,6 +15,7 @@
 #include "encoder/cross_kv.h"
 #include "pipeline/document_encoder.h"
 #include "pipeline/evaluation.h"
+#include "pipeline/passage_prior.h"
 #include "pipeline/prompts.h"
 #include "pipeline/qa_metrics.h"
 #include "pipeline/rag_pipeline.h"
@@ -134,9 +135,11 @@ TEST(AnsweringExactness, CachedModeIsTheComputationOverFreshlyEncodedChunks) {
   EXPECT_EQ(cached.spans.front().first, question_tokens);
   EXPECT_EQ(cached.spans.back().second, fresh.tokens());
 
-  const Answer answer = p.answer(kQuestion, chunks, ask_options(Mode::kCached));
-  const Generation reference =
-      generate(T5Decoder(demo_model()), fresh, ask_options(Mode::kCached).generation);
+  // The memory alone: the passage prior (tested below) weighs nothing here.
+  AskOptions unweighed = ask_options(Mode::kCached);
+  unweighed.passage_prior = false;
+  const Answer answer = p.answer(kQuestion, chunks, unweighed);
+  const Generation reference = generate(T5Decoder(demo_model()), fresh, unweighed.generation);
   EXPECT_EQ(with_start(answer.ids), reference.ids);
   const double error =
       relative_error(forced_logits(cached.kv, answer.ids), forced_logits(fresh, answer.ids));
@@ -219,6 +222,44 @@ TEST(AnsweringModes, EachModeReadsTheAnswerFromItsChunk) {
     // Without the gold document the answer is gone: it is read, not known.
     const Answer guess = p.answer(kQuestion, without, ask_options(mode));
     EXPECT_EQ(exact_match(guess.text, kGold), 0.0) << guess.text;
+  }
+}
+
+// ---------------------------------------------------------------- passage prior
+
+// With dense retrieval a chunk's score is the inner product of its embedding
+// with the question's: the prior every mode reports is softmax(score / τ)
+// over the k chunks, τ the demo model's declared temperature; and the answer
+// is the generation over the memory with that bias, which the prior's
+// absence leaves out.
+TEST(AnsweringPrior, WeighsEachModesChunksByTheRetrieversProbability) {
+  const RagPipeline& p = f32();
+  const double temperature = demo_model()->config.retrieval_temperature;
+  ASSERT_GT(temperature, 0.0) << "the demo model declares kvrag_retrieval_temperature";
+  const std::vector<RetrievedChunk> chunks = p.retrieve(kQuestion, 4, RetrieverKind::kDense);
+  double sum = 0.0;
+  for (const RetrievedChunk& chunk : chunks) sum += std::exp(chunk.score / temperature);
+  for (Mode mode : {Mode::kCached, Mode::kConcat, Mode::kFid}) {
+    SCOPED_TRACE(mode_name(mode));
+    AskOptions options = ask_options(mode, 4);
+    const Answer answer = p.answer(kQuestion, chunks, options);
+    ASSERT_EQ(answer.sources.size(), chunks.size());
+    std::vector<float> log_weights;
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      ASSERT_TRUE(answer.sources[i].prior.has_value());
+      const double want = std::exp(chunks[i].score / temperature) / sum;
+      EXPECT_NEAR(*answer.sources[i].prior, want, 1e-5) << i;
+      log_weights.push_back(static_cast<float>(std::log(4.0 * want)));
+    }
+    AskTimings timings;
+    AnswerMemory memory = p.build_memory(kQuestion, chunks, mode, timings);
+    memory.kv.set_bias(passage_bias(memory.kv.tokens(), memory.spans, log_weights));
+    EXPECT_EQ(with_start(answer.ids),
+              generate(T5Decoder(demo_model()), memory.kv, options.generation).ids);
+
+    options.passage_prior = false;
+    const Answer unweighed = p.answer(kQuestion, chunks, options);
+    for (const Source& source : unweighed.sources) EXPECT_FALSE(source.prior.has_value());
   }
 }
 

@@ -5,6 +5,8 @@
 // both kernel sets; and the memory's refusals.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -148,6 +150,68 @@ TEST(CrossMemory, RefusesBlocksThatDoNotFit) {
                            ErrorKind::kInvalidArgument,
                            {"cannot join memories of width 48 and 8"}));
   EXPECT_EQ(memory.tokens(), 5 + 3 * 7) << "a refused block leaves the memory as it was";
+}
+
+// Adding log 3 to a block's logits weighs it as three copies of it: the
+// identity the passage prior (pipeline/passage_prior.h) rests on, checked
+// against a memory that holds the block three times, for both kernel sets.
+TEST(CrossMemory, ABiasOfLogNWeighsABlockAsNCopies) {
+  const auto question = packed_block(KvDtype::kF32, 4, 500);
+  const auto chunk = packed_block(KvDtype::kF16, 6, 600);
+  CrossMemory biased;
+  biased.add(block_of(*question), question);
+  biased.add(block_of(*chunk), chunk);
+  std::vector<float> bias(4, 0.0f);
+  bias.insert(bias.end(), 6, std::log(3.0f));
+  biased.set_bias(bias);
+  CrossMemory copies;
+  copies.add(block_of(*question), question);
+  for (int copy = 0; copy < 3; ++copy) copies.add(block_of(*chunk), chunk);
+
+  const Tensor q = testing::random_normal_tensor(2, kWidth, 7, 0.0f, 0.3f);
+  std::vector<const PackedKernels*> kernel_sets{&portable_packed_kernels()};
+  if (avx2_packed_kernels() != nullptr) kernel_sets.push_back(avx2_packed_kernels());
+  for (const PackedKernels* kernels : kernel_sets) {
+    for (int64_t l = 0; l < kLayers; ++l) {
+      Tensor got(2, kWidth), want(2, kWidth), unbiased(2, kWidth);
+      Tensor got_mass(2, biased.tokens());
+      Tensor want_mass(2, copies.tokens());
+      View got_mass_view = got_mass.view();
+      View want_mass_view = want_mass.view();
+      cross_attention(q.view(), biased, l, kHeads, got.view(), &got_mass_view, *kernels);
+      cross_attention(q.view(), copies, l, kHeads, want.view(), &want_mass_view, *kernels);
+      EXPECT_LT(testing::relative_error(got, want), 1e-5) << kernels->name << " layer " << l;
+      for (int64_t i = 0; i < 2; ++i) {
+        float on_question = 0.0f, on_copies_question = 0.0f;
+        for (int64_t j = 0; j < 4; ++j) {
+          on_question += got_mass.at(i, j);
+          on_copies_question += want_mass.at(i, j);
+        }
+        EXPECT_NEAR(on_question, on_copies_question, 1e-5) << kernels->name;
+      }
+      CrossMemory plain;
+      plain.add(block_of(*question), question);
+      plain.add(block_of(*chunk), chunk);
+      cross_attention(q.view(), plain, l, kHeads, unbiased.view(), nullptr, *kernels);
+      EXPECT_GT(testing::relative_error(unbiased, want), 1e-3) << "the bias changes the output";
+    }
+  }
+}
+
+TEST(CrossMemory, RefusesABiasThatDoesNotFit) {
+  CrossMemory memory = mixed_memory();
+  EXPECT_TRUE(throws_error([&] { memory.set_bias(std::vector<float>(3, 0.0f)); },
+                           ErrorKind::kInvalidArgument,
+                           {"a memory of 26 tokens was given a bias of 3"}));
+  std::vector<float> bias(static_cast<size_t>(memory.tokens()), 0.0f);
+  bias[7] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_TRUE(throws_error([&] { memory.set_bias(bias); }, ErrorKind::kInvalidArgument,
+                           {"the memory bias at position 7 is not finite"}));
+  bias[7] = 0.0f;
+  memory.set_bias(bias);
+  const auto packed = packed_block(KvDtype::kF16, 3, 1);
+  EXPECT_TRUE(throws_error([&] { memory.add(block_of(*packed), packed); },
+                           ErrorKind::kInvalidArgument, {"whose bias is set"}));
 }
 
 }  // namespace

@@ -197,6 +197,7 @@ TEST_F(ServerTest, AskAnswersAsThePipelineDoesInEveryMode) {
     EXPECT_EQ(body["mode"], mode_name(mode));
     ASSERT_EQ(body["sources"].size(), 3u);
     double attention = body["question_attention"].get<double>();
+    double prior = 0.0;
     for (size_t i = 0; i < 3; ++i) {
       const json& source = body["sources"][i];
       EXPECT_EQ(source["chunk_id"], expected.sources[i].chunk.chunk_id);
@@ -205,11 +206,18 @@ TEST_F(ServerTest, AskAnswersAsThePipelineDoesInEveryMode) {
       EXPECT_FALSE(source["text"].get<std::string>().empty());
       EXPECT_TRUE(source["score"].is_number());
       attention += source["attention"].get<double>();
+      ASSERT_TRUE(expected.sources[i].prior.has_value()) << "the demo model declares its prior";
+      EXPECT_DOUBLE_EQ(source["prior"].get<double>(), *expected.sources[i].prior);
+      prior += source["prior"].get<double>();
     }
     EXPECT_NEAR(attention, 1.0, 1e-3);  // the shares cover all cross-attention
+    EXPECT_NEAR(prior, 1.0, 1e-6);
     EXPECT_GT(body["timings_ms"]["total"].get<double>(), 0.0);
     EXPECT_EQ(body["generated_tokens"], expected.timings.generated_tokens);
   }
+  const json unweighed = ok_json(
+      post("/v1/ask", {{"question", question}, {"k", 3}, {"passage_prior", false}}));
+  for (const json& source : unweighed["sources"]) EXPECT_TRUE(source["prior"].is_null());
 }
 
 TEST_F(ServerTest, SearchReturnsTheRetrievedChunks) {
@@ -321,9 +329,11 @@ TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
        "field 'retriever': "},
       {"POST", "/v1/ask", R"({"question": "q", "stream": "yes"})", 400, "invalid_argument",
        "field 'stream' must be a boolean, got a string"},
+      {"POST", "/v1/ask", R"({"question": "q", "passage_prior": "off"})", 400, "invalid_argument",
+       "field 'passage_prior' must be a boolean, got a string"},
       {"POST", "/v1/ask", R"({"question": "q", "top_k": 3})", 400, "invalid_argument",
-       "unknown field 'top_k' (known fields: k, max_new_tokens, mode, num_beams, question, "
-       "retriever, stream, timeout_ms)"},
+       "unknown field 'top_k' (known fields: k, max_new_tokens, mode, num_beams, passage_prior, "
+       "question, retriever, stream, timeout_ms)"},
       {"POST", "/v1/ask", oversized, 413, "payload_too_large",
        "larger than the limit of 65536 bytes (--max-body-bytes)"},
       {"POST", "/v1/ask", R"({"question": "q", "k": [[1]]})", 400, "invalid_argument",

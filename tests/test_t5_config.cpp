@@ -17,6 +17,13 @@ TEST(T5Config, DefaultsFollowTransformers) {
   EXPECT_FALSE(c.is_gated_act);
   EXPECT_EQ(c.decoder_start_token_id, 0);
   EXPECT_FLOAT_EQ(c.layer_norm_epsilon, 1e-6f);
+  EXPECT_EQ(c.retrieval_temperature, 0.0f) << "a Hugging Face checkpoint declares none";
+}
+
+TEST(T5Config, ReadsTheRetrievalTemperatureKvragTrainedWith) {
+  const T5Config c =
+      parse_t5_config(R"({"model_type": "t5", "kvrag_retrieval_temperature": 0.05})", "cfg");
+  EXPECT_FLOAT_EQ(c.retrieval_temperature, 0.05f);
 }
 
 TEST(T5Config, GatedGeluIsTanhGelu) {
@@ -51,6 +58,10 @@ TEST(T5Config, RejectsWhatItCannotRun) {
                       "unsupported feed_forward_proj 'gated-silu'");
   expect_format_error(R"({"model_type": "t5", "d_model": "512"})", "'d_model' must be an integer");
   expect_format_error(R"({"model_type": "t5", "num_heads": 0})", "'num_heads' must be positive");
+  expect_format_error(R"({"model_type": "t5", "layer_norm_epsilon": 0})",
+                      "'layer_norm_epsilon' must be a positive number, got 0");
+  expect_format_error(R"({"model_type": "t5", "kvrag_retrieval_temperature": -1})",
+                      "'kvrag_retrieval_temperature' must be a positive number, got -1");
   expect_format_error(R"({"model_type": "t5", "tie_word_embeddings": 1})",
                       "'tie_word_embeddings' must be true or false");
   expect_format_error(R"({"model_type": "t5", "vocab_size": 10, "eos_token_id": 12})",
