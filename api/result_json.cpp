@@ -107,7 +107,8 @@ json stats_json(const IndexStats& stats) {
           {"kv_cache",
            {{"bytes_used", stats.kv_cache_bytes_used},
             {"hits", stats.kv_cache_hits},
-            {"misses", stats.kv_cache_misses}}}};
+            {"misses", stats.kv_cache_misses},
+            {"reencoded", stats.memories_reencoded}}}};
 }
 
 }  // namespace kvrag::api

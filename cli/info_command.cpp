@@ -38,7 +38,7 @@ int run_info(const std::vector<std::string>& argv) {
   const IndexSettings& settings = s.settings;
   const bool kv = settings.cache == CacheGranularity::kKv;
 
-  print_row("index", dir);
+  print_row("index", pipeline->dir());
   print_row("model", s.model_dir + " (fingerprint " + s.model_fingerprint + ")");
   print_row("model shape",
             "d_model " + std::to_string(c.d_model) + ", " + std::to_string(c.num_layers) +
@@ -51,10 +51,17 @@ int run_info(const std::vector<std::string>& argv) {
   print_row("documents", std::to_string(s.store.documents));
   print_row("chunks", std::to_string(s.store.chunks));
   print_row("cached tokens", std::to_string(s.store.memory_tokens));
-  print_row("store.sqlite", bytes_text(s.store.file_bytes) + " on disk, WAL included");
-  print_row("  documents.text", bytes_text(s.store.text_bytes));
-  print_row("  chunks.embedding", bytes_text(s.store.embedding_bytes));
-  print_row("  chunk_kv.data", bytes_text(s.store.memory_bytes));
+  if (s.shared) {
+    print_row("metadata store", bytes_text(s.store.file_bytes) + " in the database");
+    print_row("  document text", bytes_text(s.store.text_bytes));
+    print_row("  chunk embeddings", bytes_text(s.store.embedding_bytes));
+    print_row("blob store", bytes_text(s.store.memory_bytes) + " of chunk memories");
+  } else {
+    print_row("store.sqlite", bytes_text(s.store.file_bytes) + " on disk, WAL included");
+    print_row("  documents.text", bytes_text(s.store.text_bytes));
+    print_row("  chunks.embedding", bytes_text(s.store.embedding_bytes));
+    print_row("  chunk_kv.data", bytes_text(s.store.memory_bytes));
+  }
   const std::string what = kv ? "cached K/V" : "cached hidden";
   print_row(what + "/token", bytes_text(s.memory_bytes_per_token));
   if (s.store.chunks > 0) {
@@ -63,7 +70,8 @@ int run_info(const std::vector<std::string>& argv) {
                                    " tokens");
   }
   print_row("faiss", s.faiss_factory + ", " + std::to_string(s.faiss_vectors) + " vectors, " +
-                         "vectors.faiss " + bytes_text(s.faiss_file_bytes));
+                         (s.shared ? std::string("built in memory from the stored embeddings")
+                                   : "vectors.faiss " + bytes_text(s.faiss_file_bytes)));
   print_row("chunk tokens", std::to_string(settings.chunking.max_tokens));
   print_row("overlap", std::to_string(settings.chunking.overlap));
   print_row("cache", cache_granularity_name(settings.cache));

@@ -1,5 +1,7 @@
 #include "data/index_stores.h"
 
+#include <optional>
+
 #include "core/error.h"
 #include "data/postgres_blob_store.h"
 #include "data/postgres_metadata_store.h"
@@ -16,14 +18,25 @@ IndexStores open_index_stores(const std::string& location) {
           std::make_unique<SqliteBlobStore>(database)};
 }
 
+bool is_store_uri(const std::string& location) { return is_postgres_uri(location); }
+
+std::string displayed_location(const std::string& location) {
+  return is_postgres_uri(location) ? parse_postgres_uri(location).display : location;
+}
+
 IndexStores open_postgres_index_stores(const std::string& uri) {
   const PostgresLocation parsed = parse_postgres_uri(uri);
-  KVRAG_CHECK(parsed.blobs.empty(), kInvalidArgument, parsed.display,
-              ": blobs= names a separate blob store, which this build cannot open yet; leave it "
-              "out to keep the blobs in PostgreSQL");
+  std::optional<RedisClusterBlobStoreOptions> redis;
+  if (!parsed.blobs.empty()) {
+    // Parsed before connecting to anything: a bad URI is the first error.
+    redis = parse_redis_cluster_uri(parsed.blobs);
+    // Two indexes (schemas) on one Redis Cluster must not share keys.
+    if (parsed.blobs.find("prefix=") == std::string::npos) redis->prefix = parsed.schema;
+  }
   auto database = std::make_shared<PostgresStore>(uri);
-  return {std::make_unique<PostgresMetadataStore>(database),
-          std::make_unique<PostgresBlobStore>(database)};
+  auto metadata = std::make_unique<PostgresMetadataStore>(database);
+  if (!redis) return {std::move(metadata), std::make_unique<PostgresBlobStore>(database)};
+  return {std::move(metadata), std::make_unique<RedisClusterBlobStore>(std::move(*redis))};
 }
 
 std::unique_ptr<BlobStore> open_blob_store(const std::string& uri) {

@@ -23,11 +23,18 @@ struct IndexStores {
 // postgresql:// URI (below).
 IndexStores open_index_stores(const std::string& location);
 
+// True when `location` is a URI of stores shared over the network (a
+// postgresql:// URI), not a path.
+bool is_store_uri(const std::string& location);
+// `location` as messages may show it: a URI without its password.
+std::string displayed_location(const std::string& location);
+
 // Opens or creates the index in the schema a postgresql:// URI names
-// (data/postgres_store.h: the URI, what opening checks and throws); its
-// metadata and blobs share the schema and its connections. A URI that
-// names a separate blob store (blobs=) is Error(kInvalidArgument) until
-// such a store exists.
+// (data/postgres_store.h: the URI, what opening checks and throws). Its
+// metadata lives in the schema; so do its blobs, sharing its connections,
+// unless blobs= names a Redis Cluster (redis://host:port,...; its options
+// percent-encoded, %3Fprefix=NAME), whose keys then carry the prefix NAME,
+// by default the schema's name.
 IndexStores open_postgres_index_stores(const std::string& uri);
 
 // Opens the blob store at `uri`, one separate from the metadata's database:

@@ -147,7 +147,7 @@ PostgresLocation parse_postgres_uri(const std::string& uri) {
       if (param.rfind("schema=", 0) == 0) {
         loc.schema = percent_decoded(param.substr(7));
       } else if (param.rfind("blobs=", 0) == 0) {
-        loc.blobs = param.substr(6);
+        loc.blobs = percent_decoded(param.substr(6));
       } else if (!param.empty()) {
         passed += (passed.empty() ? "?" : "&") + param;
       }

@@ -1,14 +1,28 @@
 #include "pipeline/index_folder.h"
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <optional>
 #include <unordered_set>
 
 #include "core/error.h"
+#include "data/kv_blob.h"
 #include "pipeline/document_encoder.h"
 #include "pipeline/index_meta.h"
+#include "pipeline/write_lock.h"
 
 namespace kvrag {
+
+// What one write transaction changed, for the blobs, FAISS and the RAM cache.
+struct BatchWrite {
+  int64_t generation = 0;        // the store generation it committed
+  std::vector<int64_t> removed;  // chunk ids of replaced documents
+  std::vector<int64_t> added;    // new chunk ids
+  std::vector<float> vectors;    // (added, dim) their embeddings
+  int64_t memory_bytes = 0;
+};
+
 namespace {
 namespace fs = std::filesystem;
 
@@ -20,6 +34,19 @@ constexpr int64_t kEncodeBatch = 32;
 
 std::string store_path(const std::string& dir) { return (fs::path(dir) / kStoreFile).string(); }
 std::string faiss_path(const std::string& dir) { return (fs::path(dir) / kFaissFile).string(); }
+
+// An index is a folder (store.sqlite and vectors.faiss in it) or a
+// postgresql:// URI: its stores in PostgreSQL (and a Redis Cluster, blobs=)
+// shared by every process that opens it, FAISS built in each one's memory
+// from the stored embeddings, with no file.
+bool is_uri(const std::string& index) { return is_store_uri(index); }
+std::string store_location(const std::string& index) {
+  return is_uri(index) ? index : store_path(index);
+}
+// Where vectors.faiss lives; empty for a URI.
+std::string faiss_file(const std::string& index) {
+  return is_uri(index) ? std::string() : faiss_path(index);
+}
 
 void check_same_model(const std::string& dir, const IndexMeta& meta, const T5Model& model,
                       const std::string& model_dir) {
@@ -61,19 +88,23 @@ std::shared_ptr<const SentenceEmbedder> open_embedder(const std::string& dir, co
   return embedder;
 }
 
-// Saves vectors.faiss and records that it matches store generation
-// `generation` (see read_faiss_generation in index_meta.h).
-void save_faiss(const VectorIndex& index, MetadataStore& metadata, const std::string& dir,
+// Saves vectors.faiss at `path` (none: a URI's index keeps no file) and
+// records that it matches store generation `generation` (see
+// read_faiss_generation in index_meta.h).
+void save_faiss(const VectorIndex& index, MetadataStore& metadata, const std::string& path,
                 int64_t generation) {
-  index.save(faiss_path(dir));
+  if (path.empty()) return;
+  index.save(path);
   write_faiss_generation(metadata, generation);
 }
 
-// vectors.faiss when it holds exactly the store's chunk ids and was saved at
-// the store's generation; otherwise an index rebuilt from the stored
-// embeddings (and saved). A file FAISS cannot read counts as stale.
-std::unique_ptr<VectorIndex> load_or_rebuild_faiss(MetadataStore& metadata, const std::string& dir,
-                                                   int64_t dim, const std::string& factory) {
+// vectors.faiss at `path` when it holds exactly the store's chunk ids and was
+// saved at store generation `generation`; otherwise an index built from the
+// stored embeddings (and saved, unless `path` is empty). A file FAISS cannot
+// read counts as stale.
+std::unique_ptr<VectorIndex> load_or_rebuild_faiss(MetadataStore& metadata, const std::string& path,
+                                                   int64_t generation, int64_t dim,
+                                                   const std::string& factory) {
   // Ids first: when the file is current, no embedding is held in memory.
   std::vector<int64_t> ids;
   metadata.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
@@ -82,9 +113,7 @@ std::unique_ptr<VectorIndex> load_or_rebuild_faiss(MetadataStore& metadata, cons
                 dim);
     ids.push_back(id);
   });
-  const int64_t generation = metadata.generation();
-  const std::string path = faiss_path(dir);
-  if (read_faiss_generation(metadata) == generation && fs::exists(path)) {
+  if (!path.empty() && read_faiss_generation(metadata) == generation && fs::exists(path)) {
     try {
       auto index = load_vector_index(path, dim, factory);
       if (index->ids() == ids) return index;
@@ -99,18 +128,10 @@ std::unique_ptr<VectorIndex> load_or_rebuild_faiss(MetadataStore& metadata, cons
   });
   auto index = make_vector_index(dim, factory);
   if (!ids.empty()) index->add(ids, vectors);
-  save_faiss(*index, metadata, dir, generation);
+  save_faiss(*index, metadata, path, generation);
   return index;
 }
 
-// What one write transaction changed, for the blobs, FAISS and the RAM cache.
-struct BatchWrite {
-  int64_t generation = 0;        // the store generation it committed
-  std::vector<int64_t> removed;  // chunk ids of replaced documents
-  std::vector<int64_t> added;    // new chunk ids
-  std::vector<float> vectors;    // (added, dim) their embeddings
-  int64_t memory_bytes = 0;
-};
 
 // Adds the document of `item` with its chunks and their memory blobs.
 // Blobs go in as each chunk is added: a blob store that is not the
@@ -152,17 +173,18 @@ BatchWrite write_batch(MetadataStore& metadata, BlobStore& blobs,
 // nothing names rather than chunks without blobs; store.sqlite's went with
 // their chunks already), then the RAM cache, FAISS and its file.
 void follow_store(const BatchWrite& w, MetadataStore& metadata, BlobStore& blobs,
-                  VectorIndex& faiss, KvRamCache& cache, const std::string& dir) {
+                  VectorIndex& faiss, KvRamCache& cache, const std::string& faiss_path) {
   if (!w.removed.empty()) blobs.remove(w.removed);
   for (const int64_t id : w.removed) cache.erase(id);
   if (!w.removed.empty()) faiss.remove(w.removed);
   if (!w.added.empty()) faiss.add(w.added, w.vectors);
-  save_faiss(faiss, metadata, dir, w.generation);
+  save_faiss(faiss, metadata, faiss_path, w.generation);
 }
 
 // Makes `faiss` hold exactly the store's embeddings, in place (readers may
 // be searching it): ids the store lacks are removed, missing ones added.
-void resync_faiss(VectorIndex& faiss, const MetadataStore& metadata) {
+// Returns the ids removed.
+std::vector<int64_t> resync_faiss(VectorIndex& faiss, const MetadataStore& metadata) {
   const std::vector<int64_t> held = faiss.ids();
   const std::unordered_set<int64_t> held_set(held.begin(), held.end());
   std::unordered_set<int64_t> stored;
@@ -180,6 +202,7 @@ void resync_faiss(VectorIndex& faiss, const MetadataStore& metadata) {
   }
   if (!extra.empty()) faiss.remove(extra);
   if (!missing.empty()) faiss.add(missing, vectors);
+  return extra;
 }
 
 // follow_store for a write the metadata store has committed. The commit cannot be undone,
@@ -189,9 +212,9 @@ void resync_faiss(VectorIndex& faiss, const MetadataStore& metadata) {
 // return removed ones, until a restart. vectors.faiss keeps its older
 // generation and is rebuilt from the store at the next open.
 void follow_committed(const BatchWrite& w, MetadataStore& metadata, BlobStore& blobs,
-                      VectorIndex& faiss, KvRamCache& cache, const std::string& dir) {
+                      VectorIndex& faiss, KvRamCache& cache, const std::string& faiss_path) {
   try {
-    follow_store(w, metadata, blobs, faiss, cache, dir);
+    follow_store(w, metadata, blobs, faiss, cache, faiss_path);
   } catch (...) {
     resync_faiss(faiss, metadata);
     throw;
@@ -235,8 +258,9 @@ std::unique_ptr<IndexFolder> IndexFolder::create(const std::string& dir,
                                                  const IndexSettings& settings,
                                                  const OpenOptions& options) {
   check_settings(settings);
-  KVRAG_CHECK(!exists(dir), kInvalidArgument, "the folder ", dir, " already holds an index (",
-              kStoreFile, "); open it or choose another folder");
+  KVRAG_CHECK(!exists(dir), kInvalidArgument, "the folder ", displayed_location(dir),
+              " already holds an index (", is_uri(dir) ? "its meta" : kStoreFile,
+              "); open it or choose another ", is_uri(dir) ? "schema" : "folder");
   auto model = load_t5_model(model_dir, options.weights);
   model->require_tokenizer();
   IndexSettings recorded = settings;
@@ -249,10 +273,12 @@ std::unique_ptr<IndexFolder> IndexFolder::create(const std::string& dir,
   // Built once here only to reject a factory string before anything is written.
   make_vector_index(dim, settings.faiss_factory);
 
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  KVRAG_CHECK(!ec, kIo, "cannot create the index folder ", dir, ": ", ec.message());
-  IndexStores stores = open_index_stores(store_path(dir));
+  if (!is_uri(dir)) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    KVRAG_CHECK(!ec, kIo, "cannot create the index folder ", dir, ": ", ec.message());
+  }
+  IndexStores stores = open_index_stores(store_location(dir));
   IndexMeta meta;
   meta.model_dir = fs::absolute(model_dir).lexically_normal().string();
   meta.model_fingerprint = model->fingerprint;
@@ -267,10 +293,14 @@ std::unique_ptr<IndexFolder> IndexFolder::create(const std::string& dir,
 }
 
 std::unique_ptr<IndexFolder> IndexFolder::open(const std::string& dir, const OpenOptions& options) {
-  const std::string path = store_path(dir);
-  KVRAG_CHECK(fs::is_regular_file(path), kNotFound, "no index in ", dir, " (", path,
-              " does not exist)");
-  IndexStores stores = open_index_stores(path);
+  if (!is_uri(dir)) {
+    const std::string path = store_path(dir);
+    KVRAG_CHECK(fs::is_regular_file(path), kNotFound, "no index in ", dir, " (", path,
+                " does not exist)");
+  }
+  IndexStores stores = open_index_stores(store_location(dir));
+  KVRAG_CHECK(!is_uri(dir) || holds_index_meta(*stores.metadata), kNotFound, "no index at ",
+              displayed_location(dir), " (its schema holds none yet: create one with kvrag index --model)");
   const IndexMeta meta = read_index_meta(*stores.metadata);
   const std::string model_dir = options.model_dir.empty() ? meta.model_dir : options.model_dir;
   auto model = load_t5_model(model_dir, options.weights);
@@ -280,12 +310,110 @@ std::unique_ptr<IndexFolder> IndexFolder::open(const std::string& dir, const Ope
                                                       std::move(stores), meta.settings, options));
 }
 
-bool IndexFolder::exists(const std::string& dir) { return fs::exists(store_path(dir)); }
+bool IndexFolder::exists(const std::string& dir) {
+  if (!is_uri(dir)) return fs::exists(store_path(dir));
+  return holds_index_meta(*open_index_stores(dir).metadata);
+}
+
+bool IndexFolder::shared() const { return is_uri(location_); }
+
+namespace {
+
+// One document of `from` as `to` stores it.
+void copy_document(const MetadataStore& from_metadata, const BlobStore& from_blobs,
+                   MetadataStore& to_metadata, BlobStore& to_blobs, int64_t document_id,
+                   CopyReport& report) {
+  const DocumentRecord record = from_metadata.document(document_id);
+  Document doc;
+  doc.external_id = record.external_id;
+  doc.title = record.title;
+  doc.source = record.source;
+  doc.text = record.text;
+  doc.metadata_json = record.metadata_json;
+  const int64_t id = to_metadata.add_document(doc, record.content_hash);
+  const std::vector<ChunkRecord> chunks = from_metadata.document_chunks(document_id);
+  std::vector<int64_t> chunk_ids;
+  for (const ChunkRecord& chunk : chunks) chunk_ids.push_back(chunk.id);
+  const std::vector<std::vector<float>> embeddings = from_metadata.chunk_embeddings(chunk_ids);
+  auto blobs = from_blobs.get_many(chunk_ids);
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    KVRAG_CHECK(blobs[c].has_value(), kNotFound, "chunk ", chunks[c].id, " of document '",
+                doc.external_id, "' has no memory in ", from_metadata.location(),
+                "'s blob store: nothing to copy (index the document again)");
+    // Read to check it (checksum, finite values) and to count its tokens.
+    const int64_t tokens =
+        read_kv_blob(*blobs[c], str_cat("memory of chunk ", chunks[c].id)).matrices.at(0).rows;
+    NewChunk chunk{.position = chunks[c].position,
+                   .text = chunks[c].text,
+                   .token_ids = chunks[c].token_ids,
+                   .content_hash = chunks[c].content_hash,
+                   .embedding = embeddings[c]};
+    const int64_t copied = to_metadata.add_chunk(id, chunk);
+    report.memory_bytes += static_cast<int64_t>(blobs[c]->size());
+    to_blobs.put(copied, MemoryBlob{.bytes = std::move(*blobs[c]), .tokens = tokens});
+  }
+  report.chunks += static_cast<int64_t>(chunks.size());
+  ++report.documents;
+}
+
+// The ids of the documents of `metadata`, ascending: every stored document
+// has at least one chunk (its text is not empty), so its chunks name it.
+std::vector<int64_t> document_ids(const MetadataStore& metadata) {
+  std::vector<int64_t> chunk_ids;
+  metadata.for_each_embedding([&](int64_t id, std::span<const float>) { chunk_ids.push_back(id); });
+  std::vector<int64_t> ids = metadata.chunk_documents(chunk_ids);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+}  // namespace
+
+CopyReport IndexFolder::copy(const std::string& from, const std::string& to, int64_t batch,
+                             const std::function<void(const CopyReport&)>& progress) {
+  KVRAG_CHECK(batch > 0, kInvalidArgument, "batch must be > 0, got ", batch);
+  KVRAG_CHECK(exists(from), kNotFound, "no index at ", displayed_location(from));
+  KVRAG_CHECK(!exists(to), kInvalidArgument, displayed_location(to),
+              " already holds an index; copy into an empty folder or schema");
+  const auto start = std::chrono::steady_clock::now();
+  if (!is_uri(to)) {
+    std::error_code ec;
+    fs::create_directories(to, ec);
+    KVRAG_CHECK(!ec, kIo, "cannot create the index folder ", to, ": ", ec.message());
+  }
+  std::optional<WriteLock> to_lock;
+  if (!is_uri(to)) to_lock.emplace(to, "kvrag copy");
+  IndexStores source = open_index_stores(store_location(from));
+  IndexStores target = open_index_stores(store_location(to));
+  CopyReport report;
+  source.metadata->write_transaction([&] {
+    const IndexMeta meta = read_index_meta(*source.metadata);
+    target.metadata->write_transaction([&] { write_index_meta(*target.metadata, meta); });
+    const std::vector<int64_t> ids = document_ids(*source.metadata);
+    for (size_t begin = 0; begin < ids.size(); begin += static_cast<size_t>(batch)) {
+      const size_t end = std::min(ids.size(), begin + static_cast<size_t>(batch));
+      target.metadata->write_transaction([&] {
+        for (size_t i = begin; i < end; ++i) {
+          copy_document(*source.metadata, *source.blobs, *target.metadata, *target.blobs, ids[i],
+                        report);
+        }
+        target.metadata->advance_generation();
+      });
+      report.seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (progress) progress(report);
+    }
+  });
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
 
 IndexFolder::IndexFolder(std::string dir, std::shared_ptr<const T5Model> model,
                          std::shared_ptr<const SentenceEmbedder> embedder, IndexStores stores,
                          IndexSettings settings, const OpenOptions& options)
-    : dir_(std::move(dir)),
+    : location_(std::move(dir)),
+      dir_(displayed_location(location_)),
+      faiss_path_(faiss_file(location_)),
       model_(model),
       encoder_(model),
       embedder_(std::move(embedder)),
@@ -293,7 +421,11 @@ IndexFolder::IndexFolder(std::string dir, std::shared_ptr<const T5Model> model,
       blobs_(std::move(stores.blobs)),
       kv_cache_(std::make_unique<KvRamCache>(options.kv_cache_bytes)),
       settings_(std::move(settings)) {
-  vectors_ = load_or_rebuild_faiss(*metadata_, dir_, embedding_dim(), settings_.faiss_factory);
+  // Read before the embeddings: a write committed in between is then seen
+  // as one to follow (catch_up), never missed.
+  generation_ = metadata_->generation();
+  vectors_ = load_or_rebuild_faiss(*metadata_, faiss_path_, generation_, embedding_dim(),
+                                   settings_.faiss_factory);
 }
 
 int64_t IndexFolder::embedding_dim() const {
@@ -334,8 +466,28 @@ std::vector<BatchDocument> IndexFolder::prepare(std::span<const Document* const>
 
 void IndexFolder::commit(std::vector<BatchDocument>& items, IndexReport& report) {
   const BatchWrite written = write_batch(*metadata_, *blobs_, items);
-  follow_committed(written, *metadata_, *blobs_, *vectors_, *kv_cache_, dir_);
+  follow(written);
   count_batch(items, written, report);
+}
+
+void IndexFolder::follow(const BatchWrite& written) {
+  // Another process committed between this one's last look and this write:
+  // its changes are not in `written`, so FAISS and the cache catch up whole.
+  const bool others_wrote = written.generation != generation_ + 1;
+  follow_committed(written, *metadata_, *blobs_, *vectors_, *kv_cache_, faiss_path_);
+  if (others_wrote) {
+    catch_up();
+  } else {
+    generation_ = written.generation;
+  }
+}
+
+bool IndexFolder::behind() const { return metadata_->generation() != generation_; }
+
+void IndexFolder::catch_up() {
+  const int64_t generation = metadata_->generation();
+  for (const int64_t id : resync_faiss(*vectors_, *metadata_)) kv_cache_->erase(id);
+  generation_ = generation;
 }
 
 bool IndexFolder::remove(const std::string& external_id) {
@@ -348,7 +500,7 @@ bool IndexFolder::remove(const std::string& external_id) {
     written.removed = metadata_->remove_document(doc->id);
     written.generation = metadata_->advance_generation();
   });
-  if (found) follow_committed(written, *metadata_, *blobs_, *vectors_, *kv_cache_, dir_);
+  if (found) follow(written);
   return found;
 }
 
@@ -357,10 +509,11 @@ bool IndexFolder::remove(const std::string& external_id) {
 IndexStats IndexFolder::stats() const {
   IndexStats s;
   s.store = store_stats(*metadata_, *blobs_);
+  s.shared = shared();
   s.faiss_vectors = vectors_->size();
   s.faiss_factory = vectors_->factory();
   std::error_code ec;
-  const auto faiss_bytes = fs::file_size(faiss_path(dir_), ec);
+  const auto faiss_bytes = fs::file_size(faiss_path_, ec);
   s.faiss_file_bytes = ec ? 0 : static_cast<int64_t>(faiss_bytes);
   s.model_dir = model_->dir;
   s.model_fingerprint = model_->fingerprint;
@@ -378,6 +531,7 @@ IndexStats IndexFolder::stats() const {
   s.kv_cache_bytes_used = kv_cache_->bytes_used();
   s.kv_cache_hits = kv_cache_->hits();
   s.kv_cache_misses = kv_cache_->misses();
+  s.memories_reencoded = memories_reencoded_.load();
   return s;
 }
 

@@ -12,6 +12,7 @@
 // safe to read from many threads, the vector index while no one writes it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -66,6 +67,7 @@ struct StoreStats {
 
 struct IndexStats {
   StoreStats store;
+  bool shared = false;  // IndexFolder::shared: stores at a URI, FAISS without a file
   int64_t faiss_vectors = 0;
   std::string faiss_factory;
   int64_t faiss_file_bytes = 0;  // size of vectors.faiss on disk
@@ -81,6 +83,9 @@ struct IndexStats {
   int64_t kv_cache_bytes_used = 0;
   int64_t kv_cache_hits = 0;
   int64_t kv_cache_misses = 0;
+  // Chunk memories missing from the blob store (evicted or lost) and
+  // encoded again from their text since the index was opened.
+  int64_t memories_reencoded = 0;
   // Batched decoding (RagPipeline::batch_decoding): decoder passes run and
   // Σ sequences per pass; both 0 when it is off.
   int64_t decode_steps = 0;
@@ -99,6 +104,16 @@ struct BatchDocument {
   bool replaced = false;
 };
 
+// What IndexFolder::copy moved.
+struct CopyReport {
+  int64_t documents = 0;
+  int64_t chunks = 0;
+  int64_t memory_bytes = 0;  // Σ bytes of the chunk memories copied
+  double seconds = 0.0;
+};
+
+struct BatchWrite;  // what one write transaction changed (index_folder.cpp)
+
 class IndexFolder {
  public:
   // See RagPipeline::create, open and exists: the same contracts.
@@ -107,6 +122,19 @@ class IndexFolder {
                                              const OpenOptions& options);
   static std::unique_ptr<IndexFolder> open(const std::string& dir, const OpenOptions& options);
   static bool exists(const std::string& dir);
+  // Copies the index at `from` (a folder or a URI) to `to`, which must hold
+  // no index yet: its meta (model, settings), every document with its
+  // chunks, embeddings and chunk memories as stored, nothing encoded again,
+  // `batch` documents per write transaction. FAISS is built from the copied
+  // embeddings when `to` is first opened. Writers of `from` wait while it
+  // runs (it reads inside a write transaction of `from`, which also makes
+  // what it reads one committed state); writers of a folder `to` are kept out
+  // by its write lock. A blob that fails its checks stops the copy, naming
+  // its chunk (kFormat); a crash part-way leaves `to` holding whole documents
+  // only, and copying again needs an empty `to`. Error(kNotFound) when
+  // `from` holds no index; Error(kInvalidArgument) when `to` holds one.
+  static CopyReport copy(const std::string& from, const std::string& to, int64_t batch,
+                         const std::function<void(const CopyReport&)>& progress = {});
   ~IndexFolder();
 
   // Chunks, hashes and encodes (or reuses) `docs`, writing nothing, so that
@@ -124,8 +152,23 @@ class IndexFolder {
   // Removes the document and its chunks, as commit does; false if absent.
   bool remove(const std::string& external_id);
 
+  // True when the stores are shared with other processes (a postgresql://
+  // URI): there is no folder to lock, and each process follows the others'
+  // commits (behind, catch_up) instead.
+  bool shared() const;
+  // Whether a write this folder has not followed was committed to the
+  // stores (by another process): one read of the store generation.
+  bool behind() const;
+  // Brings FAISS and the RAM cache in step with the stores as they are now.
+  // The caller keeps readers and writers out.
+  void catch_up();
+  // Counts a chunk memory that was missing from the blob store and was
+  // encoded again from the chunk's text (MemoryBuilder).
+  void count_reencoded() const { ++memories_reencoded_; }
+
   IndexStats stats() const;
 
+  // The folder, or the URI without its password.
   const std::string& dir() const { return dir_; }
   const std::shared_ptr<const T5Model>& model() const { return model_; }
   const T5Encoder& encoder() const { return encoder_; }
@@ -144,7 +187,12 @@ class IndexFolder {
               std::shared_ptr<const SentenceEmbedder> embedder, IndexStores stores,
               IndexSettings settings, const OpenOptions& options);
 
-  std::string dir_;
+  // Follows a write this folder committed: FAISS, its file and the RAM cache.
+  void follow(const BatchWrite& written);
+
+  std::string location_;    // the folder or URI as given
+  std::string dir_;         // as messages name it
+  std::string faiss_path_;  // vectors.faiss; empty for a URI
   std::shared_ptr<const T5Model> model_;
   T5Encoder encoder_;
   std::shared_ptr<const SentenceEmbedder> embedder_;  // null: the reader's encoder embeds
@@ -153,6 +201,10 @@ class IndexFolder {
   std::unique_ptr<VectorIndex> vectors_;
   std::unique_ptr<KvRamCache> kv_cache_;
   IndexSettings settings_;
+  // The store generation FAISS and the RAM cache reflect; read without a
+  // lock by behind().
+  std::atomic<int64_t> generation_ = 0;
+  mutable std::atomic<int64_t> memories_reencoded_ = 0;
 };
 
 }  // namespace kvrag

@@ -85,6 +85,10 @@ void write_index_meta(MetadataStore& store, const IndexMeta& meta) {
   store.set_meta("embedder_fingerprint", meta.embedder_fingerprint);
 }
 
+bool holds_index_meta(const MetadataStore& store) {
+  return store.meta("model_fingerprint").has_value();
+}
+
 IndexMeta read_index_meta(const MetadataStore& store) {
   IndexMeta meta;
   meta.model_dir = require_meta(store, "model_dir");

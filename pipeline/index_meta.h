@@ -37,6 +37,8 @@ void write_index_meta(MetadataStore& store, const IndexMeta& meta);
 // checksums and is Error(kFormat) "… index the documents again into a new
 // folder" (its blobs, format version 1, would not be read either).
 IndexMeta read_index_meta(const MetadataStore& store);
+// Whether `store` holds an index's meta yet (a new PostgreSQL schema holds none).
+bool holds_index_meta(const MetadataStore& store);
 
 constexpr const char* kNoEmbedder = "none";
 

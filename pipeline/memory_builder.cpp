@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "data/kv_blob.h"
+#include "pipeline/document_encoder.h"
 #include "pipeline/prompts.h"
 #include "pipeline/questions.h"
 
@@ -93,11 +94,35 @@ std::string concat_head(const PromptTemplates& prompts, const std::string& quest
               "was retrieved); retrieve again");
 }
 
+// A chunk whose memory the blob store does not hold: gone from the index
+// (Error(kNotFound), throw_chunk_gone) when the metadata has no such chunk
+// either; otherwise the blob was lost (a Redis key evicted, a replica that
+// never got it) and the memory is encoded again from the chunk's title and
+// text, as indexing encoded it, counted (IndexFolder::count_reencoded) and
+// kept in the RAM cache. It is not written back: readers do not write.
+std::shared_ptr<const ChunkMemory> reencoded_memory(const IndexFolder& c,
+                                                    const RetrievedChunk& chunk) {
+  try {
+    c.metadata().chunk(chunk.chunk_id);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kNotFound) throw;
+    throw_chunk_gone(chunk);
+  }
+  const Tensor hidden =
+      c.encoder().encode(chunk_prompt_ids(*c.model(), c.settings(), chunk.title, chunk.text));
+  auto memory = decode_chunk_memory(*c.model(), c.settings().cache,
+                                    encode_memory_blob(*c.model(), c.settings(), hidden.view()),
+                                    chunk.chunk_id);
+  c.count_reencoded();
+  c.ram_cache().put(chunk.chunk_id, memory);
+  return memory;
+}
+
 // The chunks' memories, from the RAM cache or else the blob store (then cached),
 // the misses read in one batch. This is also the check that each chunk is
 // still in the index: a removed chunk's cache entry is erased under the
 // writer's lock and ids are never reused, so a hit is a current chunk, and
-// a miss reads the store.
+// a miss reads the store (then the metadata, for a blob it lacks).
 std::vector<std::shared_ptr<const ChunkMemory>> load_chunk_memories(
     const IndexFolder& c, const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
   const auto start = Clock::now();
@@ -115,7 +140,10 @@ std::vector<std::shared_ptr<const ChunkMemory>> load_chunk_memories(
   std::vector<std::optional<std::vector<uint8_t>>> blobs = c.blobs().get_many(missing_ids);
   for (size_t m = 0; m < missing.size(); ++m) {
     const RetrievedChunk& chunk = chunks[missing[m]];
-    if (!blobs[m]) throw_chunk_gone(chunk);
+    if (!blobs[m]) {
+      loaded[missing[m]] = reencoded_memory(c, chunk);
+      continue;
+    }
     timings.store_bytes_read += static_cast<int64_t>(blobs[m]->size());
     auto found =
         decode_chunk_memory(*c.model(), c.settings().cache, std::move(*blobs[m]), chunk.chunk_id);

@@ -155,14 +155,22 @@ bool RagPipeline::remove_document(const std::string& external_id) {
 
 void RagPipeline::hold_write_lock(const std::string& holder) {
   std::lock_guard<std::mutex> lock(write_mutex_);
-  if (!held_lock_) held_lock_ = std::make_unique<WriteLock>(folder_->dir(), holder);
+  if (!held_lock_ && !folder_->shared()) {
+    held_lock_ = std::make_unique<WriteLock>(folder_->dir(), holder);
+  }
 }
 
 void RagPipeline::lock_folder(std::optional<WriteLock>& lock) const {
-  if (!held_lock_) lock.emplace(folder_->dir());
+  if (!held_lock_ && !folder_->shared()) lock.emplace(folder_->dir());
 }
 
-std::unique_lock<std::shared_mutex> RagPipeline::lock_for_writing() {
+void RagPipeline::follow_other_writers() const {
+  if (!folder_->behind()) return;
+  const auto lock = lock_for_writing();
+  if (folder_->behind()) folder_->catch_up();
+}
+
+std::unique_lock<std::shared_mutex> RagPipeline::lock_for_writing() const {
   const std::lock_guard<std::mutex> turnstile(state_turnstile_);
   return std::unique_lock<std::shared_mutex>(state_mutex_);
 }
@@ -185,6 +193,7 @@ std::vector<ChunkRecord> RagPipeline::document_chunks(int64_t document_id) const
 }
 
 void RagPipeline::require_documents() const {
+  follow_other_writers();
   const auto lock = lock_for_reading();
   require_documents_locked();
 }
@@ -198,6 +207,7 @@ void RagPipeline::require_documents_locked() const {
 IndexStats RagPipeline::stats() const {
   IndexStats stats;
   {
+    follow_other_writers();
     const auto lock = lock_for_reading();
     stats = folder_->stats();
   }
@@ -225,6 +235,7 @@ std::vector<RetrievedChunk> RagPipeline::retrieve(const std::string& query_text,
   if (retriever != RetrieverKind::kBm25) {
     embed_query(folder_->encoder(), folder_->embedder(), query);
   }
+  follow_other_writers();
   const auto lock = lock_for_reading();
   return retriever_.search(query, k, retriever);
 }
@@ -234,6 +245,7 @@ std::vector<RetrievedChunk> RagPipeline::retrieve(const std::string& query_text,
 AnswerMemory RagPipeline::build_memory(const std::string& question,
                                        const std::vector<RetrievedChunk>& chunks, Mode mode,
                                        AskTimings& timings) const {
+  follow_other_writers();
   const auto lock = lock_for_reading();
   memories_.require_current(chunks, mode);
   Query query = query_for(question, "question");
@@ -251,6 +263,7 @@ Answer RagPipeline::answer(const std::string& question, const std::vector<Retrie
   {
     // The chunks were retrieved before this call: check they are still in
     // the index under the same lock as their memories are loaded.
+    follow_other_writers();
     const auto lock = lock_for_reading();
     options.deadline.check("waiting for the index");
     memories_.require_current(chunks, options.mode);
@@ -279,6 +292,7 @@ Answer RagPipeline::ask(const std::string& question, const AskOptions& options,
   {
     // Retrieval and memory load see one committed state: a writer cannot
     // remove a retrieved chunk before its memory is loaded.
+    follow_other_writers();
     const auto lock = lock_for_reading();
     // Without a separate embedder, dense retrieval embeds the encoded
     // question prompt, and cached mode's memory starts with that same

@@ -20,6 +20,14 @@
 // long-lived reader (`kvrag serve`) therefore calls hold_write_lock(), and
 // another process's `kvrag index` or `kvrag rm` on its folder is refused
 // (naming the holder) until it stops: such writes go through its HTTP API.
+//
+// An index at a postgresql:// URI is shared by every process that opens it
+// (serving nodes): writers serialise in PostgreSQL (its transaction
+// advisory lock), there is no folder to lock, and before each read a
+// RagPipeline compares the store generation with the one its FAISS and RAM
+// cache reflect, catching up on the other processes' commits when they
+// differ. A document committed through one node is thus found by the next
+// question to any node.
 #pragma once
 
 #include <chrono>
@@ -73,7 +81,8 @@ class RagPipeline {
   // Takes DIR/write.lock for the pipeline's lifetime, leaving `holder` in it
   // ("kvrag serve, pid 12"), so that no other process writes the folder
   // behind this one's in-memory FAISS; this pipeline's own writes go on.
-  // Error(kUnavailable) while another process writes the folder.
+  // Error(kUnavailable) while another process writes the folder. Nothing for
+  // an index at a URI, whose writers every reader follows.
   void hold_write_lock(const std::string& holder);
 
   // Greedy asks share decoder passes, up to `max_batch` sequences a pass
@@ -153,6 +162,9 @@ class RagPipeline {
 
   // require_documents() for a caller that holds the read lock.
   void require_documents_locked() const;
+  // Catches FAISS and the RAM cache up with commits of other processes
+  // (IndexFolder::behind); called before each read, without a lock held.
+  void follow_other_writers() const;
   // The typed query of a request's question, checked once (pipeline/questions.h).
   Query query_for(const std::string& text, const char* field) const;
   // Weighs `memory`'s chunks by the passage prior (pipeline/passage_prior.h)
@@ -184,7 +196,7 @@ class RagPipeline {
   // waits, so new readers queue behind a waiting writer.
   mutable std::mutex state_turnstile_;
   std::shared_lock<std::shared_mutex> lock_for_reading() const;
-  std::unique_lock<std::shared_mutex> lock_for_writing();
+  std::unique_lock<std::shared_mutex> lock_for_writing() const;
   // The folder's WriteLock for one write call, unless hold_write_lock holds
   // it already (call with write_mutex_ held).
   void lock_folder(std::optional<WriteLock>& lock) const;

@@ -123,8 +123,11 @@ std::string Metrics::render(const IndexStats& stats, const std::vector<QueueDept
          "Chunk memories served from the RAM cache since the index was opened.");
   out << "kvrag_kv_cache_hits_total " << stats.kv_cache_hits << "\n";
   header(out, "kvrag_kv_cache_misses_total", "counter",
-         "Chunk memories read from SQLite since the index was opened.");
+         "Chunk memories read from the blob store since the index was opened.");
   out << "kvrag_kv_cache_misses_total " << stats.kv_cache_misses << "\n";
+  header(out, "kvrag_memories_reencoded_total", "counter",
+         "Chunk memories missing from the blob store and encoded again from their text.");
+  out << "kvrag_memories_reencoded_total " << stats.memories_reencoded << "\n";
   header(out, "kvrag_kv_cache_bytes", "gauge", "Bytes held by the RAM cache of chunk memories.");
   out << "kvrag_kv_cache_bytes " << stats.kv_cache_bytes_used << "\n";
   header(out, "kvrag_decode_steps_total", "counter",

@@ -156,8 +156,15 @@ void move_slot(int slot, const ClusterNode& from, const ClusterNode& to) {
   finish_migration(slot, from, to);
 }
 
-int64_t count_keys_in_slot(const ClusterNode& node, int slot) {
-  return call(node.address, {"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)})->integer;
+int64_t count_keys_in_slot(const ClusterNode& node, int slot, const std::string& prefix) {
+  const std::string count =
+      std::to_string(call(node.address, {"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)})->integer);
+  const Reply keys = call(node.address, {"CLUSTER", "GETKEYSINSLOT", std::to_string(slot), count});
+  int64_t found = 0;
+  for (size_t i = 0; i < keys->elements; ++i) {
+    found += std::string(keys->element[i]->str, keys->element[i]->len).starts_with(prefix + ":");
+  }
+  return found;
 }
 
 // ---------------------------------------------------------------- MasterKill

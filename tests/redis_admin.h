@@ -45,7 +45,9 @@ void migrate_keys(const ClusterNode& from, const ClusterNode& to,
 // Migrates what is left of the slot and gives it to `to`.
 void finish_migration(int slot, const ClusterNode& from, const ClusterNode& to);
 void move_slot(int slot, const ClusterNode& from, const ClusterNode& to);
-int64_t count_keys_in_slot(const ClusterNode& node, int slot);
+// The keys of `slot` on `node` that start with "PREFIX:": other indexes'
+// blobs share the slot (a bucket's hash tag does not hold the prefix).
+int64_t count_keys_in_slot(const ClusterNode& node, int slot, const std::string& prefix);
 
 // The master of `slot`, killed by pid and brought back: restarted from its
 // configuration file, it rejoins as a replica of the master that replaced

@@ -99,10 +99,17 @@ TEST(PostgresUri, RejectsSchemaNamesThatAreNotPlainIdentifiers) {
                            {"not a postgresql:// URI"}));
 }
 
-TEST(PostgresUri, ASeparateBlobStoreIsNotOpenedYet) {
+TEST(PostgresUri, TheBlobStoresOptionsArePercentEncoded) {
+  const PostgresLocation loc =
+      parse_postgres_uri("postgresql://h/db?blobs=redis://r1:7100,r2:7101%3Fprefix=idx");
+  EXPECT_EQ(loc.blobs, "redis://r1:7100,r2:7101?prefix=idx");
+}
+
+// Checked before any connection is tried: no server listens on port 1.
+TEST(PostgresUri, ABlobStoreThatIsNotARedisClusterIsRefused) {
   EXPECT_TRUE(throws_error(
-      [&] { open_index_stores("postgresql://kvrag@127.0.0.1:1/kvrag?blobs=redis://h"); },
-      ErrorKind::kInvalidArgument, {"blobs="}));
+      [&] { open_index_stores("postgresql://kvrag@127.0.0.1:1/kvrag?blobs=ftp://h"); },
+      ErrorKind::kInvalidArgument, {"ftp://h"}));
 }
 
 TEST(PostgresUri, NoServerIsUnavailable) {

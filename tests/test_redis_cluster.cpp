@@ -294,7 +294,7 @@ TEST_F(RedisClusterTest, FollowsAMovedSlot) {
   const ClusterNode to = other_master(seed_, from);
 
   move_slot(slot, from, to);
-  EXPECT_EQ(count_keys_in_slot(from, slot), 0);
+  EXPECT_EQ(count_keys_in_slot(from, slot, options_.prefix), 0);
   const auto got =
       store_->get_many(std::vector<int64_t>{id_in_bucket(kBucket, 1), 5, id_in_bucket(kBucket, 0)});
   EXPECT_TRUE(got[0] == large.bytes);
@@ -302,7 +302,7 @@ TEST_F(RedisClusterTest, FollowsAMovedSlot) {
   EXPECT_EQ(got[2], make_blob(1).bytes);
   store_->put(id_in_bucket(kBucket, 2), make_blob(2));
   store_->remove(std::vector<int64_t>{id_in_bucket(kBucket, 0)});
-  EXPECT_EQ(count_keys_in_slot(to, slot), 3);  // two blobs and the bucket's counters
+  EXPECT_EQ(count_keys_in_slot(to, slot, options_.prefix), 3);  // two blobs and the bucket's counters
   EXPECT_EQ(store_->stats().bytes, static_cast<int64_t>(large.bytes.size()) + 5);
 
   move_slot(slot, to, from);
@@ -329,7 +329,7 @@ TEST_F(RedisClusterTest, FollowsAskAndWaitsOutAMigration) {
   begin_migration(slot, from, to);
   EXPECT_NO_THROW({
     migrate_keys(from, to, {options_.prefix + ":blob:{78}:" + std::to_string(moved)});
-    EXPECT_EQ(count_keys_in_slot(to, slot), 1);
+    EXPECT_EQ(count_keys_in_slot(to, slot, options_.prefix), 1);
     const auto got = store_->get_many(std::vector<int64_t>{moved, stayed, missing});
     EXPECT_EQ(got[0], make_blob(1).bytes);
     EXPECT_EQ(got[1], make_blob(2).bytes);
