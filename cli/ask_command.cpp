@@ -18,7 +18,7 @@ namespace {
 const char* ask_usage() {
   static const std::string usage = [] {
     std::ostringstream text;
-    text << "usage: kvrag ask --index PATH [--mode cached|concat|fid] [--retriever "
+    text << "usage: kvrag ask --index PATH|URI [--mode cached|concat|fid] [--retriever "
             "dense|bm25|hybrid]\n"
             "                 [--k "
          << kDefaultK

@@ -30,7 +30,7 @@ const char* bench_usage() {
   static const std::string usage = [] {
     const bench::BenchSettings d;
     std::ostringstream text;
-    text << "usage: kvrag bench --questions FILE.jsonl [--index PATH] [--k ";
+    text << "usage: kvrag bench --questions FILE.jsonl [--index PATH|URI] [--k ";
     for (size_t i = 0; i < d.ks.size(); ++i) text << (i ? "," : "") << d.ks[i];
     text << "]\n"
             "                   [--modes cached,concat,fid] [--repeat "

@@ -23,7 +23,7 @@ namespace {
 const char* eval_usage() {
   static const std::string usage = [] {
     std::ostringstream text;
-    text << "usage: kvrag eval --index PATH --questions FILE.jsonl [--modes cached,concat,fid]\n"
+    text << "usage: kvrag eval --index PATH|URI --questions FILE.jsonl [--modes cached,concat,fid]\n"
             "                  [--k "
          << kDefaultK << "] [--retrievers dense,bm25,hybrid] [--retriever "
          << retriever_name(kDefaultRetriever)

@@ -18,7 +18,7 @@ namespace kvrag::cli {
 namespace {
 
 const std::string kIndexUsage =
-    "usage: kvrag index [--model DIR] --index PATH [--chunk-tokens 64] [--overlap 0]\n"
+    "usage: kvrag index [--model DIR] --index PATH|URI [--chunk-tokens 64] [--overlap 0]\n"
     "                   [--cache kv|hidden] [--kv-dtype f16|f32|int8] [--faiss Flat]\n"
     "                   [--embedder DIR] [--batch 16] [--weights f32|int8] FILES_OR_DIRS...\n"
     "  Reads .txt, .md and .jsonl files (folders recursively), splits them into\n"
@@ -184,7 +184,7 @@ int run_index(const std::vector<std::string>& argv) {
 }
 
 const RegisterCommand kRegisterIndex("index", {run_index, kIndexUsage.c_str(),
-                                               "add .txt/.md/.jsonl documents to an index folder"});
+                                               "add .txt/.md/.jsonl documents to an index"});
 
 }  // namespace
 }  // namespace kvrag::cli

@@ -13,7 +13,7 @@ namespace kvrag::cli {
 namespace {
 
 constexpr const char* kInfoUsage =
-    "usage: kvrag info --index PATH [--model DIR] [--embedder DIR]\n"
+    "usage: kvrag info --index PATH|URI [--model DIR] [--embedder DIR]\n"
     "  Prints the index's model, embedder, counts, bytes by table, cached K/V\n"
     "  bytes per token and per chunk, FAISS type and size, and settings.\n";
 
@@ -85,7 +85,7 @@ int run_info(const std::vector<std::string>& argv) {
 }
 
 const RegisterCommand kRegisterInfo("info", {run_info, kInfoUsage,
-                                             "show an index folder's model, sizes and settings"});
+                                             "show an index's model, sizes and settings"});
 
 }  // namespace
 }  // namespace kvrag::cli

@@ -12,7 +12,7 @@ namespace kvrag::cli {
 namespace {
 
 constexpr const char* kRmUsage =
-    "usage: kvrag rm --index PATH [--model DIR] [--embedder DIR] ID...\n"
+    "usage: kvrag rm --index PATH|URI [--model DIR] [--embedder DIR] ID...\n"
     "  Removes the documents with these ids. Exits 3 when an id is not in the\n"
     "  index (the others are still removed).\n";
 
@@ -36,7 +36,7 @@ int run_rm(const std::vector<std::string>& argv) {
 }
 
 const RegisterCommand kRegisterRm("rm",
-                                  {run_rm, kRmUsage, "remove documents from an index folder"});
+                                  {run_rm, kRmUsage, "remove documents from an index"});
 
 }  // namespace
 }  // namespace kvrag::cli

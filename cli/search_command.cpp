@@ -15,7 +15,7 @@ namespace kvrag::cli {
 namespace {
 
 constexpr const char* kSearchUsage =
-    "usage: kvrag search --index PATH [--k 5] [--retriever dense|bm25|hybrid] [--model DIR]\n"
+    "usage: kvrag search --index PATH|URI [--k 5] [--retriever dense|bm25|hybrid] [--model DIR]\n"
     "                    [--embedder DIR] [--json] \"query\"\n"
     "  Prints the top k chunks with their document, title and retriever score\n"
     "  (inner product for dense, -bm25 for bm25, reciprocal rank fusion for hybrid);\n"

@@ -26,7 +26,7 @@ const char* serve_usage() {
   static const std::string usage = [] {
     const server::ServerOptions defaults;
     std::ostringstream out;
-    out << "usage: kvrag serve --index PATH [--model DIR] [--embedder DIR] [--host 127.0.0.1]\n"
+    out << "usage: kvrag serve --index PATH|URI [--model DIR] [--embedder DIR] [--host 127.0.0.1]\n"
            "                   [--port 8080]\n"
            "                   [--threads N] [--queue-size N] [--ingest-queue-size N]\n"
            "                   [--request-timeout-s S] [--header-timeout-s S]\n"

@@ -45,19 +45,22 @@ RUNS = os.path.join(ROOT, "training", "runs")
 
 def model_config(args, vocab_size):
     """The exported config.json: Hugging Face's T5 keys, and kvrag_retrieval_temperature, the
-    InfoNCE temperature of the model's own embeddings, which kvrag's passage prior reads."""
-    return {
+    InfoNCE temperature of the model's own embeddings, which kvrag's passage prior reads (absent
+    for args without one, such as the README's random T5-base shape: untrained embeddings)."""
+    cfg = {
         "architectures": ["T5ForConditionalGeneration"],
         "d_ff": args.d_ff, "d_kv": args.d_kv, "d_model": args.d_model, "decoder_start_token_id": 0,
         "dense_act_fn": "gelu_new", "dropout_rate": 0.0, "eos_token_id": 1,
         "feed_forward_proj": "gated-gelu", "initializer_factor": 1.0, "is_encoder_decoder": True,
-        "is_gated_act": True, "kvrag_retrieval_temperature": args.temperature,
-        "layer_norm_epsilon": 1e-06, "model_type": "t5",
+        "is_gated_act": True, "layer_norm_epsilon": 1e-06, "model_type": "t5",
         "num_decoder_layers": args.layers, "num_heads": args.heads, "num_layers": args.layers,
         "pad_token_id": 0, "relative_attention_max_distance": 128, "relative_attention_num_buckets": 32,
         "tie_word_embeddings": args.tied, "torch_dtype": "float32", "use_cache": True,
         "vocab_size": vocab_size,
     }
+    if getattr(args, "temperature", None):
+        cfg["kvrag_retrieval_temperature"] = args.temperature
+    return cfg
 
 
 def parse_args():
