@@ -1,31 +1,17 @@
 #include "data/postgres_metadata_store.h"
 
 #include <cctype>
-#include <cstring>
 #include <limits>
 #include <unordered_map>
 
 #include "core/error.h"
+#include "data/stored_bytes.h"
 #include "data/text_normalization.h"
 
 namespace kvrag {
 namespace {
 
 constexpr int64_t kEmbeddingBatch = 4096;
-
-// Token ids and embeddings are stored as their bytes in host order, as in
-// the SQLite store.
-template <typename T>
-std::span<const uint8_t> as_bytes(const std::vector<T>& v) {
-  return {reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(T)};
-}
-
-template <typename T>
-std::vector<T> from_bytes(std::span<const uint8_t> bytes) {
-  std::vector<T> out(bytes.size() / sizeof(T));
-  if (!out.empty()) std::memcpy(out.data(), bytes.data(), out.size() * sizeof(T));
-  return out;
-}
 
 // The query's words (lexical_query_words) that are valid UTF-8: PostgreSQL
 // rejects an invalid one where FTS5 would just not match it.

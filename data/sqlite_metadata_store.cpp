@@ -1,25 +1,12 @@
 #include "data/sqlite_metadata_store.h"
 
-#include <cstring>
-
 #include "core/error.h"
 #include "data/sqlite.h"
+#include "data/stored_bytes.h"
 #include "data/text_normalization.h"
 
 namespace kvrag {
 namespace {
-
-template <typename T>
-std::span<const uint8_t> as_bytes(const std::vector<T>& v) {
-  return {reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(T)};
-}
-
-template <typename T>
-std::vector<T> from_bytes(std::span<const uint8_t> bytes) {
-  std::vector<T> out(bytes.size() / sizeof(T));
-  if (!out.empty()) std::memcpy(out.data(), bytes.data(), out.size() * sizeof(T));
-  return out;
-}
 
 // FTS5 query of the words of free text (lexical_query_words), each quoted
 // and OR-ed, so user input can never be FTS5 syntax.
