@@ -2,9 +2,10 @@
 // (blobs=), opened by several processes at once: what one node commits the
 // others find at their next question (store generation, IndexFolder::
 // catch_up), a node that writes after another's commit catches up whole,
-// and a lost blob is encoded again rather than failing the answer. Last,
-// two real `kvrag serve` processes: a document posted to one is answered
-// through the other. Suites named Cluster* need scripts/cluster.sh's
+// a lost blob is encoded again rather than failing the answer, a killed
+// Redis master costs no ask, and an index copies to the cluster and back.
+// Last, two real `kvrag serve` processes: a document posted to one is
+// answered through the other. Suites named Cluster* need scripts/cluster.sh's
 // cluster (KVRAG_TEST_POSTGRES and KVRAG_TEST_REDIS) and skip without it.
 #include <arpa/inet.h>
 #include <httplib.h>
@@ -16,16 +17,19 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "data/corpus_reader.h"
 #include "data/index_stores.h"
+#include "data/redis_cluster_blob_store.h"
 #include "pipeline/qa_metrics.h"
 #include "pipeline/rag_pipeline.h"
 #include "tests/cli_run.h"
 #include "tests/model_files.h"
+#include "tests/redis_admin.h"
 #include "tests/sample_corpus.h"
 #include "tests/store_fixtures.h"
 
@@ -223,6 +227,48 @@ TEST_F(ClusterSharedIndex, AFolderCopiedToTheClusterAndBackAnswersTheSame) {
   const Seen original = seen(folder);
   EXPECT_EQ(seen(uri_), original);
   EXPECT_EQ(seen(dir.file("back")), original);
+}
+
+// A stream of asks (RAM cache off: every memory read from Redis) while the
+// master of the slot that holds the answer's memory is killed by pid: the
+// cluster fails over and no ask fails or changes its answer.
+TEST_F(ClusterSharedIndex, AKilledRedisMasterCostsNoFailedAsk) {
+  create_index()->add_documents({pinned_document()});
+  OpenOptions no_cache;
+  no_cache.kv_cache_bytes = 0;
+  const auto node = RagPipeline::open(uri_, no_cache);
+  const Answer first = node->ask(testing::kPinnedQuestion, options());
+  ASSERT_EQ(exact_match(first.text, {testing::kPinnedAnswer}), 1.0) << first.text;
+
+  const int bucket = static_cast<int>(first.sources.front().chunk.chunk_id %
+                                      RedisClusterBlobStore::kBuckets);
+  const int slot = redis::key_slot("{" + std::to_string(bucket) + "}");
+  const std::vector<redis::NodeAddress> seeds =
+      parse_redis_cluster_uri(std::getenv("KVRAG_TEST_REDIS")).cluster.seeds;
+  const redis::NodeAddress seed =
+      testing::slot_master(seeds.front(), slot).address == seeds.front() ? seeds.back()
+                                                                         : seeds.front();
+  testing::MasterKill kill(seed, slot);
+  kill.kill_master(schema_ + ":marker:{" + std::to_string(bucket) + "}");
+  int asks = 0;
+  int failed = 0;
+  std::string first_failure;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < end) {
+    ++asks;
+    try {
+      EXPECT_EQ(node->ask(testing::kPinnedQuestion, options()).text, first.text);
+    } catch (const Error& e) {
+      if (failed++ == 0) first_failure = e.what();
+    }
+  }
+  const bool took_over = kill.replica_took_over();
+  const bool restored = kill.restore();
+  std::cout << "a Redis master killed: " << asks << " asks, " << failed << " failed\n";
+  EXPECT_TRUE(took_over);
+  EXPECT_TRUE(restored) << "the cluster is not back to its masters: see scripts/cluster.sh status";
+  EXPECT_EQ(failed, 0) << first_failure;
+  EXPECT_GT(asks, 10);
 }
 
 // A TCP port nothing listens on now (the kernel's pick for port 0).
