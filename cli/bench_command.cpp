@@ -138,15 +138,15 @@ void print_summary(const bench::BenchReport& report, const std::vector<std::stri
     std::cout << "\n";
   }
   char bandwidth[96];
-  std::snprintf(bandwidth, sizeof(bandwidth), "%.1f GB/s",
-                report.machine.stream_bytes_per_s / 1e9);
+  std::snprintf(bandwidth, sizeof(bandwidth), "%.1f GB/s", report.machine.stream_bytes_per_s / 1e9);
   std::cout << "memory bound of a cached answer (its first decoder step's K/V and decoder "
                "weights at the "
             << bandwidth << " streamed in this run; each time to first token as a multiple):\n";
-  for (const bench::BoundRow& row : bench::memory_bounds(report.cells, report.machine.stream_bytes_per_s)) {
+  for (const bench::BoundRow& row :
+       bench::memory_bounds(report.cells, report.machine.stream_bytes_per_s)) {
     char text[96];
-    std::snprintf(text, sizeof(text), ", k=%lld: %.1f MiB, %.2f ms;",
-                  static_cast<long long>(row.k), row.step_bytes / (1024.0 * 1024.0), row.bound_ms);
+    std::snprintf(text, sizeof(text), ", k=%lld: %.1f MiB, %.2f ms;", static_cast<long long>(row.k),
+                  row.step_bytes / (1024.0 * 1024.0), row.bound_ms);
     std::cout << "  " << row.model << ", chunks of " << row.chunk_tokens << text;
     for (const auto& [variant, multiple] : row.multiples) {
       std::snprintf(text, sizeof(text), "  %s %.1fx", variant.c_str(), multiple);

@@ -23,20 +23,21 @@ namespace {
 const char* eval_usage() {
   static const std::string usage = [] {
     std::ostringstream text;
-    text << "usage: kvrag eval --index PATH|URI --questions FILE.jsonl [--modes cached,concat,fid]\n"
-            "                  [--k "
-         << kDefaultK << "] [--retrievers dense,bm25,hybrid] [--retriever "
-         << retriever_name(kDefaultRetriever)
-         << "]\n"
-            "                  [--passage-prior on|off] [--limit N] [--beams N]\n"
-            "                  [--max-new-tokens N] [--model DIR] [--embedder DIR]\n"
-            "                  [--weights f32|int8] [--json]\n"
-            "  FILE.jsonl: one {\"question\", \"answers\": [...], \"document_id\"?} per line.\n"
-            "  Every mode answers from the same top k chunks of --retriever; exact match and F1\n"
-            "  use SQuAD normalisation. For questions with a document_id, recall@k of each of\n"
-            "  --retrievers: an answer-bearing chunk of the gold document among the top k, and\n"
-            "  any chunk of it. --modes \"\" or --retrievers \"\" skips that part.\n"
-         << kPassagePriorUsage << kWeightsUsage;
+    text
+        << "usage: kvrag eval --index PATH|URI --questions FILE.jsonl [--modes cached,concat,fid]\n"
+           "                  [--k "
+        << kDefaultK << "] [--retrievers dense,bm25,hybrid] [--retriever "
+        << retriever_name(kDefaultRetriever)
+        << "]\n"
+           "                  [--passage-prior on|off] [--limit N] [--beams N]\n"
+           "                  [--max-new-tokens N] [--model DIR] [--embedder DIR]\n"
+           "                  [--weights f32|int8] [--json]\n"
+           "  FILE.jsonl: one {\"question\", \"answers\": [...], \"document_id\"?} per line.\n"
+           "  Every mode answers from the same top k chunks of --retriever; exact match and F1\n"
+           "  use SQuAD normalisation. For questions with a document_id, recall@k of each of\n"
+           "  --retrievers: an answer-bearing chunk of the gold document among the top k, and\n"
+           "  any chunk of it. --modes \"\" or --retrievers \"\" skips that part.\n"
+        << kPassagePriorUsage << kWeightsUsage;
     return text.str();
   }();
   return usage.c_str();

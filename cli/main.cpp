@@ -19,9 +19,10 @@ void print_help() {
   for (const auto& [name, command] : commands()) {
     std::cout << "  " << name << std::string(12 - name.size(), ' ') << command.summary << "\n";
   }
-  std::cout << "\n`kvrag COMMAND --help` shows a command's options. --index PATH|URI: an index\n"
-               "folder, or postgresql://user@host:port,.../db?schema=NAME[&blobs=redis://host:port,...]\n"
-               "(an index shared by several processes; README, \"Outgrowing one machine\").\n";
+  std::cout
+      << "\n`kvrag COMMAND --help` shows a command's options. --index PATH|URI: an index\n"
+         "folder, or postgresql://user@host:port,.../db?schema=NAME[&blobs=redis://host:port,...]\n"
+         "(an index shared by several processes; README, \"Outgrowing one machine\").\n";
 }
 
 // Exit codes: 2 for bad usage or input, 3 for a missing file or record, 1 otherwise.

@@ -67,11 +67,11 @@ class CrossMemory {
 // softmax(q·Kᵀ + bias)·V of decoder layer `layer` per head over every block
 // of `memory`, with no 1/sqrt(d_kv) scaling (T5), the memory's bias (if
 // any) and the blocks' padding masked; without a bias equal, within f32
-// rounding, to multi_head_attention over the blocks' concatenation. q: (Tq, inner_dim); out: (Tq, inner_dim),
-// overwritten. When mass is non-null, (Tq, memory tokens): adds the
-// head-averaged attention probabilities. `kernels` converts the stored
-// dtypes (packed_kernels() unless a test picks one). Error(kInternal) for
-// shapes that do not fit.
+// rounding, to multi_head_attention over the blocks' concatenation.
+// q: (Tq, inner_dim); out: (Tq, inner_dim), overwritten. When mass is
+// non-null, (Tq, memory tokens): adds the head-averaged attention
+// probabilities. `kernels` converts the stored dtypes (packed_kernels()
+// unless a test picks one). Error(kInternal) for shapes that do not fit.
 void cross_attention(ConstView q, const CrossMemory& memory, int64_t layer, int64_t num_heads,
                      View out, View* mass = nullptr,
                      const PackedKernels& kernels = packed_kernels());

@@ -43,6 +43,13 @@ bool is_uri(const std::string& index) { return is_store_uri(index); }
 std::string store_location(const std::string& index) {
   return is_uri(index) ? index : store_path(index);
 }
+// Creates the folder of an index at `index` (nothing for a URI).
+void create_folder(const std::string& index) {
+  if (is_uri(index)) return;
+  std::error_code ec;
+  fs::create_directories(index, ec);
+  KVRAG_CHECK(!ec, kIo, "cannot create the index folder ", index, ": ", ec.message());
+}
 // Where vectors.faiss lives; empty for a URI.
 std::string faiss_file(const std::string& index) {
   return is_uri(index) ? std::string() : faiss_path(index);
@@ -131,7 +138,6 @@ std::unique_ptr<VectorIndex> load_or_rebuild_faiss(MetadataStore& metadata, cons
   save_faiss(*index, metadata, path, generation);
   return index;
 }
-
 
 // Adds the document of `item` with its chunks and their memory blobs.
 // Blobs go in as each chunk is added: a blob store that is not the
@@ -258,9 +264,10 @@ std::unique_ptr<IndexFolder> IndexFolder::create(const std::string& dir,
                                                  const IndexSettings& settings,
                                                  const OpenOptions& options) {
   check_settings(settings);
-  KVRAG_CHECK(!exists(dir), kInvalidArgument, "the folder ", displayed_location(dir),
-              " already holds an index (", is_uri(dir) ? "its meta" : kStoreFile,
-              "); open it or choose another ", is_uri(dir) ? "schema" : "folder");
+  KVRAG_CHECK(!exists(dir), kInvalidArgument, is_uri(dir) ? "" : "the folder ",
+              displayed_location(dir), " already holds an index (",
+              is_uri(dir) ? "its meta" : kStoreFile, "); open it or choose another ",
+              is_uri(dir) ? "schema" : "folder");
   auto model = load_t5_model(model_dir, options.weights);
   model->require_tokenizer();
   IndexSettings recorded = settings;
@@ -273,11 +280,7 @@ std::unique_ptr<IndexFolder> IndexFolder::create(const std::string& dir,
   // Built once here only to reject a factory string before anything is written.
   make_vector_index(dim, settings.faiss_factory);
 
-  if (!is_uri(dir)) {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    KVRAG_CHECK(!ec, kIo, "cannot create the index folder ", dir, ": ", ec.message());
-  }
+  create_folder(dir);
   IndexStores stores = open_index_stores(store_location(dir));
   IndexMeta meta;
   meta.model_dir = fs::absolute(model_dir).lexically_normal().string();
@@ -300,7 +303,8 @@ std::unique_ptr<IndexFolder> IndexFolder::open(const std::string& dir, const Ope
   }
   IndexStores stores = open_index_stores(store_location(dir));
   KVRAG_CHECK(!is_uri(dir) || holds_index_meta(*stores.metadata), kNotFound, "no index at ",
-              displayed_location(dir), " (its schema holds none yet: create one with kvrag index --model)");
+              displayed_location(dir),
+              " (its schema holds none yet: create one with kvrag index --model)");
   const IndexMeta meta = read_index_meta(*stores.metadata);
   const std::string model_dir = options.model_dir.empty() ? meta.model_dir : options.model_dir;
   auto model = load_t5_model(model_dir, options.weights);
@@ -376,11 +380,10 @@ CopyReport IndexFolder::copy(const std::string& from, const std::string& to, int
   KVRAG_CHECK(!exists(to), kInvalidArgument, displayed_location(to),
               " already holds an index; copy into an empty folder or schema");
   const auto start = std::chrono::steady_clock::now();
-  if (!is_uri(to)) {
-    std::error_code ec;
-    fs::create_directories(to, ec);
-    KVRAG_CHECK(!ec, kIo, "cannot create the index folder ", to, ": ", ec.message());
-  }
+  const auto seconds = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  create_folder(to);
   std::optional<WriteLock> to_lock;
   if (!is_uri(to)) to_lock.emplace(to, "kvrag copy");
   IndexStores source = open_index_stores(store_location(from));
@@ -399,12 +402,11 @@ CopyReport IndexFolder::copy(const std::string& from, const std::string& to, int
         }
         target.metadata->advance_generation();
       });
-      report.seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      report.seconds = seconds();
       if (progress) progress(report);
     }
   });
-  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.seconds = seconds();
   return report;
 }
 

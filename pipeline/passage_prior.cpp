@@ -8,8 +8,8 @@
 namespace kvrag {
 
 std::vector<float> passage_log_weights(std::span<const double> similarities, double temperature) {
-  KVRAG_CHECK(temperature > 0, kInvalidArgument, "the passage prior's temperature must be > 0, got ",
-              temperature);
+  KVRAG_CHECK(temperature > 0, kInvalidArgument,
+              "the passage prior's temperature must be > 0, got ", temperature);
   if (similarities.empty()) return {};
   for (size_t i = 0; i < similarities.size(); ++i) {
     KVRAG_CHECK(std::isfinite(similarities[i]), kInvalidArgument, "the similarity of passage ", i,
@@ -36,9 +36,8 @@ std::vector<float> passage_bias(int64_t memory_tokens,
   std::vector<float> bias(static_cast<size_t>(memory_tokens), 0.0f);
   for (size_t i = 0; i < spans.size(); ++i) {
     const auto [begin, end] = spans[i];
-    KVRAG_CHECK(0 <= begin && begin <= end && end <= memory_tokens, kInvalidArgument,
-                "passage ", i, " spans [", begin, ", ", end, ") of a memory of ", memory_tokens,
-                " tokens");
+    KVRAG_CHECK(0 <= begin && begin <= end && end <= memory_tokens, kInvalidArgument, "passage ", i,
+                " spans [", begin, ", ", end, ") of a memory of ", memory_tokens, " tokens");
     std::fill(bias.begin() + begin, bias.begin() + end, log_weights[i]);
   }
   return bias;

@@ -382,8 +382,10 @@ void RagPipeline::decode_answer(const AnswerMemory& memory,
   double on_sources = 0.0;
   for (size_t i = 0; i < chunks.size(); ++i) {
     const double share = mass_of(generation.attention, memory.spans[i]);
-    answer.sources.push_back({.chunk = chunks[i], .attention = share});
-    if (!memory.prior.empty()) answer.sources.back().prior = memory.prior[i];
+    answer.sources.push_back(
+        {.chunk = chunks[i],
+         .attention = share,
+         .prior = memory.prior.empty() ? std::nullopt : std::optional(memory.prior[i])});
     on_sources += share;
   }
   // The rest of the mass: positions in no span (the question's own tokens).

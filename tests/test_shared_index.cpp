@@ -8,12 +8,11 @@
 // answered through the other. Suites named Cluster* need scripts/cluster.sh's
 // cluster (KVRAG_TEST_POSTGRES and KVRAG_TEST_REDIS) and skip without it.
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -89,7 +88,8 @@ class ClusterSharedIndex : public ::testing::Test {
     // The Redis Cluster outlives the schema: the index's blobs go first.
     IndexStores stores = open_index_stores(uri_);
     std::vector<int64_t> ids;
-    stores.metadata->for_each_embedding([&](int64_t id, std::span<const float>) { ids.push_back(id); });
+    stores.metadata->for_each_embedding(
+        [&](int64_t id, std::span<const float>) { ids.push_back(id); });
     stores.blobs->remove(ids);
     testing::drop_postgres_schema(postgres_, schema_);
   }
@@ -184,8 +184,8 @@ Seen seen(const std::string& index) {
   options.k = 3;
   options.retriever = RetrieverKind::kDense;  // PostgreSQL ranks words otherwise than FTS5
   const Answer answer = pipeline->ask(testing::kPinnedQuestion, options);
-  Seen s{stats.store.documents, stats.store.chunks, stats.store.memory_bytes,
-         stats.store.memory_tokens, answer.text, {}};
+  Seen s{stats.store.documents,     stats.store.chunks, stats.store.memory_bytes,
+         stats.store.memory_tokens, answer.text,        {}};
   for (const Source& source : answer.sources) {
     s.sources.push_back(str_cat(source.chunk.external_id, "#", source.chunk.position));
   }
@@ -240,14 +240,14 @@ TEST_F(ClusterSharedIndex, AKilledRedisMasterCostsNoFailedAsk) {
   const Answer first = node->ask(testing::kPinnedQuestion, options());
   ASSERT_EQ(exact_match(first.text, {testing::kPinnedAnswer}), 1.0) << first.text;
 
-  const int bucket = static_cast<int>(first.sources.front().chunk.chunk_id %
-                                      RedisClusterBlobStore::kBuckets);
+  const int bucket =
+      static_cast<int>(first.sources.front().chunk.chunk_id % RedisClusterBlobStore::kBuckets);
   const int slot = redis::key_slot("{" + std::to_string(bucket) + "}");
   const std::vector<redis::NodeAddress> seeds =
       parse_redis_cluster_uri(std::getenv("KVRAG_TEST_REDIS")).cluster.seeds;
-  const redis::NodeAddress seed =
-      testing::slot_master(seeds.front(), slot).address == seeds.front() ? seeds.back()
-                                                                         : seeds.front();
+  const redis::NodeAddress seed = testing::slot_master(seeds.front(), slot).address == seeds.front()
+                                      ? seeds.back()
+                                      : seeds.front();
   testing::MasterKill kill(seed, slot);
   kill.kill_master(schema_ + ":marker:{" + std::to_string(bucket) + "}");
   int asks = 0;
@@ -327,10 +327,9 @@ TEST_F(ClusterSharedIndex, TwoServeNodesOneIndex) {
   ASSERT_TRUE(b.wait_ready()) << b.describe();
 
   const Document doc = pinned_document();
-  const json added = a.post("/v1/documents", {{"documents",
-                                               {{{"id", doc.external_id},
-                                                 {"title", doc.title},
-                                                 {"text", doc.text}}}}});
+  const json added = a.post(
+      "/v1/documents",
+      {{"documents", {{{"id", doc.external_id}, {"title", doc.title}, {"text", doc.text}}}}});
   ASSERT_EQ(added.value("added", 0), 1) << added.dump();
 
   const json answer = b.post("/v1/ask", {{"question", testing::kPinnedQuestion}, {"k", 3}});
