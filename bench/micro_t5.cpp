@@ -6,7 +6,7 @@
 //   BM_Sgemv/<rows>/<cols>        the same through cblas_sgemv, for comparison
 //   BM_Int8Gemv/<rows>/<cols>     one row through int8 weights (AVX2 kernel;
 //   BM_Int8GemvPortable            and the portable one): GB/s of int8 bytes
-//   BM_Linear{F32,Int8Direct,Int8Dequantized}/<out>/<in>/<n>
+//   BM_Linear{F32,Int8Direct,Int8Dequantized,Int8Onednn}/<out>/<in>/<n>
 //                                 n rows through one projection: where the
 //                                 int8 product should switch paths
 //   BM_Encoder/<shape>/<tokens>   encoder throughput, achieved GFLOP/s
@@ -288,14 +288,26 @@ void BM_LinearInt8Dequantized(benchmark::State& state) {
               });
 }
 
+void BM_LinearInt8Onednn(benchmark::State& state) {
+  if (!kvrag::onednn_int8_supported()) {
+    state.SkipWithError("no VNNI on this CPU: oneDNN's int8 path is off");
+    return;
+  }
+  time_linear(state, WeightDtype::kInt8,
+              [](const Tensor& x, const kvrag::WeightMatrix& w, Tensor& y) {
+                kvrag::linear_int8_onednn(x.view(), w.int8(), y.view(), false);
+              });
+}
+
 // T5-base's gated wi (2·3072, 768) for 1 to 256 rows: beams, then prompts.
 void linear_rows(benchmark::internal::Benchmark* b) {
-  for (const int64_t n : {1, 4, 8, 16, 32, 256}) b->Args({6144, 768, n});
+  for (const int64_t n : {1, 4, 8, 16, 32, 64, 256, 1024}) b->Args({6144, 768, n});
   b->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 BENCHMARK(BM_LinearF32)->Apply(linear_rows);
 BENCHMARK(BM_LinearInt8Direct)->Apply(linear_rows);
 BENCHMARK(BM_LinearInt8Dequantized)->Apply(linear_rows);
+BENCHMARK(BM_LinearInt8Onednn)->Apply(linear_rows);
 
 // ---------------------------------------------------------------------------
 // Model benchmarks

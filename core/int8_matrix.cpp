@@ -2,11 +2,21 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <utility>
 
 #include "core/avx2.h"
 #include "core/error.h"
 #include "core/ops.h"
 #include "core/parallel.h"
+
+// The OpenMP runtime Debian's oneDNN runs on (libgomp, linked by
+// core/CMakeLists.txt). Its omp.h comes with GCC only, not with clang, so
+// the one standard function used (onednn_sums) is declared here.
+extern "C" void omp_set_num_threads(int threads);
 
 namespace kvrag {
 namespace {
@@ -81,12 +91,94 @@ constexpr Int8Kernels kAvx2{"avx2", avx2_dots};
 
 // Weight rows one thread takes at the least: below this, waking threads
 // costs more than the rows' share of reading the matrix.
-constexpr int64_t kDirectGrainRows = 64;
+constexpr int64_t kWeightGrainRows = 64;
 // Weight rows dequantised per sgemm call (6 MB of float32 at T5-base's 768
 // columns). Few calls, because each packs x anew: 256 x rows through
 // T5-base's gated wi (6144, 768) took 75 ms in tiles of 256 rows, 51 ms in
 // tiles of 2048, 49 ms as f32 sgemm (BM_LinearInt8Dequantized, loaded machine).
 constexpr int64_t kDequantizedTileRows = 2048;
+
+// Activation rows quantised with quantize_row, each with its own scale.
+struct QuantizedRows {
+  std::vector<int8_t> q;  // (rows, cols), contiguous
+  std::vector<float> scales;
+};
+
+QuantizedRows quantize_rows(ConstView x) {
+  QuantizedRows quantized{std::vector<int8_t>(static_cast<size_t>(x.rows * x.cols)),
+                          std::vector<float>(static_cast<size_t>(x.rows))};
+  for (int64_t r = 0; r < x.rows; ++r) {
+    quantized.scales[static_cast<size_t>(r)] =
+        quantize_row(x.row(r), x.cols, quantized.q.data() + r * x.cols);
+  }
+  return quantized;
+}
+
+// out[r][o] from the int32 sum of activation row r and weight row o: one
+// expression for both int8 paths, so that they agree to the bit.
+inline void store_scaled(int32_t sum, const Int8Matrix& w, int64_t o, const QuantizedRows& x,
+                         int64_t r, bool accumulate, View out) {
+  const float value = static_cast<float>(sum) *
+                      (w.scales[static_cast<size_t>(o)] * x.scales[static_cast<size_t>(r)]);
+  float& y = out.row(r)[o];
+  y = accumulate ? y + value : value;
+}
+
+dnnl::engine& onednn_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// oneDNN's s8 · s8 → s32 matmul for one weight shape, the number of rows
+// given at run time, so one primitive serves every product of that shape.
+// Built once per shape (about 0.6 ms) and kept; running one primitive from
+// several threads at once is safe. Shapes are a model's projections split
+// over up to compute_threads() threads: a few dozen.
+const dnnl::matmul& onednn_matmul(int64_t out_cols, int64_t cols) {
+  static std::mutex mutex;
+  static std::map<std::pair<int64_t, int64_t>, std::unique_ptr<dnnl::matmul>> built;
+  const std::lock_guard lock(mutex);
+  std::unique_ptr<dnnl::matmul>& slot = built[{out_cols, cols}];
+  if (!slot) {
+    using Type = dnnl::memory::data_type;
+    using Tag = dnnl::memory::format_tag;
+    const dnnl::memory::desc x({DNNL_RUNTIME_DIM_VAL, cols}, Type::s8, Tag::ab);
+    // An Int8Matrix's rows, row-major, are the columns of the matmul's B.
+    const dnnl::memory::desc w({cols, out_cols}, Type::s8, Tag::ba);
+    const dnnl::memory::desc y({DNNL_RUNTIME_DIM_VAL, out_cols}, Type::s32, Tag::ab);
+    slot = std::make_unique<dnnl::matmul>(
+        dnnl::matmul::primitive_desc(dnnl::matmul::desc(x, w, y), onednn_engine()));
+  }
+  return *slot;
+}
+
+// sums (rows, count) = the int32 products of x's rows with weight rows
+// [begin, begin + count), by oneDNN on the calling thread alone: callers
+// split the weight rows over kvrag's threads, as the direct path does,
+// rather than let OpenMP start a team per call whose idle threads spin
+// (an int8 T5-base encoder took 1.25-1.7× as long with OpenMP's threads).
+void onednn_sums(const QuantizedRows& x, int64_t rows, const Int8Matrix& w, int64_t begin,
+                 int64_t count, int32_t* sums) {
+  using Type = dnnl::memory::data_type;
+  using Tag = dnnl::memory::format_tag;
+  dnnl::engine& engine = onednn_engine();
+  try {
+    // oneDNN only reads its source and weights arguments.
+    dnnl::memory x_memory({{rows, w.cols}, Type::s8, Tag::ab}, engine,
+                          const_cast<int8_t*>(x.q.data()));
+    dnnl::memory w_memory({{w.cols, count}, Type::s8, Tag::ba}, engine,
+                          const_cast<int8_t*>(w.row(begin)));
+    dnnl::memory y_memory({{rows, count}, Type::s32, Tag::ab}, engine, sums);
+    omp_set_num_threads(1);
+    dnnl::stream stream(engine);
+    onednn_matmul(count, w.cols)
+        .execute(stream,
+                 {{DNNL_ARG_SRC, x_memory}, {DNNL_ARG_WEIGHTS, w_memory}, {DNNL_ARG_DST, y_memory}});
+    stream.wait();
+  } catch (const dnnl::error& e) {
+    throw Error(ErrorKind::kInternal, std::string("int8 linear: oneDNN matmul failed: ") + e.what());
+  }
+}
 
 }  // namespace
 
@@ -99,10 +191,16 @@ float quantize_row(const float* x, int64_t cols, int8_t* q) {
   }
   const float scale = max_abs / 127.0f;
   const float inverse = 1.0f / scale;
+  // Adding and subtracting 1.5 · 2^23 rounds a float below 2^22 in magnitude
+  // to the nearest integer, ties to even: std::nearbyint's result in the
+  // default rounding mode, in arithmetic the compiler vectorises (nearbyint
+  // is a library call per value: 10 % of an int8 encoder's time).
+  constexpr float kRoundingMagic = 12582912.0f;
   for (int64_t j = 0; j < cols; ++j) {
     // |x| / scale ≤ 127 up to rounding; the clamp keeps the kernels'
     // precondition |q| ≤ 127 whatever the rounding.
-    q[j] = static_cast<int8_t>(std::clamp(std::nearbyint(x[j] * inverse), -127.0f, 127.0f));
+    const float v = std::clamp(x[j] * inverse, -127.0f, 127.0f);
+    q[j] = static_cast<int8_t>((v + kRoundingMagic) - kRoundingMagic);
   }
   return scale;
 }
@@ -151,21 +249,13 @@ void linear_int8_direct(ConstView x, const Int8Matrix& w, View out, bool accumul
   check_linear_shapes(x, w, out);
   const int64_t n = x.rows;
   const int64_t cols = w.cols;
-  std::vector<int8_t> xq(static_cast<size_t>(n * cols));
-  std::vector<float> x_scales(static_cast<size_t>(n));
-  for (int64_t r = 0; r < n; ++r) {
-    x_scales[static_cast<size_t>(r)] = quantize_row(x.row(r), cols, xq.data() + r * cols);
-  }
-  parallel_for(w.rows, kDirectGrainRows, [&](int64_t begin, int64_t end) {
+  const QuantizedRows xq = quantize_rows(x);
+  parallel_for(w.rows, kWeightGrainRows, [&](int64_t begin, int64_t end) {
     std::vector<int32_t> sums(static_cast<size_t>(n));
     for (int64_t o = begin; o < end; ++o) {
-      kernels.dots(w.row(o), xq.data(), cols, n, cols, sums.data());
-      const float w_scale = w.scales[static_cast<size_t>(o)];
+      kernels.dots(w.row(o), xq.q.data(), cols, n, cols, sums.data());
       for (int64_t r = 0; r < n; ++r) {
-        const float value = static_cast<float>(sums[static_cast<size_t>(r)]) *
-                            (w_scale * x_scales[static_cast<size_t>(r)]);
-        float& y = out.row(r)[o];
-        y = accumulate ? y + value : value;
+        store_scaled(sums[static_cast<size_t>(r)], w, o, xq, r, accumulate, out);
       }
     }
   });
@@ -182,8 +272,38 @@ void linear_int8_dequantized(ConstView x, const Int8Matrix& w, View out, bool ac
   }
 }
 
+bool onednn_int8_supported() {
+  static const bool supported = [] {
+    using Isa = dnnl::cpu_isa;
+    const Isa isa = dnnl::get_effective_cpu_isa();
+    return isa == Isa::avx2_vnni || isa == Isa::avx512_core_vnni ||
+           isa == Isa::avx512_core_bf16 || isa == Isa::avx512_core_amx;
+  }();
+  return supported;
+}
+
+void linear_int8_onednn(ConstView x, const Int8Matrix& w, View out, bool accumulate) {
+  check_linear_shapes(x, w, out);
+  KVRAG_CHECK(onednn_int8_supported(), kInternal,
+              "int8 linear: oneDNN's int8 matmul needs a CPU with VNNI");
+  const QuantizedRows xq = quantize_rows(x);
+  parallel_for(w.rows, kWeightGrainRows, [&](int64_t begin, int64_t end) {
+    const int64_t count = end - begin;
+    std::vector<int32_t> sums(static_cast<size_t>(x.rows * count));
+    onednn_sums(xq, x.rows, w, begin, count, sums.data());
+    for (int64_t r = 0; r < x.rows; ++r) {
+      const int32_t* row_sums = sums.data() + r * count;
+      for (int64_t o = begin; o < end; ++o) {
+        store_scaled(row_sums[o - begin], w, o, xq, r, accumulate, out);
+      }
+    }
+  });
+}
+
 void linear(ConstView x, const Int8Matrix& w, View out, bool accumulate) {
-  if (x.rows <= kInt8DirectMaxRows) {
+  if (onednn_int8_supported()) {
+    linear_int8_onednn(x, w, out, accumulate);
+  } else if (x.rows <= kInt8DirectMaxRows) {
     linear_int8_direct(x, w, out, accumulate);
   } else {
     linear_int8_dequantized(x, w, out, accumulate);

@@ -9,9 +9,12 @@
 // q_w · q_x exactly in int32 (AVX2: the sign/maddubs/madd trick of
 // llama.cpp's q8 kernels), reading every weight row once for all activation
 // rows: the step is bound by reading weights, and these are a quarter of the
-// float32 bytes. Products with many rows (the encoder, long prompts)
-// dequantise tiles of weight rows to float32 and run OpenBLAS sgemm on them:
-// there the work is arithmetic, and sgemm keeps the activations in float32.
+// float32 bytes. Products with many rows (the encoder, long prompts) go
+// through oneDNN's int8 matmul where the CPU has VNNI — the same int32 sums,
+// 6-8× sgemm's speed on this machine (bench/README.md) — and elsewhere
+// dequantise tiles of weight rows to float32 and run OpenBLAS sgemm on them.
+// oneDNN is not used without VNNI: its older int8 kernels sum pairs of
+// products in int16, which saturates at these magnitudes.
 #pragma once
 
 #include <cstdint>
@@ -61,19 +64,22 @@ const Int8Kernels& int8_kernels();
 const Int8Kernels& portable_int8_kernels();
 const Int8Kernels* avx2_int8_kernels();
 
-// Up to this many activation rows a product reads the int8 weights directly
-// (linear_int8_direct); more go through dequantised tiles and sgemm
-// (linear_int8_dequantized). Measured with bench/micro_t5.cpp's BM_Linear*
-// on T5-base's gated wi (6144, 768), medians of 3 on this loaded 2-core
-// machine: direct / dequantised / f32 weights 0.27 / 9.9 / 1.13 ms for 1 row,
-// 1.37 / 19.5 / 6.6 ms for 8, 4.5-6.6 / 9.4-23 / 9.0 ms for 32, and
-// 55-65 / 51 / 49 ms for 256 rows (bench/README.md).
+// Where oneDNN runs (VNNI), every product goes through it, whatever the
+// rows: BM_LinearInt8* on T5-base's gated wi (6144, 768), medians of 3 on
+// the quiet 2-core machine, oneDNN / direct / dequantised / f32 weights:
+// 0.070 / 0.116 / 1.61 / 0.170 ms for 1 row, 0.52 / 1.55 / 3.03 / 2.25 ms
+// for 32, 12.3 / 62.4 / 53.4 / 49.0 ms for 1024 (bench/README.md).
+// Elsewhere, up to this many activation rows a product reads the int8
+// weights directly (linear_int8_direct), more go through dequantised tiles
+// and sgemm (linear_int8_dequantized): on a loaded run of the same, direct /
+// dequantised / f32 took 0.27 / 9.9 / 1.13 ms for 1 row, 4.5-6.6 / 9.4-23 /
+// 9.0 ms for 32 and 55-65 / 51 / 49 ms for 256.
 constexpr int64_t kInt8DirectMaxRows = 32;
 
 // out = x · wᵀ with w dequantised (out += … with accumulate): a PyTorch
 // nn.Linear without bias over int8 weights. x: (n, w.cols), out: (n, w.rows).
-// Picks linear_int8_direct or linear_int8_dequantized by n. Shapes are
-// checked (Error(kInternal)).
+// Picks linear_int8_onednn, linear_int8_direct or linear_int8_dequantized
+// by the CPU and n. Shapes are checked (Error(kInternal)).
 void linear(ConstView x, const Int8Matrix& w, View out, bool accumulate = false);
 
 // The two ways linear computes it, for tests and benchmarks. Direct:
@@ -84,5 +90,14 @@ void linear(ConstView x, const Int8Matrix& w, View out, bool accumulate = false)
 void linear_int8_direct(ConstView x, const Int8Matrix& w, View out, bool accumulate,
                         const Int8Kernels& kernels = int8_kernels());
 void linear_int8_dequantized(ConstView x, const Int8Matrix& w, View out, bool accumulate);
+
+// Whether linear_int8_onednn runs here: oneDNN finds VNNI (AVX-512 or AVX)
+// on this CPU.
+bool onednn_int8_supported();
+
+// Direct's arithmetic with the int32 sums computed by oneDNN's s8 · s8
+// matmul: equal to linear_int8_direct to the bit. Error(kInternal) where
+// onednn_int8_supported() is false.
+void linear_int8_onednn(ConstView x, const Int8Matrix& w, View out, bool accumulate);
 
 }  // namespace kvrag

@@ -10,7 +10,7 @@ set -euo pipefail
 packages=(
   cmake g++ make pkg-config
   libopenblas-dev libfaiss-dev libsqlite3-dev libpq-dev libsentencepiece-dev sentencepiece
-  libcpp-httplib-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev
+  libcpp-httplib-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev libdnnl-dev
 )
 [ "${1:-}" = "--for-tests" ] && packages+=(chromium python3 python3-torch clang libclang-rt-dev)
 

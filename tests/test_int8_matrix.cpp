@@ -83,6 +83,20 @@ TEST(Int8Matrix, QuantizeRowScalesByTheLargestMagnitude) {
   for (int8_t v : qz) EXPECT_EQ(v, 0);
 }
 
+TEST(Int8Matrix, QuantizeRowRoundsAsNearbyintTiesToEven) {
+  // Max 127 makes the scale 1, so each value is rounded as it stands:
+  // every half-way point between -127 and 127 and values beside them.
+  std::vector<float> x = {127.0f};
+  for (float v = -126.5f; v <= 126.5f; v += 1.0f) {
+    x.insert(x.end(), {v, std::nextafter(v, -200.0f), std::nextafter(v, 200.0f)});
+  }
+  std::vector<int8_t> q(x.size());
+  ASSERT_EQ(quantize_row(x.data(), static_cast<int64_t>(x.size()), q.data()), 1.0f);
+  for (size_t j = 0; j < x.size(); ++j) {
+    EXPECT_EQ(q[j], static_cast<int8_t>(std::nearbyint(x[j]))) << x[j];
+  }
+}
+
 TEST(Int8Matrix, QuantizedRowsRoundTripWithinHalfAStep) {
   const Tensor w = testing::random_normal_tensor(5, 300, 3);
   const Int8Matrix m = quantize_int8(w.view());
@@ -175,14 +189,39 @@ TEST(Int8Matrix, DequantizedProductMatchesTheDoubleReferenceAcrossTiles) {
   EXPECT_LE(testing::relative_error(got, want), 1e-5);
 }
 
-TEST(Int8Matrix, LinearReadsInt8DirectlyForFewRowsOnly) {
+TEST(Int8Matrix, OnednnProductEqualsTheDirectOneToTheBit) {
+  if (!onednn_int8_supported()) GTEST_SKIP() << "this CPU has no VNNI: oneDNN's int8 path is off";
+  // 700 columns: not a multiple of any vector width; 3 threads: uneven rows.
+  const Int8Matrix w = quantize_int8(testing::random_normal_tensor(130, 700, 71).view());
+  const int64_t threads = compute_threads();
+  for (const int64_t t : {int64_t{1}, int64_t{3}}) {
+    set_compute_threads(t);
+    for (const int64_t n : {1, 33, 100}) {
+      const Tensor x = testing::random_normal_tensor(n, 700, 72);
+      const Tensor start = testing::random_normal_tensor(n, 130, 73);
+      for (const bool accumulate : {false, true}) {
+        Tensor want = start;
+        Tensor got = start;
+        linear_int8_direct(x.view(), w, want.view(), accumulate);
+        linear_int8_onednn(x.view(), w, got.view(), accumulate);
+        EXPECT_EQ(testing::relative_error(got, want), 0.0)
+            << n << " rows, " << t << " threads, accumulate " << accumulate;
+      }
+    }
+  }
+  set_compute_threads(threads);
+}
+
+TEST(Int8Matrix, LinearTakesOnednnWithVnniElseDirectForFewRowsOnly) {
   const WeightMatrix w(testing::random_normal_tensor(50, 40, 51), WeightDtype::kInt8);
   for (const int64_t n : {int64_t{1}, kInt8DirectMaxRows, kInt8DirectMaxRows + 1}) {
     const Tensor x = testing::random_normal_tensor(n, 40, 52);
     Tensor got(n, 50);
     Tensor want(n, 50);
     linear(x.view(), w, got.view());
-    if (n <= kInt8DirectMaxRows) {
+    if (onednn_int8_supported()) {
+      linear_int8_onednn(x.view(), w.int8(), want.view(), false);
+    } else if (n <= kInt8DirectMaxRows) {
       linear_int8_direct(x.view(), w.int8(), want.view(), false);
     } else {
       linear_int8_dequantized(x.view(), w.int8(), want.view(), false);

@@ -25,9 +25,9 @@ namespace {
 
 // Stated bound on int8 logits: max |int8 − f32| ≤ kLogitTolerance · max |f32|
 // over every logit of a case. Observed: 0.191 (t5v11_gatedgelu_untied) and
-// 0.096 (t5v1_relu_tied) — 0.151 and 0.047 with float32 activations (the
-// inputs are shorter than kInt8DirectMaxRows, so their activations are
-// quantised too) — where one int8 product is within 0.6 % of its f32
+// 0.096 (t5v1_relu_tied) — 0.151 and 0.047 with float32 activations (every
+// product here quantises its activations too: oneDNN's and the direct
+// path do) — where one int8 product is within 0.6 % of its f32
 // value: the fixtures' attention logits of order 3 (no 1/sqrt(d_kv)) and
 // rows of 32 to 80 values amplify that through the layers (the encoder
 // output alone is 6 % and 3 % off). A trained model is the real check: the
