@@ -301,7 +301,7 @@ void linear_int8_onednn(ConstView x, const Int8Matrix& w, View out, bool accumul
 }
 
 void linear(ConstView x, const Int8Matrix& w, View out, bool accumulate) {
-  if (onednn_int8_supported()) {
+  if (onednn_int8_supported() && x.rows > kInt8DirectMaxRowsBesideOnednn) {
     linear_int8_onednn(x, w, out, accumulate);
   } else if (x.rows <= kInt8DirectMaxRows) {
     linear_int8_direct(x, w, out, accumulate);

@@ -212,14 +212,16 @@ TEST(Int8Matrix, OnednnProductEqualsTheDirectOneToTheBit) {
   set_compute_threads(threads);
 }
 
-TEST(Int8Matrix, LinearTakesOnednnWithVnniElseDirectForFewRowsOnly) {
+TEST(Int8Matrix, LinearReadsInt8DirectlyForFewRowsOnly) {
   const WeightMatrix w(testing::random_normal_tensor(50, 40, 51), WeightDtype::kInt8);
-  for (const int64_t n : {int64_t{1}, kInt8DirectMaxRows, kInt8DirectMaxRows + 1}) {
+  for (const int64_t n : {int64_t{1}, kInt8DirectMaxRowsBesideOnednn,
+                          kInt8DirectMaxRowsBesideOnednn + 1, kInt8DirectMaxRows,
+                          kInt8DirectMaxRows + 1}) {
     const Tensor x = testing::random_normal_tensor(n, 40, 52);
     Tensor got(n, 50);
     Tensor want(n, 50);
     linear(x.view(), w, got.view());
-    if (onednn_int8_supported()) {
+    if (onednn_int8_supported() && n > kInt8DirectMaxRowsBesideOnednn) {
       linear_int8_onednn(x.view(), w.int8(), want.view(), false);
     } else if (n <= kInt8DirectMaxRows) {
       linear_int8_direct(x.view(), w.int8(), want.view(), false);
