@@ -129,23 +129,25 @@ dnnl::engine& onednn_engine() {
   return engine;
 }
 
-// oneDNN's s8 · s8 → s32 matmul for one weight shape, the number of rows
-// given at run time, so one primitive serves every product of that shape.
-// Built once per shape (about 0.6 ms) and kept; running one primitive from
-// several threads at once is safe. Shapes are a model's projections split
-// over up to compute_threads() threads: a few dozen.
-const dnnl::matmul& onednn_matmul(int64_t out_cols, int64_t cols) {
+// oneDNN's s8 · s8 → s32 matmul for weight rows of `cols` values, the
+// numbers of activation rows and of weight rows given at run time, so that
+// one primitive serves every product of that width (at T5-base's widths as
+// fast as a primitive built for the shape). Built once (under a
+// millisecond) and kept; running one primitive from several threads at
+// once is safe.
+const dnnl::matmul& onednn_matmul(int64_t cols) {
   static std::mutex mutex;
-  static std::map<std::pair<int64_t, int64_t>, std::unique_ptr<dnnl::matmul>> built;
+  static std::map<int64_t, std::unique_ptr<dnnl::matmul>> built;
   const std::lock_guard lock(mutex);
-  std::unique_ptr<dnnl::matmul>& slot = built[{out_cols, cols}];
+  std::unique_ptr<dnnl::matmul>& slot = built[cols];
   if (!slot) {
     using Type = dnnl::memory::data_type;
     using Tag = dnnl::memory::format_tag;
-    const dnnl::memory::desc x({DNNL_RUNTIME_DIM_VAL, cols}, Type::s8, Tag::ab);
+    const dnnl::memory::dim any = DNNL_RUNTIME_DIM_VAL;
+    const dnnl::memory::desc x({any, cols}, Type::s8, Tag::ab);
     // An Int8Matrix's rows, row-major, are the columns of the matmul's B.
-    const dnnl::memory::desc w({cols, out_cols}, Type::s8, Tag::ba);
-    const dnnl::memory::desc y({DNNL_RUNTIME_DIM_VAL, out_cols}, Type::s32, Tag::ab);
+    const dnnl::memory::desc w({cols, any}, Type::s8, dnnl::memory::dims{1, cols});
+    const dnnl::memory::desc y({any, any}, Type::s32, Tag::ab);
     slot = std::make_unique<dnnl::matmul>(
         dnnl::matmul::primitive_desc(dnnl::matmul::desc(x, w, y), onednn_engine()));
   }
@@ -171,8 +173,7 @@ void onednn_sums(const QuantizedRows& x, int64_t rows, const Int8Matrix& w, int6
     dnnl::memory y_memory({{rows, count}, Type::s32, Tag::ab}, engine, sums);
     omp_set_num_threads(1);
     dnnl::stream stream(engine);
-    onednn_matmul(count, w.cols)
-        .execute(stream,
+    onednn_matmul(w.cols).execute(stream,
                  {{DNNL_ARG_SRC, x_memory}, {DNNL_ARG_WEIGHTS, w_memory}, {DNNL_ARG_DST, y_memory}});
     stream.wait();
   } catch (const dnnl::error& e) {
@@ -298,6 +299,16 @@ void linear_int8_onednn(ConstView x, const Int8Matrix& w, View out, bool accumul
       }
     }
   });
+}
+
+void prepare_int8_products() {
+  if (!onednn_int8_supported()) return;
+  const Int8Matrix w = quantize_int8(Tensor(256, 256).view());
+  for (const int64_t rows : {kInt8DirectMaxRowsBesideOnednn + 1, int64_t{64}}) {
+    const Tensor x(rows, 256);
+    Tensor out(rows, w.rows);
+    linear_int8_onednn(x.view(), w, out.view(), false);
+  }
 }
 
 void linear(ConstView x, const Int8Matrix& w, View out, bool accumulate) {

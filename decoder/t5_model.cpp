@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/hash.h"
+#include "core/int8_matrix.h"
 #include "core/safetensors.h"
 
 namespace kvrag {
@@ -35,7 +36,10 @@ std::shared_ptr<const T5Model> load_t5_model(const std::string& dir, WeightDtype
     model->encoder_weights.cross_kv = load_cross_kv(loader);
     model->decoder_weights = load_decoder_weights(loader);
   }
-  if (weights == WeightDtype::kInt8) release_free_heap();
+  if (weights == WeightDtype::kInt8) {
+    release_free_heap();
+    prepare_int8_products();
+  }
   return model;
 }
 
