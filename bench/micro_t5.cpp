@@ -302,9 +302,9 @@ void BM_LinearInt8Onednn(benchmark::State& state) {
 // T5-base's gated wi (2·3072, 768) for 1 to 256 rows: beams, then prompts.
 void linear_rows(benchmark::internal::Benchmark* b) {
   for (const int64_t n : {1, 4, 8, 16, 32, 64, 256, 1024}) b->Args({6144, 768, n});
-  // And one row through 64 MiB of int8 (256 MiB of f32), beyond every cache:
-  // a decode step's case, bound by streaming the weights.
-  b->Args({65536, 1024, 1});
+  // And 1 to 8 rows through 64 MiB of int8 (256 MiB of f32), beyond every
+  // cache: a (batched) decode step's case, bound by streaming the weights.
+  for (const int64_t n : {1, 2, 4, 8}) b->Args({65536, 1024, n});
   b->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 BENCHMARK(BM_LinearF32)->Apply(linear_rows);

@@ -9,7 +9,7 @@
 // q_w · q_x exactly in int32 (AVX2: the sign/maddubs/madd trick of
 // llama.cpp's q8 kernels), reading every weight row once for all activation
 // rows: the step is bound by reading weights, and these are a quarter of the
-// float32 bytes. Products with more rows (batched decoding, the encoder) go
+// float32 bytes. Products with more rows (the encoder, long prompts) go
 // through oneDNN's int8 matmul where the CPU has VNNI — the same int32 sums,
 // 6-8× sgemm's speed on this machine (bench/README.md) — and elsewhere
 // dequantise tiles of weight rows to float32 and run OpenBLAS sgemm on them.
@@ -66,18 +66,18 @@ const Int8Kernels* avx2_int8_kernels();
 
 // Where oneDNN runs (VNNI), products of more than
 // kInt8DirectMaxRowsBesideOnednn rows go through it, fewer read the int8
-// weights directly: BM_LinearInt8* on T5-base's gated wi (6144, 768),
-// medians of 3-5 on the quiet 2-core machine, oneDNN / direct / dequantised
-// / f32 weights: 0.094 / 0.090 / 1.61 / 0.147 ms for 1 row (and through
-// 64 MiB of int8, beyond the caches, 1.14 / 1.02 ms), 0.200 / 0.203 ms for
-// 4, 0.221 / 0.356 ms for 8, 0.52 / 1.55 / 3.03 / 2.25 ms for 32, 12.3 /
-// 62.4 / 53.4 / 49.0 ms for 1024 (bench/README.md).
+// weights directly: BM_LinearInt8* medians of 3-5 on the quiet 2-core
+// machine, direct / oneDNN, through 64 MiB of int8 (beyond the caches: a
+// decoder step) 0.97 / 1.47 ms for 1 row, 1.36 / 3.70 for 2, 3.90 / 4.22
+// for 8; through T5-base's gated wi (6144, 768; cached) 0.302 / 0.230 ms
+// for 8 rows, 1.55 / 0.52 for 32, and for 1024 rows 62.4 / 12.3 ms against
+// 53.4 dequantised and 49.0 with f32 weights (bench/README.md).
 // Elsewhere, up to kInt8DirectMaxRows rows read the int8 weights directly
 // (linear_int8_direct), more go through dequantised tiles and sgemm
 // (linear_int8_dequantized): on a loaded run of the same, direct /
 // dequantised / f32 took 0.27 / 9.9 / 1.13 ms for 1 row, 4.5-6.6 / 9.4-23 /
 // 9.0 ms for 32 and 55-65 / 51 / 49 ms for 256.
-constexpr int64_t kInt8DirectMaxRowsBesideOnednn = 4;
+constexpr int64_t kInt8DirectMaxRowsBesideOnednn = 8;
 constexpr int64_t kInt8DirectMaxRows = 32;
 
 // out = x · wᵀ with w dequantised (out += … with accumulate): a PyTorch

@@ -7,7 +7,9 @@
 #include <cmath>
 #include <limits>
 
+#include "core/avx2.h"
 #include "core/error.h"
+#include "core/parallel.h"
 
 namespace kvrag {
 namespace {
@@ -50,7 +52,77 @@ void gemm(ConstView a, bool trans_a, ConstView b, bool trans_b, View c, float al
               static_cast<int>(b.ld), beta, c.data, static_cast<int>(c.ld));
 }
 
+namespace {
+
+// Up to this many rows (a batched decoder step) a float32 product streams
+// each weight row once for all of them with few_rows_dots; more go to
+// sgemm. OpenBLAS's sgemm copies (packs) the whole weight matrix per call,
+// which costs it about three reads of the weights whatever the rows: one
+// thread through (32768, 1024) f32 took 19-21 ms for 1 to 8 rows, where
+// sgemv takes 6 ms per row (bench/micro_t5.cpp BM_LinearF32).
+constexpr int64_t kFewRowsMax = 8;
+// Weight rows one thread takes at the least.
+constexpr int64_t kFewRowsGrain = 64;
+
+#if defined(__x86_64__)
+// out[r] = w · x_r for R rows of x (x_stride apart), eight columns a step.
+template <int R>
+KVRAG_AVX2 void few_rows_dots(const float* w, const float* x, int64_t x_stride, int64_t cols,
+                              float* out) {
+  __m256 sums[R];
+  for (int r = 0; r < R; ++r) sums[r] = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 8 <= cols; j += 8) {
+    const __m256 wv = _mm256_loadu_ps(w + j);
+    for (int r = 0; r < R; ++r) {
+      sums[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * x_stride + j), sums[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float sum = horizontal_sum(sums[r]);
+    for (int64_t t = j; t < cols; ++t) sum += w[t] * x[r * x_stride + t];
+    out[r] = sum;
+  }
+}
+
+using FewRowsDots = void (*)(const float*, const float*, int64_t, int64_t, float*);
+
+FewRowsDots few_rows_kernel(int64_t rows) {
+  static constexpr FewRowsDots kByRows[kFewRowsMax + 1] = {
+      nullptr,          few_rows_dots<1>, few_rows_dots<2>, few_rows_dots<3>, few_rows_dots<4>,
+      few_rows_dots<5>, few_rows_dots<6>, few_rows_dots<7>, few_rows_dots<8>};
+  return kByRows[rows];
+}
+
+// out (+)= x · wᵀ for 2 to kFewRowsMax rows of x, the weight rows split
+// over compute_threads().
+void linear_few_rows(ConstView x, ConstView w, View out, bool accumulate) {
+  const FewRowsDots dots = few_rows_kernel(x.rows);
+  parallel_for(w.rows, kFewRowsGrain, [&](int64_t begin, int64_t end) {
+    float sums[kFewRowsMax];
+    for (int64_t o = begin; o < end; ++o) {
+      dots(w.row(o), x.data, x.ld, x.cols, sums);
+      for (int64_t r = 0; r < x.rows; ++r) {
+        float& y = out.row(r)[o];
+        y = accumulate ? y + sums[r] : sums[r];
+      }
+    }
+  });
+}
+#endif
+
+}  // namespace
+
 void linear(ConstView x, ConstView w, View out, bool accumulate) {
+#if defined(__x86_64__)
+  if (x.rows >= 2 && x.rows <= kFewRowsMax && cpu_has_avx2()) {
+    KVRAG_CHECK(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows, kInternal,
+                "linear: x [", x.rows, ", ", x.cols, "] · w [", w.rows, ", ", w.cols,
+                "]ᵀ into [", out.rows, ", ", out.cols, "]");
+    linear_few_rows(x, w, out, accumulate);
+    return;
+  }
+#endif
   gemm(x, false, w, true, out, 1.0f, accumulate ? 1.0f : 0.0f);
 }
 

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 #include "tests/tensor_checks.h"
 
 namespace kvrag {
@@ -29,6 +30,32 @@ TEST(Ops, LinearMatchesScalarReference) {
   double ref00 = 0;
   for (int64_t k = 0; k < 7; ++k) ref00 += double(x.at(0, k)) * w.at(0, k);
   EXPECT_NEAR(out.at(0, 0), 2 * ref00, 1e-5);
+}
+
+TEST(Ops, LinearMatchesTheReferenceForEveryRowCountThreadsAndStride) {
+  // 203 columns: a tail after the vector steps; 130 weight rows: uneven
+  // shares of 3 threads; x a column slice (ld > cols).
+  const Tensor wide = random_normal_tensor(10, 210, 3);
+  const Tensor w = random_normal_tensor(130, 203, 4);
+  const int64_t threads = compute_threads();
+  for (const int64_t t : {int64_t{1}, int64_t{3}}) {
+    set_compute_threads(t);
+    for (int64_t n = 1; n <= 10; ++n) {
+      const ConstView x = wide.view().rows_slice(0, n).cols_slice(5, 203);
+      const Tensor start = random_normal_tensor(n, 130, 5);
+      Tensor out = start;
+      linear(x, w.view(), out.view(), /*accumulate=*/true);
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t o = 0; o < 130; ++o) {
+          double ref = start.at(i, o);
+          for (int64_t k = 0; k < 203; ++k) ref += double(x.row(i)[k]) * w.at(o, k);
+          ASSERT_NEAR(out.at(i, o), ref, 2e-5 * (1 + std::abs(ref)))
+              << n << " rows, " << t << " threads";
+        }
+      }
+    }
+  }
+  set_compute_threads(threads);
 }
 
 TEST(Ops, GemmOnStridedColumnSlices) {
