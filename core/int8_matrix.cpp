@@ -156,9 +156,11 @@ const dnnl::matmul& onednn_matmul(int64_t cols) {
 
 // sums (rows, count) = the int32 products of x's rows with weight rows
 // [begin, begin + count), by oneDNN on the calling thread alone: callers
-// split the weight rows over kvrag's threads, as the direct path does,
-// rather than let OpenMP start a team per call whose idle threads spin
-// (an int8 T5-base encoder took 1.25-1.7× as long with OpenMP's threads).
+// split the weight rows over kvrag's threads, as the direct path does. An
+// OpenMP team per call would ignore compute_threads() (the server computes
+// each request on one thread) and its idle threads spin between products:
+// with OMP_WAIT_POLICY=active an int8 T5-base encoder took 1.7× as long as
+// with passive (BM_Encoder/t5-base/256/int8).
 void onednn_sums(const QuantizedRows& x, int64_t rows, const Int8Matrix& w, int64_t begin,
                  int64_t count, int32_t* sums) {
   using Type = dnnl::memory::data_type;

@@ -88,8 +88,9 @@ KVRAG_AVX2 void few_rows_dots(const float* w, const float* x, int64_t x_stride, 
 using FewRowsDots = void (*)(const float*, const float*, int64_t, int64_t, float*);
 
 FewRowsDots few_rows_kernel(int64_t rows) {
+  // One row goes through sgemv (gemm), never here.
   static constexpr FewRowsDots kByRows[kFewRowsMax + 1] = {
-      nullptr,          few_rows_dots<1>, few_rows_dots<2>, few_rows_dots<3>, few_rows_dots<4>,
+      nullptr,          nullptr,          few_rows_dots<2>, few_rows_dots<3>, few_rows_dots<4>,
       few_rows_dots<5>, few_rows_dots<6>, few_rows_dots<7>, few_rows_dots<8>};
   return kByRows[rows];
 }
