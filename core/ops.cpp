@@ -179,11 +179,11 @@ void softmax_rows(View x) {
     float* xi = x.row(i);
     float max_value = -std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j < x.cols; ++j) max_value = std::max(max_value, xi[j]);
+    // Two loops: the exponentials vectorise only apart from the sum, whose
+    // float additions must stay in order.
+    for (int64_t j = 0; j < x.cols; ++j) xi[j] = exp_vectorisable(xi[j] - max_value);
     float sum = 0.0f;
-    for (int64_t j = 0; j < x.cols; ++j) {
-      xi[j] = exp_vectorisable(xi[j] - max_value);
-      sum += xi[j];
-    }
+    for (int64_t j = 0; j < x.cols; ++j) sum += xi[j];
     const float inv = 1.0f / sum;
     for (int64_t j = 0; j < x.cols; ++j) xi[j] *= inv;
   }
