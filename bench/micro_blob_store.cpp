@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "core/heap.h"
 #include "data/index_stores.h"
 #include "data/kv_blob.h"
 #include "data/redis_cluster_blob_store.h"
@@ -152,6 +153,7 @@ int iterations(size_t bytes_per_call) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  kvrag::keep_freed_blocks_in_heap();  // as the kvrag command does
   for (const bool redis : {true, false}) {
     for (const CacheShape& shape : kShapes) {
       for (const int k : {5, 20}) {

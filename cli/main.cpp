@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/heap.h"
 
 namespace {
 
@@ -49,6 +50,7 @@ std::map<std::string, Command>& command_table() {
 }  // namespace kvrag::cli
 
 int main(int argc, char** argv) {
+  kvrag::keep_freed_blocks_in_heap();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
     print_help();
