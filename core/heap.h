@@ -9,7 +9,7 @@ namespace kvrag {
 // again, zeroed, on the next use. A chunk's K/V blob is 2.2 MiB for
 // T5-base, read into a fresh buffer for every answer: on this project's
 // (virtual) machines reading 20 of them from SQLite took 151 ms, 70 % of
-// it page faults, and 5.5 ms with the blocks kept (kvrag_blob_bench,
+// it page faults, and 4.7 ms with the blocks kept (kvrag_blob_bench,
 // BM_GetMany/sqlite/t5base-kv/k:20). Call once at the start of a process.
 void keep_freed_blocks_in_heap();
 

@@ -95,9 +95,11 @@ void linear_int8_direct(ConstView x, const Int8Matrix& w, View out, bool accumul
                         const Int8Kernels& kernels = int8_kernels());
 void linear_int8_dequantized(ConstView x, const Int8Matrix& w, View out, bool accumulate);
 
-// Runs one small product through oneDNN, whose first product in a process
-// generates its kernels (about 30 ms for a T5-base answer), so that loading
-// an int8 model pays it rather than the first answer. Nothing without VNNI.
+// Runs two small products (of kInt8DirectMaxRowsBesideOnednn + 1 and 64
+// rows) through oneDNN, whose first products in a process generate its
+// kernels, so that loading an int8 model pays that rather than the first
+// answer (a fresh process's first T5-base answer took 37-39 ms with it,
+// 52 ms without). Nothing without VNNI.
 void prepare_int8_products();
 
 // Whether linear_int8_onednn runs here: oneDNN finds VNNI (AVX-512 or AVX)

@@ -156,10 +156,9 @@ inline float exp_vectorisable(float x) {
   constexpr float kLog2e = 1.44269504088896341f;
   constexpr float kLn2Hi = 0.693359375f;  // ln 2 in two parts: n · kLn2Hi is exact
   constexpr float kLn2Lo = -2.12194440e-4f;
-  constexpr float kRoundingMagic = 12582912.0f;  // 1.5 · 2^23: rounds to nearest
   const bool underflows = x < -87.3f;
   x = std::clamp(x, -87.3f, 88.3f);
-  const float n = (x * kLog2e + kRoundingMagic) - kRoundingMagic;
+  const float n = round_to_nearest(x * kLog2e);
   const float r = (x - n * kLn2Hi) - n * kLn2Lo;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;

@@ -20,6 +20,15 @@ void gemm(ConstView a, bool trans_a, ConstView b, bool trans_b, View c, float al
 // the CPU has them), more through sgemm.
 void linear(ConstView x, ConstView w, View out, bool accumulate = false);
 
+// v rounded to the nearest integer, ties to even (std::nearbyint's result
+// in the default rounding mode) for |v| < 2^22: adding and subtracting
+// 1.5 · 2^23 leaves only the integer part's bits, in arithmetic the
+// compiler vectorises, where nearbyint is a library call per value.
+inline float round_to_nearest(float v) {
+  constexpr float kRoundingMagic = 12582912.0f;  // 1.5 · 2^23
+  return (v + kRoundingMagic) - kRoundingMagic;
+}
+
 // T5 layer norm: out = weight ⊙ x / sqrt(mean(x²) + eps), per row, no mean
 // subtraction and no bias. x, out: [n, d]; weight: [1, d]. out may alias x.
 void rms_norm(ConstView x, ConstView weight, float eps, View out);
