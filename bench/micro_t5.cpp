@@ -274,6 +274,15 @@ void BM_LinearF32(benchmark::State& state) {
               });
 }
 
+// The same product through OpenBLAS's sgemm alone (sgemv for one row), the
+// reference BM_LinearF32's small-rows kernel is chosen against.
+void BM_LinearF32Sgemm(benchmark::State& state) {
+  time_linear(state, WeightDtype::kF32,
+              [](const Tensor& x, const kvrag::WeightMatrix& w, Tensor& y) {
+                kvrag::gemm(x.view(), false, w.f32().view(), true, y.view());
+              });
+}
+
 void BM_LinearInt8Direct(benchmark::State& state) {
   time_linear(state, WeightDtype::kInt8,
               [](const Tensor& x, const kvrag::WeightMatrix& w, Tensor& y) {
@@ -301,13 +310,15 @@ void BM_LinearInt8Onednn(benchmark::State& state) {
 
 // T5-base's gated wi (2·3072, 768) for 1 to 256 rows: beams, then prompts.
 void linear_rows(benchmark::internal::Benchmark* b) {
-  for (const int64_t n : {1, 4, 8, 16, 32, 64, 256, 1024}) b->Args({6144, 768, n});
+  for (const int64_t n : {1, 4, 8, 16, 24, 32, 48, 64, 96, 128, 256, 1024}) b->Args({6144, 768, n});
+  for (const int64_t n : {16, 24, 32, 48, 64, 96}) b->Args({768, 3072, n});
   // And 1 to 8 rows through 64 MiB of int8 (256 MiB of f32), beyond every
   // cache: a (batched) decode step's case, bound by streaming the weights.
   for (const int64_t n : {1, 2, 4, 8}) b->Args({65536, 1024, n});
   b->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 BENCHMARK(BM_LinearF32)->Apply(linear_rows);
+BENCHMARK(BM_LinearF32Sgemm)->Apply(linear_rows);
 BENCHMARK(BM_LinearInt8Direct)->Apply(linear_rows);
 BENCHMARK(BM_LinearInt8Dequantized)->Apply(linear_rows);
 BENCHMARK(BM_LinearInt8Onednn)->Apply(linear_rows);
@@ -403,7 +414,8 @@ void BM_DecoderStep(benchmark::State& state, Shape shape, int64_t memory_tokens,
 void register_model_benchmarks() {
   for (Shape shape : {Shape::kSmall, Shape::kBase}) {
     const std::string name = shape_name(shape);
-    for (int64_t seq_len : {64, 256}) {
+    // 16 tokens: a question, encoded at every cached answer.
+    for (int64_t seq_len : {16, 64, 256}) {
       benchmark::RegisterBenchmark(("BM_Encoder/" + name + "/" + std::to_string(seq_len)).c_str(),
                                    BM_Encoder, shape, int64_t{1}, seq_len, WeightDtype::kF32)
           ->Unit(benchmark::kMillisecond)
@@ -413,10 +425,13 @@ void register_model_benchmarks() {
                                  int64_t{16}, int64_t{64}, WeightDtype::kF32)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
-    benchmark::RegisterBenchmark(("BM_Encoder/" + name + "/256/int8").c_str(), BM_Encoder, shape,
-                                 int64_t{1}, int64_t{256}, WeightDtype::kInt8)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
+    for (int64_t seq_len : {16, 256}) {
+      benchmark::RegisterBenchmark(
+          ("BM_Encoder/" + name + "/" + std::to_string(seq_len) + "/int8").c_str(), BM_Encoder,
+          shape, int64_t{1}, seq_len, WeightDtype::kInt8)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
   }
   for (Shape shape : {Shape::kSmall, Shape::kBase}) {
     const int64_t memory_tokens = 2000;

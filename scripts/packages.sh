@@ -11,6 +11,9 @@ packages=(
   cmake g++ make pkg-config
   libopenblas-dev libfaiss-dev libsqlite3-dev libpq-dev libsentencepiece-dev sentencepiece
   libcpp-httplib-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev libdnnl-dev
+  # libdnnl-dev's CMake config asks for OpenCL (its GPU runtime), which
+  # --no-install-recommends leaves out.
+  ocl-icd-opencl-dev
 )
 [ "${1:-}" = "--for-tests" ] && packages+=(chromium python3 python3-torch clang libclang-rt-dev)
 

@@ -34,13 +34,14 @@ TEST(Ops, LinearMatchesScalarReference) {
 
 TEST(Ops, LinearMatchesTheReferenceForEveryRowCountThreadsAndStride) {
   // 203 columns: a tail after the vector steps; 130 weight rows: uneven
-  // shares of 3 threads; x a column slice (ld > cols).
-  const Tensor wide = random_normal_tensor(10, 210, 3);
+  // shares of 3 threads; x a column slice (ld > cols); row counts through
+  // every tile height, past the small-rows kernel's 64 into sgemm.
+  const Tensor wide = random_normal_tensor(70, 210, 3);
   const Tensor w = random_normal_tensor(130, 203, 4);
   const int64_t threads = compute_threads();
   for (const int64_t t : {int64_t{1}, int64_t{3}}) {
     set_compute_threads(t);
-    for (int64_t n = 1; n <= 10; ++n) {
+    for (const int64_t n : {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 23, 63, 64, 65, 70}) {
       const ConstView x = wide.view().rows_slice(0, n).cols_slice(5, 203);
       const Tensor start = random_normal_tensor(n, 130, 5);
       Tensor out = start;
