@@ -130,10 +130,12 @@ int run_serve(const std::vector<std::string>& argv) {
   const std::unique_ptr<RagPipeline> pipeline = open_index(args);
   const int64_t decode_batch =
       given_decode_batch.value_or(default_decode_batch(pipeline->decoder().step_weight_bytes()));
-  pipeline->batch_decoding(decode_batch);
+  // The shared decoder pass is split over every core; each worker's own
+  // work (its question's encoding) stays on one.
+  const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+  pipeline->batch_decoding(decode_batch, cores);
   // A worker whose ask is decoding mostly waits for the shared decoder pass:
   // a batch of N needs N workers, whatever the core count.
-  const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
   options.threads = static_cast<int>(given_threads.value_or(std::max(decode_batch, cores)));
   // The server keeps FAISS in memory: another process's `kvrag index` or
   // `rm` is refused while it runs, rather than half-seen.

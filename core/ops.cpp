@@ -21,20 +21,21 @@ void check_same_shape(ConstView a, ConstView b, const char* op) {
 
 }  // namespace
 
-void gemm(ConstView a, bool trans_a, ConstView b, bool trans_b, View c, float alpha, float beta) {
-  const int64_t m = trans_a ? a.cols : a.rows;
+namespace {
+
+// Below this many multiply-adds (m·n·k) a product runs on the caller's
+// thread alone: an attention head's scores over a question, where waking a
+// second thread costs more than it saves.
+constexpr int64_t kGemmSplitMinWork = int64_t{1} << 18;
+// Output columns one thread takes at the least.
+constexpr int64_t kGemmSplitGrain = 32;
+
+// c = alpha · op(a) · op(b) + beta · c on the calling thread, through OpenBLAS.
+void gemm_serial(ConstView a, bool trans_a, ConstView b, bool trans_b, View c, float alpha,
+                 float beta) {
+  const int64_t m = c.rows;
+  const int64_t n = c.cols;
   const int64_t k = trans_a ? a.rows : a.cols;
-  const int64_t kb = trans_b ? b.cols : b.rows;
-  const int64_t n = trans_b ? b.rows : b.cols;
-  KVRAG_CHECK(k == kb && c.rows == m && c.cols == n, kInternal, "gemm: op(a) [", m, ", ", k,
-              "] · op(b) [", kb, ", ", n, "] into [", c.rows, ", ", c.cols, "]");
-  if (m == 0 || n == 0) return;
-  if (k == 0) {
-    for (int64_t i = 0; i < m; ++i) {
-      for (int64_t j = 0; j < n; ++j) c.row(i)[j] *= beta;
-    }
-    return;
-  }
   if (m == 1) {
     // One output row is every decoder step of greedy decoding. OpenBLAS's
     // sgemm with m = 1 streams the weights about 3× slower than sgemv
@@ -50,6 +51,35 @@ void gemm(ConstView a, bool trans_a, ConstView b, bool trans_b, View c, float al
               trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
               static_cast<int>(k), alpha, a.data, static_cast<int>(a.ld), b.data,
               static_cast<int>(b.ld), beta, c.data, static_cast<int>(c.ld));
+}
+
+}  // namespace
+
+void gemm(ConstView a, bool trans_a, ConstView b, bool trans_b, View c, float alpha, float beta) {
+  const int64_t m = trans_a ? a.cols : a.rows;
+  const int64_t k = trans_a ? a.rows : a.cols;
+  const int64_t kb = trans_b ? b.cols : b.rows;
+  const int64_t n = trans_b ? b.rows : b.cols;
+  KVRAG_CHECK(k == kb && c.rows == m && c.cols == n, kInternal, "gemm: op(a) [", m, ", ", k,
+              "] · op(b) [", kb, ", ", n, "] into [", c.rows, ", ", c.cols, "]");
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) c.row(i)[j] *= beta;
+    }
+    return;
+  }
+  if (m * n * k < kGemmSplitMinWork) {
+    gemm_serial(a, trans_a, b, trans_b, c, alpha, beta);
+    return;
+  }
+  // Each thread computes a band of c's columns from the matching band of
+  // op(b): rows of b when it is transposed (a weight matrix), else columns.
+  parallel_for(n, kGemmSplitGrain, [&](int64_t begin, int64_t end) {
+    const ConstView band = trans_b ? b.rows_slice(begin, end - begin)
+                                   : b.cols_slice(begin, end - begin);
+    gemm_serial(a, trans_a, band, trans_b, c.cols_slice(begin, end - begin), alpha, beta);
+  });
 }
 
 namespace {

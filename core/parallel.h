@@ -1,7 +1,7 @@
 // How many threads one computation may use, and a parallel loop over them.
-// OpenBLAS's thread count is the one knob: `--threads`, and the server's one
-// thread per request, set it, and kvrag's own kernels (the int8 products of
-// core/int8_matrix.h) split their work over the same number of threads.
+// compute_threads() is the one knob: `--threads`, and the server's one
+// thread per request, set it; kvrag's kernels and gemm's OpenBLAS calls
+// (OpenBLAS itself runs on one thread) split their work over that many.
 #pragma once
 
 #include <cstdint>
@@ -9,9 +9,15 @@
 
 namespace kvrag {
 
-// Sets the threads of OpenBLAS and of parallel_for. Error(kInvalidArgument)
+// Sets the threads of parallel_for. Error(kInvalidArgument)
 // for n < 1 ("--threads must be at least 1").
 void set_compute_threads(int64_t n);
+// Sets compute_threads() for the calling thread alone; 0 returns it to the
+// process's count. The server's decode thread runs every request's steps
+// in one pass and takes all cores for it, while each request's own work
+// (set_compute_threads(1)) stays on its worker's one.
+// Error(kInvalidArgument) for n < 0.
+void set_thread_compute_threads(int64_t n);
 int64_t compute_threads();
 
 // Calls body(begin, end) on disjoint ranges that cover [0, n), each at least

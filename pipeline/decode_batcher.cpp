@@ -4,6 +4,7 @@
 #include <future>
 
 #include "core/error.h"
+#include "core/parallel.h"
 
 namespace kvrag {
 
@@ -18,10 +19,12 @@ struct DecodeBatcher::Sequence {
   Generation generation;
 };
 
-DecodeBatcher::DecodeBatcher(const T5Decoder& decoder, int64_t max_batch)
-    : decoder_(decoder), max_batch_(max_batch) {
+DecodeBatcher::DecodeBatcher(const T5Decoder& decoder, int64_t max_batch, int64_t threads)
+    : decoder_(decoder), max_batch_(max_batch), threads_(threads) {
   KVRAG_CHECK(max_batch >= 1, kInvalidArgument,
               "a decode batch must hold at least 1 sequence, got ", max_batch);
+  KVRAG_CHECK(threads >= 1, kInvalidArgument,
+              "batched decoding needs at least 1 thread, got ", threads);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -59,6 +62,7 @@ DecodeBatcher::Counters DecodeBatcher::counters() const {
 }
 
 void DecodeBatcher::run() {
+  set_thread_compute_threads(threads_);
   std::vector<Sequence*> active;
   for (;;) {
     {

@@ -26,8 +26,11 @@ class DecodeBatcher {
     int64_t sequences = 0;  // sequence-steps: Σ batch size over the passes
   };
 
-  // Runs up to `max_batch` sequences per decoder pass, on a thread of its own.
-  DecodeBatcher(const T5Decoder& decoder, int64_t max_batch);
+  // Runs up to `max_batch` sequences per decoder pass, on a thread of its
+  // own that splits each pass over `threads` (its compute_threads(),
+  // whatever the process's: core/parallel.h). Error(kInvalidArgument) for
+  // max_batch or threads < 1.
+  DecodeBatcher(const T5Decoder& decoder, int64_t max_batch, int64_t threads);
   ~DecodeBatcher();  // finishes the sequences in flight, then stops
   DecodeBatcher(const DecodeBatcher&) = delete;
   DecodeBatcher& operator=(const DecodeBatcher&) = delete;
@@ -51,6 +54,7 @@ class DecodeBatcher {
 
   const T5Decoder& decoder_;
   const int64_t max_batch_;
+  const int64_t threads_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Sequence*> waiting_;

@@ -219,9 +219,10 @@ IndexStats RagPipeline::stats() const {
   return stats;
 }
 
-void RagPipeline::batch_decoding(int64_t max_batch) {
+void RagPipeline::batch_decoding(int64_t max_batch, int64_t threads) {
   KVRAG_CHECK(max_batch >= 1, kInvalidArgument, "decode batch must be at least 1, got ", max_batch);
-  batcher_ = max_batch > 1 ? std::make_unique<DecodeBatcher>(decoder_, max_batch) : nullptr;
+  batcher_ =
+      max_batch > 1 ? std::make_unique<DecodeBatcher>(decoder_, max_batch, threads) : nullptr;
 }
 
 Query RagPipeline::query_for(const std::string& text, const char* field) const {

@@ -85,11 +85,12 @@ class RagPipeline {
   // an index at a URI, whose writers every reader follows.
   void hold_write_lock(const std::string& holder);
 
-  // Greedy asks share decoder passes, up to `max_batch` sequences a pass
-  // (pipeline/decode_batcher.h); beam search still decodes alone. 1 (the
-  // default) decodes every ask alone. Call before answering starts.
-  // Error(kInvalidArgument) for max_batch < 1.
-  void batch_decoding(int64_t max_batch);
+  // Greedy asks share decoder passes, up to `max_batch` sequences a pass,
+  // each pass split over `threads` (pipeline/decode_batcher.h); beam search
+  // still decodes alone. 1 (the default) decodes every ask alone. Call
+  // before answering starts. Error(kInvalidArgument) for max_batch or
+  // threads < 1.
+  void batch_decoding(int64_t max_batch, int64_t threads);
 
   // ---- writing (serialised)
   // Chunks, encodes, caches and indexes `docs`, `batch` documents per

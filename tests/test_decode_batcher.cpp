@@ -108,7 +108,8 @@ TEST(DecodeBatcher, ConcurrentCallersGetWhatEachGetsAlone) {
   std::vector<Generation> alone;
   for (const CrossMemory& m : mems) alone.push_back(generate(decoder, m, greedy()));
 
-  DecodeBatcher batcher(decoder, 3);  // fewer slots than callers: one waits to join
+  // Fewer slots than callers: one waits to join. Two threads split each pass.
+  DecodeBatcher batcher(decoder, 3, 2);
   std::vector<std::future<Generation>> results;
   std::vector<std::vector<int32_t>> streamed(mems.size());
   for (size_t s = 0; s < mems.size(); ++s) {
@@ -136,7 +137,7 @@ TEST(DecodeBatcher, MinNewTokensAsAlone) {
   const std::vector<CrossMemory> mems = memories();
   GenerationOptions options = greedy(10);
   options.min_new_tokens = 7;
-  DecodeBatcher batcher(decoder, 4);
+  DecodeBatcher batcher(decoder, 4, 1);
   EXPECT_EQ(batcher.generate(mems[1], options, {}).ids, generate(decoder, mems[1], options).ids);
 }
 
@@ -145,7 +146,7 @@ TEST(DecodeBatcher, AFailingSequenceLeavesTheOthers) {
   const T5Decoder decoder(demo_model());
   const std::vector<CrossMemory> mems = memories();
   const Generation alone = generate(decoder, mems[2], greedy());
-  DecodeBatcher batcher(decoder, 4);
+  DecodeBatcher batcher(decoder, 4, 1);
 
   GenerationOptions expiring = greedy();
   int steps = 0;
@@ -168,13 +169,14 @@ TEST(DecodeBatcher, AFailingSequenceLeavesTheOthers) {
 TEST(DecodeBatcher, RefusesBeamSearchAndBadOptions) {
   const T5Decoder decoder(demo_model());
   const std::vector<CrossMemory> mems = memories();
-  DecodeBatcher batcher(decoder, 2);
+  DecodeBatcher batcher(decoder, 2, 1);
   GenerationOptions beams = greedy();
   beams.num_beams = 4;
   EXPECT_THROW(batcher.generate(mems[0], beams, {}), Error);
   EXPECT_THROW(batcher.generate(mems[0], greedy(0), {}), Error);
   EXPECT_THROW(batcher.generate(CrossMemory(), greedy(), {}), Error);
-  EXPECT_THROW(DecodeBatcher(decoder, 0), Error);
+  EXPECT_THROW(DecodeBatcher(decoder, 0, 1), Error);
+  EXPECT_THROW(DecodeBatcher(decoder, 2, 0), Error);
 }
 
 }  // namespace
