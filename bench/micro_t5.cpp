@@ -6,12 +6,14 @@
 //   BM_Sgemv/<rows>/<cols>        the same through cblas_sgemv, for comparison
 //   BM_Int8Gemv/<rows>/<cols>     one row through int8 weights (AVX2 kernel;
 //   BM_Int8GemvPortable            and the portable one): GB/s of int8 bytes
-//   BM_Linear{F32,Int8Direct,Int8Dequantized,Int8Onednn}/<out>/<in>/<n>
+//   BM_Linear{F32,F32Sgemm,Int8Direct,Int8Dequantized,Int8Onednn}/<out>/<in>/<n>
 //                                 n rows through one projection: where the
 //                                 int8 product should switch paths
 //   BM_Encoder/<shape>/<tokens>   encoder throughput, achieved GFLOP/s
-//   BM_DecoderStep/<shape>/<mem>[/int8]  one decoded token over a <mem>-token
-//                                 memory, f32 or int8 weights
+//   BM_DecoderStep/<shape>/<mem>[/kv-f16][/int8]  one decoded token over a
+//                                 <mem>-token memory, f32 or int8 weights; the
+//                                 memory f32, or f16 as the RAM cache holds
+//                                 an f16 index's K/V
 // How to run and read them: bench/README.md. Rate counters named "GFLOP/s" and
 // "GB/s" hold values in those units (1e9 per second), so the console shows
 // e.g. "GFLOP/s=41.2/s" and JSON/CSV hold 41.2.
@@ -32,6 +34,8 @@
 #include "bench/rag_bench.h"
 #include "bench/random_model.h"
 #include "core/int8_matrix.h"
+#include "core/packed_rows.h"
+#include "data/kv_blob.h"
 #include "core/ops.h"
 #include "core/tensor.h"
 #include "core/weight_matrix.h"
@@ -43,9 +47,11 @@
 
 namespace {
 
+using kvrag::CrossKV;
 using kvrag::CrossMemory;
 using kvrag::DecoderCache;
 using kvrag::DecoderInput;
+using kvrag::KvDtype;
 using kvrag::T5Config;
 using kvrag::T5Decoder;
 using kvrag::T5Encoder;
@@ -353,8 +359,8 @@ void BM_Encoder(benchmark::State& state, Shape shape, int64_t batch, int64_t seq
 }
 
 // A decoder with a memory of `memory_tokens` positions (project_cross_kv of a
-// random (memory_tokens, d_model) encoder output) and a self-attention cache
-// of kDecoderPrefix positions. Kept per (shape, memory) for the process: the
+// random (memory_tokens, d_model) encoder output, kept in `memory_dtype`)
+// and a self-attention cache of kDecoderPrefix positions. Kept per (shape, memory) for the process: the
 // T5-base projection alone is tens of GFLOPs.
 struct DecoderFixture {
   std::shared_ptr<const T5Model> model;
@@ -363,17 +369,41 @@ struct DecoderFixture {
   DecoderCache prefix;
 };
 
-const DecoderFixture& decoder_fixture(Shape shape, int64_t memory_tokens, WeightDtype weights) {
-  static std::map<std::tuple<Shape, int64_t, WeightDtype>, std::unique_ptr<DecoderFixture>>
+// `kv` as one block of `dtype` rows, as a cached chunk's memory is read
+// from the store (pipeline/memory_builder.cpp): per layer K, then V.
+CrossMemory packed_memory(const CrossKV& kv, KvDtype dtype) {
+  std::vector<kvrag::ConstView> matrices;
+  for (int64_t l = 0; l < kv.layers(); ++l) {
+    matrices.push_back(kv.k[l].view());
+    matrices.push_back(kv.v[l].view());
+  }
+  auto packed = std::make_shared<kvrag::PackedMatrices>(
+      kvrag::read_kv_blob(kvrag::encode_kv_blob(dtype, matrices), "benchmark memory"));
+  kvrag::MemoryBlock block;
+  for (size_t i = 0; i + 1 < packed->matrices.size(); i += 2) {
+    block.k.push_back(packed->matrices[i]);
+    block.v.push_back(packed->matrices[i + 1]);
+  }
+  CrossMemory memory;
+  memory.add(std::move(block), packed);
+  return memory;
+}
+
+const DecoderFixture& decoder_fixture(Shape shape, int64_t memory_tokens, WeightDtype weights,
+                                      KvDtype memory_dtype) {
+  static std::map<std::tuple<Shape, int64_t, WeightDtype, KvDtype>,
+                  std::unique_ptr<DecoderFixture>>
       fixtures;
-  std::unique_ptr<DecoderFixture>& f = fixtures[{shape, memory_tokens, weights}];
+  std::unique_ptr<DecoderFixture>& f = fixtures[{shape, memory_tokens, weights, memory_dtype}];
   if (!f) {
     f = std::make_unique<DecoderFixture>();
     f->model = random_model(shape, weights);
     f->decoder = std::make_unique<T5Decoder>(f->model);
     const T5Config& c = f->model->config;
     const Tensor encoder_output = filled(memory_tokens, c.d_model, 6);
-    f->memory = CrossMemory(kvrag::project_cross_kv(*f->model, encoder_output.view()));
+    CrossKV kv = kvrag::project_cross_kv(*f->model, encoder_output.view());
+    f->memory = memory_dtype == KvDtype::kF32 ? CrossMemory(std::move(kv))
+                                              : packed_memory(kv, memory_dtype);
     f->prefix = f->decoder->new_cache();
     const std::vector<int32_t> ids = token_ids(kDecoderPrefix, c.vocab_size, 13);
     const DecoderInput input{ids, &f->prefix};
@@ -386,8 +416,8 @@ const DecoderFixture& decoder_fixture(Shape shape, int64_t memory_tokens, Weight
 // The cache is cut back to kDecoderPrefix rows after each step (resize_rows
 // keeps the capacity, so this is O(1) and the next append does not allocate).
 void BM_DecoderStep(benchmark::State& state, Shape shape, int64_t memory_tokens,
-                    WeightDtype weights) {
-  const DecoderFixture& f = decoder_fixture(shape, memory_tokens, weights);
+                    WeightDtype weights, KvDtype memory_dtype) {
+  const DecoderFixture& f = decoder_fixture(shape, memory_tokens, weights, memory_dtype);
   const T5Config& c = f.model->config;
   DecoderCache cache = f.prefix;
   const std::vector<int32_t> next = {42};
@@ -435,14 +465,17 @@ void register_model_benchmarks() {
   }
   for (Shape shape : {Shape::kSmall, Shape::kBase}) {
     const int64_t memory_tokens = 2000;
-    for (const WeightDtype weights : {WeightDtype::kF32, WeightDtype::kInt8}) {
-      const std::string suffix = weights == WeightDtype::kInt8 ? "/int8" : "";
-      benchmark::RegisterBenchmark(("BM_DecoderStep/" + std::string(shape_name(shape)) + "/" +
-                                    std::to_string(memory_tokens) + suffix)
-                                       .c_str(),
-                                   BM_DecoderStep, shape, memory_tokens, weights)
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
+    for (const KvDtype memory_dtype : {KvDtype::kF32, KvDtype::kF16}) {
+      for (const WeightDtype weights : {WeightDtype::kF32, WeightDtype::kInt8}) {
+        const std::string suffix = std::string(memory_dtype == KvDtype::kF16 ? "/kv-f16" : "") +
+                                   (weights == WeightDtype::kInt8 ? "/int8" : "");
+        benchmark::RegisterBenchmark(("BM_DecoderStep/" + std::string(shape_name(shape)) + "/" +
+                                      std::to_string(memory_tokens) + suffix)
+                                         .c_str(),
+                                     BM_DecoderStep, shape, memory_tokens, weights, memory_dtype)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
     }
   }
 }
