@@ -7,17 +7,18 @@
 
 namespace kvrag {
 
-// c = alpha * op(a) · op(b) + beta * c through OpenBLAS cblas_sgemm, where
-// op(x) is x or xᵀ. a: [m, k] (or [k, m] if trans_a), b: [k, n] (or [n, k] if
+// c = alpha * op(a) · op(b) + beta * c through OpenBLAS (sgemv for one row),
+// where op(x) is x or xᵀ; a large product is split by columns of c over
+// compute_threads(). a: [m, k] (or [k, m] if trans_a), b: [k, n] (or [n, k] if
 // trans_b), c: [m, n]. Views may be strided (ld > cols).
 void gemm(ConstView a, bool trans_a, ConstView b, bool trans_b, View c, float alpha = 1.0f,
           float beta = 0.0f);
 
 // out = x · wᵀ: a PyTorch nn.Linear without bias. x: [n, in], w: [out, in],
 // out: [n, out]. With accumulate, adds to out instead of overwriting it.
-// One row goes through sgemv, 2 to 8 (batched decoder steps) through a
-// kernel that reads each weight row once for all of them (AVX2 + FMA, where
-// the CPU has them), more through sgemm.
+// One row goes through sgemv, 2 to 64 (batched decoder steps, a question
+// through the encoder) through a kernel that reads each weight row once for
+// all of them (AVX2 + FMA, where the CPU has them), more through sgemm.
 void linear(ConstView x, ConstView w, View out, bool accumulate = false);
 
 // v rounded to the nearest integer, ties to even (std::nearbyint's result

@@ -16,19 +16,13 @@
 namespace kvrag {
 namespace {
 
-// Threads that sleep between runs. Not OpenMP: libgomp's threads spin after
-// a parallel region (and OpenBLAS's after its calls), and on a loaded
-// two-core machine a spinning thread keeps the one a barrier waits for off
-// its core — a T5-base int8 decoder step measured 4× slower with two
-// spinning OpenMP threads than with one thread. A wake-up through a
-// condition variable costs microseconds against the milliseconds of a step.
 // How long a thread that waits on the pool (a worker for the next run, the
 // caller for its run's end) spins before it sleeps. A decoder step calls
 // parallel_for about a hundred times a few microseconds apart, and waking
-// a sleeping thread costs tens of microseconds in a VM: without the spin, a
-// T5-base decode step took 15 % longer than with OpenBLAS's spinning
-// threads. Short, so that a spinning thread does not hold a core that
-// other work needs for long.
+// a sleeping thread costs tens of microseconds in a VM: without the spin,
+// T5-base decoding took about 15 % longer per token than with OpenBLAS's
+// spinning threads (kvrag bench, decode ms/token), with it as long. Short,
+// so that a spinning thread does not hold a core that other work needs.
 constexpr auto kSpinBeforeSleep = std::chrono::microseconds(50);
 
 // A spin-wait's hint to the CPU (x86's PAUSE: lets the sibling hyperthread
@@ -49,6 +43,12 @@ void spin_until(Done done) {
   }
 }
 
+// Threads that sleep between runs. Not OpenMP: libgomp's threads spin after
+// a parallel region (and OpenBLAS's after its calls), and on a loaded
+// two-core machine a spinning thread keeps the one a barrier waits for off
+// its core — a T5-base int8 decoder step measured 4× slower with two
+// spinning OpenMP threads than with one thread. They spin only briefly
+// (kSpinBeforeSleep), then wait on a condition variable.
 class WorkerPool {
  public:
   static WorkerPool& instance() {
@@ -150,10 +150,10 @@ std::atomic<int64_t>& global_threads() {
   return threads;
 }
 
-}  // namespace
-
 // This thread's own count, 0 where it follows the process's.
 thread_local int64_t t_thread_threads = 0;
+
+}  // namespace
 
 void set_compute_threads(int64_t n) {
   KVRAG_CHECK(n >= 1, kInvalidArgument, "--threads must be at least 1, got ", n);
