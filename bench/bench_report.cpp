@@ -431,7 +431,7 @@ std::string report_markdown(const BenchReport& report,
   md << "# kvrag benchmark\n\n"
      << "Machine: " << m.cpu_model << ", " << m.cores << " cores, "
      << fixed(static_cast<double>(m.memory_bytes) / (1024.0 * 1024.0 * 1024.0), 1)
-     << " GiB; every variant ran with " << m.threads << " OpenBLAS thread"
+     << " GiB; every variant ran with " << m.threads << " compute thread"
      << (m.threads == 1 ? "" : "s") << "; it streamed "
      << fixed(m.stream_bytes_per_s / 1e9, 1) << " GB/s from RAM in this run. Decoding: "
      << (report.num_beams == 1 ? std::string("greedy")

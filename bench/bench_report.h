@@ -131,7 +131,7 @@ struct MachineInfo {
   std::string cpu_model;
   int64_t cores = 0;
   int64_t memory_bytes = 0;
-  int64_t threads = 0;  // OpenBLAS threads every variant ran with
+  int64_t threads = 0;  // compute threads every variant ran with
   // Bytes per second streamed from RAM in this run (stream_bandwidth); 0
   // when not measured.
   double stream_bytes_per_s = 0.0;

@@ -81,7 +81,7 @@ StorageSummary storage_summary(const RagPipeline& pipeline, const std::string& m
 int64_t resident_bytes();
 
 // CPU model (from /proc/cpuinfo), online cores, physical memory, the
-// current OpenBLAS thread count and stream_bandwidth() with that many threads.
+// current compute_threads() and stream_bandwidth() with that many threads.
 MachineInfo machine_info();
 
 // Reads `words` once, split over `threads` threads (>= 1), and returns
