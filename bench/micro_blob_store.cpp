@@ -1,5 +1,5 @@
 // Google Benchmark of BlobStore::get_many, the read on every ask's path, at
-// k = 5 and 20 chunks of the cache sizes that matter (64-token chunks, f16,
+// k = 5, 20 and 50 chunks of the cache sizes that matter (64-token chunks, f16,
 // sizes from kv_blob_size):
 //   demo-hidden    the bundled demo model's encoder output (d_model 128)
 //   t5base-hidden  T5-base's encoder output (d_model 768): about 98 KB
@@ -11,7 +11,11 @@
 //   BM_GetMany/sqlite/...  SqliteBlobStore in a temporary index folder (the
 //                          page cache warm: no disk in the figures)
 // Counters: p50_ms and p95_ms over the benchmark's iterations (one get_many
-// each), MB per call. How to run: bench/README.md.
+// each), MB per call. And what a cached answer does with each blob it reads:
+//   BM_ReadKvBlob/<shape>/k:N  read_kv_blob of N valid f16 blobs (checksum,
+//                              every value checked finite), with the copy
+//                              of their bytes that hands each one over
+// How to run: bench/README.md.
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
@@ -26,6 +30,8 @@
 #include <vector>
 
 #include "core/heap.h"
+#include "core/packed_rows.h"
+#include "core/tensor.h"
 #include "data/index_stores.h"
 #include "data/kv_blob.h"
 #include "data/redis_cluster_blob_store.h"
@@ -145,6 +151,35 @@ void BM_GetMany(benchmark::State& state, bool redis, CacheShape shape, int k) {
   remove(fixture);
 }
 
+// A valid f16 blob of `shape`: random values in [-2, 2).
+std::vector<uint8_t> valid_blob(CacheShape shape, int seed) {
+  std::mt19937 random(seed);
+  std::uniform_real_distribution<float> value(-2.0f, 2.0f);
+  std::vector<kvrag::Tensor> matrices;
+  std::vector<kvrag::ConstView> views;
+  for (int64_t m = 0; m < shape.matrices; ++m) {
+    matrices.emplace_back(kChunkTokens, shape.cols);
+    for (int64_t i = 0; i < kChunkTokens; ++i) {
+      for (int64_t j = 0; j < shape.cols; ++j) matrices.back().at(i, j) = value(random);
+    }
+  }
+  for (const kvrag::Tensor& m : matrices) views.push_back(m.view());
+  return kvrag::encode_kv_blob(kvrag::KvDtype::kF16, views);
+}
+
+void BM_ReadKvBlob(benchmark::State& state, CacheShape shape, int k) {
+  const std::vector<uint8_t> blob = valid_blob(shape, 7);
+  for (auto _ : state) {
+    for (int i = 0; i < k; ++i) {
+      kvrag::PackedMatrices read = kvrag::read_kv_blob(blob, "benchmark blob");
+      benchmark::DoNotOptimize(read.matrices.data());
+    }
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(blob.size()) * k * 1e-9 *
+                                                  static_cast<double>(state.iterations()),
+                                              benchmark::Counter::kIsRate);
+}
+
 // Enough calls for a p95 (at least 30), within about 2 GB read per benchmark.
 int iterations(size_t bytes_per_call) {
   return static_cast<int>(std::clamp<size_t>(2'000'000'000 / bytes_per_call, 30, 300));
@@ -156,7 +191,7 @@ int main(int argc, char** argv) {
   kvrag::keep_freed_blocks_in_heap();  // as the kvrag command does
   for (const bool redis : {true, false}) {
     for (const CacheShape& shape : kShapes) {
-      for (const int k : {5, 20}) {
+      for (const int k : {5, 20, 50}) {
         const size_t size =
             kvrag::kv_blob_size(kvrag::KvDtype::kF16, shape.matrices, kChunkTokens, shape.cols);
         const std::string name = std::string("BM_GetMany/") + (redis ? "redis/" : "sqlite/") +
@@ -167,6 +202,12 @@ int main(int argc, char** argv) {
             ->UseRealTime();
       }
     }
+  }
+  for (const int k : {20, 50}) {
+    const std::string name = "BM_ReadKvBlob/t5base-kv/k:" + std::to_string(k);
+    benchmark::RegisterBenchmark(name.c_str(), BM_ReadKvBlob, kShapes[2], k)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
   }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

@@ -237,6 +237,19 @@ TEST(Crc32c, HardwareAndPortablePathsAgree) {
   }
 }
 
+// Past 4 KiB the hardware path runs three streams and combines their CRCs:
+// every length around the split, and a blob-sized buffer, as the tables do.
+TEST(Crc32c, ThreeStreamPathAgreesWithTheTables) {
+  std::vector<uint8_t> bytes(3 << 20);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 2654435761u >> 13);
+  for (size_t size = 4090; size <= 4130; ++size) {
+    EXPECT_EQ(crc32c(bytes.data() + 1, size, 0x9u), crc32c_portable(bytes.data() + 1, size, 0x9u))
+        << size;
+  }
+  EXPECT_EQ(crc32c(bytes.data(), bytes.size()), crc32c_portable(bytes.data(), bytes.size()));
+  EXPECT_EQ(crc32c(bytes.data() + 5, 2'359'327), crc32c_portable(bytes.data() + 5, 2'359'327));
+}
+
 TEST(KvBlob, DtypeNames) {
   for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
     EXPECT_EQ(parse_kv_dtype(kv_dtype_name(dtype)), dtype);
