@@ -175,9 +175,9 @@ void BM_ReadKvBlob(benchmark::State& state, CacheShape shape, int k) {
       benchmark::DoNotOptimize(read.matrices.data());
     }
   }
-  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(blob.size()) * k * 1e-9 *
-                                                  static_cast<double>(state.iterations()),
-                                              benchmark::Counter::kIsRate);
+  state.counters["GB/s"] = benchmark::Counter(
+      static_cast<double>(blob.size()) * k * 1e-9 * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
 }
 
 // Enough calls for a p95 (at least 30), within about 2 GB read per benchmark.

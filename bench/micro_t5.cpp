@@ -34,11 +34,11 @@
 #include "bench/rag_bench.h"
 #include "bench/random_model.h"
 #include "core/int8_matrix.h"
-#include "core/packed_rows.h"
-#include "data/kv_blob.h"
 #include "core/ops.h"
+#include "core/packed_rows.h"
 #include "core/tensor.h"
 #include "core/weight_matrix.h"
+#include "data/kv_blob.h"
 #include "decoder/t5_decoder.h"
 #include "decoder/t5_model.h"
 #include "encoder/cross_kv.h"
@@ -360,8 +360,9 @@ void BM_Encoder(benchmark::State& state, Shape shape, int64_t batch, int64_t seq
 
 // A decoder with a memory of `memory_tokens` positions (project_cross_kv of a
 // random (memory_tokens, d_model) encoder output, kept in `memory_dtype`)
-// and a self-attention cache of kDecoderPrefix positions. Kept per (shape, memory) for the process: the
-// T5-base projection alone is tens of GFLOPs.
+// and a self-attention cache of kDecoderPrefix positions. Kept per (shape,
+// memory, weights, memory dtype) for the process: the T5-base projection
+// alone is tens of GFLOPs.
 struct DecoderFixture {
   std::shared_ptr<const T5Model> model;
   std::unique_ptr<T5Decoder> decoder;
@@ -370,29 +371,18 @@ struct DecoderFixture {
 };
 
 // `kv` as one block of `dtype` rows, as a cached chunk's memory is read
-// from the store (pipeline/memory_builder.cpp): per layer K, then V.
+// from the store (pipeline/memory_builder.cpp).
 CrossMemory packed_memory(const CrossKV& kv, KvDtype dtype) {
-  std::vector<kvrag::ConstView> matrices;
-  for (int64_t l = 0; l < kv.layers(); ++l) {
-    matrices.push_back(kv.k[l].view());
-    matrices.push_back(kv.v[l].view());
-  }
   auto packed = std::make_shared<kvrag::PackedMatrices>(
-      kvrag::read_kv_blob(kvrag::encode_kv_blob(dtype, matrices), "benchmark memory"));
-  kvrag::MemoryBlock block;
-  for (size_t i = 0; i + 1 < packed->matrices.size(); i += 2) {
-    block.k.push_back(packed->matrices[i]);
-    block.v.push_back(packed->matrices[i + 1]);
-  }
+      kvrag::read_kv_blob(kvrag::encode_kv_blob(dtype, kvrag::blob_order(kv)), "benchmark memory"));
   CrossMemory memory;
-  memory.add(std::move(block), packed);
+  memory.add(kvrag::blob_block(*packed), packed);
   return memory;
 }
 
 const DecoderFixture& decoder_fixture(Shape shape, int64_t memory_tokens, WeightDtype weights,
                                       KvDtype memory_dtype) {
-  static std::map<std::tuple<Shape, int64_t, WeightDtype, KvDtype>,
-                  std::unique_ptr<DecoderFixture>>
+  static std::map<std::tuple<Shape, int64_t, WeightDtype, KvDtype>, std::unique_ptr<DecoderFixture>>
       fixtures;
   std::unique_ptr<DecoderFixture>& f = fixtures[{shape, memory_tokens, weights, memory_dtype}];
   if (!f) {

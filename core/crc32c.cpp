@@ -100,10 +100,9 @@ __attribute__((target("sse4.2"))) uint32_t crc32c_sse42(const uint8_t* p, size_t
     cc = _mm_crc32_u64(cc, wc);
   }
   const size_t rest = size - 2 * third;  // c's third and the tail
-  const uint32_t crc_c = crc32c_sse42_serial(c + third, rest - third,
-                                             ~static_cast<uint32_t>(cc));
-  const uint32_t crc_ab = crc32c_combine(~static_cast<uint32_t>(ca), ~static_cast<uint32_t>(cb),
-                                         third);
+  const uint32_t crc_c = crc32c_sse42_serial(c + third, rest - third, ~static_cast<uint32_t>(cc));
+  const uint32_t crc_ab =
+      crc32c_combine(~static_cast<uint32_t>(ca), ~static_cast<uint32_t>(cb), third);
   return crc32c_combine(crc_ab, crc_c, rest);
 }
 

@@ -43,8 +43,8 @@ void gemm_serial(ConstView a, bool trans_a, ConstView b, bool trans_b, View c, f
     // reading them, so take the matrix-vector path: cᵀ = op(b)ᵀ · op(a)ᵀ.
     const int incx = static_cast<int>(trans_a ? a.ld : 1);
     cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, static_cast<int>(b.rows),
-                static_cast<int>(b.cols), alpha, b.data, static_cast<int>(b.ld), a.data, incx,
-                beta, c.data, 1);
+                static_cast<int>(b.cols), alpha, b.data, static_cast<int>(b.ld), a.data, incx, beta,
+                c.data, 1);
     return;
   }
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
@@ -69,15 +69,17 @@ void gemm(ConstView a, bool trans_a, ConstView b, bool trans_b, View c, float al
     }
     return;
   }
-  if (m * n * k < kGemmSplitMinWork) {
+  // compute_threads() first, also for a product run alone: its first call
+  // puts OpenBLAS on one thread (core/parallel.cpp).
+  if (compute_threads() == 1 || m * n * k < kGemmSplitMinWork) {
     gemm_serial(a, trans_a, b, trans_b, c, alpha, beta);
     return;
   }
   // Each thread computes a band of c's columns from the matching band of
   // op(b): rows of b when it is transposed (a weight matrix), else columns.
   parallel_for(n, kGemmSplitGrain, [&](int64_t begin, int64_t end) {
-    const ConstView band = trans_b ? b.rows_slice(begin, end - begin)
-                                   : b.cols_slice(begin, end - begin);
+    const ConstView band =
+        trans_b ? b.rows_slice(begin, end - begin) : b.cols_slice(begin, end - begin);
     gemm_serial(a, trans_a, band, trans_b, c.cols_slice(begin, end - begin), alpha, beta);
   });
 }
@@ -193,8 +195,8 @@ void linear(ConstView x, ConstView w, View out, bool accumulate) {
 #if defined(__x86_64__)
   if (x.rows >= 2 && x.rows <= kSmallRowsMax && cpu_has_avx2()) {
     KVRAG_CHECK(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows, kInternal,
-                "linear: x [", x.rows, ", ", x.cols, "] · w [", w.rows, ", ", w.cols,
-                "]ᵀ into [", out.rows, ", ", out.cols, "]");
+                "linear: x [", x.rows, ", ", x.cols, "] · w [", w.rows, ", ", w.cols, "]ᵀ into [",
+                out.rows, ", ", out.cols, "]");
     linear_small_rows(x, w, out, accumulate);
     return;
   }

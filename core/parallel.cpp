@@ -161,8 +161,7 @@ void set_compute_threads(int64_t n) {
 }
 
 void set_thread_compute_threads(int64_t n) {
-  KVRAG_CHECK(n >= 0, kInvalidArgument, "a thread's compute threads must be at least 0, got ",
-              n);
+  KVRAG_CHECK(n >= 0, kInvalidArgument, "a thread's compute threads must be at least 0, got ", n);
   t_thread_threads = n;
 }
 

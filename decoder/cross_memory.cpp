@@ -111,6 +111,15 @@ void weighted_values(const std::vector<float>& probs, const CrossMemory& memory,
 
 }  // namespace
 
+MemoryBlock blob_block(const PackedMatrices& kv) {
+  MemoryBlock block;
+  for (size_t i = 0; i + 1 < kv.matrices.size(); i += 2) {
+    block.k.push_back(kv.matrices[i]);
+    block.v.push_back(kv.matrices[i + 1]);
+  }
+  return block;
+}
+
 CrossMemory::CrossMemory(CrossKV kv) { add(std::make_shared<const CrossKV>(std::move(kv))); }
 
 void CrossMemory::add(MemoryBlock block, std::shared_ptr<const void> owner) {

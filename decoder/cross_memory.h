@@ -26,6 +26,10 @@ struct MemoryBlock {
   int64_t tokens() const { return k.empty() ? 0 : k.front().rows; }
 };
 
+// A K/V blob's matrices (per decoder layer K, then V: data/kv_blob.h) as a
+// block. Views: the caller keeps `kv` alive with the block (add's owner).
+MemoryBlock blob_block(const PackedMatrices& kv);
+
 class CrossMemory {
  public:
   CrossMemory() = default;

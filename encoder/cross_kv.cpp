@@ -25,4 +25,14 @@ CrossKV project_cross_kv(const T5EncoderModel& model, ConstView encoder_output) 
   return kv;
 }
 
+std::vector<ConstView> blob_order(const CrossKV& kv) {
+  std::vector<ConstView> matrices;
+  matrices.reserve(2 * kv.k.size());
+  for (size_t layer = 0; layer < kv.k.size(); ++layer) {
+    matrices.push_back(kv.k[layer].view());
+    matrices.push_back(kv.v[layer].view());
+  }
+  return matrices;
+}
+
 }  // namespace kvrag

@@ -29,4 +29,8 @@ struct CrossKV {
 // layer with one GEMM over the stacked EncDecAttention.k/.v weights.
 CrossKV project_cross_kv(const T5EncoderModel& model, ConstView encoder_output);
 
+// `kv`'s matrices in the order of a K/V blob (data/kv_blob.h): per decoder
+// layer K, then V. Views: `kv` must outlive them.
+std::vector<ConstView> blob_order(const CrossKV& kv);
+
 }  // namespace kvrag

@@ -23,8 +23,8 @@ DecodeBatcher::DecodeBatcher(const T5Decoder& decoder, int64_t max_batch, int64_
     : decoder_(decoder), max_batch_(max_batch), threads_(threads) {
   KVRAG_CHECK(max_batch >= 1, kInvalidArgument,
               "a decode batch must hold at least 1 sequence, got ", max_batch);
-  KVRAG_CHECK(threads >= 1, kInvalidArgument,
-              "batched decoding needs at least 1 thread, got ", threads);
+  KVRAG_CHECK(threads >= 1, kInvalidArgument, "batched decoding needs at least 1 thread, got ",
+              threads);
   thread_ = std::thread([this] { run(); });
 }
 

@@ -142,13 +142,7 @@ std::vector<uint8_t> encode_memory_blob(const T5EncoderModel& model, const Index
     return encode_kv_blob(settings.kv_dtype, std::span<const ConstView>(&hidden, 1));
   }
   const CrossKV kv = project_cross_kv(model, hidden);
-  std::vector<ConstView> matrices;
-  matrices.reserve(2 * kv.k.size());
-  for (size_t layer = 0; layer < kv.k.size(); ++layer) {
-    matrices.push_back(kv.k[layer].view());
-    matrices.push_back(kv.v[layer].view());
-  }
-  return encode_kv_blob(settings.kv_dtype, matrices);
+  return encode_kv_blob(settings.kv_dtype, blob_order(kv));
 }
 
 int64_t encode_chunks(const T5Encoder& encoder, const SentenceEmbedder* embedder,

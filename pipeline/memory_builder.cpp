@@ -66,18 +66,6 @@ std::shared_ptr<const ChunkMemory> decode_chunk_memory(const T5Model& model,
   return memory;
 }
 
-// A chunk's cached K/V as a block of the decoder's memory (views; the
-// caller keeps `memory` alive with it).
-MemoryBlock chunk_block(const ChunkMemory& memory) {
-  MemoryBlock block;
-  const std::vector<PackedRows>& matrices = memory.kv.matrices;
-  for (size_t i = 0; i + 1 < matrices.size(); i += 2) {
-    block.k.push_back(matrices[i]);
-    block.v.push_back(matrices[i + 1]);
-  }
-  return block;
-}
-
 // The part of a template before its {passages} placeholder, filled.
 std::string concat_head(const PromptTemplates& prompts, const std::string& question) {
   const size_t at = prompts.concat.find("{passages}");
@@ -168,7 +156,8 @@ AnswerMemory cached_memory(const IndexFolder& c, const Tensor& question_hidden,
     // No copy: the decoder reads each chunk's K/V where the cache keeps it.
     memory.kv.add(
         std::make_shared<const CrossKV>(project_cross_kv(*c.model(), question_hidden.view())));
-    for (const auto& chunk_memory : loaded) memory.kv.add(chunk_block(*chunk_memory), chunk_memory);
+    for (const auto& chunk_memory : loaded)
+      memory.kv.add(blob_block(chunk_memory->kv), chunk_memory);
   }
   timings.encode_ms += ms_since(start);
   int64_t at = question_hidden.rows();
