@@ -10,6 +10,10 @@
 //                                 n rows through one projection: where the
 //                                 int8 product should switch paths
 //   BM_Encoder/<shape>/<tokens>   encoder throughput, achieved GFLOP/s
+//   BM_CrossAttention/<mem>/<dtype>  one query's cross-attention over every
+//                                 layer of a T5-base-width memory: GB/s of K/V
+//                                 (300 tokens: in cache, on one thread, so
+//                                 the kernels' own rate; 3000: from RAM)
 //   BM_DecoderStep/<shape>/<mem>[/kv-f16][/int8]  one decoded token over a
 //                                 <mem>-token memory, f32 or int8 weights; the
 //                                 memory f32, or f16 as the RAM cache holds
@@ -402,6 +406,35 @@ const DecoderFixture& decoder_fixture(Shape shape, int64_t memory_tokens, Weight
   return *f;
 }
 
+// One query row's cross-attention over every layer of a <tokens>-token memory
+// of T5-base width (12 layers, 12 heads of 64) kept in `dtype`, as one decoder
+// step does it: GB/s of K/V read against BM_StreamRead's.
+void BM_CrossAttention(benchmark::State& state, int64_t tokens, KvDtype dtype) {
+  constexpr int64_t kLayers = 12;
+  constexpr int64_t kHeads = 12;
+  constexpr int64_t kWidth = 768;
+  static std::map<std::pair<int64_t, KvDtype>, CrossMemory> memories;
+  CrossMemory& memory = memories[{tokens, dtype}];
+  if (memory.tokens() == 0) {
+    CrossKV kv;
+    for (int64_t l = 0; l < kLayers; ++l) {
+      kv.k.push_back(filled(tokens, kWidth, 100 + l));
+      kv.v.push_back(filled(tokens, kWidth, 200 + l));
+    }
+    memory = dtype == KvDtype::kF32 ? CrossMemory(std::move(kv)) : packed_memory(kv, dtype);
+  }
+  const Tensor q = filled(1, kWidth, 7);
+  Tensor out(1, kWidth);
+  for (auto _ : state) {
+    for (int64_t l = 0; l < kLayers; ++l) {
+      kvrag::cross_attention(q.view(), memory, l, kHeads, out.view());
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = giga_rate(static_cast<double>(memory.bytes()), state);
+}
+
 // One token through T5Decoder::forward, as in greedy decoding of one sequence.
 // The cache is cut back to kDecoderPrefix rows after each step (resize_rows
 // keeps the capacity, so this is O(1) and the next append does not allocate).
@@ -452,6 +485,18 @@ void register_model_benchmarks() {
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
     }
+  }
+  for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
+    benchmark::RegisterBenchmark(
+        ("BM_CrossAttention/300/" + std::string(kvrag::kv_dtype_name(dtype))).c_str(),
+        BM_CrossAttention, int64_t{300}, dtype)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(
+        ("BM_CrossAttention/3000/" + std::string(kvrag::kv_dtype_name(dtype))).c_str(),
+        BM_CrossAttention, int64_t{3000}, dtype)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
   }
   for (Shape shape : {Shape::kSmall, Shape::kBase}) {
     const int64_t memory_tokens = 2000;

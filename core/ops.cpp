@@ -229,12 +229,15 @@ namespace {
 // gelu_tanh against double). Below -87.3 it is 0 (e^x < 1.2e-38: a masked
 // attention logit, -inf, weighs exactly nothing); above 88.3 it stays at
 // e^88.3, where 2^n is still a normal float.
-inline float exp_vectorisable(float x) {
+[[gnu::always_inline]] inline float exp_vectorisable(float x) {
   constexpr float kLog2e = 1.44269504088896341f;
   constexpr float kLn2Hi = 0.693359375f;  // ln 2 in two parts: n · kLn2Hi is exact
   constexpr float kLn2Lo = -2.12194440e-4f;
+  // Selects, not std::clamp's references: the loops that call this
+  // vectorise only without control flow (and with -fno-trapping-math).
   const bool underflows = x < -87.3f;
-  x = std::clamp(x, -87.3f, 88.3f);
+  x = x < -87.3f ? -87.3f : x;
+  x = x > 88.3f ? 88.3f : x;
   const float n = round_to_nearest(x * kLog2e);
   const float r = (x - n * kLn2Hi) - n * kLn2Lo;
   float p = 1.9875691500e-4f;
@@ -245,24 +248,70 @@ inline float exp_vectorisable(float x) {
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
   const int32_t exponent = (static_cast<int32_t>(n) + 127) << 23;
-  return underflows ? 0.0f : p * std::bit_cast<float>(exponent);
+  const float value = p * std::bit_cast<float>(exponent);
+  return underflows ? 0.0f : value;
 }
+
+// Lanes the row reductions below keep apart: independent chains the compiler
+// turns into one vector register (a single in-order chain of float additions
+// cannot vectorise, and its latency bound a 3,000-position attention row).
+constexpr int64_t kLanes = 8;
+
+[[gnu::always_inline]] inline float row_max(const float* x, int64_t n) {
+  float lanes[kLanes];
+  std::fill(lanes, lanes + kLanes, -std::numeric_limits<float>::infinity());
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int64_t l = 0; l < kLanes; ++l) lanes[l] = std::max(lanes[l], x[j + l]);
+  }
+  float max_value = *std::max_element(lanes, lanes + kLanes);
+  for (; j < n; ++j) max_value = std::max(max_value, x[j]);
+  return max_value;
+}
+
+// The sum in a fixed order (lane l takes x[l], x[l + 8], ...; the lanes are
+// then added in order, then the tail): the same value on every run.
+[[gnu::always_inline]] inline float row_sum(const float* x, int64_t n) {
+  float lanes[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int64_t l = 0; l < kLanes; ++l) lanes[l] += x[j + l];
+  }
+  float sum = 0.0f;
+  for (int64_t l = 0; l < kLanes; ++l) sum += lanes[l];
+  for (; j < n; ++j) sum += x[j];
+  return sum;
+}
+
+// One row's softmax, inlined into a portable and an AVX2 build of the loop
+// below: the portable build's exponentials stay scalar, and an attention row
+// over a 3,000-position memory is thousands of them per head and layer.
+[[gnu::always_inline]] inline void softmax_row(float* x, int64_t n) {
+  const float max_value = row_max(x, n);
+  for (int64_t j = 0; j < n; ++j) x[j] = exp_vectorisable(x[j] - max_value);
+  const float inv = 1.0f / row_sum(x, n);
+  for (int64_t j = 0; j < n; ++j) x[j] *= inv;
+}
+
+void portable_softmax_rows(View x) {
+  for (int64_t i = 0; i < x.rows; ++i) softmax_row(x.row(i), x.cols);
+}
+
+#if defined(__x86_64__)
+KVRAG_AVX2 void avx2_softmax_rows(View x) {
+  for (int64_t i = 0; i < x.rows; ++i) softmax_row(x.row(i), x.cols);
+}
+#endif
 
 }  // namespace
 
 void softmax_rows(View x) {
-  for (int64_t i = 0; i < x.rows; ++i) {
-    float* xi = x.row(i);
-    float max_value = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j < x.cols; ++j) max_value = std::max(max_value, xi[j]);
-    // Two loops: the exponentials vectorise only apart from the sum, whose
-    // float additions must stay in order.
-    for (int64_t j = 0; j < x.cols; ++j) xi[j] = exp_vectorisable(xi[j] - max_value);
-    float sum = 0.0f;
-    for (int64_t j = 0; j < x.cols; ++j) sum += xi[j];
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < x.cols; ++j) xi[j] *= inv;
-  }
+#if defined(__x86_64__)
+  static const auto best = cpu_has_avx2() ? avx2_softmax_rows : portable_softmax_rows;
+#else
+  static const auto best = portable_softmax_rows;
+#endif
+  best(x);
 }
 
 void relu(View x) {

@@ -1,5 +1,6 @@
 #include "core/packed_rows.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/avx2.h"
@@ -61,31 +62,50 @@ void portable_axpy(const uint8_t* row, int64_t cols, const float* a, int64_t seg
   const uint8_t* values = row_values<D>(row, scale);
   for (int64_t s = 0; s * segment < cols; ++s) {
     const float weight = a[s] * scale;
-    for (int64_t j = s * segment; j < (s + 1) * segment; ++j) y[j] += weight * raw_value<D>(values, j);
+    for (int64_t j = s * segment; j < (s + 1) * segment; ++j)
+      y[j] += weight * raw_value<D>(values, j);
   }
 }
 
-void portable_segment_dots(KvDtype dtype, const uint8_t* row, int64_t cols, const float* x,
-                           int64_t segment, float* out) {
-  switch (dtype) {
-    case KvDtype::kF32:
-      return portable_dots<KvDtype::kF32>(row, cols, x, segment, out);
-    case KvDtype::kF16:
-      return portable_dots<KvDtype::kF16>(row, cols, x, segment, out);
-    case KvDtype::kInt8:
-      return portable_dots<KvDtype::kInt8>(row, cols, x, segment, out);
+template <KvDtype D>
+void portable_dots_rows(const uint8_t* rows, size_t stride, int64_t count, int64_t cols,
+                        const float* x, int64_t segment, float* out) {
+  const int64_t segments = cols / segment;
+  for (int64_t r = 0; r < count; ++r) {
+    portable_dots<D>(rows + static_cast<size_t>(r) * stride, cols, x, segment, out + r * segments);
   }
 }
 
-void portable_segment_axpy(KvDtype dtype, const uint8_t* row, int64_t cols, const float* a,
-                           int64_t segment, float* y) {
+template <KvDtype D>
+void portable_axpy_rows(const uint8_t* rows, size_t stride, int64_t count, int64_t cols,
+                        const float* a, int64_t segment, float* y) {
+  const int64_t segments = cols / segment;
+  for (int64_t r = 0; r < count; ++r) {
+    portable_axpy<D>(rows + static_cast<size_t>(r) * stride, cols, a + r * segments, segment, y);
+  }
+}
+
+void portable_segment_dots(KvDtype dtype, const uint8_t* rows, size_t stride, int64_t count,
+                           int64_t cols, const float* x, int64_t segment, float* out) {
   switch (dtype) {
     case KvDtype::kF32:
-      return portable_axpy<KvDtype::kF32>(row, cols, a, segment, y);
+      return portable_dots_rows<KvDtype::kF32>(rows, stride, count, cols, x, segment, out);
     case KvDtype::kF16:
-      return portable_axpy<KvDtype::kF16>(row, cols, a, segment, y);
+      return portable_dots_rows<KvDtype::kF16>(rows, stride, count, cols, x, segment, out);
     case KvDtype::kInt8:
-      return portable_axpy<KvDtype::kInt8>(row, cols, a, segment, y);
+      return portable_dots_rows<KvDtype::kInt8>(rows, stride, count, cols, x, segment, out);
+  }
+}
+
+void portable_segment_axpy(KvDtype dtype, const uint8_t* rows, size_t stride, int64_t count,
+                           int64_t cols, const float* a, int64_t segment, float* y) {
+  switch (dtype) {
+    case KvDtype::kF32:
+      return portable_axpy_rows<KvDtype::kF32>(rows, stride, count, cols, a, segment, y);
+    case KvDtype::kF16:
+      return portable_axpy_rows<KvDtype::kF16>(rows, stride, count, cols, a, segment, y);
+    case KvDtype::kInt8:
+      return portable_axpy_rows<KvDtype::kInt8>(rows, stride, count, cols, a, segment, y);
   }
 }
 
@@ -106,60 +126,126 @@ KVRAG_AVX2 __m256 load8(const uint8_t* values, int64_t j) {
   }
 }
 
+// Rows the AVX2 kernels take at once: four independent FMA chains per head
+// (one chain stalls on the FMA latency), and one load and store of the output
+// for four value rows.
+constexpr int kRowGroup = 4;
+
+// The four sums of a, b, c and d's lanes: (l0 + l1) + (l2 + l3) + ((l4 + l5)
+// + (l6 + l7)) for each, in the same order whatever the other three hold,
+// so a row's score does not depend on the rows grouped with it.
+KVRAG_AVX2 __m128 horizontal_sums(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 sums = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(sums), _mm256_extractf128_ps(sums, 1));
+}
+
+// out[r·segments + s] for kRowGroup rows, or for `count` < kRowGroup rows
+// (the tail), the missing rows' lanes computed from row 0 and dropped.
 template <KvDtype D>
-KVRAG_AVX2 void avx2_dots(const uint8_t* row, int64_t cols, const float* x, int64_t segment,
-                          float* out) {
-  float scale;
-  const uint8_t* values = row_values<D>(row, scale);
-  for (int64_t s = 0; s * segment < cols; ++s) {
+KVRAG_AVX2 void avx2_dots_group(const uint8_t* rows, size_t stride, int64_t count, int64_t cols,
+                                const float* x, int64_t segment, float* out) {
+  const int64_t segments = cols / segment;
+  float scale[kRowGroup];
+  const uint8_t* values[kRowGroup];
+  for (int64_t r = 0; r < kRowGroup; ++r) {
+    values[r] = row_values<D>(rows + static_cast<size_t>(r < count ? r : 0) * stride, scale[r]);
+  }
+  for (int64_t s = 0; s < segments; ++s) {
     const int64_t end = (s + 1) * segment;
     int64_t j = s * segment;
-    __m256 acc = _mm256_setzero_ps();
-    for (; j + 8 <= end; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + j), load8<D>(values, j), acc);
-    float sum = horizontal_sum(acc);
-    for (; j < end; ++j) sum += x[j] * raw_value<D>(values, j);
-    out[s] = sum * scale;
+    __m256 acc[kRowGroup] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                             _mm256_setzero_ps()};
+    for (; j + 8 <= end; j += 8) {
+      const __m256 xj = _mm256_loadu_ps(x + j);
+      for (int64_t r = 0; r < kRowGroup; ++r) {
+        acc[r] = _mm256_fmadd_ps(xj, load8<D>(values[r], j), acc[r]);
+      }
+    }
+    float sums[kRowGroup];
+    _mm_storeu_ps(sums, horizontal_sums(acc[0], acc[1], acc[2], acc[3]));
+    for (int64_t r = 0; r < count; ++r) {
+      float sum = sums[r];
+      for (int64_t t = j; t < end; ++t) sum += x[t] * raw_value<D>(values[r], t);
+      out[r * segments + s] = sum * scale[r];
+    }
   }
 }
 
 template <KvDtype D>
-KVRAG_AVX2 void avx2_axpy(const uint8_t* row, int64_t cols, const float* a, int64_t segment,
-                          float* y) {
-  float scale;
-  const uint8_t* values = row_values<D>(row, scale);
-  for (int64_t s = 0; s * segment < cols; ++s) {
-    const float weight = a[s] * scale;
-    const __m256 w = _mm256_set1_ps(weight);
+KVRAG_AVX2 void avx2_dots(const uint8_t* rows, size_t stride, int64_t count, int64_t cols,
+                          const float* x, int64_t segment, float* out) {
+  const int64_t segments = cols / segment;
+  for (int64_t r = 0; r < count; r += kRowGroup) {
+    avx2_dots_group<D>(rows + static_cast<size_t>(r) * stride, stride,
+                       std::min<int64_t>(kRowGroup, count - r), cols, x, segment,
+                       out + r * segments);
+  }
+}
+
+// y += the N rows at `rows` (N known at compile time: the FMAs unroll).
+template <KvDtype D, int N>
+KVRAG_AVX2 void avx2_axpy_group(const uint8_t* rows, size_t stride, int64_t cols, const float* a,
+                                int64_t segment, float* y) {
+  const int64_t segments = cols / segment;
+  float scale[N];
+  const uint8_t* values[N];
+  for (int r = 0; r < N; ++r) values[r] = row_values<D>(rows + r * stride, scale[r]);
+  for (int64_t s = 0; s < segments; ++s) {
+    float weight[N];
+    __m256 w[N];
+    for (int r = 0; r < N; ++r) {
+      weight[r] = a[r * segments + s] * scale[r];
+      w[r] = _mm256_set1_ps(weight[r]);
+    }
     const int64_t end = (s + 1) * segment;
     int64_t j = s * segment;
     for (; j + 8 <= end; j += 8) {
-      _mm256_storeu_ps(y + j, _mm256_fmadd_ps(w, load8<D>(values, j), _mm256_loadu_ps(y + j)));
+      __m256 sum = _mm256_loadu_ps(y + j);
+      for (int r = 0; r < N; ++r) sum = _mm256_fmadd_ps(w[r], load8<D>(values[r], j), sum);
+      _mm256_storeu_ps(y + j, sum);
     }
-    for (; j < end; ++j) y[j] += weight * raw_value<D>(values, j);
+    for (; j < end; ++j) {
+      for (int r = 0; r < N; ++r) y[j] += weight[r] * raw_value<D>(values[r], j);
+    }
   }
 }
 
-KVRAG_AVX2 void avx2_segment_dots(KvDtype dtype, const uint8_t* row, int64_t cols, const float* x,
-                                  int64_t segment, float* out) {
-  switch (dtype) {
-    case KvDtype::kF32:
-      return avx2_dots<KvDtype::kF32>(row, cols, x, segment, out);
-    case KvDtype::kF16:
-      return avx2_dots<KvDtype::kF16>(row, cols, x, segment, out);
-    case KvDtype::kInt8:
-      return avx2_dots<KvDtype::kInt8>(row, cols, x, segment, out);
+template <KvDtype D>
+KVRAG_AVX2 void avx2_axpy(const uint8_t* rows, size_t stride, int64_t count, int64_t cols,
+                          const float* a, int64_t segment, float* y) {
+  const int64_t segments = cols / segment;
+  int64_t r = 0;
+  for (; r + kRowGroup <= count; r += kRowGroup) {
+    avx2_axpy_group<D, kRowGroup>(rows + static_cast<size_t>(r) * stride, stride, cols,
+                                  a + r * segments, segment, y);
+  }
+  for (; r < count; ++r) {
+    avx2_axpy_group<D, 1>(rows + static_cast<size_t>(r) * stride, stride, cols, a + r * segments,
+                          segment, y);
   }
 }
 
-KVRAG_AVX2 void avx2_segment_axpy(KvDtype dtype, const uint8_t* row, int64_t cols, const float* a,
-                                  int64_t segment, float* y) {
+KVRAG_AVX2 void avx2_segment_dots(KvDtype dtype, const uint8_t* rows, size_t stride, int64_t count,
+                                  int64_t cols, const float* x, int64_t segment, float* out) {
   switch (dtype) {
     case KvDtype::kF32:
-      return avx2_axpy<KvDtype::kF32>(row, cols, a, segment, y);
+      return avx2_dots<KvDtype::kF32>(rows, stride, count, cols, x, segment, out);
     case KvDtype::kF16:
-      return avx2_axpy<KvDtype::kF16>(row, cols, a, segment, y);
+      return avx2_dots<KvDtype::kF16>(rows, stride, count, cols, x, segment, out);
     case KvDtype::kInt8:
-      return avx2_axpy<KvDtype::kInt8>(row, cols, a, segment, y);
+      return avx2_dots<KvDtype::kInt8>(rows, stride, count, cols, x, segment, out);
+  }
+}
+
+KVRAG_AVX2 void avx2_segment_axpy(KvDtype dtype, const uint8_t* rows, size_t stride, int64_t count,
+                                  int64_t cols, const float* a, int64_t segment, float* y) {
+  switch (dtype) {
+    case KvDtype::kF32:
+      return avx2_axpy<KvDtype::kF32>(rows, stride, count, cols, a, segment, y);
+    case KvDtype::kF16:
+      return avx2_axpy<KvDtype::kF16>(rows, stride, count, cols, a, segment, y);
+    case KvDtype::kInt8:
+      return avx2_axpy<KvDtype::kInt8>(rows, stride, count, cols, a, segment, y);
   }
 }
 
@@ -191,7 +277,7 @@ void unpack_row(const PackedRows& m, int64_t i, float* out) {
   // One weight of 1 per value: the axpy kernel adds the row onto zeros.
   std::memset(out, 0, sizeof(float) * static_cast<size_t>(m.cols));
   const float one = 1.0f;
-  if (m.cols > 0) portable_segment_axpy(m.dtype, m.row(i), m.cols, &one, m.cols, out);
+  if (m.cols > 0) portable_segment_axpy(m.dtype, m.row(i), m.stride, 1, m.cols, &one, m.cols, out);
 }
 
 const PackedKernels& portable_packed_kernels() { return kPortable; }

@@ -47,23 +47,25 @@ void unpack_row(const PackedRows& m, int64_t i, float* out);
 // from the store, kept packed. Moving it keeps the views valid (the bytes
 // stay where they are).
 struct PackedMatrices {
-  std::vector<uint8_t> bytes;         // every matrix's rows, possibly after a header
-  std::vector<PackedRows> matrices;   // views into bytes
+  std::vector<uint8_t> bytes;        // every matrix's rows, possibly after a header
+  std::vector<PackedRows> matrices;  // views into bytes
 };
 
 // The kernels of attention over packed rows. A row of `cols` values is
-// split into segments of `segment` values (the heads of a K or V row);
-// `cols` must be a multiple of `segment`.
+// split into segments = cols / segment runs of `segment` values (the heads
+// of a K or V row); `cols` must be a multiple of `segment`.
 struct PackedKernels {
   const char* name;  // "avx2" or "portable"
-  // out[s] = Σ_j x[s·segment + j] · row[s·segment + j] for every segment s:
-  // one query's scores against one key, all heads at once.
-  void (*segment_dots)(KvDtype dtype, const uint8_t* row, int64_t cols, const float* x,
-                       int64_t segment, float* out);
-  // y[s·segment + j] += a[s] · row[s·segment + j]: one value row added to
-  // one query's output with each head's attention weight.
-  void (*segment_axpy)(KvDtype dtype, const uint8_t* row, int64_t cols, const float* a,
-                       int64_t segment, float* y);
+  // out[r·segments + s] = Σ_j x[s·segment + j] · row_r[s·segment + j] for
+  // every segment s of `count` rows (row r at rows + r·stride): one query's
+  // scores against a run of keys, all heads at once.
+  void (*segment_dots)(KvDtype dtype, const uint8_t* rows, size_t stride, int64_t count,
+                       int64_t cols, const float* x, int64_t segment, float* out);
+  // y[s·segment + j] += Σ_r a[r·segments + s] · row_r[s·segment + j], the rows
+  // added in order: a run of value rows added to one query's output with each
+  // head's attention weights.
+  void (*segment_axpy)(KvDtype dtype, const uint8_t* rows, size_t stride, int64_t count,
+                       int64_t cols, const float* a, int64_t segment, float* y);
 };
 
 // The fastest kernels this CPU runs (AVX2 + F16C + FMA when it has them,

@@ -35,18 +35,18 @@ void check_block_shape(const MemoryBlock& block) {
 // Memory positions one thread takes at the least in the passes below.
 constexpr int64_t kPositionGrain = 256;
 
-// Calls visit(k, v, valid, t, at) for the memory positions at in [begin, end):
-// row t of block's layer `layer` K and V, at = the position in the memory.
+// Calls visit(k, v, valid, t, rows, at) for the memory positions in [begin,
+// end), a run of rows at a time: rows t .. t + rows of block's layer `layer`
+// K and V (valid: the block's mask, empty if all attended), at = the memory
+// position of row t.
 template <typename Visit>
-void for_positions(const CrossMemory& memory, int64_t layer, int64_t begin, int64_t end,
-                   Visit visit) {
+void for_runs(const CrossMemory& memory, int64_t layer, int64_t begin, int64_t end, Visit visit) {
   int64_t first = 0;  // the memory position of the block's row 0
   for (const MemoryBlock& block : memory.blocks()) {
     const int64_t rows = block.tokens();
-    for (int64_t t = std::max<int64_t>(begin - first, 0); t < rows && first + t < end; ++t) {
-      const bool attended = block.valid.empty() || block.valid[t] != 0;
-      visit(block.k[layer], block.v[layer], attended, t, first + t);
-    }
+    const int64_t t = std::max<int64_t>(begin - first, 0);
+    const int64_t stop = std::min(rows, end - first);
+    if (t < stop) visit(block.k[layer], block.v[layer], block.valid, t, stop - t, first + t);
     first += rows;
     if (first >= end) return;
   }
@@ -62,21 +62,24 @@ void key_scores(ConstView q, const CrossMemory& memory, int64_t layer, int64_t h
   const int64_t d_kv = q.cols / heads;
   const std::span<const float> bias = memory.bias();
   parallel_for(tk, kPositionGrain, [&](int64_t begin, int64_t end) {
-    std::vector<float> head_scores(static_cast<size_t>(heads));
-    for_positions(
-        memory, layer, begin, end,
-        [&](const PackedRows& k, const PackedRows&, bool attended, int64_t t, int64_t at) {
-          const float shift = bias.empty() ? 0.0f : bias[static_cast<size_t>(at)];
-          for (int64_t i = 0; i < q.rows; ++i) {
-            if (attended) {
-              kernels.segment_dots(k.dtype, k.row(t), k.cols, q.row(i), d_kv, head_scores.data());
-            }
-            for (int64_t h = 0; h < heads; ++h) {
-              scores[static_cast<size_t>((i * heads + h) * tk + at)] =
-                  attended ? head_scores[h] + shift : kMasked;
-            }
-          }
-        });
+    std::vector<float> run_scores;  // (rows, heads)
+    for_runs(memory, layer, begin, end,
+             [&](const PackedRows& k, const PackedRows&, std::span<const uint8_t> valid, int64_t t,
+                 int64_t rows, int64_t at) {
+               run_scores.resize(static_cast<size_t>(rows * heads));
+               for (int64_t i = 0; i < q.rows; ++i) {
+                 kernels.segment_dots(k.dtype, k.row(t), k.stride, rows, k.cols, q.row(i), d_kv,
+                                      run_scores.data());
+                 for (int64_t r = 0; r < rows; ++r) {
+                   const bool attended = valid.empty() || valid[t + r] != 0;
+                   const float shift = bias.empty() ? 0.0f : bias[at + r];
+                   for (int64_t h = 0; h < heads; ++h) {
+                     scores[static_cast<size_t>((i * heads + h) * tk + at + r)] =
+                         attended ? run_scores[r * heads + h] + shift : kMasked;
+                   }
+                 }
+               }
+             });
   });
 }
 
@@ -92,17 +95,22 @@ void weighted_values(const std::vector<float>& probs, const CrossMemory& memory,
   std::map<int64_t, Tensor> parts;  // by first position
   parallel_for(tk, kPositionGrain, [&](int64_t begin, int64_t end) {
     Tensor sum(out.rows, out.cols);
-    std::vector<float> weights(static_cast<size_t>(heads));
-    for_positions(memory, layer, begin, end,
-                  [&](const PackedRows&, const PackedRows& v, bool, int64_t t, int64_t at) {
-                    for (int64_t i = 0; i < out.rows; ++i) {
-                      for (int64_t h = 0; h < heads; ++h) {
-                        weights[h] = probs[static_cast<size_t>((i * heads + h) * tk + at)];
-                      }
-                      kernels.segment_axpy(v.dtype, v.row(t), v.cols, weights.data(), d_kv,
-                                           sum.row(i));
-                    }
-                  });
+    std::vector<float> weights;  // (rows, heads)
+    for_runs(memory, layer, begin, end,
+             [&](const PackedRows&, const PackedRows& v, std::span<const uint8_t>, int64_t t,
+                 int64_t rows, int64_t at) {
+               weights.resize(static_cast<size_t>(rows * heads));
+               for (int64_t i = 0; i < out.rows; ++i) {
+                 for (int64_t r = 0; r < rows; ++r) {
+                   for (int64_t h = 0; h < heads; ++h) {
+                     weights[r * heads + h] =
+                         probs[static_cast<size_t>((i * heads + h) * tk + at + r)];
+                   }
+                 }
+                 kernels.segment_axpy(v.dtype, v.row(t), v.stride, rows, v.cols, weights.data(),
+                                      d_kv, sum.row(i));
+               }
+             });
     const std::lock_guard<std::mutex> lock(parts_mutex);
     parts.emplace(begin, std::move(sum));
   });
@@ -179,10 +187,15 @@ void cross_attention(ConstView q, const CrossMemory& memory, int64_t layer, int6
               out.rows, ", ", out.cols, "], ", num_heads, " heads");
   KVRAG_CHECK(!mass || (mass->rows == tq && mass->cols == tk), kInternal,
               "cross attention: mass shape");
-  std::vector<float> scores(static_cast<size_t>(tq * num_heads * tk));
+  // Every slot is written by key_scores; kept per thread so that a step's
+  // layers do not each allocate and zero it.
+  thread_local std::vector<float> scores;
+  scores.resize(static_cast<size_t>(tq * num_heads * tk));
   key_scores(q, memory, layer, num_heads, kernels, scores);
   const View probs{scores.data(), tq * num_heads, tk, tk};
-  softmax_rows(probs);
+  parallel_for(probs.rows, 1, [&](int64_t begin, int64_t end) {
+    softmax_rows(View{probs.row(begin), end - begin, tk, tk});
+  });
   if (mass) {
     const float share = 1.0f / static_cast<float>(num_heads);
     for (int64_t i = 0; i < tq; ++i) {

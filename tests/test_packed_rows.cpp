@@ -71,27 +71,33 @@ TEST(PackedRows, RowBytesPerDtype) {
   EXPECT_EQ(packed_view(t.view()).bytes(), 40);
 }
 
+// Rows in the cases below: a group of four (the AVX2 kernels' unit) and a
+// tail of three.
+constexpr int64_t kRuns = 7;
+
 TEST(PackedRows, SegmentDotsMatchTheScalarReference) {
   for (const auto& [cols, segment] : {std::pair<int64_t, int64_t>{192, 64}, {39, 13}}) {
+    const int64_t segments = cols / segment;
     const Tensor x = testing::random_normal_tensor(1, cols, 7);
     for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
-      const PackedCase c = make_case(dtype, 4, cols, 11);
+      const PackedCase c = make_case(dtype, kRuns, cols, 11);
+      const PackedRows& m = c.packed.matrices[0];
       for (const PackedKernels* kernels : kernel_sets()) {
-        for (int64_t i = 0; i < 4; ++i) {
-          std::vector<float> got(static_cast<size_t>(cols / segment));
-          kernels->segment_dots(dtype, c.packed.matrices[0].row(i), cols, x.data(), segment,
-                                got.data());
-          std::vector<float> want(got.size());
-          for (int64_t s = 0; s < cols / segment; ++s) {
+        std::vector<float> got(static_cast<size_t>(kRuns * segments));
+        kernels->segment_dots(dtype, m.row(0), m.stride, kRuns, cols, x.data(), segment,
+                              got.data());
+        std::vector<float> want(got.size());
+        for (int64_t i = 0; i < kRuns; ++i) {
+          for (int64_t s = 0; s < segments; ++s) {
             double sum = 0.0;
             for (int64_t j = s * segment; j < (s + 1) * segment; ++j) {
               sum += static_cast<double>(x.at(0, j)) * c.unpacked.at(i, j);
             }
-            want[s] = static_cast<float>(sum);
+            want[static_cast<size_t>(i * segments + s)] = static_cast<float>(sum);
           }
-          EXPECT_LT(testing::relative_error(got, want), 1e-5)
-              << kernels->name << " " << kv_dtype_name(dtype) << " segment " << segment;
         }
+        EXPECT_LT(testing::relative_error(got, want), 1e-5)
+            << kernels->name << " " << kv_dtype_name(dtype) << " segment " << segment;
       }
     }
   }
@@ -99,23 +105,58 @@ TEST(PackedRows, SegmentDotsMatchTheScalarReference) {
 
 TEST(PackedRows, SegmentAxpyMatchesTheScalarReference) {
   for (const auto& [cols, segment] : {std::pair<int64_t, int64_t>{192, 64}, {39, 13}}) {
-    const Tensor a = testing::random_normal_tensor(1, cols / segment, 3);
+    const int64_t segments = cols / segment;
+    const Tensor a = testing::random_normal_tensor(kRuns, segments, 3);
     const Tensor y0 = testing::random_normal_tensor(1, cols, 4);
     for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
-      const PackedCase c = make_case(dtype, 2, cols, 13);
+      const PackedCase c = make_case(dtype, kRuns, cols, 13);
+      const PackedRows& m = c.packed.matrices[0];
       for (const PackedKernels* kernels : kernel_sets()) {
         std::vector<float> got(y0.data(), y0.data() + cols);
-        std::vector<double> want(got.begin(), got.end());
-        for (int64_t i = 0; i < 2; ++i) {
-          kernels->segment_axpy(dtype, c.packed.matrices[0].row(i), cols, a.data(), segment,
-                                got.data());
+        kernels->segment_axpy(dtype, m.row(0), m.stride, kRuns, cols, a.data(), segment,
+                              got.data());
+        std::vector<double> want(y0.data(), y0.data() + cols);
+        for (int64_t i = 0; i < kRuns; ++i) {
           for (int64_t j = 0; j < cols; ++j) {
-            want[j] += static_cast<double>(a.data()[j / segment]) * c.unpacked.at(i, j);
+            want[j] += static_cast<double>(a.at(i, j / segment)) * c.unpacked.at(i, j);
           }
         }
         EXPECT_LT(testing::relative_error(got, std::vector<float>(want.begin(), want.end())), 1e-5)
             << kernels->name << " " << kv_dtype_name(dtype) << " segment " << segment;
       }
+    }
+  }
+}
+
+// Attention splits the memory over threads at positions that depend on the
+// thread count: a row's score and the value sum must not depend on how the
+// rows are grouped, bit for bit.
+TEST(PackedRows, KernelsGiveTheSameBitsHoweverTheRowsAreGrouped) {
+  const int64_t cols = 192;
+  const int64_t segment = 64;
+  const int64_t segments = cols / segment;
+  const Tensor x = testing::random_normal_tensor(1, cols, 21);
+  const Tensor a = testing::random_normal_tensor(kRuns, segments, 22);
+  for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
+    const PackedCase c = make_case(dtype, kRuns, cols, 23);
+    const PackedRows& m = c.packed.matrices[0];
+    for (const PackedKernels* kernels : kernel_sets()) {
+      std::vector<float> dots_together(static_cast<size_t>(kRuns * segments));
+      std::vector<float> dots_apart(dots_together.size());
+      std::vector<float> sum_together(static_cast<size_t>(cols), 0.5f);
+      std::vector<float> sum_apart(sum_together);
+      kernels->segment_dots(dtype, m.row(0), m.stride, kRuns, cols, x.data(), segment,
+                            dots_together.data());
+      kernels->segment_axpy(dtype, m.row(0), m.stride, kRuns, cols, a.data(), segment,
+                            sum_together.data());
+      for (int64_t i = 0; i < kRuns; ++i) {
+        kernels->segment_dots(dtype, m.row(i), m.stride, 1, cols, x.data(), segment,
+                              dots_apart.data() + i * segments);
+        kernels->segment_axpy(dtype, m.row(i), m.stride, 1, cols, a.row(i), segment,
+                              sum_apart.data());
+      }
+      EXPECT_EQ(dots_together, dots_apart) << kernels->name << " " << kv_dtype_name(dtype);
+      EXPECT_EQ(sum_together, sum_apart) << kernels->name << " " << kv_dtype_name(dtype);
     }
   }
 }
