@@ -113,6 +113,12 @@ constexpr PackedKernels kPortable{"portable", portable_segment_dots, portable_se
 
 #if defined(__x86_64__)
 
+// Bytes of one raw value.
+template <KvDtype D>
+constexpr size_t kValueBytes = D == KvDtype::kF32   ? 4
+                               : D == KvDtype::kF16 ? 2
+                                                    : 1;
+
 // Eight raw values of a row from `values + j`, as float32.
 template <KvDtype D>
 KVRAG_AVX2 __m256 load8(const uint8_t* values, int64_t j) {
@@ -139,6 +145,23 @@ KVRAG_AVX2 __m128 horizontal_sums(__m256 a, __m256 b, __m256 c, __m256 d) {
   return _mm_add_ps(_mm256_castps256_ps128(sums), _mm256_extractf128_ps(sums, 1));
 }
 
+// Rows ahead of the ones being read whose bytes are prefetched: the four
+// rows of a group are four streams 1.5 KiB apart (T5-base f16), which the
+// hardware prefetcher did not run far enough ahead of (perf: the time in the
+// loads). BM_CrossAttention/3000, one core: f16 10.4 → 5.8 ms, int8 8.1 →
+// 3.8 ms; two: f16 5.3 → 3.1-3.6, int8 4.4 → 2.0-3.2. 4, 8 and 16 rows
+// ahead measured alike.
+constexpr int64_t kPrefetchRows = 8;
+
+// Prefetches the cache lines of bytes [begin, end) of the row `ahead` rows
+// after `values` (harmless past the end: a prefetch does not fault).
+KVRAG_AVX2 inline void prefetch_span(const uint8_t* values, size_t ahead, size_t begin,
+                                     size_t end) {
+  for (size_t at = begin; at < end; at += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(values + ahead + at), _MM_HINT_T0);
+  }
+}
+
 // out[r·segments + s] for kRowGroup rows, or for `count` < kRowGroup rows
 // (the tail), the missing rows' lanes computed from row 0 and dropped.
 template <KvDtype D>
@@ -153,6 +176,9 @@ KVRAG_AVX2 void avx2_dots_group(const uint8_t* rows, size_t stride, int64_t coun
   for (int64_t s = 0; s < segments; ++s) {
     const int64_t end = (s + 1) * segment;
     int64_t j = s * segment;
+    for (int64_t r = 0; r < kRowGroup; ++r) {
+      prefetch_span(values[r], kPrefetchRows * stride, j * kValueBytes<D>, end * kValueBytes<D>);
+    }
     __m256 acc[kRowGroup] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                              _mm256_setzero_ps()};
     for (; j + 8 <= end; j += 8) {
@@ -199,6 +225,9 @@ KVRAG_AVX2 void avx2_axpy_group(const uint8_t* rows, size_t stride, int64_t cols
     }
     const int64_t end = (s + 1) * segment;
     int64_t j = s * segment;
+    for (int r = 0; r < N; ++r) {
+      prefetch_span(values[r], kPrefetchRows * stride, j * kValueBytes<D>, end * kValueBytes<D>);
+    }
     for (; j + 8 <= end; j += 8) {
       __m256 sum = _mm256_loadu_ps(y + j);
       for (int r = 0; r < N; ++r) sum = _mm256_fmadd_ps(w[r], load8<D>(values[r], j), sum);
