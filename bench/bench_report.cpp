@@ -341,10 +341,12 @@ std::vector<BoundRow> memory_bounds(const std::vector<BenchCell>& cells, double 
       const BenchCell* cached = find_cell(g, k, "cached-ram");
       if (!cached) cached = find_cell(g, k, "cached-sqlite");
       if (!cached || cached->step_bytes <= 0.0) continue;
-      BoundRow row{g.model, g.chunk_tokens, k, cached->step_bytes,
-                   1000.0 * cached->step_bytes / bytes_per_s, {}};
+      BoundRow row{
+          g.model, g.chunk_tokens, k, cached->step_bytes, 1000.0 * cached->step_bytes / bytes_per_s,
+          {}};
       for (const BenchCell* c : g.cells) {
-        if (c->k == k) row.multiples.emplace_back(c->variant, c->first_token_ms.median / row.bound_ms);
+        if (c->k == k)
+          row.multiples.emplace_back(c->variant, c->first_token_ms.median / row.bound_ms);
       }
       rows.push_back(std::move(row));
     }
@@ -358,7 +360,8 @@ std::string cells_csv(const std::vector<BenchCell>& cells) {
          "first_token_ms_median,first_token_ms_p95,total_ms_median,total_ms_p95,"
          "encode_ms_median,encode_ms_p95,load_kv_ms_median,load_kv_ms_p95,"
          "decode_ms_per_token_median,decode_ms_per_token_p95,tokens_per_s,generated_tokens,"
-         "store_bytes_read,step_bytes,ram_hit_rate,peak_rss_bytes,rss_growth_bytes,exact_match,f1\n";
+         "store_bytes_read,step_bytes,ram_hit_rate,peak_rss_bytes,rss_growth_bytes,exact_match,"
+         "f1\n";
   for (const BenchCell& c : cells) {
     csv << csv_field(c.model) << "," << (c.random_weights ? "true" : "false") << ","
         << csv_field(c.variant) << "," << csv_field(c.mode) << "," << c.chunk_tokens << "," << c.k
@@ -369,8 +372,8 @@ std::string cells_csv(const std::vector<BenchCell>& cells) {
     }
     csv << "," << csv_number(c.tokens_per_s) << "," << csv_number(c.generated_tokens) << ","
         << static_cast<int64_t>(std::llround(c.store_bytes_read)) << ","
-        << static_cast<int64_t>(std::llround(c.step_bytes)) << ","
-        << csv_number(c.ram_hit_rate) << "," << c.peak_rss_bytes << "," << c.rss_growth_bytes << ","
+        << static_cast<int64_t>(std::llround(c.step_bytes)) << "," << csv_number(c.ram_hit_rate)
+        << "," << c.peak_rss_bytes << "," << c.rss_growth_bytes << ","
         << (c.exact_match ? csv_number(*c.exact_match) : "") << ","
         << (c.f1 ? csv_number(*c.f1) : "") << "\n";
   }
@@ -432,14 +435,15 @@ std::string report_markdown(const BenchReport& report,
      << "Machine: " << m.cpu_model << ", " << m.cores << " cores, "
      << fixed(static_cast<double>(m.memory_bytes) / (1024.0 * 1024.0 * 1024.0), 1)
      << " GiB; every variant ran with " << m.threads << " compute thread"
-     << (m.threads == 1 ? "" : "s") << "; it streamed "
-     << fixed(m.stream_bytes_per_s / 1e9, 1) << " GB/s from RAM in this run. Decoding: "
+     << (m.threads == 1 ? "" : "s") << "; it streamed " << fixed(m.stream_bytes_per_s / 1e9, 1)
+     << " GB/s from RAM in this run. Decoding: "
      << (report.num_beams == 1 ? std::string("greedy")
                                : "beam search, " + std::to_string(report.num_beams) + " beams")
      << ", at most " << report.max_new_tokens << " new tokens. Each question is retrieved once at "
      << "the largest k; every k uses the top-k prefix and every variant answers from the same "
      << "chunks. " << report.warmup << " untimed warm-up answer(s) per variant and k, then "
-     << report.repeat << " timed repeat(s) per question.\n\n"
+     << "per question one untimed answer of each cached variant (cached-ram's fills the RAM "
+     << "cache) and " << report.repeat << " timed repeat(s).\n\n"
      << "Command: `" << report.command << "`\n\n";
   for (const std::string& note : report.notes) md << "- " << note << "\n";
   if (!report.notes.empty()) md << "\n";
