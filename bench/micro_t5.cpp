@@ -14,6 +14,8 @@
 //                                 layer of a T5-base-width memory: GB/s of K/V
 //                                 (300 tokens: in cache, on one thread, so
 //                                 the kernels' own rate; 3000: from RAM)
+//   BM_DecoderBatchStep/t5-base/<batch>  one step of <batch> sequences decoded
+//                                 together, each over its own memory
 //   BM_DecoderStep/<shape>/<mem>[/kv-f16][/int8]  one decoded token over a
 //                                 <mem>-token memory, f32 or int8 weights; the
 //                                 memory f32, or f16 as the RAM cache holds
@@ -464,6 +466,34 @@ void BM_DecoderStep(benchmark::State& state, Shape shape, int64_t memory_tokens,
   state.counters["MB/step"] = bytes * 1e-6;
 }
 
+// One step of `batch` sequences decoded together, each over its own memory
+// of 350 f16 tokens (a k = 5 answer's), as the server's batched decoding
+// runs them (T5Decoder::forward_each): step time, and tokens/s across the
+// batch, against batch 1.
+void BM_DecoderBatchStep(benchmark::State& state, int64_t batch) {
+  constexpr int64_t kMemoryTokens = 350;
+  const DecoderFixture& f =
+      decoder_fixture(Shape::kBase, kMemoryTokens, WeightDtype::kF32, KvDtype::kF16);
+  const T5Config& c = f.model->config;
+  std::vector<DecoderCache> caches(static_cast<size_t>(batch), f.prefix);
+  const std::vector<int32_t> next = {42};
+  std::vector<kvrag::OwnMemoryInput> inputs;
+  for (DecoderCache& cache : caches) inputs.push_back({{next, &cache}, &f.memory});
+  for (auto _ : state) {
+    kvrag::DecoderOutputs out = f.decoder->forward_each(inputs);
+    benchmark::DoNotOptimize(out.logits.data());
+    benchmark::ClobberMemory();
+    for (DecoderCache& cache : caches) {
+      for (int64_t l = 0; l < c.num_decoder_layers; ++l) {
+        cache.k[l].resize_rows(kDecoderPrefix);
+        cache.v[l].resize_rows(kDecoderPrefix);
+      }
+    }
+  }
+  state.counters["tokens/s"] = benchmark::Counter(
+      static_cast<double>(batch * state.iterations()), benchmark::Counter::kIsRate);
+}
+
 void register_model_benchmarks() {
   for (Shape shape : {Shape::kSmall, Shape::kBase}) {
     const std::string name = shape_name(shape);
@@ -495,6 +525,12 @@ void register_model_benchmarks() {
     benchmark::RegisterBenchmark(
         ("BM_CrossAttention/3000/" + std::string(kvrag::kv_dtype_name(dtype))).c_str(),
         BM_CrossAttention, int64_t{3000}, dtype)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
+  for (const int64_t batch : {1, 2, 4, 8}) {
+    benchmark::RegisterBenchmark(("BM_DecoderBatchStep/t5-base/" + std::to_string(batch)).c_str(),
+                                 BM_DecoderBatchStep, batch)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
