@@ -10,10 +10,9 @@
 //                                 n rows through one projection: where the
 //                                 int8 product should switch paths
 //   BM_Encoder/<shape>/<tokens>   encoder throughput, achieved GFLOP/s
-//   BM_CrossAttention/<mem>/<dtype>  one query's cross-attention over every
-//                                 layer of a T5-base-width memory: GB/s of K/V
-//                                 (300 tokens: in cache, on one thread, so
-//                                 the kernels' own rate; 3000: from RAM)
+//   BM_CrossAttention/<mem>/<dtype>[/chunks-64]  one query's cross-attention
+//                                 over every layer of a T5-base-width memory,
+//                                 one block or 64-token chunks: GB/s of K/V
 //   BM_DecoderBatchStep/t5-base/<batch>  one step of <batch> sequences decoded
 //                                 together, each over its own memory
 //   BM_DecoderStep/<shape>/<mem>[/kv-f16][/int8]  one decoded token over a
@@ -376,14 +375,12 @@ struct DecoderFixture {
   DecoderCache prefix;
 };
 
-// `kv` as one block of `dtype` rows, as a cached chunk's memory is read
-// from the store (pipeline/memory_builder.cpp).
-CrossMemory packed_memory(const CrossKV& kv, KvDtype dtype) {
+// Appends `kv` to `memory` as one block of `dtype` rows, as a cached chunk's
+// memory is read from the store (pipeline/memory_builder.cpp).
+void add_packed(CrossMemory& memory, const CrossKV& kv, KvDtype dtype) {
   auto packed = std::make_shared<kvrag::PackedMatrices>(
       kvrag::read_kv_blob(kvrag::encode_kv_blob(dtype, kvrag::blob_order(kv)), "benchmark memory"));
-  CrossMemory memory;
   memory.add(kvrag::blob_block(*packed), packed);
-  return memory;
 }
 
 const DecoderFixture& decoder_fixture(Shape shape, int64_t memory_tokens, WeightDtype weights,
@@ -398,8 +395,11 @@ const DecoderFixture& decoder_fixture(Shape shape, int64_t memory_tokens, Weight
     const T5Config& c = f->model->config;
     const Tensor encoder_output = filled(memory_tokens, c.d_model, 6);
     CrossKV kv = kvrag::project_cross_kv(*f->model, encoder_output.view());
-    f->memory = memory_dtype == KvDtype::kF32 ? CrossMemory(std::move(kv))
-                                              : packed_memory(kv, memory_dtype);
+    if (memory_dtype == KvDtype::kF32) {
+      f->memory = CrossMemory(std::move(kv));
+    } else {
+      add_packed(f->memory, kv, memory_dtype);
+    }
     f->prefix = f->decoder->new_cache();
     const std::vector<int32_t> ids = token_ids(kDecoderPrefix, c.vocab_size, 13);
     const DecoderInput input{ids, &f->prefix};
@@ -410,20 +410,28 @@ const DecoderFixture& decoder_fixture(Shape shape, int64_t memory_tokens, Weight
 
 // One query row's cross-attention over every layer of a <tokens>-token memory
 // of T5-base width (12 layers, 12 heads of 64) kept in `dtype`, as one decoder
-// step does it: GB/s of K/V read against BM_StreamRead's.
-void BM_CrossAttention(benchmark::State& state, int64_t tokens, KvDtype dtype) {
+// step does it: GB/s of K/V read against BM_StreamRead's. The memory is one
+// block, or blocks of `block_tokens` read from blobs of their own, as a
+// cached answer's chunks are.
+void BM_CrossAttention(benchmark::State& state, int64_t tokens, int64_t block_tokens,
+                       KvDtype dtype) {
   constexpr int64_t kLayers = 12;
   constexpr int64_t kHeads = 12;
   constexpr int64_t kWidth = 768;
-  static std::map<std::pair<int64_t, KvDtype>, CrossMemory> memories;
-  CrossMemory& memory = memories[{tokens, dtype}];
-  if (memory.tokens() == 0) {
+  static std::map<std::tuple<int64_t, int64_t, KvDtype>, CrossMemory> memories;
+  CrossMemory& memory = memories[{tokens, block_tokens, dtype}];
+  for (int64_t first = 0; memory.tokens() < tokens; first += block_tokens) {
+    const int64_t rows = std::min(block_tokens, tokens - first);
     CrossKV kv;
     for (int64_t l = 0; l < kLayers; ++l) {
-      kv.k.push_back(filled(tokens, kWidth, 100 + l));
-      kv.v.push_back(filled(tokens, kWidth, 200 + l));
+      kv.k.push_back(filled(rows, kWidth, 100 + l + first));
+      kv.v.push_back(filled(rows, kWidth, 200 + l + first));
     }
-    memory = dtype == KvDtype::kF32 ? CrossMemory(std::move(kv)) : packed_memory(kv, dtype);
+    if (dtype == KvDtype::kF32) {
+      memory.add(std::make_shared<const CrossKV>(std::move(kv)));
+    } else {
+      add_packed(memory, kv, dtype);
+    }
   }
   const Tensor q = filled(1, kWidth, 7);
   Tensor out(1, kWidth);
@@ -490,8 +498,8 @@ void BM_DecoderBatchStep(benchmark::State& state, int64_t batch) {
       }
     }
   }
-  state.counters["tokens/s"] = benchmark::Counter(
-      static_cast<double>(batch * state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(batch * state.iterations()),
+                                                  benchmark::Counter::kIsRate);
 }
 
 void register_model_benchmarks() {
@@ -517,16 +525,15 @@ void register_model_benchmarks() {
     }
   }
   for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
-    benchmark::RegisterBenchmark(
-        ("BM_CrossAttention/300/" + std::string(kvrag::kv_dtype_name(dtype))).c_str(),
-        BM_CrossAttention, int64_t{300}, dtype)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
-    benchmark::RegisterBenchmark(
-        ("BM_CrossAttention/3000/" + std::string(kvrag::kv_dtype_name(dtype))).c_str(),
-        BM_CrossAttention, int64_t{3000}, dtype)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
+    for (const int64_t block_tokens : {3000, 64}) {
+      const std::string name = "BM_CrossAttention/3000/" +
+                               std::string(kvrag::kv_dtype_name(dtype)) +
+                               (block_tokens < 3000 ? "/chunks-64" : "");
+      benchmark::RegisterBenchmark(name.c_str(), BM_CrossAttention, int64_t{3000}, block_tokens,
+                                   dtype)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
   }
   for (const int64_t batch : {1, 2, 4, 8}) {
     benchmark::RegisterBenchmark(("BM_DecoderBatchStep/t5-base/" + std::to_string(batch)).c_str(),
