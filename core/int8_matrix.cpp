@@ -175,11 +175,12 @@ void onednn_sums(const QuantizedRows& x, int64_t rows, const Int8Matrix& w, int6
     dnnl::memory y_memory({{rows, count}, Type::s32, Tag::ab}, engine, sums);
     omp_set_num_threads(1);
     dnnl::stream stream(engine);
-    onednn_matmul(w.cols).execute(stream,
-                 {{DNNL_ARG_SRC, x_memory}, {DNNL_ARG_WEIGHTS, w_memory}, {DNNL_ARG_DST, y_memory}});
+    onednn_matmul(w.cols).execute(
+        stream, {{DNNL_ARG_SRC, x_memory}, {DNNL_ARG_WEIGHTS, w_memory}, {DNNL_ARG_DST, y_memory}});
     stream.wait();
   } catch (const dnnl::error& e) {
-    throw Error(ErrorKind::kInternal, std::string("int8 linear: oneDNN matmul failed: ") + e.what());
+    throw Error(ErrorKind::kInternal,
+                std::string("int8 linear: oneDNN matmul failed: ") + e.what());
   }
 }
 
@@ -275,8 +276,8 @@ bool onednn_int8_supported() {
   static const bool supported = [] {
     using Isa = dnnl::cpu_isa;
     const Isa isa = dnnl::get_effective_cpu_isa();
-    return isa == Isa::avx2_vnni || isa == Isa::avx512_core_vnni ||
-           isa == Isa::avx512_core_bf16 || isa == Isa::avx512_core_amx;
+    return isa == Isa::avx2_vnni || isa == Isa::avx512_core_vnni || isa == Isa::avx512_core_bf16 ||
+           isa == Isa::avx512_core_amx;
   }();
   return supported;
 }
@@ -299,13 +300,15 @@ void linear_int8_onednn(ConstView x, const Int8Matrix& w, View out, bool accumul
   });
 }
 
-void prepare_int8_products() {
+void prepare_int8_products(std::span<const int64_t> widths) {
   if (!onednn_int8_supported()) return;
-  const Int8Matrix w = quantize_int8(Tensor(256, 256).view());
-  for (const int64_t rows : {kInt8DirectMaxRowsBesideOnednn + 1, int64_t{64}}) {
-    const Tensor x(rows, 256);
-    Tensor out(rows, w.rows);
-    linear_int8_onednn(x.view(), w, out.view(), false);
+  for (const int64_t cols : widths) {
+    const Int8Matrix w = quantize_int8(Tensor(256, cols).view());
+    for (const int64_t rows : {kInt8DirectMaxRowsBesideOnednn + 1, int64_t{64}}) {
+      const Tensor x(rows, cols);
+      Tensor out(rows, w.rows);
+      linear_int8_onednn(x.view(), w, out.view(), false);
+    }
   }
 }
 

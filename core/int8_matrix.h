@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/tensor.h"
@@ -96,11 +97,13 @@ void linear_int8_direct(ConstView x, const Int8Matrix& w, View out, bool accumul
 void linear_int8_dequantized(ConstView x, const Int8Matrix& w, View out, bool accumulate);
 
 // Runs two small products (of kInt8DirectMaxRowsBesideOnednn + 1 and 64
-// rows) through oneDNN, whose first products in a process generate its
-// kernels, so that loading an int8 model pays that rather than the first
-// answer (a fresh process's first T5-base answer took 37-39 ms with it,
-// 52 ms without). Nothing without VNNI.
-void prepare_int8_products();
+// rows) through oneDNN for each input width in `widths` (a model's d_model,
+// inner_dim and d_ff): its first products in a process, per width, build
+// the primitive and generate its kernels, so that loading an int8 model pays
+// that rather than the first answer (a fresh process's first T5-base answer
+// took 37-39 ms with one width prepared, 52 ms with none; its encoding 40 ms
+// against 17 ms warm until every width was). Nothing without VNNI.
+void prepare_int8_products(std::span<const int64_t> widths);
 
 // Whether linear_int8_onednn runs here: oneDNN finds VNNI (AVX-512 or AVX)
 // on this CPU.

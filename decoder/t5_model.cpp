@@ -38,7 +38,9 @@ std::shared_ptr<const T5Model> load_t5_model(const std::string& dir, WeightDtype
   }
   if (weights == WeightDtype::kInt8) {
     release_free_heap();
-    prepare_int8_products();
+    const T5Config& c = model->config;
+    const std::vector<int64_t> widths{c.d_model, c.inner_dim(), c.d_ff};
+    prepare_int8_products(widths);
   }
   return model;
 }
