@@ -187,10 +187,16 @@ void cross_attention(ConstView q, const CrossMemory& memory, int64_t layer, int6
               out.rows, ", ", out.cols, "], ", num_heads, " heads");
   KVRAG_CHECK(!mass || (mass->rows == tq && mass->cols == tk), kInternal,
               "cross attention: mass shape");
-  // Every slot is written by key_scores; kept per thread so that a step's
-  // layers do not each allocate and zero it.
-  thread_local std::vector<float> scores;
-  scores.resize(static_cast<size_t>(tq * num_heads * tk));
+  // Every slot is written by key_scores. Kept per thread, up to 4 MiB, so
+  // that a decoder step's layers do not each allocate and zero it; larger
+  // (many queries over a long memory) is allocated per call, so that no
+  // thread keeps it.
+  constexpr size_t kKeptScores = size_t{1} << 20;
+  const auto n_scores = static_cast<size_t>(tq * num_heads * tk);
+  thread_local std::vector<float> kept;
+  std::vector<float> once;
+  std::vector<float>& scores = n_scores <= kKeptScores ? kept : once;
+  scores.resize(n_scores);
   key_scores(q, memory, layer, num_heads, kernels, scores);
   const View probs{scores.data(), tq * num_heads, tk, tk};
   parallel_for(probs.rows, 1, [&](int64_t begin, int64_t end) {
