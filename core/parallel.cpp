@@ -189,4 +189,19 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
   if (failure) std::rethrow_exception(failure);
 }
 
+SerialScope::SerialScope() : saved_(t_thread_threads) { t_thread_threads = 1; }
+
+SerialScope::~SerialScope() { t_thread_threads = saved_; }
+
+void parallel_for_each(int64_t n, const std::function<void(int64_t)>& item) {
+  if (n == 1) {
+    item(0);
+    return;
+  }
+  parallel_for(n, 1, [&](int64_t begin, int64_t end) {
+    const SerialScope serial;
+    for (int64_t i = begin; i < end; ++i) item(i);
+  });
+}
+
 }  // namespace kvrag

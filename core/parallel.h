@@ -29,4 +29,26 @@ int64_t compute_threads();
 // a body throws is rethrown.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body);
 
+// While it lives, the calling thread's parallel_for calls run on that thread
+// alone; its count is restored after. For kernels called from a
+// parallel_for body, whose work is already split one level up.
+class SerialScope {
+ public:
+  SerialScope();
+  ~SerialScope();
+  SerialScope(const SerialScope&) = delete;
+  SerialScope& operator=(const SerialScope&) = delete;
+
+ private:
+  int64_t saved_;
+};
+
+// Calls item(i) for every i in [0, n), the items spread over
+// compute_threads(). With two or more items each one's kernels run on its
+// thread alone (SerialScope); a single item's kernels may split. For many
+// small independent pieces of work (a batched decoder step's sequences,
+// each attending over its own short memory), which one at a time would
+// leave all but one core waiting.
+void parallel_for_each(int64_t n, const std::function<void(int64_t)>& item);
+
 }  // namespace kvrag

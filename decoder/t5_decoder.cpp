@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 #include "encoder/t5_layers.h"
 
 namespace kvrag {
@@ -75,12 +76,13 @@ DecoderOutputs T5Decoder::forward_each(std::span<const OwnMemoryInput> inputs) c
   run_layers(
       plain,
       [&](int64_t layer, ConstView q, View attn) {
-        for (size_t s = 0; s < inputs.size(); ++s) {
+        // A k = 5 memory is too short to split over threads: the sequences split instead.
+        parallel_for_each(static_cast<int64_t>(inputs.size()), [&](int64_t s) {
           const int64_t count = begin[s + 1] - begin[s];
           View mass = out.cross_attention_each[s].view();
           cross_attention(q.rows_slice(begin[s], count), *inputs[s].memory, layer, heads,
                           attn.rows_slice(begin[s], count), &mass);
-        }
+        });
       },
       out);
   for (Tensor& mass : out.cross_attention_each) {
@@ -124,7 +126,7 @@ void T5Decoder::run_layers(std::span<const DecoderInput> inputs, const CrossAtte
     const DecoderBlockWeights& block = w.blocks[l];
     rms_norm(h.view(), block.self_norm.view(), c.layer_norm_epsilon, normed.view());
     linear(normed.view(), block.self.qkv, qkv.view());
-    for (size_t s = 0; s < inputs.size(); ++s) {
+    parallel_for_each(static_cast<int64_t>(inputs.size()), [&](int64_t s) {
       const int64_t b = begin[s];
       const int64_t count = begin[s + 1] - b;
       ConstView rows_s = qkv.view().rows_slice(b, count);
@@ -137,7 +139,7 @@ void T5Decoder::run_layers(std::span<const DecoderInput> inputs, const CrossAtte
       mask.causal_offset = start[s];
       multi_head_attention(rows_s.cols_slice(0, inner), cache_k.view(), cache_v.view(), c.num_heads,
                            mask, attn.view().rows_slice(b, count));
-    }
+    });
     linear(attn.view(), block.self.o, h.view(), /*accumulate=*/true);
 
     rms_norm(h.view(), block.cross_norm.view(), c.layer_norm_epsilon, normed.view());

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "decoder/generation.h"
 #include "decoder/t5_decoder.h"
 #include "encoder/cross_kv.h"
@@ -58,6 +59,9 @@ GenerationOptions greedy(int64_t max_new_tokens = 12) {
 }
 
 TEST(DecodeAcrossRequests, OnePassEqualsEachSequenceAlone) {
+  // Two threads: the sequences' attention runs on both (parallel_for_each).
+  const int64_t threads = compute_threads();
+  set_compute_threads(2);
   const T5Decoder decoder(demo_model());
   const std::vector<CrossMemory> mems = memories();
   // Each sequence at another length of its own cache: two tokens already in.
@@ -88,6 +92,7 @@ TEST(DecodeAcrossRequests, OnePassEqualsEachSequenceAlone) {
     EXPECT_EQ(shared_caches[s].length(), alone_caches[s].length());
     row += count;
   }
+  set_compute_threads(threads);
 }
 
 TEST(DecodeAcrossRequests, RefusesAMemoryTheModelCannotRead) {

@@ -214,9 +214,9 @@ TEST(Int8Matrix, OnednnProductEqualsTheDirectOneToTheBit) {
 
 TEST(Int8Matrix, LinearReadsInt8DirectlyForFewRowsOnly) {
   const WeightMatrix w(testing::random_normal_tensor(50, 40, 51), WeightDtype::kInt8);
-  for (const int64_t n : {int64_t{1}, kInt8DirectMaxRowsBesideOnednn,
-                          kInt8DirectMaxRowsBesideOnednn + 1, kInt8DirectMaxRows,
-                          kInt8DirectMaxRows + 1}) {
+  for (const int64_t n :
+       {int64_t{1}, kInt8DirectMaxRowsBesideOnednn, kInt8DirectMaxRowsBesideOnednn + 1,
+        kInt8DirectMaxRows, kInt8DirectMaxRows + 1}) {
     const Tensor x = testing::random_normal_tensor(n, 40, 52);
     Tensor got(n, 50);
     Tensor want(n, 50);
@@ -281,6 +281,24 @@ TEST(ParallelFor, CoversTheRangeOnceAndRethrows) {
   set_compute_threads(threads);
   EXPECT_TRUE(throws_error([] { set_compute_threads(0); }, ErrorKind::kInvalidArgument,
                            {"--threads must be at least 1, got 0"}));
+}
+
+TEST(ParallelForEach, EachItemOnceItsKernelsOnItsThread) {
+  const int64_t threads = compute_threads();
+  set_compute_threads(2);
+  std::vector<int> hits(8, 0);
+  std::vector<int64_t> inner_threads(8, 0);
+  parallel_for_each(8, [&](int64_t i) {
+    ++hits[static_cast<size_t>(i)];
+    inner_threads[static_cast<size_t>(i)] = compute_threads();
+  });
+  for (int h : hits) EXPECT_EQ(h, 1);
+  for (int64_t t : inner_threads) EXPECT_EQ(t, 1);
+  EXPECT_EQ(compute_threads(), 2);  // restored on the caller's thread
+  int64_t alone = 0;
+  parallel_for_each(1, [&](int64_t) { alone = compute_threads(); });
+  EXPECT_EQ(alone, 2);  // a single item's kernels may split
+  set_compute_threads(threads);
 }
 
 }  // namespace
