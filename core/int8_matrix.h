@@ -49,13 +49,14 @@ void dequantize_rows(const Int8Matrix& m, int64_t begin, View out);
 // 127 · 127 · cols < 2^31.
 constexpr int64_t kMaxInt8Cols = 133'000;
 
-// Dot products of one int8 weight row with a few int8 activation rows.
+// Dot products of a run of int8 weight rows with a few int8 activation rows.
 struct Int8Kernels {
   const char* name;  // "avx2" or "portable"
-  // out[r] = Σ_j w[j] · x[r · x_stride + j] for r < x_rows, exact in int32.
-  // Every value in [-127, 127]; cols ≤ kMaxInt8Cols.
-  void (*dots)(const int8_t* w, const int8_t* x, int64_t x_stride, int64_t x_rows, int64_t cols,
-               int32_t* out);
+  // out[o · x_rows + r] = Σ_j w[o · w_stride + j] · x[r · x_stride + j] for
+  // o < w_rows and r < x_rows, exact in int32. Every value in [-127, 127];
+  // cols ≤ kMaxInt8Cols.
+  void (*dots)(const int8_t* w, int64_t w_stride, int64_t w_rows, const int8_t* x, int64_t x_stride,
+               int64_t x_rows, int64_t cols, int32_t* out);
 };
 
 // The fastest kernels this CPU runs (AVX2 when it has it, chosen once at run

@@ -115,17 +115,24 @@ TEST(Int8Matrix, QuantizedRowsRoundTripWithinHalfAStep) {
 TEST(Int8Matrix, KernelsSumExactlyForEveryTailAndRowCount) {
   for (const Int8Kernels* kernels : kernel_sets()) {
     for (const int64_t cols : {1, 31, 32, 33, 95, 768, 3077}) {
-      for (const int64_t rows : {1, 2, 3, 4, 5, 8, 9}) {
-        const int64_t stride = cols + 7;  // rows apart, as a caller may hold them
-        const auto w = random_int8(static_cast<size_t>(cols), 11);
-        const auto x = random_int8(static_cast<size_t>(rows * stride), 12);
-        std::vector<int32_t> got(static_cast<size_t>(rows));
-        kernels->dots(w.data(), x.data(), stride, rows, cols, got.data());
-        for (int64_t r = 0; r < rows; ++r) {
-          int64_t want = 0;
-          for (int64_t j = 0; j < cols; ++j) want += int64_t(w[j]) * x[r * stride + j];
-          ASSERT_EQ(got[r], want) << kernels->name << " cols " << cols << " row " << r << "/"
-                                  << rows;
+      for (const int64_t w_rows : {1, 4, 7}) {
+        for (const int64_t rows : {1, 2, 3, 4, 5, 8, 9}) {
+          const int64_t stride = cols + 7;  // rows apart, as a caller may hold them
+          const auto w = random_int8(static_cast<size_t>(w_rows * stride), 11);
+          const auto x = random_int8(static_cast<size_t>(rows * stride), 12);
+          std::vector<int32_t> got(static_cast<size_t>(w_rows * rows));
+          kernels->dots(w.data(), stride, w_rows, x.data(), stride, rows, cols, got.data());
+          for (int64_t o = 0; o < w_rows; ++o) {
+            for (int64_t r = 0; r < rows; ++r) {
+              int64_t want = 0;
+              for (int64_t j = 0; j < cols; ++j) {
+                want += int64_t(w[o * stride + j]) * x[r * stride + j];
+              }
+              ASSERT_EQ(got[o * rows + r], want)
+                  << kernels->name << " cols " << cols << " weight row " << o << "/" << w_rows
+                  << " row " << r << "/" << rows;
+            }
+          }
         }
       }
     }
@@ -136,11 +143,13 @@ TEST(Int8Matrix, KernelsDoNotSaturateAtTheExtremes) {
   // maddubs sums pairs to int16: 2 · 127 · 127 = 32258 must not clip.
   for (const Int8Kernels* kernels : kernel_sets()) {
     for (const int8_t sign : {int8_t{1}, int8_t{-1}}) {
-      const std::vector<int8_t> w(4096, static_cast<int8_t>(127 * sign));
+      const std::vector<int8_t> w(4 * 4096, static_cast<int8_t>(127 * sign));
       const std::vector<int8_t> x(4096, -127);
-      int32_t got = 0;
-      kernels->dots(w.data(), x.data(), 4096, 1, 4096, &got);
-      EXPECT_EQ(got, -4096 * 127 * 127 * sign) << kernels->name;
+      for (const int64_t w_rows : {1, 4}) {
+        std::vector<int32_t> got(static_cast<size_t>(w_rows));
+        kernels->dots(w.data(), 4096, w_rows, x.data(), 4096, 1, 4096, got.data());
+        for (const int32_t sum : got) EXPECT_EQ(sum, -4096 * 127 * 127 * sign) << kernels->name;
+      }
     }
   }
 }
