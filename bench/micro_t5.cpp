@@ -252,7 +252,12 @@ void time_int8_gemv(benchmark::State& state, const kvrag::Int8Kernels& kernels) 
 }
 
 void BM_Int8Gemv(benchmark::State& state) { time_int8_gemv(state, kvrag::int8_kernels()); }
-BENCHMARK(BM_Int8Gemv)->Args({65536, 1024})->Args({6144, 768})->Args({768, 3072})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Int8Gemv)
+    ->Args({65536, 1024})
+    ->Args({6144, 768})
+    ->Args({768, 3072})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void BM_Int8GemvPortable(benchmark::State& state) {
   time_int8_gemv(state, kvrag::portable_int8_kernels());
