@@ -277,6 +277,17 @@ def scenario_throughput(port, failures, questions, clients_list, answers_path):
             failures.append(f"throughput: {q!r}: {answers[q]!r}, saved {saved[q]!r}")
 
 
+def throughput_clients(text):
+    """--clients as a list of positive counts; exits naming the bad value."""
+    try:
+        clients = [int(c) for c in text.split(",")]
+    except ValueError:
+        sys.exit(f"--clients must be comma-separated counts, got {text!r}")
+    if min(clients) < 1:
+        sys.exit(f"--clients counts must be at least 1, got {text!r}")
+    return clients
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=8080, help="kvrag serve on 127.0.0.1:PORT")
@@ -292,6 +303,13 @@ def main():
     parser.add_argument("--ingest-max-seconds", type=float, default=600,
                         help="stop sending documents after this long")
     args = parser.parse_args()
+    if args.only == "throughput":
+        clients = throughput_clients(args.clients)
+        if args.asks < 1:
+            sys.exit(f"--asks must be at least 1, got {args.asks}")
+        questions = read_questions(args.questions, args.asks)
+        if len(questions) < args.asks:
+            sys.exit(f"--asks {args.asks}: {args.questions} holds only {len(questions)} questions")
     if not health(args.port):
         sys.exit(f"no kvrag serve answering /healthz on 127.0.0.1:{args.port}")
     failures = []
@@ -305,8 +323,6 @@ def main():
         scenario_ingest(args.port, failures, args.ingest_docs, args.ingest_batch,
                         args.ingest_max_seconds)
     if args.only == "throughput":
-        clients = [int(c) for c in args.clients.split(",")]
-        questions = read_questions(args.questions, args.asks)
         scenario_throughput(args.port, failures, questions, clients, args.answers)
     for f in failures:
         print("FAILED:", f)
