@@ -6,7 +6,7 @@
 //   BM_Sgemv/<rows>/<cols>        the same through cblas_sgemv, for comparison
 //   BM_Int8Gemv/<rows>/<cols>     one row through int8 weights (AVX2 kernel;
 //   BM_Int8GemvPortable            and the portable one): GB/s of int8 bytes
-//   BM_Linear{F32,F32Sgemm,Int8Direct,Int8Dequantized,Int8Onednn}/<out>/<in>/<n>
+//   BM_Linear{F32,F32Sgemm,F32Avx2,Int8Direct,Int8Dequantized,Int8Onednn}/<out>/<in>/<n>
 //                                 n rows through one projection: where the
 //                                 int8 product should switch paths
 //   BM_Encoder/<shape>/<tokens>   encoder throughput, achieved GFLOP/s
@@ -299,6 +299,19 @@ void BM_LinearF32Sgemm(benchmark::State& state) {
               });
 }
 
+// The product through the AVX2 tiles where the CPU also has AVX-512:
+// what BM_LinearF32 gains from the wider ones.
+void BM_LinearF32Avx2(benchmark::State& state) {
+  if (kvrag::widest_vector_isa() < kvrag::VectorIsa::kAvx2) {
+    state.SkipWithError("no AVX2 on this CPU");
+    return;
+  }
+  time_linear(state, WeightDtype::kF32,
+              [](const Tensor& x, const kvrag::WeightMatrix& w, Tensor& y) {
+                kvrag::linear_with(kvrag::VectorIsa::kAvx2, x.view(), w.f32().view(), y.view());
+              });
+}
+
 void BM_LinearInt8Direct(benchmark::State& state) {
   time_linear(state, WeightDtype::kInt8,
               [](const Tensor& x, const kvrag::WeightMatrix& w, Tensor& y) {
@@ -335,6 +348,7 @@ void linear_rows(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_LinearF32)->Apply(linear_rows);
 BENCHMARK(BM_LinearF32Sgemm)->Apply(linear_rows);
+BENCHMARK(BM_LinearF32Avx2)->Apply(linear_rows);
 BENCHMARK(BM_LinearInt8Direct)->Apply(linear_rows);
 BENCHMARK(BM_LinearInt8Dequantized)->Apply(linear_rows);
 BENCHMARK(BM_LinearInt8Onednn)->Apply(linear_rows);

@@ -22,6 +22,15 @@ bool cpu_has_avx2() {
   return available;
 }
 
+bool cpu_has_avx512() {
+  static const bool available = [] {
+    __builtin_cpu_init();
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512dq");
+  }();
+  return available;
+}
+
 }  // namespace kvrag
 
 #endif

@@ -35,23 +35,34 @@ TEST(Ops, LinearMatchesScalarReference) {
 TEST(Ops, LinearMatchesTheReferenceForEveryRowCountThreadsAndStride) {
   // 203 columns: a tail after the vector steps; 130 weight rows: uneven
   // shares of 3 threads; x a column slice (ld > cols); row counts through
-  // every tile height, past the small-rows kernel's 64 into sgemm.
+  // every tile height, past the small-rows kernel's 64 into sgemm; every
+  // instruction set this CPU runs, linear's own choice among them.
   const Tensor wide = random_normal_tensor(70, 210, 3);
   const Tensor w = random_normal_tensor(130, 203, 4);
   const int64_t threads = compute_threads();
-  for (const int64_t t : {int64_t{1}, int64_t{3}}) {
-    set_compute_threads(t);
-    for (const int64_t n : {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 23, 63, 64, 65, 70}) {
-      const ConstView x = wide.view().rows_slice(0, n).cols_slice(5, 203);
-      const Tensor start = random_normal_tensor(n, 130, 5);
-      Tensor out = start;
-      linear(x, w.view(), out.view(), /*accumulate=*/true);
-      for (int64_t i = 0; i < n; ++i) {
-        for (int64_t o = 0; o < 130; ++o) {
-          double ref = start.at(i, o);
-          for (int64_t k = 0; k < 203; ++k) ref += double(x.row(i)[k]) * w.at(o, k);
-          ASSERT_NEAR(out.at(i, o), ref, 2e-5 * (1 + std::abs(ref)))
-              << n << " rows, " << t << " threads";
+  std::vector<VectorIsa> isas;
+  for (const VectorIsa isa : {VectorIsa::kPortable, VectorIsa::kAvx2, VectorIsa::kAvx512}) {
+    if (isa <= widest_vector_isa()) isas.push_back(isa);
+  }
+  for (const VectorIsa isa : isas) {
+    for (const int64_t t : {int64_t{1}, int64_t{3}}) {
+      set_compute_threads(t);
+      for (const int64_t n : {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 23, 63, 64, 65, 70}) {
+        const ConstView x = wide.view().rows_slice(0, n).cols_slice(5, 203);
+        const Tensor start = random_normal_tensor(n, 130, 5);
+        Tensor out = start;
+        if (isa == widest_vector_isa()) {
+          linear(x, w.view(), out.view(), /*accumulate=*/true);
+        } else {
+          linear_with(isa, x, w.view(), out.view(), /*accumulate=*/true);
+        }
+        for (int64_t i = 0; i < n; ++i) {
+          for (int64_t o = 0; o < 130; ++o) {
+            double ref = start.at(i, o);
+            for (int64_t k = 0; k < 203; ++k) ref += double(x.row(i)[k]) * w.at(o, k);
+            ASSERT_NEAR(out.at(i, o), ref, 2e-5 * (1 + std::abs(ref)))
+                << n << " rows, " << t << " threads, instruction set " << static_cast<int>(isa);
+          }
         }
       }
     }
@@ -155,8 +166,7 @@ TEST(Ops, GeluMatchesDoubleFromLargeNegativeToLargePositive) {
   gelu_tanh(x.view());
   for (size_t j = 0; j < values.size(); ++j) {
     const double v = values[j];
-    const double want =
-        0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+    const double want = 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
     ASSERT_NEAR(x.at(0, static_cast<int64_t>(j)), want, 5e-7 * std::abs(v) + 1e-30) << v;
   }
 }
