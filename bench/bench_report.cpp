@@ -141,6 +141,7 @@ void speedup_table(const Group& group, const std::vector<SpeedupRow>& rows,
 void bound_table(const Group& group, const std::vector<BoundRow>& rows, std::ostringstream& md) {
   std::ostringstream body;
   std::vector<std::string> variants;
+  std::string cached;
   for (const BoundRow& r : rows) {
     if (r.model != group.model || r.chunk_tokens != group.chunk_tokens) continue;
     if (variants.empty()) {
@@ -148,15 +149,19 @@ void bound_table(const Group& group, const std::vector<BoundRow>& rows, std::ost
     }
     body << "| " << r.k << " | " << mib(r.step_bytes) << " | " << fixed(r.bound_ms, 2) << " |";
     for (const auto& [variant, multiple] : r.multiples) body << " " << fixed(multiple, 2) << "× |";
-    body << "\n";
+    body << " " << mib(r.question_bytes) << " | " << fixed(r.with_question_ms, 2) << " | "
+         << fixed(r.cached_multiple, 2) << "× |\n";
+    cached = r.cached_variant;
   }
   if (body.str().empty()) return;
   md << "**Memory bound** (the bytes a cached answer's first decoder step reads, K/V and "
         "decoder weights, at the bandwidth measured in this run; each variant's time to first "
-        "token as a multiple of it):\n\n| k | MiB read | bound ms |";
+        "token as a multiple of it; then with the question's encoding added, the encoder's "
+        "weights and those projecting the question's K/V, read once):\n\n"
+        "| k | MiB read | bound ms |";
   for (const std::string& v : variants) md << " " << v << " |";
-  md << "\n|--:|--:|--:|";
-  for (size_t i = 0; i < variants.size(); ++i) md << "--:|";
+  md << " question MiB | bound with the question ms | " << cached << " |\n|--:|--:|--:|";
+  for (size_t i = 0; i < variants.size() + 3; ++i) md << "--:|";
   md << "\n" << body.str() << "\n";
 }
 
@@ -341,13 +346,20 @@ std::vector<BoundRow> memory_bounds(const std::vector<BenchCell>& cells, double 
       const BenchCell* cached = find_cell(g, k, "cached-ram");
       if (!cached) cached = find_cell(g, k, "cached-sqlite");
       if (!cached || cached->step_bytes <= 0.0) continue;
-      BoundRow row{
-          g.model, g.chunk_tokens, k, cached->step_bytes, 1000.0 * cached->step_bytes / bytes_per_s,
-          {}};
+      BoundRow row;
+      row.model = g.model;
+      row.chunk_tokens = g.chunk_tokens;
+      row.k = k;
+      row.step_bytes = cached->step_bytes;
+      row.bound_ms = 1000.0 * cached->step_bytes / bytes_per_s;
       for (const BenchCell* c : g.cells) {
         if (c->k == k)
           row.multiples.emplace_back(c->variant, c->first_token_ms.median / row.bound_ms);
       }
+      row.question_bytes = cached->question_bytes;
+      row.with_question_ms = 1000.0 * (cached->step_bytes + cached->question_bytes) / bytes_per_s;
+      row.cached_variant = cached->variant;
+      row.cached_multiple = cached->first_token_ms.median / row.with_question_ms;
       rows.push_back(std::move(row));
     }
   }
@@ -360,8 +372,8 @@ std::string cells_csv(const std::vector<BenchCell>& cells) {
          "first_token_ms_median,first_token_ms_p95,total_ms_median,total_ms_p95,"
          "encode_ms_median,encode_ms_p95,load_kv_ms_median,load_kv_ms_p95,"
          "decode_ms_per_token_median,decode_ms_per_token_p95,tokens_per_s,generated_tokens,"
-         "store_bytes_read,step_bytes,ram_hit_rate,peak_rss_bytes,rss_growth_bytes,exact_match,"
-         "f1\n";
+         "store_bytes_read,step_bytes,question_bytes,ram_hit_rate,peak_rss_bytes,rss_growth_bytes,"
+         "exact_match,f1\n";
   for (const BenchCell& c : cells) {
     csv << csv_field(c.model) << "," << (c.random_weights ? "true" : "false") << ","
         << csv_field(c.variant) << "," << csv_field(c.mode) << "," << c.chunk_tokens << "," << c.k
@@ -372,7 +384,8 @@ std::string cells_csv(const std::vector<BenchCell>& cells) {
     }
     csv << "," << csv_number(c.tokens_per_s) << "," << csv_number(c.generated_tokens) << ","
         << static_cast<int64_t>(std::llround(c.store_bytes_read)) << ","
-        << static_cast<int64_t>(std::llround(c.step_bytes)) << "," << csv_number(c.ram_hit_rate)
+        << static_cast<int64_t>(std::llround(c.step_bytes)) << ","
+        << static_cast<int64_t>(std::llround(c.question_bytes)) << "," << csv_number(c.ram_hit_rate)
         << "," << c.peak_rss_bytes << "," << c.rss_growth_bytes << ","
         << (c.exact_match ? csv_number(*c.exact_match) : "") << ","
         << (c.f1 ? csv_number(*c.f1) : "") << "\n";

@@ -54,9 +54,13 @@ struct BenchCell {
   // Median bytes the first decoder step must read: the memory's K/V (each
   // block in the dtype it is kept in) and the decoder's weights.
   double step_bytes = 0.0;
-  double ram_hit_rate = 0.0;      // RAM cache hits / chunks looked up (cached mode), else 0
-  int64_t peak_rss_bytes = 0;     // process peak resident memory during the answers
-  int64_t rss_growth_bytes = 0;   // the most an answer raised it above its start
+  // Bytes of weights encoding the question and projecting its K/V read
+  // (T5Encoder::question_weight_bytes): with step_bytes, what a cached
+  // answer's first token must read.
+  double question_bytes = 0.0;
+  double ram_hit_rate = 0.0;     // RAM cache hits / chunks looked up (cached mode), else 0
+  int64_t peak_rss_bytes = 0;    // process peak resident memory during the answers
+  int64_t rss_growth_bytes = 0;  // the most an answer raised it above its start
   // Over the questions, in percent; only for trained models with gold answers.
   std::optional<double> exact_match;
   std::optional<double> f1;
@@ -117,7 +121,8 @@ struct SpeedupRow {
 // The memory bound of a cached answer at one k: the bytes its first decoder
 // step must read (BenchCell.step_bytes of the cached cell) at the streaming
 // bandwidth measured in the same run, and every variant's time to first
-// token as a multiple of it.
+// token as a multiple of it. Then the same with the question's encoding
+// added (BenchCell.question_bytes), against the cached cell alone.
 struct BoundRow {
   std::string model;
   int64_t chunk_tokens = 0;
@@ -125,6 +130,10 @@ struct BoundRow {
   double step_bytes = 0.0;
   double bound_ms = 0.0;
   std::vector<std::pair<std::string, double>> multiples;  // variant, TTFT / bound_ms
+  double question_bytes = 0.0;
+  double with_question_ms = 0.0;
+  std::string cached_variant;    // cached-ram, or cached-sqlite without it
+  double cached_multiple = 0.0;  // its TTFT / with_question_ms
 };
 
 struct MachineInfo {

@@ -90,6 +90,7 @@ BenchCell summarise(const BenchTarget& target, const Variant& variant, int64_t c
   cell.samples = static_cast<int64_t>(data.samples.size());
   std::vector<double> context, first, total, encode, load, per_token, rate, bytes, step;
   const auto weight_bytes = static_cast<double>(target.ram->decoder().step_weight_bytes());
+  cell.question_bytes = static_cast<double>(target.ram->encoder().question_weight_bytes());
   double generated = 0, hits = 0, lookups = 0;
   for (const Sample& s : data.samples) {
     const AskTimings& t = s.timings;

@@ -153,7 +153,10 @@ void print_summary(const bench::BenchReport& report, const std::vector<std::stri
       std::snprintf(text, sizeof(text), "  %s %.1fx", variant.c_str(), multiple);
       std::cout << text;
     }
-    std::cout << "\n";
+    std::snprintf(text, sizeof(text), "; with the question's %.1f MiB: %.2f ms, %s %.1fx",
+                  row.question_bytes / (1024.0 * 1024.0), row.with_question_ms,
+                  row.cached_variant.c_str(), row.cached_multiple);
+    std::cout << text << "\n";
   }
   std::cout << "wrote:\n";
   for (const std::string& file : files) std::cout << "  " << file << "\n";

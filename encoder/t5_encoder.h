@@ -33,6 +33,13 @@ class T5Encoder {
   std::vector<Tensor> encode_batch(const std::vector<std::vector<int32_t>>& batch,
                                    const std::function<void()>& between_layers = {}) const;
 
+  // Bytes of weights encoding a short sequence reads and projecting it to
+  // every decoder layer's cross-attention K/V (every block, the final norm,
+  // cross_kv; of the embedding only its tokens' rows, left out): what a
+  // cached answer's question must stream from RAM at the least, beside the
+  // first decoder step's T5Decoder::step_weight_bytes.
+  int64_t question_weight_bytes() const;
+
   const T5EncoderModel& model() const { return *model_; }
 
  private:

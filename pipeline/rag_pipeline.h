@@ -156,6 +156,7 @@ class RagPipeline {
   // The index's separate embedder, or null when the reader's encoder embeds.
   const SentenceEmbedder* embedder() const { return folder_->embedder(); }
   const T5Decoder& decoder() const { return decoder_; }
+  const T5Encoder& encoder() const { return folder_->encoder(); }
   const std::string& dir() const { return folder_->dir(); }
 
  private:

@@ -187,6 +187,7 @@ std::vector<BenchCell> sample_cells() {
     BenchCell ram = cell("kvrag-demo", "cached-ram", k, 10, 3, tokens);
     ram.ram_hit_rate = 1.0;
     ram.step_bytes = 1e8 * static_cast<double>(k);
+    ram.question_bytes = 2e8;
     ram.exact_match = 50.0;
     ram.f1 = 62.5;
     cells.push_back(sqlite);
@@ -221,6 +222,11 @@ TEST(BenchReport, MemoryBoundsDivideTimeToFirstTokenByTheCachedStepsBytes) {
   EXPECT_DOUBLE_EQ(rows[1].multiples[0].second, 12.0 / 50.0);
   EXPECT_DOUBLE_EQ(rows[1].multiples[1].second, 10.0 / 50.0);
   EXPECT_DOUBLE_EQ(rows[1].multiples[2].second, (0.001 * 350 * 350 + 8) / 50.0);
+  // With the question's 2e8 bytes: 7e8 bytes, 70 ms, against cached-ram's 10.
+  EXPECT_DOUBLE_EQ(rows[1].question_bytes, 2e8);
+  EXPECT_DOUBLE_EQ(rows[1].with_question_ms, 70.0);
+  EXPECT_EQ(rows[1].cached_variant, "cached-ram");
+  EXPECT_DOUBLE_EQ(rows[1].cached_multiple, 10.0 / 70.0);
 }
 
 TEST(BenchReport, ScalingFitsStateQuadraticConcatAndFlatCached) {
@@ -298,11 +304,15 @@ TEST(BenchReport, MarkdownHasTablesSpeedupsStorageAndFits) {
   EXPECT_NE(md.find("| 20 | 164.00× | 196.80× | – |"), std::string::npos) << md;
   EXPECT_NE(md.find("| 5 | cached = concat | 75 % of 4 |"), std::string::npos);
   EXPECT_NE(md.find("streamed 10.0 GB/s from RAM in this run"), std::string::npos) << md;
-  // The bound at k = 20: 2e9 bytes at 1e10 B/s, 200 ms.
-  EXPECT_NE(md.find("| k | MiB read | bound ms | cached-sqlite | cached-ram | concat |"),
+  // The bound at k = 20: 2e9 bytes at 1e10 B/s, 200 ms; with the question's
+  // 2e8 bytes 220 ms, cached-ram's 10 ms 0.05× of it.
+  EXPECT_NE(md.find("| k | MiB read | bound ms | cached-sqlite | cached-ram | concat | question "
+                    "MiB | bound with the question ms | cached-ram |"),
             std::string::npos)
       << md;
-  EXPECT_NE(md.find("| 20 | 1907.3 | 200.00 | 0.06× | 0.05× | 9.84× |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 20 | 1907.3 | 200.00 | 0.06× | 0.05× | 9.84× | 190.7 | 220.00 | 0.05× |"),
+            std::string::npos)
+      << md;
   EXPECT_NE(md.find("| kv | f16 (this index) | 3072 | 175.8 | 1.7 | 1800 |"), std::string::npos)
       << md;
   EXPECT_NE(md.find("| kvrag-demo | concat | encode_ms | 2.00 | 1.000 | 3 |"), std::string::npos);

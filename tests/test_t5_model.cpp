@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "core/safetensors.h"
 #include "decoder/t5_model.h"
 #include "encoder/t5_encoder.h"
 #include "pipeline/text_generation.h"
@@ -118,6 +119,21 @@ TEST_F(T5ModelFiles, CopyLoadsLikeTheFixture) {
   EXPECT_EQ(copy->dir, model());
   EXPECT_FALSE(copy->tokenizer.has_value());
   EXPECT_EQ(relative_error(encode(copy), encode(original)), 0.0);
+}
+
+// What a question's encoding reads, counted from the checkpoint's names: every
+// encoder tensor and each decoder layer's cross-attention k and v, float32.
+TEST_F(T5ModelFiles, QuestionWeightBytesAreTheEncoderAndTheCrossKvProjections) {
+  const SafeTensorsFile checkpoint(gated_ + "/model.safetensors");
+  int64_t values = 0;
+  for (const std::string& name : checkpoint.names()) {
+    if (name.starts_with("encoder.") || name.ends_with("EncDecAttention.k.weight") ||
+        name.ends_with("EncDecAttention.v.weight")) {
+      values += checkpoint.info(name).numel();
+    }
+  }
+  const T5Encoder encoder(load_t5_model(gated_));
+  EXPECT_EQ(encoder.question_weight_bytes(), values * int64_t{sizeof(float)});
 }
 
 TEST_F(T5ModelFiles, MissingConfigIsNotFound) {
