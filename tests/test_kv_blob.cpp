@@ -196,6 +196,16 @@ TEST(KvBlob, NonFiniteValuesAreRefusedOnRead) {
   }
 }
 
+// The checksum is checked first even though the values are checked in the
+// same pass: a NaN that damage wrote is reported as damage.
+TEST(KvBlob, DamageThatWritesANanIsReportedAsDamage) {
+  std::vector<uint8_t> blob = sample_blob(KvDtype::kF32);
+  const float nan = std::nanf("");
+  std::memcpy(blob.data() + 32 + 4 * 5, &nan, sizeof(nan));  // matrix 0, row 1, column 1
+  EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "memory of chunk 7"); }, ErrorKind::kFormat,
+                           {"memory of chunk 7: K/V blob checksum mismatch (stored 0x"}));
+}
+
 // What fuzzing K/V headers finds: 4 billion matrices of zero rows need no
 // payload bytes, and decoding reserved them all.
 TEST(KvBlob, AnEmptyShapeIsRefusedBeforeAnyAllocation) {
