@@ -106,9 +106,11 @@ constexpr int64_t kSmallRowsGrain = 64;
 // the FMA units, not the loads, set the pace. One thread through T5-base's
 // (6144, 768) with 24 rows: 3 × 4 tiles 84 GFLOP/s, 2 × 6 40, 1 × 8 33,
 // 3 × 5 (spilling) 44. With AVX-512, 6 × 4 in 31 of its 32 registers, 16
-// columns a step: on a Zen 5 core that does two 512-bit FMAs a cycle (twice
-// AVX2's FLOPs), 6 × 4 107-122 GFLOP/s against 3 × 4's 78 in the same run,
-// 4 × 4 99-103, 4 × 6 105-114, 5 × 4 104-116.
+// columns a step. A Zen 5 core does two 512-bit FMAs a cycle, twice AVX2's
+// FLOPs (211 vs 104 GFLOP/s in a loop of independent FMAs); in a scratch
+// harness (one thread, the same shape, best of 30, while another build ran)
+// 6 × 4 took 107 GFLOP/s where 3 × 4 took 78, and 122 in another run, where
+// 4 × 4 took 99-103, 4 × 6 105-114, 5 × 4 104-116 and 6 × 2 or 6 × 3 under 60.
 constexpr int kTileR = 4;
 constexpr int kTileW256 = 3;
 constexpr int kTileW512 = 6;
@@ -153,8 +155,8 @@ KVRAG_AVX2 void dots_tile_256(const float* w, int64_t w_stride, const float* x, 
   }
 }
 
-// dots_tile_256 sixteen columns a step; each step's columns are one cache
-// line of a weight row, so the next tile's rows are asked for every step.
+// As dots_tile_256, sixteen columns a step; each step's columns are one
+// cache line of a weight row, so the next tile's rows are asked for every step.
 template <int W, int R, bool kPrefetch>
 KVRAG_AVX512 void dots_tile_512(const float* w, int64_t w_stride, const float* x, int64_t x_stride,
                                 int64_t cols, float* sums) {

@@ -196,8 +196,8 @@ TEST(KvBlob, NonFiniteValuesAreRefusedOnRead) {
   }
 }
 
-// The checksum is checked first even though the values are checked in the
-// same pass: a NaN that damage wrote is reported as damage.
+// The checksum is checked before the values: a NaN that damage wrote is
+// reported as damage, with what to do about it, not as a bad value.
 TEST(KvBlob, DamageThatWritesANanIsReportedAsDamage) {
   std::vector<uint8_t> blob = sample_blob(KvDtype::kF32);
   const float nan = std::nanf("");
