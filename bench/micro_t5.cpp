@@ -543,8 +543,7 @@ void register_model_benchmarks() {
     // 16 tokens: a question, encoded at every cached answer.
     for (int64_t seq_len : {16, 64, 256}) {
       benchmark::RegisterBenchmark(("BM_Encoder/" + name + "/" + std::to_string(seq_len)).c_str(),
-                                   BM_Encoder, shape, int64_t{1}, seq_len, WeightDtype::kF32,
-                                   false)
+                                   BM_Encoder, shape, int64_t{1}, seq_len, WeightDtype::kF32, false)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
     }
