@@ -262,9 +262,10 @@ VectorIsa widest_vector_isa() {
   return VectorIsa::kPortable;
 }
 
-void linear_with(VectorIsa isa, ConstView x, ConstView w, View out, bool accumulate) {
-  KVRAG_CHECK(isa <= widest_vector_isa(), kInternal, "linear_with: this CPU lacks the ",
-              isa == VectorIsa::kAvx512 ? "AVX-512" : "AVX2", " it was asked to use");
+namespace {
+
+// linear through `isa`, which the CPU runs.
+void linear_using(VectorIsa isa, ConstView x, ConstView w, View out, bool accumulate) {
 #if defined(__x86_64__)
   if (x.rows >= 2 && x.rows <= kSmallRowsMax && isa != VectorIsa::kPortable) {
     KVRAG_CHECK(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows, kInternal,
@@ -277,9 +278,17 @@ void linear_with(VectorIsa isa, ConstView x, ConstView w, View out, bool accumul
   gemm(x, false, w, true, out, 1.0f, accumulate ? 1.0f : 0.0f);
 }
 
+}  // namespace
+
+void linear_with(VectorIsa isa, ConstView x, ConstView w, View out, bool accumulate) {
+  KVRAG_CHECK(isa <= widest_vector_isa(), kInternal, "linear_with: this CPU lacks the ",
+              isa == VectorIsa::kAvx512 ? "AVX-512" : "AVX2", " it was asked to use");
+  linear_using(isa, x, w, out, accumulate);
+}
+
 void linear(ConstView x, ConstView w, View out, bool accumulate) {
   static const VectorIsa widest = widest_vector_isa();
-  linear_with(widest, x, w, out, accumulate);
+  linear_using(widest, x, w, out, accumulate);
 }
 
 void rms_norm(ConstView x, ConstView weight, float eps, View out) {

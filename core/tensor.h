@@ -51,6 +51,7 @@ class Tensor {
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
   int64_t size() const { return rows_ * cols_; }
+  int64_t bytes() const { return size() * int64_t{sizeof(float)}; }
   bool empty() const { return data_.empty(); }
   float* data() { return data_.data(); }
   const float* data() const { return data_.data(); }

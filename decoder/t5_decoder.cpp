@@ -167,12 +167,10 @@ void T5Decoder::run_layers(std::span<const DecoderInput> inputs, const CrossAtte
 
 int64_t T5Decoder::step_weight_bytes() const {
   const DecoderWeights& w = model_->decoder_weights;
-  const auto f32_bytes = [](const Tensor& t) { return t.size() * int64_t{sizeof(float)}; };
-  int64_t bytes = f32_bytes(w.relative_bias) + f32_bytes(w.final_norm);
+  int64_t bytes = w.relative_bias.bytes() + w.final_norm.bytes();
   for (const DecoderBlockWeights& b : w.blocks) {
-    bytes += f32_bytes(b.self_norm) + b.self.qkv.bytes() + b.self.o.bytes() +
-             f32_bytes(b.cross_norm) + b.cross_q.bytes() + b.cross_o.bytes() +
-             f32_bytes(b.ffn_norm) + b.ffn.wi.bytes() + b.ffn.wo.bytes();
+    bytes += b.self_norm.bytes() + b.self.bytes() + b.cross_norm.bytes() + b.cross_q.bytes() +
+             b.cross_o.bytes() + b.ffn_norm.bytes() + b.ffn.bytes();
   }
   bytes += model_->config.tie_word_embeddings ? model_->encoder_weights.shared.bytes()
                                               : w.lm_head.bytes();

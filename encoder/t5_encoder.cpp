@@ -16,11 +16,9 @@ Tensor T5Encoder::encode(std::span<const int32_t> ids,
 
 int64_t T5Encoder::question_weight_bytes() const {
   const EncoderWeights& w = model_->encoder_weights;
-  const auto f32_bytes = [](const Tensor& t) { return t.size() * int64_t{sizeof(float)}; };
-  int64_t bytes = f32_bytes(w.relative_bias) + f32_bytes(w.final_norm) + w.cross_kv.bytes();
+  int64_t bytes = w.relative_bias.bytes() + w.final_norm.bytes() + w.cross_kv.bytes();
   for (const EncoderBlockWeights& b : w.blocks) {
-    bytes += f32_bytes(b.self_norm) + b.self.qkv.bytes() + b.self.o.bytes() +
-             f32_bytes(b.ffn_norm) + b.ffn.wi.bytes() + b.ffn.wo.bytes();
+    bytes += b.self_norm.bytes() + b.self.bytes() + b.ffn_norm.bytes() + b.ffn.bytes();
   }
   return bytes;
 }

@@ -26,11 +26,15 @@ class SafeTensorsCheckpoint;
 struct SelfAttentionWeights {
   WeightMatrix qkv;  // (3 * inner_dim, d_model): rows q, then k, then v
   WeightMatrix o;    // (d_model, inner_dim)
+
+  int64_t bytes() const { return qkv.bytes() + o.bytes(); }
 };
 
 struct FeedForwardWeights {
   WeightMatrix wi;  // (d_ff, d_model), or (2 * d_ff, d_model) gated: wi_0 rows, then wi_1
   WeightMatrix wo;  // (d_model, d_ff)
+
+  int64_t bytes() const { return wi.bytes() + wo.bytes(); }
 };
 
 struct EncoderBlockWeights {
