@@ -42,6 +42,7 @@
 #include "core/int8_matrix.h"
 #include "core/ops.h"
 #include "core/packed_rows.h"
+#include "core/panel_matrix.h"
 #include "core/tensor.h"
 #include "core/weight_matrix.h"
 #include "data/kv_blob.h"
@@ -156,8 +157,9 @@ double decoder_step_flops(const T5Config& c, int64_t self_len, int64_t memory_to
 // ---------------------------------------------------------------------------
 // Machine roofs
 
-// c (m, n) = a (m, k) · b (n, k)ᵀ: the layout kvrag::linear uses for every
-// projection (x · wᵀ), so this is the peak the model's GEMMs can approach.
+// c (m, n) = a (m, k) · b (n, k)ᵀ through OpenBLAS: the products of a
+// projection (x · wᵀ) on row-major weights, the peak kvrag's own panel
+// kernels (BM_LinearF32) are held against.
 void BM_Sgemm(benchmark::State& state) {
   const int64_t m = state.range(0);
   const int64_t n = state.range(1);
@@ -193,13 +195,14 @@ void BM_StreamRead(benchmark::State& state) {
 BENCHMARK(BM_StreamRead)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Times `product(x, w, y)`: a (1, cols) x times the transpose of a (rows,
-// cols) w into a (1, rows) y, with rows and cols the benchmark's arguments.
-// Counts w streamed once and 2 FLOPs per weight per call.
-template <typename Product>
-void time_gemv(benchmark::State& state, Product product) {
+// cols) matrix into a (1, rows) y, with rows and cols the benchmark's
+// arguments; w is what `layout` makes of the row-major matrix, before the
+// timing. Counts the matrix streamed once and 2 FLOPs per weight per call.
+template <typename Layout, typename Product>
+void time_gemv(benchmark::State& state, Layout layout, Product product) {
   const int64_t rows = state.range(0);
   const int64_t cols = state.range(1);
-  const Tensor w = filled(rows, cols, 4);
+  const auto w = layout(filled(rows, cols, 4));
   const Tensor x = filled(1, cols, 5);
   Tensor y(1, rows);
   for (auto _ : state) {
@@ -211,26 +214,29 @@ void time_gemv(benchmark::State& state, Product product) {
   state.counters["GFLOP/s"] = giga_rate(2.0 * static_cast<double>(rows * cols), state);
 }
 
-// One row through kvrag::linear (cblas_sgemm with m = 1), the shape of every
-// projection in a one-token decoder step: the bandwidth the engine's own
-// kernel gets when it streams a weight matrix.
+// One row through kvrag::linear (the panel kernel, one row of x), the shape
+// of every projection in a one-token decoder step: the bandwidth the
+// engine's own kernel gets when it streams a weight matrix.
 void BM_Gemv(benchmark::State& state) {
-  time_gemv(state, [](const Tensor& x, const Tensor& w, Tensor& y) {
-    kvrag::linear(x.view(), w.view(), y.view());
-  });
+  time_gemv(
+      state, [](const Tensor& w) { return kvrag::PanelMatrix(w.view()); },
+      [](const Tensor& x, const kvrag::PanelMatrix& w, Tensor& y) {
+        kvrag::linear(x.view(), w, y.view());
+      });
 }
 BENCHMARK(BM_Gemv)->Args({65536, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// The same product through cblas_sgemv directly: kvrag::gemm routes one-row
-// products there, so BM_Gemv should match it (it ran about 3× slower while
-// they went through sgemm with m = 1).
+// The same product through cblas_sgemv on the row-major matrix: what
+// BM_Gemv's panels are measured against.
 void BM_Sgemv(benchmark::State& state) {
-  time_gemv(state, [](const Tensor& x, const Tensor& w, Tensor& y) {
-    const auto rows = static_cast<int>(w.rows());
-    const auto cols = static_cast<int>(w.cols());
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, w.data(), cols, x.data(), 1, 0.0f,
-                y.data(), 1);
-  });
+  time_gemv(
+      state, [](Tensor w) { return w; },
+      [](const Tensor& x, const Tensor& w, Tensor& y) {
+        const auto rows = static_cast<int>(w.rows());
+        const auto cols = static_cast<int>(w.cols());
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, w.data(), cols, x.data(), 1,
+                    0.0f, y.data(), 1);
+      });
 }
 BENCHMARK(BM_Sgemv)->Args({65536, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -267,16 +273,19 @@ BENCHMARK(BM_Int8GemvPortable)->Args({65536, 1024})->Unit(benchmark::kMillisecon
 
 // n rows through an (out, in) projection, by each way kvrag can compute it.
 // GFLOP/s counts 2·n·out·in; GB/s the weight bytes read once.
+// product(x, w, w_rows, y) has the weight both as a WeightMatrix and as the
+// row-major (out, in) tensor it was made from.
 template <typename Product>
 void time_linear(benchmark::State& state, WeightDtype dtype, Product product) {
   const int64_t out = state.range(0);
   const int64_t in = state.range(1);
   const int64_t n = state.range(2);
-  const kvrag::WeightMatrix w(filled(out, in, 4), dtype);
+  const Tensor w_rows = filled(out, in, 4);
+  const kvrag::WeightMatrix w(w_rows, dtype);
   const Tensor x = filled(n, in, 5);
   Tensor y(n, out);
   for (auto _ : state) {
-    product(x, w, y);
+    product(x, w, w_rows, y);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
@@ -286,21 +295,21 @@ void time_linear(benchmark::State& state, WeightDtype dtype, Product product) {
 
 void BM_LinearF32(benchmark::State& state) {
   time_linear(state, WeightDtype::kF32,
-              [](const Tensor& x, const kvrag::WeightMatrix& w, Tensor& y) {
+              [](const Tensor& x, const kvrag::WeightMatrix& w, const Tensor&, Tensor& y) {
                 kvrag::linear(x.view(), w, y.view());
               });
 }
 
-// The same product through OpenBLAS's sgemm alone (sgemv for one row), the
-// reference BM_LinearF32's small-rows kernel is chosen against.
+// The same product through OpenBLAS's sgemm (sgemv for one row) over the
+// row-major matrix: what BM_LinearF32's panels are measured against.
 void BM_LinearF32Sgemm(benchmark::State& state) {
   time_linear(state, WeightDtype::kF32,
-              [](const Tensor& x, const kvrag::WeightMatrix& w, Tensor& y) {
-                kvrag::gemm(x.view(), false, w.f32().view(), true, y.view());
+              [](const Tensor& x, const kvrag::WeightMatrix&, const Tensor& w_rows, Tensor& y) {
+                kvrag::gemm(x.view(), false, w_rows.view(), true, y.view());
               });
 }
 
-// The product through the AVX2 tiles where the CPU also has AVX-512:
+// The product through the AVX2 kernels where the CPU also has AVX-512:
 // what BM_LinearF32 gains from the wider ones.
 void BM_LinearF32Avx2(benchmark::State& state) {
   if (kvrag::widest_vector_isa() < kvrag::VectorIsa::kAvx2) {
@@ -308,21 +317,21 @@ void BM_LinearF32Avx2(benchmark::State& state) {
     return;
   }
   time_linear(state, WeightDtype::kF32,
-              [](const Tensor& x, const kvrag::WeightMatrix& w, Tensor& y) {
-                kvrag::linear_with(kvrag::VectorIsa::kAvx2, x.view(), w.f32().view(), y.view());
+              [](const Tensor& x, const kvrag::WeightMatrix& w, const Tensor&, Tensor& y) {
+                kvrag::linear_with(kvrag::VectorIsa::kAvx2, x.view(), w.f32(), y.view());
               });
 }
 
 void BM_LinearInt8Direct(benchmark::State& state) {
   time_linear(state, WeightDtype::kInt8,
-              [](const Tensor& x, const kvrag::WeightMatrix& w, Tensor& y) {
+              [](const Tensor& x, const kvrag::WeightMatrix& w, const Tensor&, Tensor& y) {
                 kvrag::linear_int8_direct(x.view(), w.int8(), y.view(), false);
               });
 }
 
 void BM_LinearInt8Dequantized(benchmark::State& state) {
   time_linear(state, WeightDtype::kInt8,
-              [](const Tensor& x, const kvrag::WeightMatrix& w, Tensor& y) {
+              [](const Tensor& x, const kvrag::WeightMatrix& w, const Tensor&, Tensor& y) {
                 kvrag::linear_int8_dequantized(x.view(), w.int8(), y.view(), false);
               });
 }
@@ -333,7 +342,7 @@ void BM_LinearInt8Onednn(benchmark::State& state) {
     return;
   }
   time_linear(state, WeightDtype::kInt8,
-              [](const Tensor& x, const kvrag::WeightMatrix& w, Tensor& y) {
+              [](const Tensor& x, const kvrag::WeightMatrix& w, const Tensor&, Tensor& y) {
                 kvrag::linear_int8_onednn(x.view(), w.int8(), y.view(), false);
               });
 }

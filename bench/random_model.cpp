@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -12,6 +13,20 @@ namespace kvrag::bench {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Row-major copies of the model's float32 weights (the engine keeps them in
+// panels), one per matrix, alive while the tensors that view them are written.
+class RowMajorWeights {
+ public:
+  const Tensor& of(const WeightMatrix& w) {
+    auto it = copies_.find(&w);
+    if (it == copies_.end()) it = copies_.emplace(&w, w.f32().unpacked()).first;
+    return it->second;
+  }
+
+ private:
+  std::map<const WeightMatrix*, Tensor> copies_;
+};
 
 // The rows [begin, begin + count) of a row-major tensor, as an HF tensor:
 // the engine stacks q/k/v, wi_0/wi_1 and every layer's cross k/v, and the
@@ -32,33 +47,34 @@ NamedTensorView vector(const std::string& name, const Tensor& t) {
 }
 
 void add_self_attention(const std::string& prefix, const SelfAttentionWeights& w, int64_t inner,
-                        std::vector<NamedTensorView>* out) {
-  out->push_back(rows_of(prefix + ".q.weight", w.qkv.f32(), 0, inner));
-  out->push_back(rows_of(prefix + ".k.weight", w.qkv.f32(), inner, inner));
-  out->push_back(rows_of(prefix + ".v.weight", w.qkv.f32(), 2 * inner, inner));
-  out->push_back(matrix(prefix + ".o.weight", w.o.f32()));
+                        RowMajorWeights* copies, std::vector<NamedTensorView>* out) {
+  out->push_back(rows_of(prefix + ".q.weight", copies->of(w.qkv), 0, inner));
+  out->push_back(rows_of(prefix + ".k.weight", copies->of(w.qkv), inner, inner));
+  out->push_back(rows_of(prefix + ".v.weight", copies->of(w.qkv), 2 * inner, inner));
+  out->push_back(matrix(prefix + ".o.weight", copies->of(w.o)));
 }
 
 void add_feed_forward(const std::string& prefix, const FeedForwardWeights& w, const T5Config& c,
-                      std::vector<NamedTensorView>* out) {
+                      RowMajorWeights* copies, std::vector<NamedTensorView>* out) {
   if (c.is_gated_act) {
-    out->push_back(rows_of(prefix + ".wi_0.weight", w.wi.f32(), 0, c.d_ff));
-    out->push_back(rows_of(prefix + ".wi_1.weight", w.wi.f32(), c.d_ff, c.d_ff));
+    out->push_back(rows_of(prefix + ".wi_0.weight", copies->of(w.wi), 0, c.d_ff));
+    out->push_back(rows_of(prefix + ".wi_1.weight", copies->of(w.wi), c.d_ff, c.d_ff));
   } else {
-    out->push_back(matrix(prefix + ".wi.weight", w.wi.f32()));
+    out->push_back(matrix(prefix + ".wi.weight", copies->of(w.wi)));
   }
-  out->push_back(matrix(prefix + ".wo.weight", w.wo.f32()));
+  out->push_back(matrix(prefix + ".wo.weight", copies->of(w.wo)));
 }
 
-// Every tensor of `model` under the name load_t5_model reads it by.
-std::vector<NamedTensorView> hf_tensors(const T5Model& model) {
+// Every tensor of `model` under the name load_t5_model reads it by; the
+// weight matrices view their copies in `copies`.
+std::vector<NamedTensorView> hf_tensors(const T5Model& model, RowMajorWeights* copies) {
   const T5Config& c = model.config;
   const EncoderWeights& e = model.encoder_weights;
   const DecoderWeights& d = model.decoder_weights;
   const int64_t inner = c.inner_dim();
   std::vector<NamedTensorView> out;
-  out.push_back(matrix("shared.weight", e.shared.f32()));
-  if (!c.tie_word_embeddings) out.push_back(matrix("lm_head.weight", d.lm_head.f32()));
+  out.push_back(matrix("shared.weight", copies->of(e.shared)));
+  if (!c.tie_word_embeddings) out.push_back(matrix("lm_head.weight", copies->of(d.lm_head)));
   out.push_back(matrix("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
                        e.relative_bias));
   out.push_back(matrix("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
@@ -67,9 +83,9 @@ std::vector<NamedTensorView> hf_tensors(const T5Model& model) {
     const std::string block = "encoder.block." + std::to_string(i);
     const EncoderBlockWeights& b = e.blocks[i];
     out.push_back(vector(block + ".layer.0.layer_norm.weight", b.self_norm));
-    add_self_attention(block + ".layer.0.SelfAttention", b.self, inner, &out);
+    add_self_attention(block + ".layer.0.SelfAttention", b.self, inner, copies, &out);
     out.push_back(vector(block + ".layer.1.layer_norm.weight", b.ffn_norm));
-    add_feed_forward(block + ".layer.1.DenseReluDense", b.ffn, c, &out);
+    add_feed_forward(block + ".layer.1.DenseReluDense", b.ffn, c, copies, &out);
   }
   for (size_t i = 0; i < d.blocks.size(); ++i) {
     const std::string block = "decoder.block." + std::to_string(i);
@@ -77,14 +93,14 @@ std::vector<NamedTensorView> hf_tensors(const T5Model& model) {
     const DecoderBlockWeights& b = d.blocks[i];
     const int64_t kv_row = 2 * static_cast<int64_t>(i) * inner;
     out.push_back(vector(block + ".layer.0.layer_norm.weight", b.self_norm));
-    add_self_attention(block + ".layer.0.SelfAttention", b.self, inner, &out);
+    add_self_attention(block + ".layer.0.SelfAttention", b.self, inner, copies, &out);
     out.push_back(vector(block + ".layer.1.layer_norm.weight", b.cross_norm));
-    out.push_back(matrix(cross + ".q.weight", b.cross_q.f32()));
-    out.push_back(rows_of(cross + ".k.weight", e.cross_kv.f32(), kv_row, inner));
-    out.push_back(rows_of(cross + ".v.weight", e.cross_kv.f32(), kv_row + inner, inner));
-    out.push_back(matrix(cross + ".o.weight", b.cross_o.f32()));
+    out.push_back(matrix(cross + ".q.weight", copies->of(b.cross_q)));
+    out.push_back(rows_of(cross + ".k.weight", copies->of(e.cross_kv), kv_row, inner));
+    out.push_back(rows_of(cross + ".v.weight", copies->of(e.cross_kv), kv_row + inner, inner));
+    out.push_back(matrix(cross + ".o.weight", copies->of(b.cross_o)));
     out.push_back(vector(block + ".layer.2.layer_norm.weight", b.ffn_norm));
-    add_feed_forward(block + ".layer.2.DenseReluDense", b.ffn, c, &out);
+    add_feed_forward(block + ".layer.2.DenseReluDense", b.ffn, c, copies, &out);
   }
   out.push_back(vector("encoder.final_layer_norm.weight", e.final_norm));
   out.push_back(vector("decoder.final_layer_norm.weight", d.final_norm));
@@ -159,7 +175,8 @@ void write_random_model_folder(const T5Config& config, uint64_t seed,
     KVRAG_CHECK(out.good(), kIo, "cannot write ", dir, "/config.json");
   }
   const auto model = make_random_t5_model(config, seed);
-  write_safetensors((fs::path(dir) / "model.safetensors").string(), hf_tensors(*model),
+  RowMajorWeights copies;
+  write_safetensors((fs::path(dir) / "model.safetensors").string(), hf_tensors(*model, &copies),
                     DType::kF16);
   fs::copy_file(spiece_path, fs::path(dir) / "spiece.model", fs::copy_options::overwrite_existing,
                 ec);

@@ -23,10 +23,6 @@ void check_same_shape(ConstView a, ConstView b, const char* op) {
 
 namespace {
 
-// Below this many multiply-adds (m·n·k) a product runs on the caller's
-// thread alone: an attention head's scores over a question, where waking a
-// second thread costs more than it saves.
-constexpr int64_t kGemmSplitMinWork = int64_t{1} << 18;
 // Output columns one thread takes at the least.
 constexpr int64_t kGemmSplitGrain = 32;
 
@@ -37,10 +33,10 @@ void gemm_serial(ConstView a, bool trans_a, ConstView b, bool trans_b, View c, f
   const int64_t n = c.cols;
   const int64_t k = trans_a ? a.rows : a.cols;
   if (m == 1) {
-    // One output row is every decoder step of greedy decoding. OpenBLAS's
-    // sgemm with m = 1 streams the weights about 3× slower than sgemv
-    // (bench/micro_t5.cpp BM_Gemv vs BM_Sgemv), and the step is bound by
-    // reading them, so take the matrix-vector path: cᵀ = op(b)ᵀ · op(a)ᵀ.
+    // One output row: a query's attention scores in a greedy decoder step.
+    // OpenBLAS's sgemm with m = 1 streamed a matrix about 3× slower than
+    // sgemv (bench/micro_t5.cpp BM_Gemv vs BM_Sgemv, while weights went
+    // through here too), so take the matrix-vector path: cᵀ = op(b)ᵀ · op(a)ᵀ.
     const int incx = static_cast<int>(trans_a ? a.ld : 1);
     cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, static_cast<int>(b.rows),
                 static_cast<int>(b.cols), alpha, b.data, static_cast<int>(b.ld), a.data, incx, beta,
@@ -71,7 +67,7 @@ void gemm(ConstView a, bool trans_a, ConstView b, bool trans_b, View c, float al
   }
   // compute_threads() first, also for a product run alone: its first call
   // puts OpenBLAS on one thread (core/parallel.cpp).
-  if (compute_threads() == 1 || m * n * k < kGemmSplitMinWork) {
+  if (compute_threads() == 1 || m * n * k < kParallelMinMultiplyAdds) {
     gemm_serial(a, trans_a, b, trans_b, c, alpha, beta);
     return;
   }
@@ -82,213 +78,6 @@ void gemm(ConstView a, bool trans_a, ConstView b, bool trans_b, View c, float al
         trans_b ? b.rows_slice(begin, end - begin) : b.cols_slice(begin, end - begin);
     gemm_serial(a, trans_a, band, trans_b, c.cols_slice(begin, end - begin), alpha, beta);
   });
-}
-
-namespace {
-
-// Up to this many rows (a batched decoder step, a question through the
-// encoder) a float32 product streams each weight row once for all of them
-// with dots_tile; more go to sgemm. OpenBLAS's sgemm copies (packs) its
-// operands per call, which costs it about three reads of the weights
-// whatever the rows: one thread through (32768, 1024) f32 took 19-21 ms for
-// 1 to 8 rows, where sgemv takes 6 ms per row. Through T5-base's (6144,
-// 768) on two threads, sgemm catches up at 48 to 64 rows: 24 rows 1.33 vs
-// 2.57 ms, 64 rows 3.41 vs 3.60 ms (bench/micro_t5.cpp BM_LinearF32 vs
-// BM_LinearF32Sgemm).
-constexpr int64_t kSmallRowsMax = 64;
-// Weight rows one thread takes at the least.
-constexpr int64_t kSmallRowsGrain = 64;
-
-#if defined(__x86_64__)
-// A tile of W weight rows by up to kTileR rows of x. With AVX2, 3 × 4: 12
-// accumulators, three weight vectors and one x vector fill its 16
-// registers, and each step of eight columns loads 7 vectors for 12 FMAs, so
-// the FMA units, not the loads, set the pace. One thread through T5-base's
-// (6144, 768) with 24 rows: 3 × 4 tiles 84 GFLOP/s, 2 × 6 40, 1 × 8 33,
-// 3 × 5 (spilling) 44. With AVX-512, 6 × 4 in 31 of its 32 registers, 16
-// columns a step. A Zen 5 core does two 512-bit FMAs a cycle, twice AVX2's
-// FLOPs (211 vs 104 GFLOP/s in a loop of independent FMAs); in a scratch
-// harness (one thread, the same shape, best of 30, while another build ran)
-// 6 × 4 took 107 GFLOP/s where 3 × 4 took 78, and 122 in another run, where
-// 4 × 4 took 99-103, 4 × 6 105-114, 5 × 4 104-116 and 6 × 2 or 6 × 3 under 60.
-constexpr int kTileR = 4;
-constexpr int kTileW256 = 3;
-constexpr int kTileW512 = 6;
-
-// sums[r * W + i] = w_i · x_r for W weight rows (w_stride apart) and R rows
-// of x (x_stride apart), eight columns a step. With kPrefetch it also asks
-// for the next tile's weight rows, which the hardware prefetcher alone
-// fetched too late (66 vs 84 GFLOP/s above).
-template <int W, int R, bool kPrefetch>
-KVRAG_AVX2 void dots_tile_256(const float* w, int64_t w_stride, const float* x, int64_t x_stride,
-                              int64_t cols, float* sums) {
-  __m256 acc[R][W];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 16
-    for (int i = 0; i < W; ++i) acc[r][i] = _mm256_setzero_ps();
-  }
-  int64_t j = 0;
-  for (; j + 8 <= cols; j += 8) {
-    if (kPrefetch && j % 16 == 0) {
-#pragma GCC unroll 16
-      for (int i = 0; i < W; ++i) {
-        _mm_prefetch(reinterpret_cast<const char*>(w + (W + i) * w_stride + j), _MM_HINT_T0);
-      }
-    }
-    __m256 wv[W];
-#pragma GCC unroll 16
-    for (int i = 0; i < W; ++i) wv[i] = _mm256_loadu_ps(w + i * w_stride + j);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m256 xv = _mm256_loadu_ps(x + r * x_stride + j);
-#pragma GCC unroll 16
-      for (int i = 0; i < W; ++i) acc[r][i] = _mm256_fmadd_ps(wv[i], xv, acc[r][i]);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    for (int i = 0; i < W; ++i) {
-      float sum = horizontal_sum(acc[r][i]);
-      for (int64_t t = j; t < cols; ++t) sum += w[i * w_stride + t] * x[r * x_stride + t];
-      sums[r * W + i] = sum;
-    }
-  }
-}
-
-// As dots_tile_256, sixteen columns a step; each step's columns are one
-// cache line of a weight row, so the next tile's rows are asked for every step.
-template <int W, int R, bool kPrefetch>
-KVRAG_AVX512 void dots_tile_512(const float* w, int64_t w_stride, const float* x, int64_t x_stride,
-                                int64_t cols, float* sums) {
-  __m512 acc[R][W];
-#pragma GCC unroll 32
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 32
-    for (int i = 0; i < W; ++i) acc[r][i] = _mm512_setzero_ps();
-  }
-  int64_t j = 0;
-  for (; j + 16 <= cols; j += 16) {
-    if (kPrefetch) {
-#pragma GCC unroll 16
-      for (int i = 0; i < W; ++i) {
-        _mm_prefetch(reinterpret_cast<const char*>(w + (W + i) * w_stride + j), _MM_HINT_T0);
-      }
-    }
-    __m512 wv[W];
-#pragma GCC unroll 16
-    for (int i = 0; i < W; ++i) wv[i] = _mm512_loadu_ps(w + i * w_stride + j);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m512 xv = _mm512_loadu_ps(x + r * x_stride + j);
-#pragma GCC unroll 16
-      for (int i = 0; i < W; ++i) acc[r][i] = _mm512_fmadd_ps(wv[i], xv, acc[r][i]);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    for (int i = 0; i < W; ++i) {
-      float sum = horizontal_sum(acc[r][i]);
-      for (int64_t t = j; t < cols; ++t) sum += w[i * w_stride + t] * x[r * x_stride + t];
-      sums[r * W + i] = sum;
-    }
-  }
-}
-
-using DotsTile = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*);
-
-// One instruction set's tiles: `width` weight rows by 1 to kTileR rows of
-// x, and the one-weight-row tiles that finish a thread's rows.
-struct TileKernels {
-  int64_t width;
-  // [one row or width rows][prefetching][rows of x - 1]
-  DotsTile kernels[2][2][kTileR];
-
-  DotsTile pick(int64_t w, int64_t r, bool prefetch) const {
-    return kernels[w == width][prefetch][r - 1];
-  }
-};
-
-constexpr TileKernels kTiles256{kTileW256,
-                                {{{dots_tile_256<1, 1, false>, dots_tile_256<1, 2, false>,
-                                   dots_tile_256<1, 3, false>, dots_tile_256<1, 4, false>},
-                                  {dots_tile_256<1, 1, true>, dots_tile_256<1, 2, true>,
-                                   dots_tile_256<1, 3, true>, dots_tile_256<1, 4, true>}},
-                                 {{dots_tile_256<3, 1, false>, dots_tile_256<3, 2, false>,
-                                   dots_tile_256<3, 3, false>, dots_tile_256<3, 4, false>},
-                                  {dots_tile_256<3, 1, true>, dots_tile_256<3, 2, true>,
-                                   dots_tile_256<3, 3, true>, dots_tile_256<3, 4, true>}}}};
-
-constexpr TileKernels kTiles512{kTileW512,
-                                {{{dots_tile_512<1, 1, false>, dots_tile_512<1, 2, false>,
-                                   dots_tile_512<1, 3, false>, dots_tile_512<1, 4, false>},
-                                  {dots_tile_512<1, 1, true>, dots_tile_512<1, 2, true>,
-                                   dots_tile_512<1, 3, true>, dots_tile_512<1, 4, true>}},
-                                 {{dots_tile_512<6, 1, false>, dots_tile_512<6, 2, false>,
-                                   dots_tile_512<6, 3, false>, dots_tile_512<6, 4, false>},
-                                  {dots_tile_512<6, 1, true>, dots_tile_512<6, 2, true>,
-                                   dots_tile_512<6, 3, true>, dots_tile_512<6, 4, true>}}}};
-
-// out (+)= x · wᵀ for 2 to kSmallRowsMax rows of x, the weight rows split
-// over compute_threads(). Each thread walks its weight rows a tile's width
-// at a time and, while they sit in L1, every group of kTileR rows of x.
-void linear_small_rows(const TileKernels& tiles, ConstView x, ConstView w, View out,
-                       bool accumulate) {
-  parallel_for(w.rows, kSmallRowsGrain, [&](int64_t begin, int64_t end) {
-    float sums[kTileR * kTileW512];
-    for (int64_t o = begin; o < end;) {
-      const int64_t width = end - o >= tiles.width ? tiles.width : 1;
-      for (int64_t r0 = 0; r0 < x.rows; r0 += kTileR) {
-        const int64_t height = std::min<int64_t>(kTileR, x.rows - r0);
-        tiles.pick(width, height, r0 == 0)(w.row(o), w.ld, x.row(r0), x.ld, x.cols, sums);
-        for (int64_t r = 0; r < height; ++r) {
-          float* y = out.row(r0 + r) + o;
-          for (int64_t i = 0; i < width; ++i) {
-            y[i] = accumulate ? y[i] + sums[r * width + i] : sums[r * width + i];
-          }
-        }
-      }
-      o += width;
-    }
-  });
-}
-#endif
-
-}  // namespace
-
-VectorIsa widest_vector_isa() {
-#if defined(__x86_64__)
-  if (cpu_has_avx512()) return VectorIsa::kAvx512;
-  if (cpu_has_avx2()) return VectorIsa::kAvx2;
-#endif
-  return VectorIsa::kPortable;
-}
-
-namespace {
-
-// linear through `isa`, which the CPU runs.
-void linear_using(VectorIsa isa, ConstView x, ConstView w, View out, bool accumulate) {
-#if defined(__x86_64__)
-  if (x.rows >= 2 && x.rows <= kSmallRowsMax && isa != VectorIsa::kPortable) {
-    KVRAG_CHECK(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows, kInternal,
-                "linear: x [", x.rows, ", ", x.cols, "] · w [", w.rows, ", ", w.cols, "]ᵀ into [",
-                out.rows, ", ", out.cols, "]");
-    linear_small_rows(isa == VectorIsa::kAvx512 ? kTiles512 : kTiles256, x, w, out, accumulate);
-    return;
-  }
-#endif
-  gemm(x, false, w, true, out, 1.0f, accumulate ? 1.0f : 0.0f);
-}
-
-}  // namespace
-
-void linear_with(VectorIsa isa, ConstView x, ConstView w, View out, bool accumulate) {
-  KVRAG_CHECK(isa <= widest_vector_isa(), kInternal, "linear_with: this CPU lacks the ",
-              isa == VectorIsa::kAvx512 ? "AVX-512" : "AVX2", " it was asked to use");
-  linear_using(isa, x, w, out, accumulate);
-}
-
-void linear(ConstView x, ConstView w, View out, bool accumulate) {
-  static const VectorIsa widest = widest_vector_isa();
-  linear_using(widest, x, w, out, accumulate);
 }
 
 void rms_norm(ConstView x, ConstView weight, float eps, View out) {

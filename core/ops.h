@@ -14,22 +14,6 @@ namespace kvrag {
 void gemm(ConstView a, bool trans_a, ConstView b, bool trans_b, View c, float alpha = 1.0f,
           float beta = 0.0f);
 
-// out = x · wᵀ: a PyTorch nn.Linear without bias. x: [n, in], w: [out, in],
-// out: [n, out]. With accumulate, adds to out instead of overwriting it.
-// One row goes through sgemv, 2 to 64 (batched decoder steps, a question
-// through the encoder) through a kernel that reads each weight row once for
-// all of them (AVX-512 or AVX2, the widest the CPU runs), more through sgemm.
-void linear(ConstView x, ConstView w, View out, bool accumulate = false);
-
-// The instruction sets linear's kernel for 2 to 64 rows is built for;
-// kPortable has none of its own (sgemm).
-enum class VectorIsa { kPortable, kAvx2, kAvx512 };
-// The widest of them this CPU runs: what linear uses.
-VectorIsa widest_vector_isa();
-// linear through a given one (tests and benchmarks compare them); it must
-// not be wider than widest_vector_isa().
-void linear_with(VectorIsa isa, ConstView x, ConstView w, View out, bool accumulate = false);
-
 // v rounded to the nearest integer, ties to even (std::nearbyint's result
 // in the default rounding mode) for |v| < 2^22: adding and subtracting
 // 1.5 · 2^23 leaves only the integer part's bits, in arithmetic the

@@ -9,6 +9,11 @@
 
 namespace kvrag {
 
+// Below this many multiply-adds a product runs on the caller's thread
+// alone: an attention head's scores over a question, where waking a second
+// thread costs more than it saves.
+constexpr int64_t kParallelMinMultiplyAdds = int64_t{1} << 18;
+
 // Sets the threads of parallel_for. Error(kInvalidArgument)
 // for n < 1 ("--threads must be at least 1").
 void set_compute_threads(int64_t n);

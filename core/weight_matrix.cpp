@@ -1,10 +1,7 @@
 #include "core/weight_matrix.h"
 
-#include <cstring>
-
 #include "core/enum_names.h"
 #include "core/error.h"
-#include "core/ops.h"
 
 namespace kvrag {
 namespace {
@@ -21,20 +18,19 @@ WeightDtype parse_weight_dtype(const std::string& name) {
   return parse_enum<WeightDtype>(name, kWeightDtypeNames, "weight dtype");
 }
 
-WeightMatrix::WeightMatrix(Tensor w, WeightDtype dtype) : dtype_(dtype) {
+WeightMatrix::WeightMatrix(const Tensor& w, WeightDtype dtype) : dtype_(dtype) {
   if (dtype == WeightDtype::kInt8) {
     int8_ = quantize_int8(w.view());
   } else {
-    f32_ = std::move(w);
+    f32_ = PanelMatrix(w.view());
   }
 }
 
 int64_t WeightMatrix::bytes() const {
-  return dtype_ == WeightDtype::kInt8 ? int8_.bytes()
-                                      : f32_.size() * static_cast<int64_t>(sizeof(float));
+  return dtype_ == WeightDtype::kInt8 ? int8_.bytes() : f32_.bytes();
 }
 
-const Tensor& WeightMatrix::f32() const {
+const PanelMatrix& WeightMatrix::f32() const {
   KVRAG_CHECK(dtype_ == WeightDtype::kF32, kInternal, "float32 values of an int8 weight asked for");
   return f32_;
 }
@@ -48,7 +44,7 @@ void WeightMatrix::row_f32(int64_t i, float* out) const {
   if (dtype_ == WeightDtype::kInt8) {
     dequantize_rows(int8_, i, View{out, 1, int8_.cols, int8_.cols});
   } else {
-    std::memcpy(out, f32_.row(i), sizeof(float) * static_cast<size_t>(f32_.cols()));
+    f32_.row(i, out);
   }
 }
 
@@ -56,7 +52,7 @@ void linear(ConstView x, const WeightMatrix& w, View out, bool accumulate) {
   if (w.dtype() == WeightDtype::kInt8) {
     linear(x, w.int8(), out, accumulate);
   } else {
-    linear(x, w.f32().view(), out, accumulate);
+    linear(x, w.f32(), out, accumulate);
   }
 }
 

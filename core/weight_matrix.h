@@ -1,5 +1,6 @@
 // A linear layer's weight, (out, in) as PyTorch stores it, held either in
-// float32 or in int8 with per-row scales (core/int8_matrix.h): which one is
+// float32, in the panels its products stream (core/panel_matrix.h), or in
+// int8 with per-row scales (core/int8_matrix.h): which one is
 // chosen when a model is loaded (`--weights f32|int8`), and every product
 // goes through linear(x, WeightMatrix, …), so that the layers do not care.
 #pragma once
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "core/int8_matrix.h"
+#include "core/panel_matrix.h"
 #include "core/tensor.h"
 
 namespace kvrag {
@@ -21,7 +23,7 @@ class WeightMatrix {
  public:
   WeightMatrix() = default;
   // `w` in `dtype`: kInt8 quantises it (and drops the float32 values).
-  explicit WeightMatrix(Tensor w, WeightDtype dtype = WeightDtype::kF32);
+  explicit WeightMatrix(const Tensor& w, WeightDtype dtype = WeightDtype::kF32);
 
   WeightDtype dtype() const { return dtype_; }
   int64_t rows() const { return dtype_ == WeightDtype::kInt8 ? int8_.rows : f32_.rows(); }
@@ -30,7 +32,7 @@ class WeightMatrix {
   int64_t bytes() const;
 
   // The values in their own dtype; asking for the other one is Error(kInternal).
-  const Tensor& f32() const;
+  const PanelMatrix& f32() const;
   const Int8Matrix& int8() const;
 
   // Row i as float32 into out[0 .. cols()): a token's embedding.
@@ -38,12 +40,12 @@ class WeightMatrix {
 
  private:
   WeightDtype dtype_ = WeightDtype::kF32;
-  Tensor f32_;       // (rows, cols) when kF32
+  PanelMatrix f32_;  // (rows, cols) when kF32
   Int8Matrix int8_;  // when kInt8
 };
 
 // out = x · wᵀ (out += … with accumulate) in w's dtype: x: (n, w.cols()),
-// out: (n, w.rows()). See linear(ConstView, ConstView, …) in core/ops.h and
+// out: (n, w.rows()). See linear(ConstView, const PanelMatrix&, …) in core/panel_matrix.h and
 // linear(ConstView, const Int8Matrix&, …) in core/int8_matrix.h.
 void linear(ConstView x, const WeightMatrix& w, View out, bool accumulate = false);
 

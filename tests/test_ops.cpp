@@ -14,62 +14,6 @@ namespace {
 
 using testing::random_normal_tensor;
 
-TEST(Ops, LinearMatchesScalarReference) {
-  const Tensor x = random_normal_tensor(5, 7, 1);
-  const Tensor w = random_normal_tensor(3, 7, 2);
-  Tensor out(5, 3);
-  linear(x.view(), w.view(), out.view());
-  for (int64_t i = 0; i < 5; ++i) {
-    for (int64_t o = 0; o < 3; ++o) {
-      double ref = 0;
-      for (int64_t k = 0; k < 7; ++k) ref += double(x.at(i, k)) * w.at(o, k);
-      EXPECT_NEAR(out.at(i, o), ref, 1e-5);
-    }
-  }
-  linear(x.view(), w.view(), out.view(), /*accumulate=*/true);
-  double ref00 = 0;
-  for (int64_t k = 0; k < 7; ++k) ref00 += double(x.at(0, k)) * w.at(0, k);
-  EXPECT_NEAR(out.at(0, 0), 2 * ref00, 1e-5);
-}
-
-TEST(Ops, LinearMatchesTheReferenceForEveryRowCountThreadsAndStride) {
-  // 203 columns: a tail after the vector steps; 130 weight rows: uneven
-  // shares of 3 threads; x a column slice (ld > cols); row counts through
-  // every tile height, past the small-rows kernel's 64 into sgemm; every
-  // instruction set this CPU runs, linear's own choice among them.
-  const Tensor wide = random_normal_tensor(70, 210, 3);
-  const Tensor w = random_normal_tensor(130, 203, 4);
-  const int64_t threads = compute_threads();
-  std::vector<VectorIsa> isas;
-  for (const VectorIsa isa : {VectorIsa::kPortable, VectorIsa::kAvx2, VectorIsa::kAvx512}) {
-    if (isa <= widest_vector_isa()) isas.push_back(isa);
-  }
-  for (const VectorIsa isa : isas) {
-    for (const int64_t t : {int64_t{1}, int64_t{3}}) {
-      set_compute_threads(t);
-      for (const int64_t n : {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 23, 63, 64, 65, 70}) {
-        const ConstView x = wide.view().rows_slice(0, n).cols_slice(5, 203);
-        const Tensor start = random_normal_tensor(n, 130, 5);
-        Tensor out = start;
-        if (isa == widest_vector_isa()) {
-          linear(x, w.view(), out.view(), /*accumulate=*/true);
-        } else {
-          linear_with(isa, x, w.view(), out.view(), /*accumulate=*/true);
-        }
-        for (int64_t i = 0; i < n; ++i) {
-          for (int64_t o = 0; o < 130; ++o) {
-            double ref = start.at(i, o);
-            for (int64_t k = 0; k < 203; ++k) ref += double(x.row(i)[k]) * w.at(o, k);
-            ASSERT_NEAR(out.at(i, o), ref, 2e-5 * (1 + std::abs(ref)))
-                << n << " rows, " << t << " threads, instruction set " << static_cast<int>(isa);
-          }
-        }
-      }
-    }
-  }
-  set_compute_threads(threads);
-}
-
 TEST(Ops, GemmOnStridedColumnSlices) {
   const Tensor a = random_normal_tensor(4, 6, 3);  // two "heads" of width 3
   const Tensor b = random_normal_tensor(5, 6, 4);

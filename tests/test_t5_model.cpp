@@ -31,42 +31,43 @@ constexpr const char* kGated = "t5v11_gatedgelu_untied";
 // Valid in both fixture vocabularies (96 and 100), ending with eos.
 const std::vector<int32_t> kIds = {13, 7, 42, 5, 88, 21, 3, 64, 9, 30, 77, 2, 1};
 
-// Every weight tensor of a loaded model, by a readable name.
-std::vector<std::pair<std::string, const Tensor*>> all_tensors(const T5Model& m) {
+// Every weight tensor of a loaded model, by a readable name (weight
+// matrices unpacked from their panels).
+std::vector<std::pair<std::string, Tensor>> all_tensors(const T5Model& m) {
   const EncoderWeights& e = m.encoder_weights;
   const DecoderWeights& d = m.decoder_weights;
-  std::vector<std::pair<std::string, const Tensor*>> out = {
-      {"shared", &e.shared.f32()},
-      {"lm_head", &d.lm_head.f32()},
-      {"encoder_relative_bias", &e.relative_bias},
-      {"decoder_relative_bias", &d.relative_bias},
-      {"encoder_final_norm", &e.final_norm},
-      {"decoder_final_norm", &d.final_norm},
-      {"cross_kv", &e.cross_kv.f32()}};
+  std::vector<std::pair<std::string, Tensor>> out = {
+      {"shared", e.shared.f32().unpacked()},
+      {"lm_head", d.lm_head.f32().unpacked()},
+      {"encoder_relative_bias", e.relative_bias},
+      {"decoder_relative_bias", d.relative_bias},
+      {"encoder_final_norm", e.final_norm},
+      {"decoder_final_norm", d.final_norm},
+      {"cross_kv", e.cross_kv.f32().unpacked()}};
   for (size_t i = 0; i < e.blocks.size(); ++i) {
     const EncoderBlockWeights& b = e.blocks[i];
     const std::string p = "encoder." + std::to_string(i) + ".";
-    for (const auto& [name, t] : {std::pair{"self_norm", &b.self_norm},
-                                  {"qkv", &b.self.qkv.f32()},
-                                  {"o", &b.self.o.f32()},
-                                  {"ffn_norm", &b.ffn_norm},
-                                  {"wi", &b.ffn.wi.f32()},
-                                  {"wo", &b.ffn.wo.f32()}}) {
+    for (const auto& [name, t] : {std::pair{"self_norm", b.self_norm},
+                                  {"qkv", b.self.qkv.f32().unpacked()},
+                                  {"o", b.self.o.f32().unpacked()},
+                                  {"ffn_norm", b.ffn_norm},
+                                  {"wi", b.ffn.wi.f32().unpacked()},
+                                  {"wo", b.ffn.wo.f32().unpacked()}}) {
       out.emplace_back(p + name, t);
     }
   }
   for (size_t i = 0; i < d.blocks.size(); ++i) {
     const DecoderBlockWeights& b = d.blocks[i];
     const std::string p = "decoder." + std::to_string(i) + ".";
-    for (const auto& [name, t] : {std::pair{"self_norm", &b.self_norm},
-                                  {"qkv", &b.self.qkv.f32()},
-                                  {"o", &b.self.o.f32()},
-                                  {"cross_norm", &b.cross_norm},
-                                  {"cross_q", &b.cross_q.f32()},
-                                  {"cross_o", &b.cross_o.f32()},
-                                  {"ffn_norm", &b.ffn_norm},
-                                  {"wi", &b.ffn.wi.f32()},
-                                  {"wo", &b.ffn.wo.f32()}}) {
+    for (const auto& [name, t] : {std::pair{"self_norm", b.self_norm},
+                                  {"qkv", b.self.qkv.f32().unpacked()},
+                                  {"o", b.self.o.f32().unpacked()},
+                                  {"cross_norm", b.cross_norm},
+                                  {"cross_q", b.cross_q.f32().unpacked()},
+                                  {"cross_o", b.cross_o.f32().unpacked()},
+                                  {"ffn_norm", b.ffn_norm},
+                                  {"wi", b.ffn.wi.f32().unpacked()},
+                                  {"wo", b.ffn.wo.f32().unpacked()}}) {
       out.emplace_back(p + name, t);
     }
   }
@@ -230,8 +231,8 @@ void expect_half_copy_matches(const std::string& case_dir, const fs::path& dir, 
   const auto got = all_tensors(*half);
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) {
-    const Tensor& g = *got[i].second;
-    const Tensor& w = *want[i].second;
+    const Tensor& g = got[i].second;
+    const Tensor& w = want[i].second;
     ASSERT_EQ(g.size(), w.size()) << got[i].first;
     int64_t mismatches = 0;
     for (int64_t j = 0; j < g.size(); ++j) {
@@ -278,8 +279,8 @@ TEST_F(T5ModelFiles, ShardedCopyEqualsSingleFile) {
     const auto got = all_tensors(*sharded);
     ASSERT_EQ(got.size(), want.size());
     for (size_t i = 0; i < got.size(); ++i) {
-      const Tensor& g = *got[i].second;
-      const Tensor& w = *want[i].second;
+      const Tensor& g = got[i].second;
+      const Tensor& w = want[i].second;
       ASSERT_EQ(g.rows(), w.rows()) << got[i].first;
       ASSERT_EQ(g.cols(), w.cols()) << got[i].first;
       EXPECT_TRUE(std::equal(g.data(), g.data() + g.size(), w.data())) << got[i].first;

@@ -1,0 +1,218 @@
+#include "core/panel_matrix.h"
+
+#include <algorithm>
+
+#include "core/avx2.h"
+#include "core/error.h"
+#include "core/parallel.h"
+
+namespace kvrag {
+namespace {
+
+constexpr int64_t kP = PanelMatrix::kPanelRows;
+// The most rows of x a tile kernel takes (AVX-512's: 12 rows × two vectors
+// of 16 outputs are 24 accumulators, with the two weight vectors and a
+// broadcast x value 27 of its 32 registers).
+constexpr int kMaxTileRows = 12;
+// Rows of x one pass over a thread's panels takes at the most: about this
+// many bytes of them, so that they stay in L2 while the panels go by.
+constexpr int64_t kRowBlockBytes = int64_t{512} << 10;
+
+// tile[r · kP + c] = Σ_k x[r][k] · panel[k · kP + c] for `rows` rows of x
+// (ldx apart). `next` is the panel a thread reads after this one: the
+// vector kernels ask for it while they compute, so that it is on its way
+// when this one is done (the first rows of a panel otherwise waited for
+// memory, the later ones for nothing: 18.9 → 14.6 ms in the harness above).
+using TileKernel = void (*)(const float* panel, const float* next, int64_t cols, const float* x,
+                            int64_t ldx, float* tile);
+
+template <int R>
+void panel_tile_portable(const float* panel, const float*, int64_t cols, const float* x,
+                         int64_t ldx, float* tile) {
+  float acc[R][kP] = {};
+  for (int64_t k = 0; k < cols; ++k) {
+    const float* wk = panel + k * kP;
+    for (int r = 0; r < R; ++r) {
+      const float xv = x[r * ldx + k];
+      for (int c = 0; c < kP; ++c) acc[r][c] += xv * wk[c];
+    }
+  }
+  for (int r = 0; r < R; ++r) std::copy(acc[r], acc[r] + kP, tile + r * kP);
+}
+
+#if defined(__x86_64__)
+template <int R>
+KVRAG_AVX2 void panel_tile_256(const float* panel, const float* next, int64_t cols, const float* x,
+                               int64_t ldx, float* tile) {
+  __m256 acc[R][4];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) acc[r][i] = _mm256_setzero_ps();
+  }
+  for (int64_t k = 0; k < cols; ++k) {
+    const float* wk = panel + k * kP;
+    _mm_prefetch(reinterpret_cast<const char*>(next + k * kP), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(next + k * kP + 16), _MM_HINT_T1);
+    __m256 xb[R];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) xb[r] = _mm256_broadcast_ss(x + r * ldx + k);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      const __m256 wv = _mm256_load_ps(wk + 8 * i);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) acc[r][i] = _mm256_fmadd_ps(wv, xb[r], acc[r][i]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int i = 0; i < 4; ++i) _mm256_store_ps(tile + r * kP + 8 * i, acc[r][i]);
+  }
+}
+
+template <int R>
+KVRAG_AVX512 void panel_tile_512(const float* panel, const float* next, int64_t cols,
+                                 const float* x, int64_t ldx, float* tile) {
+  __m512 acc[R][2];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < cols; ++k) {
+    const float* wk = panel + k * kP;
+    _mm_prefetch(reinterpret_cast<const char*>(next + k * kP), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(next + k * kP + 16), _MM_HINT_T1);
+    const __m512 w0 = _mm512_load_ps(wk);
+    const __m512 w1 = _mm512_load_ps(wk + 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512 xb = _mm512_set1_ps(x[r * ldx + k]);
+      acc[r][0] = _mm512_fmadd_ps(w0, xb, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(w1, xb, acc[r][1]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    _mm512_store_ps(tile + r * kP, acc[r][0]);
+    _mm512_store_ps(tile + r * kP + 16, acc[r][1]);
+  }
+}
+#endif
+
+// One instruction set's tile kernels, for 1 to max_rows rows of x.
+struct TileKernels {
+  int64_t max_rows;
+  TileKernel kernels[kMaxTileRows];
+};
+
+// The portable kernels take four rows: more accumulators than that spill
+// where the compiler has only SSE2's 16 registers.
+constexpr TileKernels kPortableTiles{4,
+                                     {panel_tile_portable<1>, panel_tile_portable<2>,
+                                      panel_tile_portable<3>, panel_tile_portable<4>}};
+#if defined(__x86_64__)
+// AVX2: 3 rows × four vectors of 8 outputs, 12 accumulators, three
+// broadcasts and a weight vector: its 16 registers.
+constexpr TileKernels kTiles256{3, {panel_tile_256<1>, panel_tile_256<2>, panel_tile_256<3>}};
+constexpr TileKernels kTiles512{
+    kMaxTileRows,
+    {panel_tile_512<1>, panel_tile_512<2>, panel_tile_512<3>, panel_tile_512<4>,
+     panel_tile_512<5>, panel_tile_512<6>, panel_tile_512<7>, panel_tile_512<8>,
+     panel_tile_512<9>, panel_tile_512<10>, panel_tile_512<11>, panel_tile_512<12>}};
+#endif
+
+const TileKernels& tiles_for(VectorIsa isa) {
+#if defined(__x86_64__)
+  if (isa == VectorIsa::kAvx512) return kTiles512;
+  if (isa == VectorIsa::kAvx2) return kTiles256;
+#endif
+  return kPortableTiles;
+}
+
+// out (+)= the first out.cols columns of a tile of out.rows rows.
+void write_tile(const float* tile, View out, bool accumulate) {
+  for (int64_t r = 0; r < out.rows; ++r) {
+    float* y = out.row(r);
+    const float* t = tile + r * kP;
+    for (int64_t c = 0; c < out.cols; ++c) y[c] = accumulate ? y[c] + t[c] : t[c];
+  }
+}
+
+// Rows [begin, begin + count) of x through panels [first, last) of w.
+// The rows are split evenly into as few tiles as the kernels allow (16
+// rows: 8 + 8, not 12 + 4), and each panel goes through all of them while
+// it sits in L2.
+void panels_times_rows(const TileKernels& tiles, ConstView x, int64_t begin, int64_t count,
+                       const PanelMatrix& w, int64_t first, int64_t last, View out,
+                       bool accumulate) {
+  alignas(64) float tile[kMaxTileRows * kP];
+  const int64_t groups = (count + tiles.max_rows - 1) / tiles.max_rows;
+  for (int64_t p = first; p < last; ++p) {
+    const float* next = w.panel(p + 1 < w.panels() ? p + 1 : p);
+    const int64_t width = std::min(kP, w.rows() - p * kP);
+    int64_t r0 = begin;
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t rows = (begin + count - r0) / (groups - g);
+      tiles.kernels[rows - 1](w.panel(p), next, x.cols, x.row(r0), x.ld, tile);
+      write_tile(tile, out.rows_slice(r0, rows).cols_slice(p * kP, width), accumulate);
+      r0 += rows;
+    }
+  }
+}
+
+void linear_using(VectorIsa isa, ConstView x, const PanelMatrix& w, View out, bool accumulate) {
+  KVRAG_CHECK(x.cols == w.cols() && out.rows == x.rows && out.cols == w.rows(), kInternal,
+              "linear: x [", x.rows, ", ", x.cols, "] · w [", w.rows(), ", ", w.cols(),
+              "]ᵀ into [", out.rows, ", ", out.cols, "]");
+  if (x.rows == 0 || w.rows() == 0) return;
+  const TileKernels& tiles = tiles_for(isa);
+  const int64_t row_bytes = std::max<int64_t>(1, x.cols) * int64_t{sizeof(float)};
+  const int64_t block = std::max(tiles.max_rows, kRowBlockBytes / row_bytes);
+  const int64_t panel_work = x.rows * std::max<int64_t>(1, x.cols) * kP;
+  const int64_t grain = std::max<int64_t>(1, kParallelMinMultiplyAdds / panel_work);
+  parallel_for(w.panels(), grain, [&](int64_t first, int64_t last) {
+    for (int64_t r0 = 0; r0 < x.rows; r0 += block) {
+      panels_times_rows(tiles, x, r0, std::min(block, x.rows - r0), w, first, last, out,
+                        accumulate);
+    }
+  });
+}
+
+}  // namespace
+
+VectorIsa widest_vector_isa() {
+#if defined(__x86_64__)
+  if (cpu_has_avx512()) return VectorIsa::kAvx512;
+  if (cpu_has_avx2()) return VectorIsa::kAvx2;
+#endif
+  return VectorIsa::kPortable;
+}
+
+PanelMatrix::PanelMatrix(ConstView w)
+    : rows_(w.rows), cols_(w.cols), values_(static_cast<size_t>(panels() * kP * w.cols), 0.0f) {
+  for (int64_t i = 0; i < rows_; ++i) {
+    float* dst = values_.data() + (i / kP) * kP * cols_ + i % kP;
+    const float* src = w.row(i);
+    for (int64_t k = 0; k < cols_; ++k) dst[k * kP] = src[k];
+  }
+}
+
+void PanelMatrix::row(int64_t i, float* out) const {
+  const float* src = panel(i / kP) + i % kP;
+  for (int64_t k = 0; k < cols_; ++k) out[k] = src[k * kP];
+}
+
+Tensor PanelMatrix::unpacked() const {
+  Tensor w(rows_, cols_);
+  for (int64_t i = 0; i < rows_; ++i) row(i, w.row(i));
+  return w;
+}
+
+void linear_with(VectorIsa isa, ConstView x, const PanelMatrix& w, View out, bool accumulate) {
+  KVRAG_CHECK(isa <= widest_vector_isa(), kInternal, "linear_with: this CPU lacks the ",
+              isa == VectorIsa::kAvx512 ? "AVX-512" : "AVX2", " it was asked to use");
+  linear_using(isa, x, w, out, accumulate);
+}
+
+void linear(ConstView x, const PanelMatrix& w, View out, bool accumulate) {
+  static const VectorIsa widest = widest_vector_isa();
+  linear_using(widest, x, w, out, accumulate);
+}
+
+}  // namespace kvrag

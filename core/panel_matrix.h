@@ -1,0 +1,82 @@
+// A float32 linear layer's weight (out, in) in the layout its products
+// read: panels of kPanelRows output rows, each panel stored input column
+// by input column (w[32p + c][k] at panel p, offset k · 32 + c), rows past
+// `out` zero. A product reads the whole matrix front to back as one stream,
+// which the hardware prefetcher follows, and its kernel multiplies one x
+// value into 32 outputs at a time, so it needs no horizontal sums: where
+// row-major tiles (six weight rows × four x rows) read each weight row in
+// six parallel streams and summed every dot product across its lanes.
+// T5-base's encoder and the question's K/V projection (a question's 16
+// rows through 396 MB of weights, two threads): 24.9 → 14.6 ms; 2 rows
+// 11.3 → 9.3 ms, 64 rows 74 → 44 ms; 2,048 rows 2.33 s through OpenBLAS's
+// sgemm → 1.43 s (a scratch harness over the same matrices, medians of 15
+// or 3 runs; bench/micro_t5.cpp BM_LinearF32 vs BM_LinearF32Sgemm).
+#pragma once
+
+#include <cstdint>
+#include <new>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace kvrag {
+
+// The instruction sets linear's kernels are built for.
+enum class VectorIsa { kPortable, kAvx2, kAvx512 };
+// The widest of them this CPU runs: what linear uses.
+VectorIsa widest_vector_isa();
+
+class PanelMatrix {
+ public:
+  static constexpr int64_t kPanelRows = 32;
+
+  PanelMatrix() = default;
+  // w (out, in) rearranged into panels.
+  explicit PanelMatrix(ConstView w);
+
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  int64_t panels() const { return (rows_ + kPanelRows - 1) / kPanelRows; }
+  // Bytes of its values. A product also reads the zero rows that pad the
+  // last panel (fewer than kPanelRows; none in T5's shapes), which a
+  // memory bound counted from these leaves out.
+  int64_t bytes() const { return rows_ * cols_ * int64_t{sizeof(float)}; }
+  // Panel p's cols() × kPanelRows values, 64-byte aligned.
+  const float* panel(int64_t p) const { return values_.data() + p * kPanelRows * cols_; }
+
+  // Row i (out[0 .. cols())): a token's embedding.
+  void row(int64_t i, float* out) const;
+  // The (out, in) matrix it was made from.
+  Tensor unpacked() const;
+
+ private:
+  // Cache-line-aligned storage: a vector load of a panel never splits a line.
+  template <typename T>
+  struct CacheLineAllocator {
+    using value_type = T;
+    CacheLineAllocator() = default;
+    template <typename U>
+    explicit CacheLineAllocator(const CacheLineAllocator<U>&) {}
+    T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlignment)); }
+    void deallocate(T* p, size_t) { ::operator delete(p, kAlignment); }
+    bool operator==(const CacheLineAllocator&) const { return true; }
+  };
+  static constexpr std::align_val_t kAlignment{64};
+
+  int64_t rows_ = 0;
+  int64_t cols_ = 0;
+  std::vector<float, CacheLineAllocator<float>> values_;
+};
+
+// out = x · wᵀ: a PyTorch nn.Linear without bias. x: [n, in], out: [n, out];
+// views may be strided. With accumulate, adds to out instead of overwriting
+// it. Each thread of compute_threads() takes a run of panels and streams
+// them once for up to a few hundred rows of x (more: once per block of
+// them), kernel tiles of up to 12 rows (AVX-512; 3 with AVX2) at a time.
+void linear(ConstView x, const PanelMatrix& w, View out, bool accumulate = false);
+// linear through a given instruction set (tests and benchmarks compare
+// them); it must not be wider than widest_vector_isa().
+void linear_with(VectorIsa isa, ConstView x, const PanelMatrix& w, View out,
+                 bool accumulate = false);
+
+}  // namespace kvrag

@@ -1,0 +1,110 @@
+// Panel-packed float32 weights and their products against naive references.
+#include "core/panel_matrix.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "tests/model_files.h"
+#include "tests/tensor_checks.h"
+
+namespace kvrag {
+namespace {
+
+using testing::random_normal_tensor;
+using testing::throws_error;
+
+TEST(PanelMatrix, KeepsEveryValueAndPadsTheLastPanelWithZeroRows) {
+  const Tensor w = random_normal_tensor(70, 13, 1);
+  const PanelMatrix p(w.view());
+  EXPECT_EQ(p.rows(), 70);
+  EXPECT_EQ(p.cols(), 13);
+  ASSERT_EQ(p.panels(), 3);
+  EXPECT_EQ(p.bytes(), 70 * 13 * int64_t{sizeof(float)});
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p.panel(0)) % 64, 0u);
+  const Tensor back = p.unpacked();
+  ASSERT_EQ(back.rows(), 70);
+  ASSERT_EQ(back.cols(), 13);
+  std::vector<float> row(13);
+  for (int64_t i = 0; i < 70; ++i) {
+    p.row(i, row.data());
+    for (int64_t k = 0; k < 13; ++k) {
+      ASSERT_EQ(back.at(i, k), w.at(i, k)) << i << ", " << k;
+      ASSERT_EQ(row[k], w.at(i, k)) << i << ", " << k;
+    }
+  }
+  // The last panel's rows 70..95 are zero.
+  for (int64_t k = 0; k < 13; ++k) {
+    for (int64_t c = 6; c < 32; ++c) ASSERT_EQ(p.panel(2)[k * 32 + c], 0.0f) << k << ", " << c;
+  }
+}
+
+TEST(PanelMatrix, LinearMatchesTheReferenceForEveryRowCountIsaThreadsAndStride) {
+  // 203 columns: odd, and x a column slice of a wider tensor (ld > cols);
+  // 130 weight rows: a last panel of 2 and uneven shares of 3 threads; out
+  // a column slice too; row counts through every tile height of every
+  // instruction set, and 700 rows: past one block of rows (512 KiB of x).
+  const Tensor wide = random_normal_tensor(700, 210, 3);
+  const Tensor w = random_normal_tensor(130, 203, 4);
+  const PanelMatrix packed(w.view());
+  const int64_t threads = compute_threads();
+  std::vector<VectorIsa> isas;
+  for (const VectorIsa isa : {VectorIsa::kPortable, VectorIsa::kAvx2, VectorIsa::kAvx512}) {
+    if (isa <= widest_vector_isa()) isas.push_back(isa);
+  }
+  for (const VectorIsa isa : isas) {
+    for (const int64_t t : {int64_t{1}, int64_t{3}}) {
+      set_compute_threads(t);
+      for (const int64_t n : {1, 2, 3, 4, 5, 7, 8, 11, 12, 13, 16, 23, 25, 64, 65, 700}) {
+        for (const bool accumulate : {false, true}) {
+          const ConstView x = wide.view().rows_slice(0, n).cols_slice(5, 203);
+          const Tensor start = random_normal_tensor(n, 140, 5);
+          Tensor out_wide = start;
+          const View out = out_wide.view().cols_slice(7, 130);
+          if (isa == widest_vector_isa()) {
+            linear(x, packed, out, accumulate);
+          } else {
+            linear_with(isa, x, packed, out, accumulate);
+          }
+          for (int64_t i = 0; i < n; ++i) {
+            for (int64_t o = 0; o < 140; ++o) {
+              if (o < 7 || o >= 137) {
+                ASSERT_EQ(out_wide.at(i, o), start.at(i, o)) << "column " << o << " written";
+                continue;
+              }
+              double ref = accumulate ? start.at(i, o) : 0.0;
+              for (int64_t k = 0; k < 203; ++k) ref += double(x.row(i)[k]) * w.at(o - 7, k);
+              ASSERT_NEAR(out_wide.at(i, o), ref, 2e-5 * (1 + std::abs(ref)))
+                  << n << " rows, " << t << " threads, instruction set " << static_cast<int>(isa)
+                  << (accumulate ? ", accumulating" : "");
+            }
+          }
+        }
+      }
+    }
+  }
+  set_compute_threads(threads);
+}
+
+TEST(PanelMatrix, NoColumnsGiveZeros) {
+  const PanelMatrix w(Tensor(3, 0).view());
+  const Tensor x(2, 0);
+  Tensor out(2, 3);
+  out.at(1, 2) = 5.0f;
+  linear(x.view(), w, out.view());
+  for (int64_t i = 0; i < out.size(); ++i) EXPECT_EQ(out.data()[i], 0.0f);
+}
+
+TEST(PanelMatrix, MismatchedShapesAreAnInternalError) {
+  const PanelMatrix w(random_normal_tensor(4, 6, 1).view());
+  const Tensor x = random_normal_tensor(2, 5, 2);
+  Tensor out(2, 4);
+  EXPECT_TRUE(throws_error([&] { linear(x.view(), w, out.view()); }, ErrorKind::kInternal,
+                           {"linear: x [2, 5] · w [4, 6]ᵀ into [2, 4]"}));
+}
+
+}  // namespace
+}  // namespace kvrag
