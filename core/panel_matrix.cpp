@@ -1,6 +1,9 @@
 #include "core/panel_matrix.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <new>
 
 #include "core/avx2.h"
 #include "core/error.h"
@@ -174,7 +177,26 @@ void linear_using(VectorIsa isa, ConstView x, const PanelMatrix& w, View out, bo
   });
 }
 
+constexpr size_t kHugePageBytes = size_t{2} << 20;
+
+std::align_val_t panel_alignment(size_t bytes) {
+  return std::align_val_t{bytes >= kHugePageBytes ? kHugePageBytes : 64};
+}
+
 }  // namespace
+
+float* PanelMatrix::PanelAllocator::allocate(size_t n) {
+  const size_t bytes = n * sizeof(float);
+  void* p = ::operator new(bytes, panel_alignment(bytes));
+  // Advice only: where the kernel has no transparent huge pages the
+  // allocation stays in 4 KiB pages.
+  if (bytes >= kHugePageBytes) madvise(p, bytes, MADV_HUGEPAGE);
+  return static_cast<float*>(p);
+}
+
+void PanelMatrix::PanelAllocator::deallocate(float* p, size_t n) {
+  ::operator delete(p, panel_alignment(n * sizeof(float)));
+}
 
 VectorIsa widest_vector_isa() {
 #if defined(__x86_64__)

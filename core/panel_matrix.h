@@ -14,7 +14,6 @@
 #pragma once
 
 #include <cstdint>
-#include <new>
 #include <vector>
 
 #include "core/tensor.h"
@@ -50,22 +49,24 @@ class PanelMatrix {
   Tensor unpacked() const;
 
  private:
-  // Cache-line-aligned storage: a vector load of a panel never splits a line.
-  template <typename T>
-  struct CacheLineAllocator {
-    using value_type = T;
-    CacheLineAllocator() = default;
-    template <typename U>
-    explicit CacheLineAllocator(const CacheLineAllocator<U>&) {}
-    T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlignment)); }
-    void deallocate(T* p, size_t) { ::operator delete(p, kAlignment); }
-    bool operator==(const CacheLineAllocator&) const { return true; }
+  // Storage aligned to a cache line, so that a vector load of a panel never
+  // splits one, and from 2 MiB up to a huge page, which the kernel is asked
+  // to back with transparent huge pages: fresh 4 KiB pages cost a fault
+  // each, and T5-base's 1 GB of them took seconds to load on a VM.
+  struct PanelAllocator {
+    using value_type = float;
+    template <typename>
+    struct rebind {
+      using other = PanelAllocator;
+    };
+    float* allocate(size_t n);
+    void deallocate(float* p, size_t n);
+    bool operator==(const PanelAllocator&) const { return true; }
   };
-  static constexpr std::align_val_t kAlignment{64};
 
   int64_t rows_ = 0;
   int64_t cols_ = 0;
-  std::vector<float, CacheLineAllocator<float>> values_;
+  std::vector<float, PanelAllocator> values_;
 };
 
 // out = x · wᵀ: a PyTorch nn.Linear without bias. x: [n, in], out: [n, out];
