@@ -56,7 +56,7 @@ constexpr CacheShape kShapes[] = {
 };
 
 MemoryBlob random_blob(size_t size, int seed) {
-  MemoryBlob blob{std::vector<uint8_t>(size), kChunkTokens};
+  MemoryBlob blob{kvrag::Bytes(size), kChunkTokens};
   std::mt19937 random(seed);
   for (uint8_t& byte : blob.bytes) byte = static_cast<uint8_t>(random());
   return blob;
@@ -152,7 +152,7 @@ void BM_GetMany(benchmark::State& state, bool redis, CacheShape shape, int k) {
 }
 
 // A valid f16 blob of `shape`: random values in [-2, 2).
-std::vector<uint8_t> valid_blob(CacheShape shape, int seed) {
+kvrag::Bytes valid_blob(CacheShape shape, int seed) {
   std::mt19937 random(seed);
   std::uniform_real_distribution<float> value(-2.0f, 2.0f);
   std::vector<kvrag::Tensor> matrices;
@@ -168,7 +168,7 @@ std::vector<uint8_t> valid_blob(CacheShape shape, int seed) {
 }
 
 void BM_ReadKvBlob(benchmark::State& state, CacheShape shape, int k) {
-  const std::vector<uint8_t> blob = valid_blob(shape, 7);
+  const kvrag::Bytes blob = valid_blob(shape, 7);
   for (auto _ : state) {
     for (int i = 0; i < k; ++i) {
       kvrag::PackedMatrices read = kvrag::read_kv_blob(blob, "benchmark blob");

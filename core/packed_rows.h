@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/bytes.h"
 #include "core/tensor.h"
 
 namespace kvrag {
@@ -47,7 +48,7 @@ void unpack_row(const PackedRows& m, int64_t i, float* out);
 // from the store, kept packed. Moving it keeps the views valid (the bytes
 // stay where they are).
 struct PackedMatrices {
-  std::vector<uint8_t> bytes;        // every matrix's rows, possibly after a header
+  Bytes bytes;                       // every matrix's rows, possibly after a header
   std::vector<PackedRows> matrices;  // views into bytes
 };
 

@@ -2,7 +2,7 @@
 
 namespace kvrag {
 
-std::optional<std::vector<uint8_t>> BlobStore::get(int64_t chunk_id) const {
+std::optional<Bytes> BlobStore::get(int64_t chunk_id) const {
   return std::move(get_many({&chunk_id, 1}).front());
 }
 

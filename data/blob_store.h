@@ -13,11 +13,13 @@
 #include <span>
 #include <vector>
 
+#include "core/bytes.h"
+
 namespace kvrag {
 
 // One chunk's cached memory as stored.
 struct MemoryBlob {
-  std::vector<uint8_t> bytes;  // data/kv_blob.h layout
+  Bytes bytes;          // data/kv_blob.h layout
   int64_t tokens = 0;          // memory tokens (rows) the blob holds
 };
 
@@ -39,14 +41,14 @@ class BlobStore {
   // The blobs of `chunk_ids`, in order, nullopt for a chunk with none. The
   // bytes are read straight into the buffers returned (no staging copy):
   // this is the read on every ask's path.
-  virtual std::vector<std::optional<std::vector<uint8_t>>> get_many(
+  virtual std::vector<std::optional<Bytes>> get_many(
       std::span<const int64_t> chunk_ids) const = 0;
   // Removes the blobs of `chunk_ids` that are stored; others are ignored.
   virtual void remove(std::span<const int64_t> chunk_ids) = 0;
   virtual BlobStats stats() const = 0;
 
   // The blob of one chunk, or nullopt: get_many of one.
-  std::optional<std::vector<uint8_t>> get(int64_t chunk_id) const;
+  std::optional<Bytes> get(int64_t chunk_id) const;
 };
 
 }  // namespace kvrag

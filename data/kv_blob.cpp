@@ -186,7 +186,7 @@ size_t kv_blob_size(KvDtype dtype, int64_t matrices, int64_t rows, int64_t cols)
   return payload > SIZE_MAX - sizeof(Header) ? SIZE_MAX : sizeof(Header) + payload;
 }
 
-std::vector<uint8_t> encode_kv_blob(KvDtype dtype, std::span<const ConstView> matrices) {
+Bytes encode_kv_blob(KvDtype dtype, std::span<const ConstView> matrices) {
   KVRAG_CHECK(!matrices.empty(), kInternal, "encode_kv_blob: no matrices");
   const int64_t rows = matrices.front().rows;
   const int64_t cols = matrices.front().cols;
@@ -194,7 +194,7 @@ std::vector<uint8_t> encode_kv_blob(KvDtype dtype, std::span<const ConstView> ma
     KVRAG_CHECK(m.rows == rows && m.cols == cols, kInternal, "encode_kv_blob: matrices of [", rows,
                 ", ", cols, "] and [", m.rows, ", ", m.cols, "]");
   }
-  std::vector<uint8_t> blob(kv_blob_size(dtype, static_cast<int64_t>(matrices.size()), rows, cols));
+  Bytes blob(kv_blob_size(dtype, static_cast<int64_t>(matrices.size()), rows, cols));
   Header header{};
   std::memcpy(header.magic, kMagic, 4);
   header.version = kVersion;
@@ -255,7 +255,7 @@ std::vector<Tensor> decode_kv_blob(std::span<const uint8_t> blob, const std::str
   return out;
 }
 
-PackedMatrices read_kv_blob(std::vector<uint8_t> blob, const std::string& what) {
+PackedMatrices read_kv_blob(Bytes blob, const std::string& what) {
   PackedMatrices out;
   out.matrices = checked_matrices(blob, what);
   out.bytes = std::move(blob);  // the views stay valid: a moved vector keeps its buffer

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/bytes.h"
 #include "core/packed_rows.h"
 #include "core/tensor.h"
 
@@ -32,7 +33,7 @@ size_t kv_blob_size(KvDtype dtype, int64_t matrices, int64_t rows, int64_t cols)
 
 // Encodes matrices of one shape; Error(kInternal) for unequal shapes or a
 // NaN/Inf value (or one f16 cannot hold), naming matrix, row and column.
-std::vector<uint8_t> encode_kv_blob(KvDtype dtype, std::span<const ConstView> matrices);
+Bytes encode_kv_blob(KvDtype dtype, std::span<const ConstView> matrices);
 
 // Decodes a blob into float32 matrices. Error(kFormat) for a bad magic, a
 // format version this build does not read (version 1, which had no
@@ -43,6 +44,6 @@ std::vector<Tensor> decode_kv_blob(std::span<const uint8_t> blob, const std::str
 
 // The blob's matrices kept in its dtype, after the same checks as
 // decode_kv_blob: views into `blob`, which the result takes over (no copy).
-PackedMatrices read_kv_blob(std::vector<uint8_t> blob, const std::string& what);
+PackedMatrices read_kv_blob(Bytes blob, const std::string& what);
 
 }  // namespace kvrag

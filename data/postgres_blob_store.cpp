@@ -15,9 +15,9 @@ void PostgresBlobStore::put(int64_t chunk_id, const MemoryBlob& blob) {
       {chunk_id, blob.tokens, pg::Param::bytes(blob.bytes)});
 }
 
-std::vector<std::optional<std::vector<uint8_t>>> PostgresBlobStore::get_many(
+std::vector<std::optional<Bytes>> PostgresBlobStore::get_many(
     std::span<const int64_t> chunk_ids) const {
-  std::vector<std::optional<std::vector<uint8_t>>> blobs(chunk_ids.size());
+  std::vector<std::optional<Bytes>> blobs(chunk_ids.size());
   if (chunk_ids.empty()) return blobs;
   const pg::Result rows =
       store_->read("SELECT chunk_id, data FROM chunk_blobs WHERE chunk_id = ANY($1::bigint[])",

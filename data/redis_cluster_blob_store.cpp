@@ -151,7 +151,7 @@ void RedisClusterBlobStore::put(int64_t chunk_id, const MemoryBlob& blob) {
   check_reply(*replies[0], key);
 }
 
-std::vector<std::optional<std::vector<uint8_t>>> RedisClusterBlobStore::get_many(
+std::vector<std::optional<Bytes>> RedisClusterBlobStore::get_many(
     std::span<const int64_t> chunk_ids) const {
   std::vector<std::string> keys;
   keys.reserve(chunk_ids.size());
@@ -162,7 +162,7 @@ std::vector<std::optional<std::vector<uint8_t>>> RedisClusterBlobStore::get_many
     commands.push_back({key, {"HGET", key, "data"}, /*read_only=*/true});
   }
   const std::vector<Reply> replies = cluster_.run(commands);
-  std::vector<std::optional<std::vector<uint8_t>>> blobs(replies.size());
+  std::vector<std::optional<Bytes>> blobs(replies.size());
   for (size_t i = 0; i < replies.size(); ++i) {
     const redisReply& reply = *replies[i];
     check_reply(reply, keys[i]);

@@ -59,7 +59,7 @@ BlobReader::BlobReader(Database& db, std::string table, std::string column)
 
 BlobReader::~BlobReader() { sqlite3_blob_close(blob_); }
 
-std::optional<std::vector<uint8_t>> BlobReader::read(int64_t rowid) {
+std::optional<Bytes> BlobReader::read(int64_t rowid) {
   const int rc = blob_ ? sqlite3_blob_reopen(blob_, rowid)
                        : sqlite3_blob_open(db_.handle(), "main", table_.c_str(), column_.c_str(),
                                            rowid, /*flags=*/0, &blob_);
@@ -73,7 +73,7 @@ std::optional<std::vector<uint8_t>> BlobReader::read(int64_t rowid) {
     throw_error(error_kind(rc), str_cat(db_.path(), ": SQLite blob open of ", table_, ".", column_,
                                         " row ", rowid, " failed: ", message));
   }
-  std::vector<uint8_t> bytes(static_cast<size_t>(sqlite3_blob_bytes(blob_)));
+  Bytes bytes(static_cast<size_t>(sqlite3_blob_bytes(blob_)));
   const int read_rc = sqlite3_blob_read(blob_, bytes.data(), static_cast<int>(bytes.size()), 0);
   if (read_rc != SQLITE_OK) {
     throw_error(error_kind(read_rc), str_cat(db_.path(), ": SQLite blob read of ", table_, ".",

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "core/bytes.h"
+
 struct sqlite3;
 struct sqlite3_blob;
 struct sqlite3_stmt;
@@ -86,7 +88,7 @@ class BlobReader {
   BlobReader& operator=(const BlobReader&) = delete;
 
   // The value in row `rowid`, or nullopt when the table has no such row.
-  std::optional<std::vector<uint8_t>> read(int64_t rowid);
+  std::optional<Bytes> read(int64_t rowid);
 
  private:
   Database& db_;

@@ -17,10 +17,10 @@ void SqliteBlobStore::put(int64_t chunk_id, const MemoryBlob& blob) {
   st.bind(1, chunk_id).bind(2, blob.tokens).bind_blob(3, blob.bytes).run();
 }
 
-std::vector<std::optional<std::vector<uint8_t>>> SqliteBlobStore::get_many(
+std::vector<std::optional<Bytes>> SqliteBlobStore::get_many(
     std::span<const int64_t> chunk_ids) const {
   const auto held = store_->lock();
-  std::vector<std::optional<std::vector<uint8_t>>> blobs;
+  std::vector<std::optional<Bytes>> blobs;
   blobs.reserve(chunk_ids.size());
   sql::BlobReader reader(store_->db(), "chunk_kv", "data");  // chunk_id is chunk_kv's rowid
   for (const int64_t id : chunk_ids) blobs.push_back(reader.read(id));

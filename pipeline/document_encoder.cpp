@@ -136,7 +136,7 @@ std::vector<NewChunk> chunk_document(const T5EncoderModel& model, const Sentence
   return chunks;
 }
 
-std::vector<uint8_t> encode_memory_blob(const T5EncoderModel& model, const IndexSettings& settings,
+Bytes encode_memory_blob(const T5EncoderModel& model, const IndexSettings& settings,
                                         ConstView hidden) {
   if (settings.cache == CacheGranularity::kHidden) {
     return encode_kv_blob(settings.kv_dtype, std::span<const ConstView>(&hidden, 1));

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/bytes.h"
 #include "core/tensor.h"
 #include "data/blob_store.h"
 #include "data/document.h"
@@ -71,7 +72,7 @@ std::vector<NewChunk> chunk_document(const T5EncoderModel& model, const Sentence
 // The memory blob (data/kv_blob.h) of one chunk from its encoder output
 // `hidden` (prompt tokens, d_model): for kKv the 2 × decoder layers matrices
 // K_0, V_0, K_1, V_1, … of project_cross_kv, for kHidden `hidden` itself.
-std::vector<uint8_t> encode_memory_blob(const T5EncoderModel& model, const IndexSettings& settings,
+Bytes encode_memory_blob(const T5EncoderModel& model, const IndexSettings& settings,
                                         ConstView hidden);
 
 // A chunk waiting for its embedding and memory blob, with its inputs.

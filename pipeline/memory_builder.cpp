@@ -42,7 +42,7 @@ CrossKV project_stacked(const T5Model& model, const std::vector<const Tensor*>& 
 // index's granularity (a blob from another model or setting is kFormat).
 std::shared_ptr<const ChunkMemory> decode_chunk_memory(const T5Model& model,
                                                        CacheGranularity granularity,
-                                                       std::vector<uint8_t> blob,
+                                                       Bytes blob,
                                                        int64_t chunk_id) {
   const std::string what = str_cat("memory of chunk ", chunk_id);
   const T5Config& c = model.config;
@@ -125,7 +125,7 @@ std::vector<std::shared_ptr<const ChunkMemory>> load_chunk_memories(
   }
   timings.kv_cache_hits += static_cast<int64_t>(chunks.size() - missing.size());
   timings.kv_cache_misses += static_cast<int64_t>(missing.size());
-  std::vector<std::optional<std::vector<uint8_t>>> blobs = c.blobs().get_many(missing_ids);
+  std::vector<std::optional<Bytes>> blobs = c.blobs().get_many(missing_ids);
   for (size_t m = 0; m < missing.size(); ++m) {
     const RetrievedChunk& chunk = chunks[missing[m]];
     if (!blobs[m]) {

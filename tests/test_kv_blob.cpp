@@ -47,7 +47,7 @@ std::vector<ConstView> views_of(const std::vector<Tensor>& tensors) {
 // Encodes and decodes, checking the blob size and the decoded shapes.
 std::vector<Tensor> round_trip(KvDtype dtype, const std::vector<Tensor>& in) {
   const std::vector<ConstView> views = views_of(in);
-  const std::vector<uint8_t> blob = encode_kv_blob(dtype, views);
+  const Bytes blob = encode_kv_blob(dtype, views);
   EXPECT_EQ(blob.size(),
             kv_blob_size(dtype, static_cast<int64_t>(in.size()), in[0].rows(), in[0].cols()));
   std::vector<Tensor> out = decode_kv_blob(blob, "chunk 7");
@@ -59,14 +59,14 @@ std::vector<Tensor> round_trip(KvDtype dtype, const std::vector<Tensor>& in) {
   return out;
 }
 
-std::vector<uint8_t> sample_blob(KvDtype dtype) {
+Bytes sample_blob(KvDtype dtype) {
   const std::vector<Tensor> in = random_matrices(2, 3, 4, 1);
   return encode_kv_blob(dtype, views_of(in));
 }
 
 // Rewrites the header's CRC-32C (bytes 24..27) to match the edited blob, as a
 // damaged encoder or a forger would.
-void fix_checksum(std::vector<uint8_t>& blob) {
+void fix_checksum(Bytes& blob) {
   uint32_t crc = 0;
   std::memcpy(blob.data() + 24, &crc, sizeof(crc));
   crc = crc32c(blob.data(), blob.size());
@@ -123,7 +123,7 @@ TEST(KvBlob, EncodesStridedViews) {
   // A column slice (ld > cols), as attention heads are taken.
   Tensor wide = random_matrices(1, 3, 8, 14)[0];
   const ConstView slice = wide.cview().cols_slice(2, 4);
-  const std::vector<uint8_t> blob = encode_kv_blob(KvDtype::kF32, std::vector<ConstView>{slice});
+  const Bytes blob = encode_kv_blob(KvDtype::kF32, std::vector<ConstView>{slice});
   const std::vector<Tensor> out = decode_kv_blob(blob, "slice");
   ASSERT_EQ(out.size(), 1u);
   for (int64_t i = 0; i < 3; ++i) {
@@ -168,9 +168,9 @@ TEST(KvBlob, EveryDtypeRejectsNonFiniteValuesWhenEncoding) {
 
 TEST(KvBlob, AFlippedBitFailsTheChecksum) {
   for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
-    const std::vector<uint8_t> good = sample_blob(dtype);
+    const Bytes good = sample_blob(dtype);
     for (const size_t at : {size_t{33}, good.size() / 2, good.size() - 1}) {
-      std::vector<uint8_t> blob = good;
+      Bytes blob = good;
       blob[at] ^= 0x10;
       EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "memory of chunk 7"); },
                                ErrorKind::kFormat,
@@ -184,9 +184,9 @@ TEST(KvBlob, AFlippedBitFailsTheChecksum) {
 // NaN or Inf written with a valid checksum (by a damaged encoder, or by
 // hand) is still refused: the checksum proves the bytes, not the values.
 TEST(KvBlob, NonFiniteValuesAreRefusedOnRead) {
-  const std::vector<uint8_t> good = sample_blob(KvDtype::kF32);
+  const Bytes good = sample_blob(KvDtype::kF32);
   for (const float bad : {std::nanf(""), INFINITY, -INFINITY}) {
-    std::vector<uint8_t> blob = good;
+    Bytes blob = good;
     // Matrix 1, row 2, column 3 of 2 × [3, 4] f32 values after the header.
     std::memcpy(blob.data() + 32 + 4 * (12 + 2 * 4 + 3), &bad, sizeof(bad));
     fix_checksum(blob);
@@ -199,7 +199,7 @@ TEST(KvBlob, NonFiniteValuesAreRefusedOnRead) {
 // The checksum is checked before the values: a NaN that damage wrote is
 // reported as damage, with what to do about it, not as a bad value.
 TEST(KvBlob, DamageThatWritesANanIsReportedAsDamage) {
-  std::vector<uint8_t> blob = sample_blob(KvDtype::kF32);
+  Bytes blob = sample_blob(KvDtype::kF32);
   const float nan = std::nanf("");
   std::memcpy(blob.data() + 32 + 4 * 5, &nan, sizeof(nan));  // matrix 0, row 1, column 1
   EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "memory of chunk 7"); }, ErrorKind::kFormat,
@@ -211,7 +211,7 @@ TEST(KvBlob, DamageThatWritesANanIsReportedAsDamage) {
 TEST(KvBlob, AnEmptyShapeIsRefusedBeforeAnyAllocation) {
   for (const auto& [matrices, rows, cols] :
        {std::tuple{0xFFFFFFFFu, 0u, 4u}, std::tuple{0xFFFFFFFFu, 3u, 0u}, std::tuple{0u, 3u, 4u}}) {
-    std::vector<uint8_t> blob = sample_blob(KvDtype::kF32);
+    Bytes blob = sample_blob(KvDtype::kF32);
     blob.resize(32);  // the header alone: what a shape of no values needs
     for (const auto& [offset, value] : {std::pair{12, matrices}, {16, rows}, {20, cols}}) {
       std::memcpy(blob.data() + offset, &value, sizeof(value));
@@ -269,14 +269,14 @@ TEST(KvBlob, DtypeNames) {
 }
 
 TEST(KvBlob, BadMagicIsAFormatError) {
-  std::vector<uint8_t> blob = sample_blob(KvDtype::kF16);
+  Bytes blob = sample_blob(KvDtype::kF16);
   blob[0] = 'X';
   EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
                            {"chunk 7: not a kvrag K/V blob (bad magic)"}));
 }
 
 TEST(KvBlob, OtherFormatVersionSaysWhatToDo) {
-  std::vector<uint8_t> blob = sample_blob(KvDtype::kF16);
+  Bytes blob = sample_blob(KvDtype::kF16);
   // Version 1 is the format before checksums: refused, not read as legacy.
   for (const uint32_t version : {1u, 3u}) {
     std::memcpy(blob.data() + 4, &version, sizeof(version));
@@ -288,7 +288,7 @@ TEST(KvBlob, OtherFormatVersionSaysWhatToDo) {
 }
 
 TEST(KvBlob, UnknownDtypeIsAFormatError) {
-  std::vector<uint8_t> blob = sample_blob(KvDtype::kF32);
+  Bytes blob = sample_blob(KvDtype::kF32);
   const uint32_t dtype = 9;
   std::memcpy(blob.data() + 8, &dtype, sizeof(dtype));
   EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
@@ -296,7 +296,7 @@ TEST(KvBlob, UnknownDtypeIsAFormatError) {
 }
 
 TEST(KvBlob, TruncatedBlobIsAFormatError) {
-  std::vector<uint8_t> blob = sample_blob(KvDtype::kInt8);
+  Bytes blob = sample_blob(KvDtype::kInt8);
   // 2 matrices × 3 rows × (4 bytes of scale + 4 values) after 32 header bytes.
   ASSERT_EQ(blob.size(), 32u + 2 * 3 * 8);
   blob.pop_back();
@@ -309,14 +309,14 @@ TEST(KvBlob, TruncatedBlobIsAFormatError) {
 }
 
 TEST(KvBlob, TrailingBytesAreAFormatError) {
-  std::vector<uint8_t> blob = sample_blob(KvDtype::kF32);
+  Bytes blob = sample_blob(KvDtype::kF32);
   blob.push_back(0);
   EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,
                            {"K/V blob has 129 bytes", "needs 128"}));
 }
 
 TEST(KvBlob, HeaderWithOverflowingSizesIsAFormatError) {
-  std::vector<uint8_t> blob = sample_blob(KvDtype::kF32);
+  Bytes blob = sample_blob(KvDtype::kF32);
   const uint32_t huge = 0xffffffffu;
   for (const size_t offset : {12, 16, 20}) std::memcpy(blob.data() + offset, &huge, sizeof(huge));
   EXPECT_TRUE(throws_error([&] { decode_kv_blob(blob, "chunk 7"); }, ErrorKind::kFormat,

@@ -175,7 +175,7 @@ INSTANTIATE_TEST_SUITE_P(Stores, StoreConformance, ::testing::Values(sqlite_meta
 
 // A blob of `size` random bytes (seeded by `seed`) and 64 tokens.
 MemoryBlob random_blob(size_t size, int seed) {
-  MemoryBlob blob{std::vector<uint8_t>(size), 64};
+  MemoryBlob blob{Bytes(size), 64};
   std::mt19937 random(seed);
   for (uint8_t& byte : blob.bytes) byte = static_cast<uint8_t>(random());
   return blob;
