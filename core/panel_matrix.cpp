@@ -44,31 +44,33 @@ void panel_tile_portable(const float* panel, const float*, int64_t cols, const f
 }
 
 #if defined(__x86_64__)
+// AVX2 has 16 registers: R rows × a panel's four vectors of 8 outputs
+// would spill, so the tile takes the panel's two halves of 16 outputs one
+// after the other, 6 rows × 2 vectors each (12 accumulators, two weight
+// vectors, a broadcast): the second half's reads come from L2.
 template <int R>
 KVRAG_AVX2 void panel_tile_256(const float* panel, const float* next, int64_t cols, const float* x,
                                int64_t ldx, float* tile) {
-  __m256 acc[R][4];
+  for (int h = 0; h < 2; ++h) {
+    __m256 acc[R][2];
 #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) acc[r][i] = _mm256_setzero_ps();
-  }
-  for (int64_t k = 0; k < cols; ++k) {
-    const float* wk = panel + k * kP;
-    _mm_prefetch(reinterpret_cast<const char*>(next + k * kP), _MM_HINT_T1);
-    _mm_prefetch(reinterpret_cast<const char*>(next + k * kP + 16), _MM_HINT_T1);
-    __m256 xb[R];
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < cols; ++k) {
+      const float* wk = panel + k * kP + 16 * h;
+      _mm_prefetch(reinterpret_cast<const char*>(next + k * kP + 16 * h), _MM_HINT_T1);
+      const __m256 w0 = _mm256_load_ps(wk);
+      const __m256 w1 = _mm256_load_ps(wk + 8);
 #pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) xb[r] = _mm256_broadcast_ss(x + r * ldx + k);
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) {
-      const __m256 wv = _mm256_load_ps(wk + 8 * i);
-#pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) acc[r][i] = _mm256_fmadd_ps(wv, xb[r], acc[r][i]);
+      for (int r = 0; r < R; ++r) {
+        const __m256 xb = _mm256_broadcast_ss(x + r * ldx + k);
+        acc[r][0] = _mm256_fmadd_ps(w0, xb, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(w1, xb, acc[r][1]);
+      }
     }
-  }
-  for (int r = 0; r < R; ++r) {
-    for (int i = 0; i < 4; ++i) _mm256_store_ps(tile + r * kP + 8 * i, acc[r][i]);
+    for (int r = 0; r < R; ++r) {
+      _mm256_store_ps(tile + r * kP + 16 * h, acc[r][0]);
+      _mm256_store_ps(tile + r * kP + 16 * h + 8, acc[r][1]);
+    }
   }
 }
 
@@ -110,9 +112,9 @@ constexpr TileKernels kPortableTiles{4,
                                      {panel_tile_portable<1>, panel_tile_portable<2>,
                                       panel_tile_portable<3>, panel_tile_portable<4>}};
 #if defined(__x86_64__)
-// AVX2: 3 rows × four vectors of 8 outputs, 12 accumulators, three
-// broadcasts and a weight vector: its 16 registers.
-constexpr TileKernels kTiles256{3, {panel_tile_256<1>, panel_tile_256<2>, panel_tile_256<3>}};
+constexpr TileKernels kTiles256{6,
+                                {panel_tile_256<1>, panel_tile_256<2>, panel_tile_256<3>,
+                                 panel_tile_256<4>, panel_tile_256<5>, panel_tile_256<6>}};
 constexpr TileKernels kTiles512{
     kMaxTileRows,
     {panel_tile_512<1>, panel_tile_512<2>, panel_tile_512<3>, panel_tile_512<4>,
