@@ -5,12 +5,12 @@
 // which the hardware prefetcher follows, and its kernel multiplies one x
 // value into 32 outputs at a time, so it needs no horizontal sums: where
 // row-major tiles (six weight rows × four x rows) read each weight row in
-// six parallel streams and summed every dot product across its lanes.
-// T5-base's encoder and the question's K/V projection (a question's 16
-// rows through 396 MB of weights, two threads): 24.9 → 14.6 ms; 2 rows
-// 11.3 → 9.3 ms, 64 rows 74 → 44 ms; 2,048 rows 2.33 s through OpenBLAS's
-// sgemm → 1.43 s (a scratch harness over the same matrices, medians of 15
-// or 3 runs; bench/micro_t5.cpp BM_LinearF32 vs BM_LinearF32Sgemm).
+// six parallel streams and summed every dot product across its lanes, and
+// OpenBLAS's sgemm packed its operands on every call. Through T5-base's
+// gated wi (6144, 768) on two threads (bench/micro_t5.cpp, medians of 5):
+// 16 rows 0.46 ms (row-major tiles 0.85, sgemm 1.53), 1,024 rows 28.5 ms
+// (sgemm 53.4); one row through (65536, 1024) at 50 GB/s (cblas_sgemv on
+// one thread 21). BM_Encoder/t5-base/16, a question: 17.9-24 → 12.4 ms.
 #pragma once
 
 #include <cstdint>
@@ -73,7 +73,7 @@ class PanelMatrix {
 // views may be strided. With accumulate, adds to out instead of overwriting
 // it. Each thread of compute_threads() takes a run of panels and streams
 // them once for up to a few hundred rows of x (more: once per block of
-// them), kernel tiles of up to 12 rows (AVX-512; 3 with AVX2) at a time.
+// them), kernel tiles of up to 12 rows (AVX-512; 6 with AVX2) at a time.
 void linear(ConstView x, const PanelMatrix& w, View out, bool accumulate = false);
 // linear through a given instruction set (tests and benchmarks compare
 // them); it must not be wider than widest_vector_isa().
