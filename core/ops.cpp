@@ -35,8 +35,9 @@ void gemm_serial(ConstView a, bool trans_a, ConstView b, bool trans_b, View c, f
   if (m == 1) {
     // One output row: a query's attention scores in a greedy decoder step.
     // OpenBLAS's sgemm with m = 1 streamed a matrix about 3× slower than
-    // sgemv (bench/micro_t5.cpp BM_Gemv vs BM_Sgemv, while weights went
-    // through here too), so take the matrix-vector path: cᵀ = op(b)ᵀ · op(a)ᵀ.
+    // sgemv (measured while weight products also came through here:
+    // bench/micro_t5.cpp BM_Gemv against BM_Sgemv), so take the
+    // matrix-vector path: cᵀ = op(b)ᵀ · op(a)ᵀ.
     const int incx = static_cast<int>(trans_a ? a.ld : 1);
     cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, static_cast<int>(b.rows),
                 static_cast<int>(b.cols), alpha, b.data, static_cast<int>(b.ld), a.data, incx, beta,

@@ -9,8 +9,9 @@
 // OpenBLAS's sgemm packed its operands on every call. Through T5-base's
 // gated wi (6144, 768) on two threads (bench/micro_t5.cpp, medians of 5):
 // 16 rows 0.46 ms (row-major tiles 0.85, sgemm 1.53), 1,024 rows 28.5 ms
-// (sgemm 53.4); one row through (65536, 1024) at 50 GB/s (cblas_sgemv on
-// one thread 21). BM_Encoder/t5-base/16, a question: 17.9-24 → 12.4 ms.
+// (sgemm 53.4); one row through (65536, 1024) at 50 GB/s, as fast as two
+// threads of cblas_sgemv were. BM_Encoder/t5-base/16, a question: 17.9-24 →
+// 12.4 ms.
 #pragma once
 
 #include <cstdint>
