@@ -118,9 +118,9 @@ constexpr TileKernels kTiles256{6,
                                  panel_tile_256<4>, panel_tile_256<5>, panel_tile_256<6>}};
 constexpr TileKernels kTiles512{
     kMaxTileRows,
-    {panel_tile_512<1>, panel_tile_512<2>, panel_tile_512<3>, panel_tile_512<4>,
-     panel_tile_512<5>, panel_tile_512<6>, panel_tile_512<7>, panel_tile_512<8>,
-     panel_tile_512<9>, panel_tile_512<10>, panel_tile_512<11>, panel_tile_512<12>}};
+    {panel_tile_512<1>, panel_tile_512<2>, panel_tile_512<3>, panel_tile_512<4>, panel_tile_512<5>,
+     panel_tile_512<6>, panel_tile_512<7>, panel_tile_512<8>, panel_tile_512<9>, panel_tile_512<10>,
+     panel_tile_512<11>, panel_tile_512<12>}};
 #endif
 
 const TileKernels& tiles_for(VectorIsa isa) {
@@ -164,8 +164,8 @@ void panels_times_rows(const TileKernels& tiles, ConstView x, int64_t begin, int
 
 void linear_using(VectorIsa isa, ConstView x, const PanelMatrix& w, View out, bool accumulate) {
   KVRAG_CHECK(x.cols == w.cols() && out.rows == x.rows && out.cols == w.rows(), kInternal,
-              "linear: x [", x.rows, ", ", x.cols, "] · w [", w.rows(), ", ", w.cols(),
-              "]ᵀ into [", out.rows, ", ", out.cols, "]");
+              "linear: x [", x.rows, ", ", x.cols, "] · w [", w.rows(), ", ", w.cols(), "]ᵀ into [",
+              out.rows, ", ", out.cols, "]");
   if (x.rows == 0 || w.rows() == 0) return;
   const TileKernels& tiles = tiles_for(isa);
   const int64_t row_bytes = std::max<int64_t>(1, x.cols) * int64_t{sizeof(float)};

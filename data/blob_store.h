@@ -19,8 +19,8 @@ namespace kvrag {
 
 // One chunk's cached memory as stored.
 struct MemoryBlob {
-  Bytes bytes;          // data/kv_blob.h layout
-  int64_t tokens = 0;          // memory tokens (rows) the blob holds
+  Bytes bytes;         // data/kv_blob.h layout
+  int64_t tokens = 0;  // memory tokens (rows) the blob holds
 };
 
 struct BlobStats {
@@ -41,8 +41,7 @@ class BlobStore {
   // The blobs of `chunk_ids`, in order, nullopt for a chunk with none. The
   // bytes are read straight into the buffers returned (no staging copy):
   // this is the read on every ask's path.
-  virtual std::vector<std::optional<Bytes>> get_many(
-      std::span<const int64_t> chunk_ids) const = 0;
+  virtual std::vector<std::optional<Bytes>> get_many(std::span<const int64_t> chunk_ids) const = 0;
   // Removes the blobs of `chunk_ids` that are stored; others are ignored.
   virtual void remove(std::span<const int64_t> chunk_ids) = 0;
   virtual BlobStats stats() const = 0;

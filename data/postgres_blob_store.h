@@ -21,8 +21,7 @@ class PostgresBlobStore final : public BlobStore {
   void put(int64_t chunk_id, const MemoryBlob& blob) override;
   // One query for all ids; each blob is copied once, from libpq's binary
   // result into the buffer returned.
-  std::vector<std::optional<Bytes>> get_many(
-      std::span<const int64_t> chunk_ids) const override;
+  std::vector<std::optional<Bytes>> get_many(std::span<const int64_t> chunk_ids) const override;
   void remove(std::span<const int64_t> chunk_ids) override;
   BlobStats stats() const override;
 

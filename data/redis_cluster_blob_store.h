@@ -56,8 +56,7 @@ class RedisClusterBlobStore final : public BlobStore {
   // pass through hiredis's reply on their way into the buffers returned:
   // one copy more than SqliteBlobStore's. A key holding something other
   // than a blob is Error(kFormat).
-  std::vector<std::optional<Bytes>> get_many(
-      std::span<const int64_t> chunk_ids) const override;
+  std::vector<std::optional<Bytes>> get_many(std::span<const int64_t> chunk_ids) const override;
   void remove(std::span<const int64_t> chunk_ids) override;
   BlobStats stats() const override;
 

@@ -76,9 +76,9 @@ std::optional<Bytes> BlobReader::read(int64_t rowid) {
   Bytes bytes(static_cast<size_t>(sqlite3_blob_bytes(blob_)));
   const int read_rc = sqlite3_blob_read(blob_, bytes.data(), static_cast<int>(bytes.size()), 0);
   if (read_rc != SQLITE_OK) {
-    throw_error(error_kind(read_rc), str_cat(db_.path(), ": SQLite blob read of ", table_, ".",
-                                             column_, " row ", rowid, " failed: ",
-                                             sqlite3_errmsg(db_.handle())));
+    throw_error(error_kind(read_rc),
+                str_cat(db_.path(), ": SQLite blob read of ", table_, ".", column_, " row ", rowid,
+                        " failed: ", sqlite3_errmsg(db_.handle())));
   }
   return bytes;
 }

@@ -19,8 +19,7 @@ class SqliteBlobStore final : public BlobStore {
   void put(int64_t chunk_id, const MemoryBlob& blob) override;
   // Read through one incremental blob handle (sqlite3_blob_reopen from row
   // to row), each value straight from the pages into its buffer.
-  std::vector<std::optional<Bytes>> get_many(
-      std::span<const int64_t> chunk_ids) const override;
+  std::vector<std::optional<Bytes>> get_many(std::span<const int64_t> chunk_ids) const override;
   void remove(std::span<const int64_t> chunk_ids) override;
   BlobStats stats() const override;
 

@@ -137,7 +137,7 @@ std::vector<NewChunk> chunk_document(const T5EncoderModel& model, const Sentence
 }
 
 Bytes encode_memory_blob(const T5EncoderModel& model, const IndexSettings& settings,
-                                        ConstView hidden) {
+                         ConstView hidden) {
   if (settings.cache == CacheGranularity::kHidden) {
     return encode_kv_blob(settings.kv_dtype, std::span<const ConstView>(&hidden, 1));
   }

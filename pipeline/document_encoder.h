@@ -73,7 +73,7 @@ std::vector<NewChunk> chunk_document(const T5EncoderModel& model, const Sentence
 // `hidden` (prompt tokens, d_model): for kKv the 2 × decoder layers matrices
 // K_0, V_0, K_1, V_1, … of project_cross_kv, for kHidden `hidden` itself.
 Bytes encode_memory_blob(const T5EncoderModel& model, const IndexSettings& settings,
-                                        ConstView hidden);
+                         ConstView hidden);
 
 // A chunk waiting for its embedding and memory blob, with its inputs.
 struct PendingChunk {

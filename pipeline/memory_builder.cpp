@@ -41,8 +41,7 @@ CrossKV project_stacked(const T5Model& model, const std::vector<const Tensor*>& 
 // A chunk's memory decoded from its blob, checked against the model and the
 // index's granularity (a blob from another model or setting is kFormat).
 std::shared_ptr<const ChunkMemory> decode_chunk_memory(const T5Model& model,
-                                                       CacheGranularity granularity,
-                                                       Bytes blob,
+                                                       CacheGranularity granularity, Bytes blob,
                                                        int64_t chunk_id) {
   const std::string what = str_cat("memory of chunk ", chunk_id);
   const T5Config& c = model.config;

@@ -409,9 +409,11 @@ TEST(BenchRandomModel, FolderLoadsAsTheRandomModelRoundedToF16) {
   const DecoderWeights& wd = original->decoder_weights;
   same(ge.shared.f32().unpacked(), we.shared.f32().unpacked(), "shared");
   same(gd.lm_head.f32().unpacked(), wd.lm_head.f32().unpacked(), "lm_head");
-  same(ge.blocks[1].self.qkv.f32().unpacked(), we.blocks[1].self.qkv.f32().unpacked(), "encoder 1 qkv");
+  same(ge.blocks[1].self.qkv.f32().unpacked(), we.blocks[1].self.qkv.f32().unpacked(),
+       "encoder 1 qkv");
   same(ge.blocks[0].ffn.wi.f32().unpacked(), we.blocks[0].ffn.wi.f32().unpacked(), "encoder 0 wi");
-  same(gd.blocks[2].cross_q.f32().unpacked(), wd.blocks[2].cross_q.f32().unpacked(), "decoder 2 cross q");
+  same(gd.blocks[2].cross_q.f32().unpacked(), wd.blocks[2].cross_q.f32().unpacked(),
+       "decoder 2 cross q");
   same(gd.blocks[2].ffn.wo.f32().unpacked(), wd.blocks[2].ffn.wo.f32().unpacked(), "decoder 2 wo");
   same(gd.relative_bias, wd.relative_bias, "decoder bias");
   same(ge.cross_kv.f32().unpacked(), we.cross_kv.f32().unpacked(), "cross kv");

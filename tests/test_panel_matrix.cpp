@@ -1,12 +1,11 @@
 // Panel-packed float32 weights and their products against naive references.
-#include "core/panel_matrix.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
 
 #include "core/error.h"
+#include "core/panel_matrix.h"
 #include "core/parallel.h"
 #include "tests/model_files.h"
 #include "tests/tensor_checks.h"

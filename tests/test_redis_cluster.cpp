@@ -302,7 +302,8 @@ TEST_F(RedisClusterTest, FollowsAMovedSlot) {
   EXPECT_EQ(got[2], make_blob(1).bytes);
   store_->put(id_in_bucket(kBucket, 2), make_blob(2));
   store_->remove(std::vector<int64_t>{id_in_bucket(kBucket, 0)});
-  EXPECT_EQ(count_keys_in_slot(to, slot, options_.prefix), 3);  // two blobs and the bucket's counters
+  EXPECT_EQ(count_keys_in_slot(to, slot, options_.prefix),
+            3);  // two blobs and the bucket's counters
   EXPECT_EQ(store_->stats().bytes, static_cast<int64_t>(large.bytes.size()) + 5);
 
   move_slot(slot, to, from);

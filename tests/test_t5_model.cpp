@@ -37,12 +37,9 @@ std::vector<std::pair<std::string, Tensor>> all_tensors(const T5Model& m) {
   const EncoderWeights& e = m.encoder_weights;
   const DecoderWeights& d = m.decoder_weights;
   std::vector<std::pair<std::string, Tensor>> out = {
-      {"shared", e.shared.f32().unpacked()},
-      {"lm_head", d.lm_head.f32().unpacked()},
-      {"encoder_relative_bias", e.relative_bias},
-      {"decoder_relative_bias", d.relative_bias},
-      {"encoder_final_norm", e.final_norm},
-      {"decoder_final_norm", d.final_norm},
+      {"shared", e.shared.f32().unpacked()},      {"lm_head", d.lm_head.f32().unpacked()},
+      {"encoder_relative_bias", e.relative_bias}, {"decoder_relative_bias", d.relative_bias},
+      {"encoder_final_norm", e.final_norm},       {"decoder_final_norm", d.final_norm},
       {"cross_kv", e.cross_kv.f32().unpacked()}};
   for (size_t i = 0; i < e.blocks.size(); ++i) {
     const EncoderBlockWeights& b = e.blocks[i];
