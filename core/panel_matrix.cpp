@@ -211,6 +211,7 @@ VectorIsa widest_vector_isa() {
 
 PanelMatrix::PanelMatrix(ConstView w)
     : rows_(w.rows), cols_(w.cols), values_(static_cast<size_t>(panels() * kP * w.cols), 0.0f) {
+  if (values_.empty()) return;  // no columns: nothing to place, and no storage to point into
   for (int64_t i = 0; i < rows_; ++i) {
     float* dst = values_.data() + (i / kP) * kP * cols_ + i % kP;
     const float* src = w.row(i);
@@ -219,6 +220,7 @@ PanelMatrix::PanelMatrix(ConstView w)
 }
 
 void PanelMatrix::row(int64_t i, float* out) const {
+  if (values_.empty()) return;
   const float* src = panel(i / kP) + i % kP;
   for (int64_t k = 0; k < cols_; ++k) out[k] = src[k * kP];
 }
