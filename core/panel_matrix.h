@@ -51,9 +51,11 @@ class PanelMatrix {
 
  private:
   // Storage aligned to a cache line, so that a vector load of a panel never
-  // splits one, and from 2 MiB up to a huge page, which the kernel is asked
-  // to back with transparent huge pages: fresh 4 KiB pages cost a fault
-  // each, and T5-base's 1 GB of them took seconds to load on a VM.
+  // splits one, and from 2 MiB up its own mapping on a huge page boundary,
+  // which the kernel is asked to back with transparent huge pages: fresh
+  // 4 KiB pages cost a fault each (T5-base's 1 GB of them took seconds to
+  // load on a VM), and a stream over them is slower when other work has
+  // run since (see map_huge_aligned).
   struct PanelAllocator {
     using value_type = float;
     template <typename>
