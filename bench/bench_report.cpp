@@ -449,7 +449,8 @@ std::string report_markdown(const BenchReport& report,
      << fixed(static_cast<double>(m.memory_bytes) / (1024.0 * 1024.0 * 1024.0), 1)
      << " GiB; every variant ran with " << m.threads << " compute thread"
      << (m.threads == 1 ? "" : "s") << "; it streamed " << fixed(m.stream_bytes_per_s / 1e9, 1)
-     << " GB/s from RAM in this run. Decoding: "
+     << " GB/s from RAM in this run (the best of measurements at the start and after each "
+        "question). Decoding: "
      << (report.num_beams == 1 ? std::string("greedy")
                                : "beam search, " + std::to_string(report.num_beams) + " beams")
      << ", at most " << report.max_new_tokens << " new tokens. Each question is retrieved once at "

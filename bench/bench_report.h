@@ -141,8 +141,9 @@ struct MachineInfo {
   int64_t cores = 0;
   int64_t memory_bytes = 0;
   int64_t threads = 0;  // compute threads every variant ran with
-  // Bytes per second streamed from RAM in this run (stream_bandwidth); 0
-  // when not measured.
+  // Bytes per second streamed from RAM in this run: the best
+  // stream_bandwidth() at the start and after each question; 0 when not
+  // measured.
   double stream_bytes_per_s = 0.0;
 };
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -41,6 +42,17 @@ struct BenchTarget {
   const RagPipeline* sqlite = nullptr;
 };
 
+// A BenchTarget's two pipelines over the index in `dir`: `ram` opened with
+// `options` (its RAM cache on), `sqlite` with the RAM cache off and ram's
+// model (OpenOptions::model): one copy of the weights, as a server holds,
+// so that both variants read the same memory and the process holds one
+// model's worth of it.
+struct BenchPipelines {
+  std::unique_ptr<RagPipeline> ram;
+  std::unique_ptr<RagPipeline> sqlite;
+};
+BenchPipelines open_bench_pipelines(const std::string& dir, const OpenOptions& options);
+
 struct BenchProgress {
   std::string model;
   int64_t question = 0;  // 1-based
@@ -55,6 +67,8 @@ using BenchProgressFn = std::function<void(const BenchProgress&)>;
 struct BenchResult {
   std::vector<BenchCell> cells;  // per k (ascending), per variant in settings order
   std::vector<AgreementRow> agreement;
+  // The best stream_bandwidth() measured after each question's answers.
+  double stream_bytes_per_s = 0.0;
 };
 
 // Runs the benchmark on `target`: each question retrieved once at the
@@ -81,7 +95,9 @@ StorageSummary storage_summary(const RagPipeline& pipeline, const std::string& m
 int64_t resident_bytes();
 
 // CPU model (from /proc/cpuinfo), online cores, physical memory, the
-// current compute_threads() and stream_bandwidth() with that many threads.
+// current compute_threads() and stream_bandwidth() with that many threads
+// (run_bench measures it again after each question; the report keeps the
+// best).
 MachineInfo machine_info();
 
 // Reads `words` once, split over `threads` threads (>= 1), and returns

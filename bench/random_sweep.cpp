@@ -94,16 +94,15 @@ RandomSweepResult run_random_sweep(const RandomSweepSettings& sweep,
         index_until(*ram, docs, max_k, sweep.corpus_path);
         result.storage.push_back(storage_summary(*ram, label));
       }
-      // One dtype's pair of pipelines at a time: each holds its own model.
+      // One dtype's pair of pipelines, and so one model, at a time.
       for (const WeightDtype weights : sweep.weights) {
         ram_options.weights = weights;
-        OpenOptions sqlite_options = ram_options;
-        sqlite_options.kv_cache_bytes = 0;
-        const auto ram = RagPipeline::open(index_dir, ram_options);
-        const auto sqlite = RagPipeline::open(index_dir, sqlite_options);
-        const BenchTarget target{weights_label(label, weights), true, ram.get(), sqlite.get()};
+        const BenchPipelines pipelines = open_bench_pipelines(index_dir, ram_options);
+        const BenchTarget target{weights_label(label, weights), true, pipelines.ram.get(),
+                                 pipelines.sqlite.get()};
         BenchResult run = run_bench(target, questions, settings, progress);
         result.cells.insert(result.cells.end(), run.cells.begin(), run.cells.end());
+        result.stream_bytes_per_s = std::max(result.stream_bytes_per_s, run.stream_bytes_per_s);
       }
     }
   }

@@ -29,6 +29,7 @@ struct RandomSweepSettings {
 struct RandomSweepResult {
   std::vector<BenchCell> cells;
   std::vector<StorageSummary> storage;
+  double stream_bytes_per_s = 0.0;  // the best of its runs' (BenchResult)
 };
 
 // Called with a line saying what is being built.

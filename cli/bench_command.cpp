@@ -3,6 +3,7 @@
 // charts (bench/). The measuring itself is bench/rag_bench.h.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -227,18 +228,18 @@ int run_bench(const std::vector<std::string>& argv) {
       OpenOptions ram_options;
       ram_options.kv_cache_bytes = kv_cache_bytes;
       ram_options.weights = w;
-      const auto ram = RagPipeline::open(args.get("index", ""), ram_options);
-      OpenOptions sqlite_options = ram_options;
-      sqlite_options.kv_cache_bytes = 0;
-      const auto sqlite = RagPipeline::open(args.get("index", ""), sqlite_options);
-      const bench::BenchTarget target{bench::weights_label(model_label(*ram), w), false, ram.get(),
-                                      sqlite.get()};
+      const bench::BenchPipelines pipelines =
+          bench::open_bench_pipelines(args.get("index", ""), ram_options);
+      const RagPipeline& ram = *pipelines.ram;
+      const bench::BenchTarget target{bench::weights_label(model_label(ram), w), false, &ram,
+                                      pipelines.sqlite.get()};
       const bench::BenchResult result = bench::run_bench(target, questions, settings, on_progress);
       report.cells.insert(report.cells.end(), result.cells.begin(), result.cells.end());
       report.agreement.insert(report.agreement.end(), result.agreement.begin(),
                               result.agreement.end());
-      if (w == weights.front())
-        report.storage.push_back(bench::storage_summary(*ram, target.model));
+      report.machine.stream_bytes_per_s =
+          std::max(report.machine.stream_bytes_per_s, result.stream_bytes_per_s);
+      if (w == weights.front()) report.storage.push_back(bench::storage_summary(ram, target.model));
     }
   }
 
@@ -266,6 +267,8 @@ int run_bench(const std::vector<std::string>& argv) {
     }
     report.cells.insert(report.cells.end(), result.cells.begin(), result.cells.end());
     report.storage.insert(report.storage.end(), result.storage.begin(), result.storage.end());
+    report.machine.stream_bytes_per_s =
+        std::max(report.machine.stream_bytes_per_s, result.stream_bytes_per_s);
     report.notes.push_back("random-weight models (" + args.get("random-models", "") +
                            "): " + std::to_string(questions.size()) + " questions, " +
                            std::to_string(random_settings.repeat) + " timed repeat(s), " +

@@ -306,8 +306,13 @@ std::unique_ptr<IndexFolder> IndexFolder::open(const std::string& dir, const Ope
               displayed_location(dir),
               " (its schema holds none yet: create one with kvrag index --model)");
   const IndexMeta meta = read_index_meta(*stores.metadata);
-  const std::string model_dir = options.model_dir.empty() ? meta.model_dir : options.model_dir;
-  auto model = load_t5_model(model_dir, options.weights);
+  std::shared_ptr<const T5Model> model = options.model;
+  std::string model_dir = options.model_dir.empty() ? meta.model_dir : options.model_dir;
+  if (model) {
+    model_dir = model->dir;
+  } else {
+    model = load_t5_model(model_dir, options.weights);
+  }
   check_same_model(dir, meta, *model, model_dir);
   auto embedder = open_embedder(dir, meta, *model, options.embedder_dir);
   return std::unique_ptr<IndexFolder>(new IndexFolder(dir, std::move(model), std::move(embedder),

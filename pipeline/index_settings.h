@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "core/weight_matrix.h"
@@ -10,6 +11,8 @@
 #include "data/kv_blob.h"
 
 namespace kvrag {
+
+struct T5Model;
 
 // What the store caches per chunk: per-layer cross-attention K/V (no
 // projection work per question) or the encoder output only (2 × decoder
@@ -63,6 +66,11 @@ struct OpenOptions {
   // quarters their bytes and so nearly the time of a decoder step. Either
   // opens any index of the model: the fingerprint is the checkpoint's.
   WeightDtype weights = WeightDtype::kF32;
+  // A model already loaded (RagPipeline::shared_model of another index)
+  // that open() uses instead of loading one: two indexes of one model then
+  // hold its weights once. Checked against the index like a folder's (with
+  // the tokenizer in its folder); model_dir and weights are then unused.
+  std::shared_ptr<const T5Model> model;
 };
 
 }  // namespace kvrag

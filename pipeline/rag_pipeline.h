@@ -125,12 +125,11 @@ class RagPipeline {
   Answer answer(const std::string& question, const std::vector<RetrievedChunk>& chunks,
                 const AskOptions& options, const PieceCallback& on_piece = {}) const;
   // The memory answer() decodes over, without the passage prior (added for
-  // the exactness tests and the benchmark): encodes what `mode` needs and, in cached mode, loads the
-  // chunks' memories (RAM cache first). Fills encode_ms, load_kv_ms,
-  // kv_cache_hits/misses, store_bytes_read and memory_tokens of `timings`.
-  // Error(kInvalidArgument) for an empty question, fid with no chunks or a
-  // prompt over the caps (pipeline/ask_options.h); Error(kFormat) for a stored memory that does
-  // not fit the model.
+  // the exactness tests and the benchmark): encodes what `mode` needs and, in cached mode, loads
+  // the chunks' memories (RAM cache first). Fills encode_ms, load_kv_ms, kv_cache_hits/misses,
+  // store_bytes_read and memory_tokens of `timings`. Error(kInvalidArgument) for an empty question,
+  // fid with no chunks or a prompt over the caps (pipeline/ask_options.h); Error(kFormat) for a
+  // stored memory that does not fit the model.
   AnswerMemory build_memory(const std::string& question, const std::vector<RetrievedChunk>& chunks,
                             Mode mode, AskTimings& timings) const;
   // retrieve + answer; timings.retrieve_ms filled in. The question is
@@ -153,6 +152,8 @@ class RagPipeline {
   IndexStats stats() const;
   const IndexSettings& settings() const { return folder_->settings(); }
   const T5Model& model() const { return *folder_->model(); }
+  // The model, to share with another index of it (OpenOptions::model).
+  const std::shared_ptr<const T5Model>& shared_model() const { return folder_->model(); }
   // The index's separate embedder, or null when the reader's encoder embeds.
   const SentenceEmbedder* embedder() const { return folder_->embedder(); }
   const T5Decoder& decoder() const { return decoder_; }

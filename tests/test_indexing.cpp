@@ -501,6 +501,37 @@ TEST(Indexing, OpeningWithAnotherModelIsRefused) {
                                     {"kvrag-demo", other.string(), "fingerprint"}));
 }
 
+// OpenOptions::model: a second index of the same model shares its weights
+// and answers as with its own copy; an index of another model refuses it,
+// as it refuses that model's folder.
+TEST(Indexing, OpeningWithALoadedModelSharesIt) {
+  const TempDir tmp("kvrag_indexing");
+  const auto first = RagPipeline::create(tmp.file("a"), kDemoModel, small_settings());
+  first->add_documents(small_corpus());
+  RagPipeline::create(tmp.file("b"), kDemoModel, small_settings())->add_documents(small_corpus());
+  OpenOptions options;
+  options.model = first->shared_model();
+  const auto shared = RagPipeline::open(tmp.file("b"), options);
+  EXPECT_EQ(&shared->model(), &first->model());
+  const auto own = RagPipeline::open(tmp.file("b"));
+  EXPECT_NE(&own->model(), &first->model());
+  AskOptions ask;
+  ask.mode = Mode::kCached;
+  const std::string question = "Where does the Altan rise?";
+  EXPECT_EQ(shared->ask(question, ask).ids, own->ask(question, ask).ids);
+
+  const fs::path other = tmp.path() / "other-model";
+  fs::create_directories(other);
+  for (const char* name : {"config.json", "model.safetensors", "spiece.model"}) {
+    fs::copy_file(fs::path(kDemoModel) / name, other / name);
+  }
+  testing::replace_in_file((other / "config.json").string(), "{", "{ ");
+  RagPipeline::create(tmp.file("c"), other.string(), small_settings());
+  EXPECT_TRUE(testing::throws_error([&] { RagPipeline::open(tmp.file("c"), options); },
+                                    ErrorKind::kInvalidArgument,
+                                    {other.string(), "kvrag-demo", "fingerprint"}));
+}
+
 // The same config and weights with another spiece.model: another index
 // identity (the model fingerprint alone covered config.json and weights).
 TEST(Indexing, OpeningWithAnotherTokenizerIsRefused) {
