@@ -23,16 +23,20 @@ constexpr int kMaxTileRows = 12;
 constexpr int64_t kRowBlockBytes = int64_t{512} << 10;
 
 // tile[r · kP + c] = Σ_k x[r][k] · panel[k · kP + c] for `rows` rows of x
-// (ldx apart). `next` is the panel a thread reads after this one: the
-// vector kernels ask for it while they compute, so that it is on its way
-// when this one is done (the first rows of a panel otherwise waited for
-// memory, the later ones for nothing: T5-base's encoder products for 16
-// rows, 18.9 → 14.6 ms in a scratch harness).
-using TileKernel = void (*)(const float* panel, const float* next, int64_t cols, const float* x,
-                            int64_t ldx, float* tile);
+// (ldx apart). `next` is this tile's share of the panel a thread reads
+// after this one: the vector kernels ask for it while they compute,
+// next_stride floats of it per column of their own (kP when one tile
+// takes all the rows), so that it is on its way when this one is done
+// (the first rows of a panel otherwise waited for memory, the later ones
+// for nothing: T5-base's encoder products for 16 rows, 18.9 → 14.6 ms in
+// a scratch harness; and with the whole panel asked for by the first of
+// two tiles, memory sat idle during the second: BM_Encoder/t5-base/16/cold
+// 12.8-14.2 → 10.8-12.5 ms, four alternated runs).
+using TileKernel = void (*)(const float* panel, const float* next, int64_t next_stride,
+                            int64_t cols, const float* x, int64_t ldx, float* tile);
 
 template <int R>
-void panel_tile_portable(const float* panel, const float*, int64_t cols, const float* x,
+void panel_tile_portable(const float* panel, const float*, int64_t, int64_t cols, const float* x,
                          int64_t ldx, float* tile) {
   float acc[R][kP] = {};
   for (int64_t k = 0; k < cols; ++k) {
@@ -51,15 +55,16 @@ void panel_tile_portable(const float* panel, const float*, int64_t cols, const f
 // after the other, 6 rows × 2 vectors each (12 accumulators, two weight
 // vectors, a broadcast): the second half's reads come from L2.
 template <int R>
-KVRAG_AVX2 void panel_tile_256(const float* panel, const float* next, int64_t cols, const float* x,
-                               int64_t ldx, float* tile) {
+KVRAG_AVX2 void panel_tile_256(const float* panel, const float* next, int64_t next_stride,
+                               int64_t cols, const float* x, int64_t ldx, float* tile) {
   for (int h = 0; h < 2; ++h) {
     __m256 acc[R][2];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int64_t k = 0; k < cols; ++k) {
       const float* wk = panel + k * kP + 16 * h;
-      _mm_prefetch(reinterpret_cast<const char*>(next + k * kP + 16 * h), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(next + (2 * k + h) * next_stride / 2),
+                   _MM_HINT_T1);
       const __m256 w0 = _mm256_load_ps(wk);
       const __m256 w1 = _mm256_load_ps(wk + 8);
 #pragma GCC unroll 16
@@ -77,15 +82,15 @@ KVRAG_AVX2 void panel_tile_256(const float* panel, const float* next, int64_t co
 }
 
 template <int R>
-KVRAG_AVX512 void panel_tile_512(const float* panel, const float* next, int64_t cols,
-                                 const float* x, int64_t ldx, float* tile) {
+KVRAG_AVX512 void panel_tile_512(const float* panel, const float* next, int64_t next_stride,
+                                 int64_t cols, const float* x, int64_t ldx, float* tile) {
   __m512 acc[R][2];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   for (int64_t k = 0; k < cols; ++k) {
     const float* wk = panel + k * kP;
-    _mm_prefetch(reinterpret_cast<const char*>(next + k * kP), _MM_HINT_T1);
-    _mm_prefetch(reinterpret_cast<const char*>(next + k * kP + 16), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(next + k * next_stride), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(next + k * next_stride + 16), _MM_HINT_T1);
     const __m512 w0 = _mm512_load_ps(wk);
     const __m512 w1 = _mm512_load_ps(wk + 16);
 #pragma GCC unroll 16
@@ -150,13 +155,17 @@ void panels_times_rows(const TileKernels& tiles, ConstView x, int64_t begin, int
                        bool accumulate) {
   alignas(64) float tile[kMaxTileRows * kP];
   const int64_t groups = (count + tiles.max_rows - 1) / tiles.max_rows;
+  // Each tile asks for its share of the next panel, so that the reads go
+  // on through all of them rather than during the first alone.
+  const int64_t next_stride = (kP + groups - 1) / groups;
   for (int64_t p = first; p < last; ++p) {
     const float* next = w.panel(p + 1 < w.panels() ? p + 1 : p);
     const int64_t width = std::min(kP, w.rows() - p * kP);
     int64_t r0 = begin;
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t rows = (begin + count - r0) / (groups - g);
-      tiles.kernels[rows - 1](w.panel(p), next, x.cols, x.row(r0), x.ld, tile);
+      const float* next_part = next + g * x.cols * kP / groups / 16 * 16;
+      tiles.kernels[rows - 1](w.panel(p), next_part, next_stride, x.cols, x.row(r0), x.ld, tile);
       write_tile(tile, out.rows_slice(r0, rows).cols_slice(p * kP, width), accumulate);
       r0 += rows;
     }
