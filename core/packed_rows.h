@@ -43,6 +43,11 @@ PackedRows packed_view(ConstView view);
 
 // Row `i` of `m` as float32: out[0 .. m.cols).
 void unpack_row(const PackedRows& m, int64_t i, float* out);
+// The first row of `m` holding a value that is not finite (NaN or ±Inf; an
+// int8 row's scale, its int8 values always are), or m.rows when none does:
+// the check of every K/V blob read, at memory speed (AVX2 where the CPU
+// has it, chosen at run time).
+int64_t first_non_finite_row(const PackedRows& m);
 
 // Matrices of one dtype and shape that own their bytes: a K/V blob read
 // from the store, kept packed. Moving it keeps the views valid (the bytes

@@ -76,38 +76,14 @@ std::string hex32(uint32_t value) {
   return text;
 }
 
-// Whether every value of row `i` is finite, scanned without branches so
-// that the check of a whole blob stays at memory speed.
-bool row_is_finite(const PackedRows& m, int64_t i) {
-  const uint8_t* row = m.row(i);
-  uint32_t special = 0;
-  if (m.dtype == KvDtype::kF32) {
-    for (int64_t j = 0; j < m.cols; ++j) {
-      uint32_t bits;
-      std::memcpy(&bits, row + 4 * j, sizeof(bits));
-      special |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
-    }
-  } else if (m.dtype == KvDtype::kF16) {
-    for (int64_t j = 0; j < m.cols; ++j) {
-      uint16_t bits;
-      std::memcpy(&bits, row + 2 * j, sizeof(bits));
-      special |= static_cast<uint32_t>((bits & 0x7c00u) == 0x7c00u);
-    }
-  } else {
-    float scale;
-    std::memcpy(&scale, row, sizeof(scale));
-    special = static_cast<uint32_t>(!std::isfinite(scale));
-  }
-  return special == 0;
-}
-
 // Refuses a matrix holding NaN or Inf, naming the first such value. A
 // checksum only proves the bytes are those written; NaN or Inf would still
 // reach an answer as NaN attention.
 void check_finite(const PackedRows& m, int64_t index, const std::string& what) {
+  const int64_t first = first_non_finite_row(m);
+  if (first == m.rows) return;
   std::vector<float> values(static_cast<size_t>(m.cols));
-  for (int64_t i = 0; i < m.rows; ++i) {
-    if (row_is_finite(m, i)) continue;
+  for (int64_t i = first; i < m.rows; ++i) {
     unpack_row(m, i, values.data());
     for (int64_t j = 0; j < m.cols; ++j) {
       KVRAG_CHECK(std::isfinite(values[j]), kFormat, what, ": K/V blob holds ", values[j], " at ",

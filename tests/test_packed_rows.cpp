@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "core/half.h"
@@ -61,6 +62,57 @@ TEST(PackedRows, UnpackGivesTheStoredValues) {
       }
     }
   }
+}
+
+// Rows of `cols` values of `dtype`, `pad` bytes between them, all 0.5;
+// then `bad` written at (row, col) (an int8 row's is its scale).
+std::vector<uint8_t> rows_with(KvDtype dtype, int64_t rows, int64_t cols, size_t pad, int64_t row,
+                               int64_t col, float bad) {
+  const size_t stride = packed_row_bytes(dtype, cols) + pad;
+  std::vector<uint8_t> bytes(stride * static_cast<size_t>(rows), 0);
+  auto put = [&](int64_t r, int64_t c, float v) {
+    uint8_t* at = bytes.data() + stride * static_cast<size_t>(r);
+    if (dtype == KvDtype::kF32) std::memcpy(at + 4 * c, &v, 4);
+    if (dtype == KvDtype::kF16) {
+      const uint16_t h = float_to_half(v);
+      std::memcpy(at + 2 * c, &h, 2);
+    }
+    if (dtype == KvDtype::kInt8) std::memcpy(at, &v, 4);  // the scale
+  };
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) put(r, c, 0.5f);
+  }
+  if (row >= 0) put(row, col, bad);
+  return bytes;
+}
+
+// NaN and ±Inf anywhere, in runs that are and are not multiples of the
+// vector width, contiguous and strided, are found in the right row; f16
+// values beyond its range are Inf.
+TEST(PackedRows, FirstNonFiniteRowFindsEveryNaNAndInf) {
+  const float bads[] = {std::nanf(""), INFINITY, -INFINITY};
+  for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
+    for (const int64_t cols : {1, 7, 16, 17, 33, 768}) {
+      for (const size_t pad : {size_t{0}, size_t{6}}) {
+        const int64_t rows = 3;
+        const size_t stride = packed_row_bytes(dtype, cols) + pad;
+        const std::vector<uint8_t> clean = rows_with(dtype, rows, cols, pad, -1, 0, 0.0f);
+        EXPECT_EQ(first_non_finite_row(PackedRows{dtype, clean.data(), rows, cols, stride}), rows);
+        for (int64_t r = 0; r < rows; ++r) {
+          for (const int64_t c : {int64_t{0}, cols / 2, cols - 1}) {
+            for (const float bad : bads) {
+              const std::vector<uint8_t> b = rows_with(dtype, rows, cols, pad, r, c, bad);
+              EXPECT_EQ(first_non_finite_row(PackedRows{dtype, b.data(), rows, cols, stride}), r)
+                  << kv_dtype_name(dtype) << " cols " << cols << " pad " << pad << " at " << r
+                  << "," << c << " value " << bad;
+            }
+          }
+        }
+      }
+    }
+  }
+  const std::vector<uint8_t> big = rows_with(KvDtype::kF16, 2, 40, 0, 1, 39, 70000.0f);
+  EXPECT_EQ(first_non_finite_row(PackedRows{KvDtype::kF16, big.data(), 2, 40, 80}), 1);
 }
 
 TEST(PackedRows, RowBytesPerDtype) {
