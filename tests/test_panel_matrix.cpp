@@ -88,6 +88,34 @@ TEST(PanelMatrix, LinearMatchesTheReferenceForEveryRowCountIsaThreadsAndStride) 
   set_compute_threads(threads);
 }
 
+// From 2 MiB up the panels live in their own mapping on a huge page
+// boundary: values, copies (a mapping each) and moves behave as below it.
+TEST(PanelMatrix, LargeStorageStartsOnAHugePageAndKeepsItsValues) {
+  const Tensor w = random_normal_tensor(1000, 600, 2);  // 2.4 MB of values
+  const PanelMatrix p(w.view());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p.panel(0)) % (uintptr_t{2} << 20), 0u);
+  PanelMatrix copy = p;
+  EXPECT_NE(copy.panel(0), p.panel(0));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(copy.panel(0)) % (uintptr_t{2} << 20), 0u);
+  const PanelMatrix moved = std::move(copy);
+  for (const PanelMatrix* m : {&p, &moved}) {
+    const Tensor back = m->unpacked();
+    ASSERT_EQ(back.rows(), 1000);
+    ASSERT_EQ(back.cols(), 600);
+    for (int64_t i = 0; i < w.size(); ++i) ASSERT_EQ(back.data()[i], w.data()[i]) << i;
+  }
+  const Tensor x = random_normal_tensor(3, 600, 3);
+  Tensor out(3, 1000);
+  linear(x.view(), moved, out.view());
+  for (int64_t r = 0; r < 3; ++r) {
+    for (const int64_t o : {int64_t{0}, int64_t{517}, int64_t{999}}) {
+      double expected = 0.0;
+      for (int64_t k = 0; k < 600; ++k) expected += double{x.view().row(r)[k]} * w.view().row(o)[k];
+      EXPECT_NEAR(out.view().row(r)[o], expected, 1e-3) << r << "," << o;
+    }
+  }
+}
+
 TEST(PanelMatrix, NoColumnsGiveZeros) {
   const PanelMatrix w(Tensor(3, 0).view());
   const Tensor x(2, 0);
