@@ -455,8 +455,8 @@ const DecoderFixture& decoder_fixture(Shape shape, int64_t memory_tokens, Weight
 // step does it: GB/s of K/V read against BM_StreamRead's. The memory is one
 // block, or blocks of `block_tokens` read from blobs of their own, as a
 // cached answer's chunks are.
-void BM_CrossAttention(benchmark::State& state, int64_t tokens, int64_t block_tokens,
-                       KvDtype dtype) {
+void BM_CrossAttention(benchmark::State& state, int64_t tokens, int64_t block_tokens, KvDtype dtype,
+                       const kvrag::PackedKernels* kernels) {
   constexpr int64_t kLayers = 12;
   constexpr int64_t kHeads = 12;
   constexpr int64_t kWidth = 768;
@@ -479,7 +479,7 @@ void BM_CrossAttention(benchmark::State& state, int64_t tokens, int64_t block_to
   Tensor out(1, kWidth);
   for (auto _ : state) {
     for (int64_t l = 0; l < kLayers; ++l) {
-      kvrag::cross_attention(q.view(), memory, l, kHeads, out.view());
+      kvrag::cross_attention(q.view(), memory, l, kHeads, out.view(), nullptr, *kernels);
     }
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
@@ -570,15 +570,21 @@ void register_model_benchmarks() {
           ->UseRealTime();
     }
   }
-  for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
-    for (const int64_t block_tokens : {3000, 64}) {
-      const std::string name = "BM_CrossAttention/3000/" +
-                               std::string(kvrag::kv_dtype_name(dtype)) +
-                               (block_tokens < 3000 ? "/chunks-64" : "");
-      benchmark::RegisterBenchmark(name.c_str(), BM_CrossAttention, int64_t{3000}, block_tokens,
-                                   dtype)
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
+  // The fastest kernels under the plain name; each slower set this CPU runs
+  // with its name appended, to hold them against.
+  for (const kvrag::PackedKernels* kernels : kvrag::packed_kernel_sets()) {
+    const bool fastest = kernels == &kvrag::packed_kernels();
+    for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
+      for (const int64_t block_tokens : {3000, 64}) {
+        const std::string name = "BM_CrossAttention/3000/" +
+                                 std::string(kvrag::kv_dtype_name(dtype)) +
+                                 (block_tokens < 3000 ? "/chunks-64" : "") +
+                                 (fastest ? "" : "/" + std::string(kernels->name));
+        benchmark::RegisterBenchmark(name.c_str(), BM_CrossAttention, int64_t{3000}, block_tokens,
+                                     dtype, kernels)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
     }
   }
   for (const int64_t batch : {1, 2, 4, 8}) {

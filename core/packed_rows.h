@@ -61,7 +61,7 @@ struct PackedMatrices {
 // split into segments = cols / segment runs of `segment` values (the heads
 // of a K or V row); `cols` must be a multiple of `segment`.
 struct PackedKernels {
-  const char* name;  // "avx2" or "portable"
+  const char* name;  // "portable", "avx2" or "avx512"
   // out[r·segments + s] = Σ_j x[s·segment + j] · row_r[s·segment + j] for
   // every segment s of `count` rows (row r at rows + r·stride): one query's
   // scores against a run of keys, all heads at once.
@@ -74,11 +74,11 @@ struct PackedKernels {
                        int64_t cols, const float* a, int64_t segment, float* y);
 };
 
-// The fastest kernels this CPU runs (AVX2 + F16C + FMA when it has them,
-// chosen once at run time), the portable ones, and the AVX2 ones or nullptr
-// on a CPU without them (so that tests can run both).
+// Every kernel set this CPU runs, slowest first: the portable ones, then
+// AVX2 + F16C + FMA, then AVX-512 where it has them (asked once, at the
+// first call), so that tests and benchmarks can run each.
+const std::vector<const PackedKernels*>& packed_kernel_sets();
+// The fastest of them.
 const PackedKernels& packed_kernels();
-const PackedKernels& portable_packed_kernels();
-const PackedKernels* avx2_packed_kernels();
 
 }  // namespace kvrag

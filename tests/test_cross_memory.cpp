@@ -30,7 +30,8 @@ constexpr int64_t kWidth = kHeads * 16;
 std::shared_ptr<const PackedMatrices> packed_block(KvDtype dtype, int64_t tokens, uint32_t seed) {
   std::vector<Tensor> values;
   for (int64_t m = 0; m < 2 * kLayers; ++m) {
-    values.push_back(testing::random_normal_tensor(tokens, kWidth, seed + static_cast<uint32_t>(m)));
+    values.push_back(
+        testing::random_normal_tensor(tokens, kWidth, seed + static_cast<uint32_t>(m)));
   }
   std::vector<ConstView> views;
   for (const Tensor& t : values) views.push_back(t.view());
@@ -92,8 +93,7 @@ TEST(CrossMemory, BlocksInPlaceEqualTheGatheredMemory) {
   ASSERT_EQ(memory.tokens(), 5 + 3 * 7);
   const std::vector<uint8_t> valid = gathered_valid(memory);
   const Tensor q = testing::random_normal_tensor(4, kWidth, 9, 0.0f, 0.3f);
-  std::vector<const PackedKernels*> kernel_sets{&portable_packed_kernels()};
-  if (avx2_packed_kernels() != nullptr) kernel_sets.push_back(avx2_packed_kernels());
+  const std::vector<const PackedKernels*>& kernel_sets = packed_kernel_sets();
   for (int64_t l = 0; l < kLayers; ++l) {
     const Tensor k = gathered(memory, l, 0);
     const Tensor v = gathered(memory, l, 1);
@@ -169,8 +169,7 @@ TEST(CrossMemory, ABiasOfLogNWeighsABlockAsNCopies) {
   for (int copy = 0; copy < 3; ++copy) copies.add(block_of(*chunk), chunk);
 
   const Tensor q = testing::random_normal_tensor(2, kWidth, 7, 0.0f, 0.3f);
-  std::vector<const PackedKernels*> kernel_sets{&portable_packed_kernels()};
-  if (avx2_packed_kernels() != nullptr) kernel_sets.push_back(avx2_packed_kernels());
+  const std::vector<const PackedKernels*>& kernel_sets = packed_kernel_sets();
   for (const PackedKernels* kernels : kernel_sets) {
     for (int64_t l = 0; l < kLayers; ++l) {
       Tensor got(2, kWidth), want(2, kWidth), unbiased(2, kWidth);

@@ -1,7 +1,8 @@
 // The packed-row kernels against naive scalar references over the rows
 // unpacked, for every dtype, on the portable path and (where the CPU has
-// it) the AVX2/F16C path; segments of 64 (a head) and of 13 (tails that
-// the eight-wide loops leave to scalar code).
+// them) the AVX2/F16C and AVX-512 paths; segments of 64 (a head), of 13
+// (tails that the eight-wide loops leave to scalar code) and of 29 (16 + 8
+// + a tail: every step of the AVX-512 loops).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,12 +16,6 @@
 
 namespace kvrag {
 namespace {
-
-std::vector<const PackedKernels*> kernel_sets() {
-  std::vector<const PackedKernels*> sets{&portable_packed_kernels()};
-  if (avx2_packed_kernels() != nullptr) sets.push_back(avx2_packed_kernels());
-  return sets;
-}
 
 // One matrix of random rows packed in `dtype` (through the blob encoder,
 // the one producer of packed rows), and those rows unpacked.
@@ -128,13 +123,13 @@ TEST(PackedRows, RowBytesPerDtype) {
 constexpr int64_t kRuns = 7;
 
 TEST(PackedRows, SegmentDotsMatchTheScalarReference) {
-  for (const auto& [cols, segment] : {std::pair<int64_t, int64_t>{192, 64}, {39, 13}}) {
+  for (const auto& [cols, segment] : {std::pair<int64_t, int64_t>{192, 64}, {39, 13}, {87, 29}}) {
     const int64_t segments = cols / segment;
     const Tensor x = testing::random_normal_tensor(1, cols, 7);
     for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
       const PackedCase c = make_case(dtype, kRuns, cols, 11);
       const PackedRows& m = c.packed.matrices[0];
-      for (const PackedKernels* kernels : kernel_sets()) {
+      for (const PackedKernels* kernels : packed_kernel_sets()) {
         std::vector<float> got(static_cast<size_t>(kRuns * segments));
         kernels->segment_dots(dtype, m.row(0), m.stride, kRuns, cols, x.data(), segment,
                               got.data());
@@ -156,14 +151,14 @@ TEST(PackedRows, SegmentDotsMatchTheScalarReference) {
 }
 
 TEST(PackedRows, SegmentAxpyMatchesTheScalarReference) {
-  for (const auto& [cols, segment] : {std::pair<int64_t, int64_t>{192, 64}, {39, 13}}) {
+  for (const auto& [cols, segment] : {std::pair<int64_t, int64_t>{192, 64}, {39, 13}, {87, 29}}) {
     const int64_t segments = cols / segment;
     const Tensor a = testing::random_normal_tensor(kRuns, segments, 3);
     const Tensor y0 = testing::random_normal_tensor(1, cols, 4);
     for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
       const PackedCase c = make_case(dtype, kRuns, cols, 13);
       const PackedRows& m = c.packed.matrices[0];
-      for (const PackedKernels* kernels : kernel_sets()) {
+      for (const PackedKernels* kernels : packed_kernel_sets()) {
         std::vector<float> got(y0.data(), y0.data() + cols);
         kernels->segment_axpy(dtype, m.row(0), m.stride, kRuns, cols, a.data(), segment,
                               got.data());
@@ -192,7 +187,7 @@ TEST(PackedRows, KernelsGiveTheSameBitsHoweverTheRowsAreGrouped) {
   for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
     const PackedCase c = make_case(dtype, kRuns, cols, 23);
     const PackedRows& m = c.packed.matrices[0];
-    for (const PackedKernels* kernels : kernel_sets()) {
+    for (const PackedKernels* kernels : packed_kernel_sets()) {
       std::vector<float> dots_together(static_cast<size_t>(kRuns * segments));
       std::vector<float> dots_apart(dots_together.size());
       std::vector<float> sum_together(static_cast<size_t>(cols), 0.5f);
@@ -214,8 +209,17 @@ TEST(PackedRows, KernelsGiveTheSameBitsHoweverTheRowsAreGrouped) {
 }
 
 TEST(PackedRows, TheBestKernelsAreChosenForThisCpu) {
-  EXPECT_EQ(&packed_kernels(),
-            avx2_packed_kernels() ? avx2_packed_kernels() : &portable_packed_kernels());
+  const std::vector<const PackedKernels*>& sets = packed_kernel_sets();
+  ASSERT_FALSE(sets.empty());
+  EXPECT_STREQ(sets.front()->name, "portable");
+  EXPECT_EQ(&packed_kernels(), sets.back());
+#if defined(__x86_64__)
+  const char* best = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+                         ? "avx512"
+                     : __builtin_cpu_supports("avx2") ? "avx2"
+                                                      : "portable";
+  EXPECT_STREQ(packed_kernels().name, best);
+#endif
 }
 
 }  // namespace
