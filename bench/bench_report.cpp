@@ -395,28 +395,33 @@ std::string cells_csv(const std::vector<BenchCell>& cells) {
 
 namespace {
 
-constexpr const char* kInt8Suffix = ", int8 weights";
+// ", int8 weights": what weights_label appends for a dtype other than f32.
+std::string weights_suffix(WeightDtype weights) {
+  return str_cat(", ", weight_dtype_name(weights), " weights");
+}
 
-// Per chunk length, k and variant: decoding with int8 weights next to f32,
+// Per chunk length, k and variant: decoding with `weights` next to f32,
 // for every model timed both ways.
-void weights_table(const std::vector<Group>& groups, std::ostringstream& md) {
+void weights_table(const std::vector<Group>& groups, WeightDtype weights, std::ostringstream& md) {
+  const std::string suffix = weights_suffix(weights);
+  const std::string name = weight_dtype_name(weights);
   std::ostringstream body;
-  for (const Group& int8 : groups) {
-    const std::string& label = int8.model;
-    if (!label.ends_with(kInt8Suffix)) continue;
-    const std::string model = label.substr(0, label.size() - std::strlen(kInt8Suffix));
+  for (const Group& other : groups) {
+    const std::string& label = other.model;
+    if (!label.ends_with(suffix)) continue;
+    const std::string model = label.substr(0, label.size() - suffix.size());
     const auto f32 = std::find_if(groups.begin(), groups.end(), [&](const Group& g) {
-      return g.model == model && g.chunk_tokens == int8.chunk_tokens;
+      return g.model == model && g.chunk_tokens == other.chunk_tokens;
     });
     if (f32 == groups.end()) continue;
-    for (const BenchCell* q : int8.cells) {
+    for (const BenchCell* q : other.cells) {
       const BenchCell* f = find_cell(*f32, q->k, q->variant);
       if (!f) continue;
       const double step = f->decode_ms_per_token.median > 0
                               ? q->decode_ms_per_token.median / f->decode_ms_per_token.median
                               : 0.0;
       const double rate = f->tokens_per_s > 0 ? q->tokens_per_s / f->tokens_per_s : 0.0;
-      body << "| " << model << " | " << int8.chunk_tokens << " | " << q->k << " | " << q->variant
+      body << "| " << model << " | " << other.chunk_tokens << " | " << q->k << " | " << q->variant
            << " | " << fixed(q->context_tokens, 0) << " | " << ms(f->decode_ms_per_token.median)
            << " | " << ms(q->decode_ms_per_token.median) << " | " << fixed(step, 2) << "× | "
            << fixed(f->tokens_per_s, 1) << " | " << fixed(q->tokens_per_s, 1) << " | "
@@ -425,11 +430,13 @@ void weights_table(const std::vector<Group>& groups, std::ostringstream& md) {
     }
   }
   if (body.str().empty()) return;
-  md << "## int8 weights vs f32\n\n"
+  md << "## " << name << " weights vs f32\n\n"
      << "The same questions, chunks and decoding with the model loaded `--weights f32` and "
-        "`--weights int8`; medians, times in ms.\n\n"
-     << "| model | chunk tokens | k | variant | context tokens | decode ms/token f32 | int8 | "
-        "int8/f32 | tokens/s f32 | int8 | int8/f32 | first token f32 | int8 |\n"
+        "`--weights "
+     << name << "`; medians, times in ms.\n\n"
+     << "| model | chunk tokens | k | variant | context tokens | decode ms/token f32 | " << name
+     << " | " << name << "/f32 | tokens/s f32 | " << name << " | " << name
+     << "/f32 | first token f32 | " << name << " |\n"
      << "|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
      << body.str() << "\n";
 }
@@ -437,7 +444,7 @@ void weights_table(const std::vector<Group>& groups, std::ostringstream& md) {
 }  // namespace
 
 std::string weights_label(const std::string& model, WeightDtype weights) {
-  return weights == WeightDtype::kInt8 ? model + kInt8Suffix : model;
+  return weights == WeightDtype::kF32 ? model : model + weights_suffix(weights);
 }
 
 std::string report_markdown(const BenchReport& report,
@@ -481,7 +488,9 @@ std::string report_markdown(const BenchReport& report,
       if (s.model == g.model && s.chunk_tokens == g.chunk_tokens) storage_table(s, md);
     }
   }
-  weights_table(groups, md);
+  for (const WeightDtype weights : {WeightDtype::kF16, WeightDtype::kInt8}) {
+    weights_table(groups, weights, md);
+  }
   scaling_table(fit_scaling(report.cells), md);
   if (!chart_files.empty()) {
     md << "## Charts\n\n";

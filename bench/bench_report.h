@@ -181,8 +181,9 @@ std::string cells_csv(const std::vector<BenchCell>& cells);
 // models with random weights are labelled as such and show no quality.
 // `chart_files` are linked as images.
 // The report's label of `model` run with `weights`: the model's own for f32,
-// "<model>, int8 weights" for int8 — a section of its own, which the report
-// sets beside the f32 section of the same model in a weights table.
+// "<model>, int8 weights" for int8 (", f16 weights" for f16) — a section of
+// its own, which the report sets beside the f32 section of the same model in
+// a weights table.
 std::string weights_label(const std::string& model, WeightDtype weights);
 
 std::string report_markdown(const BenchReport& report, const std::vector<std::string>& chart_files);

@@ -23,7 +23,7 @@ GenerationOptions read_generation(const Args& args);
 bool read_passage_prior(const Args& args);
 // --k, --mode, --retriever, --passage-prior and the generation options.
 AskOptions read_ask_options(const Args& args);
-// --weights f32|int8, default OpenOptions{}.weights.
+// --weights f32|f16|int8, default OpenOptions{}.weights.
 WeightDtype read_weights(const Args& args);
 // The usage lines of --passage-prior, the same for every command that answers.
 constexpr const char* kPassagePriorUsage =
@@ -32,7 +32,9 @@ constexpr const char* kPassagePriorUsage =
     "  reader that declares its retrieval temperature, as the demo model does).\n";
 // The usage line of --weights, the same for every command.
 constexpr const char* kWeightsUsage =
-    "  --weights int8: the model's weight matrices quantised to int8 at load time\n"
-    "  (per output row; a quarter of the memory, faster decoding; default f32).\n";
+    "  --weights f16: the model's weight matrices kept in binary16, computed in\n"
+    "  float32 (half the memory, faster decoding; the f32 results for a checkpoint\n"
+    "  stored in F16, each weight rounded once otherwise). --weights int8: quantised\n"
+    "  to int8 at load time (per output row; a quarter of the memory). Default f32.\n";
 
 }  // namespace kvrag::cli

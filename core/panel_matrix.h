@@ -1,10 +1,9 @@
-// A float32 linear layer's weight (out, in) in the layout its products
-// read: panels of kPanelRows output rows, each panel stored input column
-// by input column (w[32p + c][k] at panel p, offset k · 32 + c), rows past
-// `out` zero. A product reads the whole matrix front to back as one stream,
-// which the hardware prefetcher follows, and its kernel multiplies one x
-// value into 32 outputs at a time, so it needs no horizontal sums: where
-// row-major tiles (six weight rows × four x rows) read each weight row in
+// A linear layer's weight (out, in) in the layout its products read
+// (float32, or binary16 widened as it is read): panels of kPanelRows output rows, each panel stored
+// input column by input column (w[32p + c][k] at panel p, offset k · 32 + c), rows past `out` zero.
+// A product reads the whole matrix front to back as one stream, which the hardware prefetcher
+// follows, and its kernel multiplies one x value into 32 outputs at a time, so it needs no
+// horizontal sums: where row-major tiles (six weight rows × four x rows) read each weight row in
 // six parallel streams and summed every dot product across its lanes, and
 // OpenBLAS's sgemm packed its operands on every call. Through T5-base's
 // gated wi (6144, 768) on two threads (bench/micro_t5.cpp, medians of 5):
@@ -26,13 +25,19 @@ enum class VectorIsa { kPortable, kAvx2, kAvx512 };
 // The widest of them this CPU runs: what linear uses.
 VectorIsa widest_vector_isa();
 
-class PanelMatrix {
+// Values of type T: float, or binary16 bits (uint16_t) for `--weights f16`,
+// the same layout in half the bytes, widened to float32 as the kernels load
+// them: the products of a checkpoint stored in F16 are then the float32
+// ones, bit for bit, at half the bytes streamed.
+template <typename T>
+class BasicPanelMatrix {
  public:
   static constexpr int64_t kPanelRows = 32;
 
-  PanelMatrix() = default;
-  // w (out, in) rearranged into panels.
-  explicit PanelMatrix(ConstView w);
+  BasicPanelMatrix() = default;
+  // w (out, in) rearranged into panels. binary16: Error(kInvalidArgument)
+  // naming the first value beyond its range (±65504), which would be ±inf.
+  explicit BasicPanelMatrix(ConstView w);
 
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
@@ -40,13 +45,13 @@ class PanelMatrix {
   // Bytes of its values. A product also reads the zero rows that pad the
   // last panel (fewer than kPanelRows; none in T5's shapes), which a
   // memory bound counted from these leaves out.
-  int64_t bytes() const { return rows_ * cols_ * int64_t{sizeof(float)}; }
+  int64_t bytes() const { return rows_ * cols_ * int64_t{sizeof(T)}; }
   // Panel p's cols() × kPanelRows values, 64-byte aligned.
-  const float* panel(int64_t p) const { return values_.data() + p * kPanelRows * cols_; }
+  const T* panel(int64_t p) const { return values_.data() + p * kPanelRows * cols_; }
 
-  // Row i (out[0 .. cols())): a token's embedding.
+  // Row i as float32 (out[0 .. cols())): a token's embedding.
   void row(int64_t i, float* out) const;
-  // The (out, in) matrix it was made from.
+  // The (out, in) matrix it was made from (binary16: its rounded values).
   Tensor unpacked() const;
 
  private:
@@ -57,20 +62,23 @@ class PanelMatrix {
   // load on a VM), and a stream over them is slower when other work has
   // run since (see map_huge_aligned).
   struct PanelAllocator {
-    using value_type = float;
+    using value_type = T;
     template <typename>
     struct rebind {
       using other = PanelAllocator;
     };
-    float* allocate(size_t n);
-    void deallocate(float* p, size_t n);
+    T* allocate(size_t n);
+    void deallocate(T* p, size_t n);
     bool operator==(const PanelAllocator&) const { return true; }
   };
 
   int64_t rows_ = 0;
   int64_t cols_ = 0;
-  std::vector<float, PanelAllocator> values_;
+  std::vector<T, PanelAllocator> values_;
 };
+
+using PanelMatrix = BasicPanelMatrix<float>;
+using HalfPanelMatrix = BasicPanelMatrix<uint16_t>;
 
 // out = x · wᵀ: a PyTorch nn.Linear without bias. x: [n, in], out: [n, out];
 // views may be strided. With accumulate, adds to out instead of overwriting
@@ -78,9 +86,12 @@ class PanelMatrix {
 // them once for up to a few hundred rows of x (more: once per block of
 // them), kernel tiles of up to 12 rows (AVX-512; 6 with AVX2) at a time.
 void linear(ConstView x, const PanelMatrix& w, View out, bool accumulate = false);
+void linear(ConstView x, const HalfPanelMatrix& w, View out, bool accumulate = false);
 // linear through a given instruction set (tests and benchmarks compare
 // them); it must not be wider than widest_vector_isa().
 void linear_with(VectorIsa isa, ConstView x, const PanelMatrix& w, View out,
+                 bool accumulate = false);
+void linear_with(VectorIsa isa, ConstView x, const HalfPanelMatrix& w, View out,
                  bool accumulate = false);
 
 }  // namespace kvrag

@@ -6,7 +6,7 @@
 namespace kvrag {
 namespace {
 
-constexpr const char* kWeightDtypeNames[] = {"f32", "int8"};
+constexpr const char* kWeightDtypeNames[] = {"f32", "int8", "f16"};
 
 }  // namespace
 
@@ -19,40 +19,92 @@ WeightDtype parse_weight_dtype(const std::string& name) {
 }
 
 WeightMatrix::WeightMatrix(const Tensor& w, WeightDtype dtype) : dtype_(dtype) {
-  if (dtype == WeightDtype::kInt8) {
-    int8_ = quantize_int8(w.view());
-  } else {
-    f32_ = PanelMatrix(w.view());
+  switch (dtype) {
+    case WeightDtype::kF32:
+      f32_ = PanelMatrix(w.view());
+      return;
+    case WeightDtype::kF16:
+      f16_ = HalfPanelMatrix(w.view());
+      return;
+    case WeightDtype::kInt8:
+      int8_ = quantize_int8(w.view());
+      return;
   }
 }
 
+int64_t WeightMatrix::rows() const {
+  switch (dtype_) {
+    case WeightDtype::kF32:
+      return f32_.rows();
+    case WeightDtype::kF16:
+      return f16_.rows();
+    case WeightDtype::kInt8:
+      return int8_.rows;
+  }
+  return 0;
+}
+
+int64_t WeightMatrix::cols() const {
+  switch (dtype_) {
+    case WeightDtype::kF32:
+      return f32_.cols();
+    case WeightDtype::kF16:
+      return f16_.cols();
+    case WeightDtype::kInt8:
+      return int8_.cols;
+  }
+  return 0;
+}
+
 int64_t WeightMatrix::bytes() const {
-  return dtype_ == WeightDtype::kInt8 ? int8_.bytes() : f32_.bytes();
+  switch (dtype_) {
+    case WeightDtype::kF32:
+      return f32_.bytes();
+    case WeightDtype::kF16:
+      return f16_.bytes();
+    case WeightDtype::kInt8:
+      return int8_.bytes();
+  }
+  return 0;
 }
 
 const PanelMatrix& WeightMatrix::f32() const {
-  KVRAG_CHECK(dtype_ == WeightDtype::kF32, kInternal, "float32 values of an int8 weight asked for");
+  KVRAG_CHECK(dtype_ == WeightDtype::kF32, kInternal, "float32 values of an ",
+              weight_dtype_name(dtype_), " weight asked for");
   return f32_;
 }
 
+const HalfPanelMatrix& WeightMatrix::f16() const {
+  KVRAG_CHECK(dtype_ == WeightDtype::kF16, kInternal, "binary16 values of an ",
+              weight_dtype_name(dtype_), " weight asked for");
+  return f16_;
+}
+
 const Int8Matrix& WeightMatrix::int8() const {
-  KVRAG_CHECK(dtype_ == WeightDtype::kInt8, kInternal, "int8 values of a float32 weight asked for");
+  KVRAG_CHECK(dtype_ == WeightDtype::kInt8, kInternal, "int8 values of an ",
+              weight_dtype_name(dtype_), " weight asked for");
   return int8_;
 }
 
 void WeightMatrix::row_f32(int64_t i, float* out) const {
-  if (dtype_ == WeightDtype::kInt8) {
-    dequantize_rows(int8_, i, View{out, 1, int8_.cols, int8_.cols});
-  } else {
-    f32_.row(i, out);
+  switch (dtype_) {
+    case WeightDtype::kF32:
+      return f32_.row(i, out);
+    case WeightDtype::kF16:
+      return f16_.row(i, out);
+    case WeightDtype::kInt8:
+      return dequantize_rows(int8_, i, View{out, 1, int8_.cols, int8_.cols});
   }
 }
 
 void linear(ConstView x, const WeightMatrix& w, View out, bool accumulate) {
-  if (w.dtype() == WeightDtype::kInt8) {
-    linear(x, w.int8(), out, accumulate);
-  } else {
-    linear(x, w.f32(), out, accumulate);
+  switch (w.dtype()) {
+    case WeightDtype::kF32:
+      return linear(x, w.f32(), out, accumulate);
+    case WeightDtype::kF16:
+      return linear(x, w.f16(), out, accumulate);
+    case WeightDtype::kInt8:
+      return linear(x, w.int8(), out, accumulate);
   }
 }
 

@@ -1,8 +1,11 @@
-// A linear layer's weight, (out, in) as PyTorch stores it, held either in
-// float32, in the panels its products stream (core/panel_matrix.h), or in
-// int8 with per-row scales (core/int8_matrix.h): which one is
-// chosen when a model is loaded (`--weights f32|int8`), and every product
-// goes through linear(x, WeightMatrix, …), so that the layers do not care.
+// A linear layer's weight, (out, in) as PyTorch stores it, held in
+// float32 or binary16, in the panels its products stream
+// (core/panel_matrix.h), or in int8 with per-row scales
+// (core/int8_matrix.h): which one is chosen when a model is loaded
+// (`--weights f32|f16|int8`), and every product goes through linear(x,
+// WeightMatrix, …), so that the layers do not care. f16 halves the bytes a
+// product streams and computes in float32: exact for a checkpoint stored
+// in F16, one rounding of each weight otherwise.
 #pragma once
 
 #include <cstdint>
@@ -14,25 +17,28 @@
 
 namespace kvrag {
 
-enum class WeightDtype { kF32 = 0, kInt8 = 1 };
-const char* weight_dtype_name(WeightDtype dtype);  // "f32" | "int8"
-// Error(kInvalidArgument) "unknown weight dtype 'x' (expected f32, int8)".
+enum class WeightDtype { kF32 = 0, kInt8 = 1, kF16 = 2 };
+const char* weight_dtype_name(WeightDtype dtype);  // "f32" | "int8" | "f16"
+// Error(kInvalidArgument) "unknown weight dtype 'x' (expected f32, int8, f16)".
 WeightDtype parse_weight_dtype(const std::string& name);
 
 class WeightMatrix {
  public:
   WeightMatrix() = default;
-  // `w` in `dtype`: kInt8 quantises it (and drops the float32 values).
+  // `w` in `dtype`: kInt8 quantises it, kF16 rounds it (each drops the
+  // float32 values); kF16 is Error(kInvalidArgument) for a value beyond
+  // binary16's range.
   explicit WeightMatrix(const Tensor& w, WeightDtype dtype = WeightDtype::kF32);
 
   WeightDtype dtype() const { return dtype_; }
-  int64_t rows() const { return dtype_ == WeightDtype::kInt8 ? int8_.rows : f32_.rows(); }
-  int64_t cols() const { return dtype_ == WeightDtype::kInt8 ? int8_.cols : f32_.cols(); }
+  int64_t rows() const;
+  int64_t cols() const;
   // Bytes a product reads (int8: values and scales).
   int64_t bytes() const;
 
-  // The values in their own dtype; asking for the other one is Error(kInternal).
+  // The values in their own dtype; asking for another one is Error(kInternal).
   const PanelMatrix& f32() const;
+  const HalfPanelMatrix& f16() const;
   const Int8Matrix& int8() const;
 
   // Row i as float32 into out[0 .. cols()): a token's embedding.
@@ -40,8 +46,9 @@ class WeightMatrix {
 
  private:
   WeightDtype dtype_ = WeightDtype::kF32;
-  PanelMatrix f32_;  // (rows, cols) when kF32
-  Int8Matrix int8_;  // when kInt8
+  PanelMatrix f32_;      // (rows, cols) when kF32
+  HalfPanelMatrix f16_;  // when kF16
+  Int8Matrix int8_;      // when kInt8
 };
 
 // out = x · wᵀ (out += … with accumulate) in w's dtype: x: (n, w.cols()),

@@ -14,10 +14,11 @@ namespace kvrag {
 
 namespace {
 
-// Gives the heap's free pages back to the system. Quantising frees each
-// float32 matrix once its int8 copy is made, but glibc keeps freed heap
-// memory mapped (its mmap threshold has grown past matrix sizes by then), so
-// without this an int8 model's RSS would still hold the float32 bytes.
+// Gives the heap's free pages back to the system. Quantising (or rounding
+// to binary16) frees each float32 matrix once its copy is made, but glibc
+// keeps freed heap memory mapped (its mmap threshold has grown past matrix
+// sizes by then), so without this an int8 or f16 model's RSS would still
+// hold the float32 bytes.
 void release_free_heap() {
 #if defined(__GLIBC__)
   malloc_trim(0);
@@ -36,8 +37,8 @@ std::shared_ptr<const T5Model> load_t5_model(const std::string& dir, WeightDtype
     model->encoder_weights.cross_kv = load_cross_kv(loader);
     model->decoder_weights = load_decoder_weights(loader);
   }
+  if (weights != WeightDtype::kF32) release_free_heap();
   if (weights == WeightDtype::kInt8) {
-    release_free_heap();
     const T5Config& c = model->config;
     const std::vector<int64_t> widths{c.d_model, c.inner_dim(), c.d_ff};
     prepare_int8_products(widths);

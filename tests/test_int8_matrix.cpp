@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "core/half.h"
 #include "core/int8_matrix.h"
 #include "core/parallel.h"
 #include "core/weight_matrix.h"
@@ -249,7 +250,7 @@ TEST(Int8Matrix, ShapeMismatchIsAnInternalError) {
                            {"int8 linear: x [1, 7] · w [4, 8]ᵀ into [1, 4]"}));
 }
 
-TEST(WeightMatrix, HoldsEitherDtypeAndSaysWhichItHas) {
+TEST(WeightMatrix, HoldsEachDtypeAndSaysWhichItHas) {
   const Tensor values = testing::random_normal_tensor(3, 10, 71);
   const WeightMatrix f32(values);
   const WeightMatrix int8(values, WeightDtype::kInt8);
@@ -265,15 +266,31 @@ TEST(WeightMatrix, HoldsEitherDtypeAndSaysWhichItHas) {
   EXPECT_TRUE(throws_error([&] { int8.f32(); }, ErrorKind::kInternal,
                            {"float32 values of an int8 weight"}));
   EXPECT_TRUE(
-      throws_error([&] { f32.int8(); }, ErrorKind::kInternal, {"int8 values of a float32 weight"}));
+      throws_error([&] { f32.int8(); }, ErrorKind::kInternal, {"int8 values of an f32 weight"}));
+
+  const WeightMatrix f16(values, WeightDtype::kF16);
+  EXPECT_EQ(f16.dtype(), WeightDtype::kF16);
+  EXPECT_EQ(f16.bytes(), 3 * 10 * 2);
+  EXPECT_EQ(f16.rows(), 3);
+  EXPECT_EQ(f16.cols(), 10);
+  f16.row_f32(1, row.data());
+  for (int64_t j = 0; j < 10; ++j) {
+    EXPECT_EQ(row[j], half_to_float(float_to_half(values.at(1, j)))) << j;
+  }
+  EXPECT_TRUE(
+      throws_error([&] { f16.f32(); }, ErrorKind::kInternal, {"float32 values of an f16 weight"}));
+  EXPECT_TRUE(
+      throws_error([&] { f32.f16(); }, ErrorKind::kInternal, {"binary16 values of an f32 weight"}));
 }
 
 TEST(WeightMatrix, DtypeNamesParseBothWays) {
   EXPECT_EQ(parse_weight_dtype("int8"), WeightDtype::kInt8);
   EXPECT_EQ(parse_weight_dtype("f32"), WeightDtype::kF32);
+  EXPECT_EQ(parse_weight_dtype("f16"), WeightDtype::kF16);
   EXPECT_STREQ(weight_dtype_name(WeightDtype::kInt8), "int8");
-  EXPECT_TRUE(throws_error([&] { parse_weight_dtype("f16"); }, ErrorKind::kInvalidArgument,
-                           {"unknown weight dtype 'f16' (expected f32, int8)"}));
+  EXPECT_STREQ(weight_dtype_name(WeightDtype::kF16), "f16");
+  EXPECT_TRUE(throws_error([&] { parse_weight_dtype("bf16"); }, ErrorKind::kInvalidArgument,
+                           {"unknown weight dtype 'bf16' (expected f32, int8, f16)"}));
 }
 
 TEST(ParallelFor, CoversTheRangeOnceAndRethrows) {

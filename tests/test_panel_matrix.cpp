@@ -1,10 +1,12 @@
-// Panel-packed float32 weights and their products against naive references.
+// Panel-packed float32 and binary16 weights and their products against
+// naive references.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
 
 #include "core/error.h"
+#include "core/half.h"
 #include "core/panel_matrix.h"
 #include "core/parallel.h"
 #include "tests/model_files.h"
@@ -114,6 +116,68 @@ TEST(PanelMatrix, LargeStorageStartsOnAHugePageAndKeepsItsValues) {
       EXPECT_NEAR(out.view().row(r)[o], expected, 1e-3) << r << "," << o;
     }
   }
+}
+
+// `w` with every value rounded to binary16 and back.
+Tensor rounded_to_half(const Tensor& w) {
+  Tensor out = w;
+  for (int64_t i = 0; i < out.size(); ++i)
+    out.data()[i] = half_to_float(float_to_half(w.data()[i]));
+  return out;
+}
+
+// binary16 panels hold each value rounded once, and their products are the
+// float32 panels' of those values bit for bit, through every instruction
+// set, tile height and thread count: the kernels widen a weight exactly and
+// compute alike.
+TEST(HalfPanelMatrix, ProductsEqualTheFloat32PanelsOfTheRoundedValues) {
+  const Tensor w = random_normal_tensor(130, 203, 6);
+  const HalfPanelMatrix half(w.view());
+  const PanelMatrix rounded(rounded_to_half(w).view());
+  EXPECT_EQ(half.bytes(), 130 * 203 * 2);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(half.panel(0)) % 64, 0u);
+  const Tensor back = half.unpacked();
+  const Tensor want_back = rounded.unpacked();
+  for (int64_t i = 0; i < back.size(); ++i) ASSERT_EQ(back.data()[i], want_back.data()[i]) << i;
+
+  const Tensor x = random_normal_tensor(25, 203, 7);
+  const int64_t threads = compute_threads();
+  for (const VectorIsa isa : {VectorIsa::kPortable, VectorIsa::kAvx2, VectorIsa::kAvx512}) {
+    if (isa > widest_vector_isa()) continue;
+    for (const int64_t t : {int64_t{1}, int64_t{3}}) {
+      set_compute_threads(t);
+      for (const int64_t n : {1, 2, 5, 8, 12, 13, 25}) {
+        const ConstView rows = x.view().rows_slice(0, n);
+        Tensor got(n, 130);
+        Tensor want(n, 130);
+        linear_with(isa, rows, half, got.view());
+        linear_with(isa, rows, rounded, want.view());
+        for (int64_t i = 0; i < got.size(); ++i) {
+          ASSERT_EQ(got.data()[i], want.data()[i])
+              << n << " rows, " << t << " threads, instruction set " << static_cast<int>(isa);
+        }
+      }
+    }
+  }
+  set_compute_threads(threads);
+  Tensor got(3, 130);
+  Tensor want(3, 130);
+  linear(x.view().rows_slice(0, 3), half, got.view());
+  linear(x.view().rows_slice(0, 3), rounded, want.view());
+  for (int64_t i = 0; i < got.size(); ++i) ASSERT_EQ(got.data()[i], want.data()[i]) << i;
+}
+
+TEST(HalfPanelMatrix, AValueBeyondItsRangeIsRefused) {
+  Tensor w = random_normal_tensor(4, 6, 8);
+  w.at(2, 5) = -70000.0f;
+  EXPECT_TRUE(throws_error([&] { HalfPanelMatrix bad(w.view()); }, ErrorKind::kInvalidArgument,
+                           {"weight value -70000 at (2, 5) of a (4, 6) matrix",
+                            "beyond binary16's range", "--weights f32 or int8"}));
+  w.at(2, 5) = 65504.0f;  // the largest binary16 value
+  const HalfPanelMatrix largest(w.view());
+  std::vector<float> row(6);
+  largest.row(2, row.data());
+  EXPECT_EQ(row[5], 65504.0f);
 }
 
 TEST(PanelMatrix, NoColumnsGiveZeros) {
