@@ -562,12 +562,15 @@ void register_model_benchmarks() {
                                  int64_t{16}, int64_t{64}, WeightDtype::kF32, false)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
-    for (int64_t seq_len : {16, 256}) {
-      benchmark::RegisterBenchmark(
-          ("BM_Encoder/" + name + "/" + std::to_string(seq_len) + "/int8").c_str(), BM_Encoder,
-          shape, int64_t{1}, seq_len, WeightDtype::kInt8, false)
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
+    for (const WeightDtype weights : {WeightDtype::kF16, WeightDtype::kInt8}) {
+      for (int64_t seq_len : {16, 256}) {
+        benchmark::RegisterBenchmark(("BM_Encoder/" + name + "/" + std::to_string(seq_len) + "/" +
+                                      kvrag::weight_dtype_name(weights))
+                                         .c_str(),
+                                     BM_Encoder, shape, int64_t{1}, seq_len, weights, false)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
     }
   }
   // The fastest kernels under the plain name; each slower set this CPU runs
@@ -596,9 +599,11 @@ void register_model_benchmarks() {
   for (Shape shape : {Shape::kSmall, Shape::kBase}) {
     const int64_t memory_tokens = 2000;
     for (const KvDtype memory_dtype : {KvDtype::kF32, KvDtype::kF16}) {
-      for (const WeightDtype weights : {WeightDtype::kF32, WeightDtype::kInt8}) {
-        const std::string suffix = std::string(memory_dtype == KvDtype::kF16 ? "/kv-f16" : "") +
-                                   (weights == WeightDtype::kInt8 ? "/int8" : "");
+      for (const WeightDtype weights : {WeightDtype::kF32, WeightDtype::kF16, WeightDtype::kInt8}) {
+        const std::string suffix =
+            std::string(memory_dtype == KvDtype::kF16 ? "/kv-f16" : "") +
+            (weights == WeightDtype::kF32 ? ""
+                                          : "/" + std::string(kvrag::weight_dtype_name(weights)));
         benchmark::RegisterBenchmark(("BM_DecoderStep/" + std::string(shape_name(shape)) + "/" +
                                       std::to_string(memory_tokens) + suffix)
                                          .c_str(),
