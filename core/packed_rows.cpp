@@ -174,130 +174,109 @@ constexpr int64_t kPrefetchRows = 8;
 // after `values` (harmless past the end: a prefetch does not fault), into
 // L1: into L2 alone (_MM_HINT_T1) f16 took 6.2-6.5 ms where this takes
 // 3.7-3.8 (BM_CrossAttention/3000/f16/chunks-64, three alternated runs).
-KVRAG_AVX2 inline void prefetch_span(const uint8_t* values, size_t ahead, size_t begin,
-                                     size_t end) {
+inline void prefetch_span(const uint8_t* values, size_t ahead, size_t begin, size_t end) {
   for (size_t at = begin; at < end; at += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(values + ahead + at), _MM_HINT_T0);
   }
 }
 
+// Where each of N rows' values start and the factor its raw values carry;
+// rows at or past `count` (a tail group) repeat row 0, whose lanes are
+// computed and dropped.
+template <KvDtype D, int N>
+struct RowGroup {
+  RowGroup(const uint8_t* rows, size_t stride, int64_t count) : stride(stride) {
+    for (int r = 0; r < N; ++r) {
+      values[r] = row_values<D>(rows + static_cast<size_t>(r < count ? r : 0) * stride, scale[r]);
+    }
+  }
+
+  // Each row's bytes of values [begin, end), kPrefetchRows rows ahead.
+  void prefetch(int64_t begin, int64_t end) const {
+    for (int r = 0; r < N; ++r) {
+      prefetch_span(values[r], kPrefetchRows * stride, begin * kValueBytes<D>,
+                    end * kValueBytes<D>);
+    }
+  }
+
+  size_t stride;
+  float scale[N];
+  const uint8_t* values[N];
+};
+
+// Segment s's dots from value j to `end`, added to `acc` (eight lanes a
+// row), summed and scaled into out[r·segments + s] for the group's first
+// `count` rows: what the kernels of every width leave to eight lanes and
+// scalar code.
+template <KvDtype D>
+KVRAG_AVX2 inline void finish_dots(const RowGroup<D, kRowGroup>& g, int64_t count, const float* x,
+                                   int64_t j, int64_t end, __m256 (&acc)[kRowGroup], float* out,
+                                   int64_t segments, int64_t s) {
+  for (; j + 8 <= end; j += 8) {
+    const __m256 xj = _mm256_loadu_ps(x + j);
+    for (int64_t r = 0; r < kRowGroup; ++r) {
+      acc[r] = _mm256_fmadd_ps(xj, load8<D>(g.values[r], j), acc[r]);
+    }
+  }
+  float sums[kRowGroup];
+  _mm_storeu_ps(sums, horizontal_sums(acc[0], acc[1], acc[2], acc[3]));
+  for (int64_t r = 0; r < count; ++r) {
+    float sum = sums[r];
+    for (int64_t t = j; t < end; ++t) sum += x[t] * raw_value<D>(g.values[r], t);
+    out[r * segments + s] = sum * g.scale[r];
+  }
+}
+
+// y[j .. end) += Σ_r weight[r] · row r, eight lanes then scalar code.
+template <KvDtype D, int N>
+KVRAG_AVX2 inline void finish_axpy(const RowGroup<D, N>& g, const float (&weight)[N], int64_t j,
+                                   int64_t end, float* y) {
+  __m256 w[N];
+  for (int r = 0; r < N; ++r) w[r] = _mm256_set1_ps(weight[r]);
+  for (; j + 8 <= end; j += 8) {
+    __m256 sum = _mm256_loadu_ps(y + j);
+    for (int r = 0; r < N; ++r) sum = _mm256_fmadd_ps(w[r], load8<D>(g.values[r], j), sum);
+    _mm256_storeu_ps(y + j, sum);
+  }
+  for (; j < end; ++j) {
+    for (int r = 0; r < N; ++r) y[j] += weight[r] * raw_value<D>(g.values[r], j);
+  }
+}
+
+// Segment s's weight of each row: its attention weight times its scale.
+template <KvDtype D, int N>
+void segment_weights(const RowGroup<D, N>& g, const float* a, int64_t segments, int64_t s,
+                     float (&weight)[N]) {
+  for (int r = 0; r < N; ++r) weight[r] = a[r * segments + s] * g.scale[r];
+}
+
 // out[r·segments + s] for kRowGroup rows, or for `count` < kRowGroup rows
-// (the tail), the missing rows' lanes computed from row 0 and dropped.
+// (the tail).
 template <KvDtype D>
 KVRAG_AVX2 void avx2_dots_group(const uint8_t* rows, size_t stride, int64_t count, int64_t cols,
                                 const float* x, int64_t segment, float* out) {
   const int64_t segments = cols / segment;
-  float scale[kRowGroup];
-  const uint8_t* values[kRowGroup];
-  for (int64_t r = 0; r < kRowGroup; ++r) {
-    values[r] = row_values<D>(rows + static_cast<size_t>(r < count ? r : 0) * stride, scale[r]);
-  }
+  const RowGroup<D, kRowGroup> g(rows, stride, count);
   for (int64_t s = 0; s < segments; ++s) {
-    const int64_t end = (s + 1) * segment;
-    int64_t j = s * segment;
-    for (int64_t r = 0; r < kRowGroup; ++r) {
-      prefetch_span(values[r], kPrefetchRows * stride, j * kValueBytes<D>, end * kValueBytes<D>);
-    }
+    g.prefetch(s * segment, (s + 1) * segment);
     __m256 acc[kRowGroup] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                              _mm256_setzero_ps()};
-    for (; j + 8 <= end; j += 8) {
-      const __m256 xj = _mm256_loadu_ps(x + j);
-      for (int64_t r = 0; r < kRowGroup; ++r) {
-        acc[r] = _mm256_fmadd_ps(xj, load8<D>(values[r], j), acc[r]);
-      }
-    }
-    float sums[kRowGroup];
-    _mm_storeu_ps(sums, horizontal_sums(acc[0], acc[1], acc[2], acc[3]));
-    for (int64_t r = 0; r < count; ++r) {
-      float sum = sums[r];
-      for (int64_t t = j; t < end; ++t) sum += x[t] * raw_value<D>(values[r], t);
-      out[r * segments + s] = sum * scale[r];
-    }
+    finish_dots(g, count, x, s * segment, (s + 1) * segment, acc, out, segments, s);
   }
 }
 
-template <KvDtype D>
-KVRAG_AVX2 void avx2_dots(const uint8_t* rows, size_t stride, int64_t count, int64_t cols,
-                          const float* x, int64_t segment, float* out) {
-  const int64_t segments = cols / segment;
-  for (int64_t r = 0; r < count; r += kRowGroup) {
-    avx2_dots_group<D>(rows + static_cast<size_t>(r) * stride, stride,
-                       std::min<int64_t>(kRowGroup, count - r), cols, x, segment,
-                       out + r * segments);
-  }
-}
-
-// y += the N rows at `rows` (N known at compile time: the FMAs unroll).
 template <KvDtype D, int N>
 KVRAG_AVX2 void avx2_axpy_group(const uint8_t* rows, size_t stride, int64_t cols, const float* a,
                                 int64_t segment, float* y) {
   const int64_t segments = cols / segment;
-  float scale[N];
-  const uint8_t* values[N];
-  for (int r = 0; r < N; ++r) values[r] = row_values<D>(rows + r * stride, scale[r]);
+  const RowGroup<D, N> g(rows, stride, N);
   for (int64_t s = 0; s < segments; ++s) {
     float weight[N];
-    __m256 w[N];
-    for (int r = 0; r < N; ++r) {
-      weight[r] = a[r * segments + s] * scale[r];
-      w[r] = _mm256_set1_ps(weight[r]);
-    }
-    const int64_t end = (s + 1) * segment;
-    int64_t j = s * segment;
-    for (int r = 0; r < N; ++r) {
-      prefetch_span(values[r], kPrefetchRows * stride, j * kValueBytes<D>, end * kValueBytes<D>);
-    }
-    for (; j + 8 <= end; j += 8) {
-      __m256 sum = _mm256_loadu_ps(y + j);
-      for (int r = 0; r < N; ++r) sum = _mm256_fmadd_ps(w[r], load8<D>(values[r], j), sum);
-      _mm256_storeu_ps(y + j, sum);
-    }
-    for (; j < end; ++j) {
-      for (int r = 0; r < N; ++r) y[j] += weight[r] * raw_value<D>(values[r], j);
-    }
+    segment_weights(g, a, segments, s, weight);
+    g.prefetch(s * segment, (s + 1) * segment);
+    finish_axpy(g, weight, s * segment, (s + 1) * segment, y);
   }
 }
-
-template <KvDtype D>
-KVRAG_AVX2 void avx2_axpy(const uint8_t* rows, size_t stride, int64_t count, int64_t cols,
-                          const float* a, int64_t segment, float* y) {
-  const int64_t segments = cols / segment;
-  int64_t r = 0;
-  for (; r + kRowGroup <= count; r += kRowGroup) {
-    avx2_axpy_group<D, kRowGroup>(rows + static_cast<size_t>(r) * stride, stride, cols,
-                                  a + r * segments, segment, y);
-  }
-  for (; r < count; ++r) {
-    avx2_axpy_group<D, 1>(rows + static_cast<size_t>(r) * stride, stride, cols, a + r * segments,
-                          segment, y);
-  }
-}
-
-KVRAG_AVX2 void avx2_segment_dots(KvDtype dtype, const uint8_t* rows, size_t stride, int64_t count,
-                                  int64_t cols, const float* x, int64_t segment, float* out) {
-  switch (dtype) {
-    case KvDtype::kF32:
-      return avx2_dots<KvDtype::kF32>(rows, stride, count, cols, x, segment, out);
-    case KvDtype::kF16:
-      return avx2_dots<KvDtype::kF16>(rows, stride, count, cols, x, segment, out);
-    case KvDtype::kInt8:
-      return avx2_dots<KvDtype::kInt8>(rows, stride, count, cols, x, segment, out);
-  }
-}
-
-KVRAG_AVX2 void avx2_segment_axpy(KvDtype dtype, const uint8_t* rows, size_t stride, int64_t count,
-                                  int64_t cols, const float* a, int64_t segment, float* y) {
-  switch (dtype) {
-    case KvDtype::kF32:
-      return avx2_axpy<KvDtype::kF32>(rows, stride, count, cols, a, segment, y);
-    case KvDtype::kF16:
-      return avx2_axpy<KvDtype::kF16>(rows, stride, count, cols, a, segment, y);
-    case KvDtype::kInt8:
-      return avx2_axpy<KvDtype::kInt8>(rows, stride, count, cols, a, segment, y);
-  }
-}
-
-constexpr PackedKernels kAvx2{"avx2", avx2_segment_dots, avx2_segment_axpy};
 
 // The AVX-512 kernels: the AVX2 ones' loops sixteen values at a time.
 // BM_CrossAttention/3000/*/chunks-64, both sets in one run, 8 repetitions
@@ -329,59 +308,29 @@ KVRAG_AVX512 __m256 folded(__m512 v) {
                        _mm512_maskz_extractf32x8_ps(0xff, v, 1));
 }
 
-// avx2_dots_group sixteen values at a time, an eight-value step and scalar
-// code for what a segment leaves; each row's lanes summed in the same order
-// whatever the rows grouped with it.
+// avx2_dots_group sixteen values at a time, each row's lanes folded to
+// eight for what is left; a row's sum does not depend on the rows grouped
+// with it.
 template <KvDtype D>
 KVRAG_AVX512 void avx512_dots_group(const uint8_t* rows, size_t stride, int64_t count, int64_t cols,
                                     const float* x, int64_t segment, float* out) {
   const int64_t segments = cols / segment;
-  float scale[kRowGroup];
-  const uint8_t* values[kRowGroup];
-  for (int64_t r = 0; r < kRowGroup; ++r) {
-    values[r] = row_values<D>(rows + static_cast<size_t>(r < count ? r : 0) * stride, scale[r]);
-  }
+  const RowGroup<D, kRowGroup> g(rows, stride, count);
   for (int64_t s = 0; s < segments; ++s) {
     const int64_t end = (s + 1) * segment;
     int64_t j = s * segment;
-    for (int64_t r = 0; r < kRowGroup; ++r) {
-      prefetch_span(values[r], kPrefetchRows * stride, j * kValueBytes<D>, end * kValueBytes<D>);
-    }
-    __m512 acc[kRowGroup] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                             _mm512_setzero_ps()};
+    g.prefetch(j, end);
+    __m512 wide[kRowGroup] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                              _mm512_setzero_ps()};
     for (; j + 16 <= end; j += 16) {
       const __m512 xj = _mm512_loadu_ps(x + j);
       for (int64_t r = 0; r < kRowGroup; ++r) {
-        acc[r] = _mm512_fmadd_ps(xj, load16<D>(values[r], j), acc[r]);
+        wide[r] = _mm512_fmadd_ps(xj, load16<D>(g.values[r], j), wide[r]);
       }
     }
-    __m256 half[kRowGroup];
-    for (int64_t r = 0; r < kRowGroup; ++r) half[r] = folded(acc[r]);
-    if (j + 8 <= end) {
-      const __m256 xj = _mm256_loadu_ps(x + j);
-      for (int64_t r = 0; r < kRowGroup; ++r) {
-        half[r] = _mm256_fmadd_ps(xj, load8<D>(values[r], j), half[r]);
-      }
-      j += 8;
-    }
-    float sums[kRowGroup];
-    _mm_storeu_ps(sums, horizontal_sums(half[0], half[1], half[2], half[3]));
-    for (int64_t r = 0; r < count; ++r) {
-      float sum = sums[r];
-      for (int64_t t = j; t < end; ++t) sum += x[t] * raw_value<D>(values[r], t);
-      out[r * segments + s] = sum * scale[r];
-    }
-  }
-}
-
-template <KvDtype D>
-KVRAG_AVX512 void avx512_dots(const uint8_t* rows, size_t stride, int64_t count, int64_t cols,
-                              const float* x, int64_t segment, float* out) {
-  const int64_t segments = cols / segment;
-  for (int64_t r = 0; r < count; r += kRowGroup) {
-    avx512_dots_group<D>(rows + static_cast<size_t>(r) * stride, stride,
-                         std::min<int64_t>(kRowGroup, count - r), cols, x, segment,
-                         out + r * segments);
+    __m256 acc[kRowGroup];
+    for (int64_t r = 0; r < kRowGroup; ++r) acc[r] = folded(wide[r]);
+    finish_dots(g, count, x, j, end, acc, out, segments, s);
   }
 }
 
@@ -391,81 +340,109 @@ template <KvDtype D, int N>
 KVRAG_AVX512 void avx512_axpy_group(const uint8_t* rows, size_t stride, int64_t cols,
                                     const float* a, int64_t segment, float* y) {
   const int64_t segments = cols / segment;
-  float scale[N];
-  const uint8_t* values[N];
-  for (int r = 0; r < N; ++r) values[r] = row_values<D>(rows + r * stride, scale[r]);
+  const RowGroup<D, N> g(rows, stride, N);
   for (int64_t s = 0; s < segments; ++s) {
     float weight[N];
-    __m512 w[N];
-    for (int r = 0; r < N; ++r) {
-      weight[r] = a[r * segments + s] * scale[r];
-      w[r] = _mm512_set1_ps(weight[r]);
-    }
+    segment_weights(g, a, segments, s, weight);
     const int64_t end = (s + 1) * segment;
     int64_t j = s * segment;
-    for (int r = 0; r < N; ++r) {
-      prefetch_span(values[r], kPrefetchRows * stride, j * kValueBytes<D>, end * kValueBytes<D>);
-    }
+    g.prefetch(j, end);
+    __m512 w[N];
+    for (int r = 0; r < N; ++r) w[r] = _mm512_set1_ps(weight[r]);
     for (; j + 16 <= end; j += 16) {
       __m512 sum = _mm512_loadu_ps(y + j);
-      for (int r = 0; r < N; ++r) sum = _mm512_fmadd_ps(w[r], load16<D>(values[r], j), sum);
+      for (int r = 0; r < N; ++r) sum = _mm512_fmadd_ps(w[r], load16<D>(g.values[r], j), sum);
       _mm512_storeu_ps(y + j, sum);
     }
-    for (; j + 8 <= end; j += 8) {
-      __m256 sum = _mm256_loadu_ps(y + j);
-      for (int r = 0; r < N; ++r) {
-        sum = _mm256_fmadd_ps(_mm256_set1_ps(weight[r]), load8<D>(values[r], j), sum);
-      }
-      _mm256_storeu_ps(y + j, sum);
-    }
-    for (; j < end; ++j) {
-      for (int r = 0; r < N; ++r) y[j] += weight[r] * raw_value<D>(values[r], j);
-    }
+    finish_axpy(g, weight, j, end, y);
   }
 }
 
-template <KvDtype D>
-KVRAG_AVX512 void avx512_axpy(const uint8_t* rows, size_t stride, int64_t count, int64_t cols,
-                              const float* a, int64_t segment, float* y) {
+// The row loops and the dtype switch, the same for every instruction set:
+// `Groups` gives a set's kernels of one group of rows (G::dots<D> for up to
+// kRowGroup rows, G::axpy<D, N> for N of them), each a call of its own.
+template <typename Groups, KvDtype D>
+void dots_by_group(const uint8_t* rows, size_t stride, int64_t count, int64_t cols, const float* x,
+                   int64_t segment, float* out) {
+  const int64_t segments = cols / segment;
+  for (int64_t r = 0; r < count; r += kRowGroup) {
+    Groups::template dots<D>(rows + static_cast<size_t>(r) * stride, stride,
+                             std::min<int64_t>(kRowGroup, count - r), cols, x, segment,
+                             out + r * segments);
+  }
+}
+
+template <typename Groups, KvDtype D>
+void axpy_by_group(const uint8_t* rows, size_t stride, int64_t count, int64_t cols, const float* a,
+                   int64_t segment, float* y) {
   const int64_t segments = cols / segment;
   int64_t r = 0;
   for (; r + kRowGroup <= count; r += kRowGroup) {
-    avx512_axpy_group<D, kRowGroup>(rows + static_cast<size_t>(r) * stride, stride, cols,
-                                    a + r * segments, segment, y);
+    Groups::template axpy<D, kRowGroup>(rows + static_cast<size_t>(r) * stride, stride, cols,
+                                        a + r * segments, segment, y);
   }
   for (; r < count; ++r) {
-    avx512_axpy_group<D, 1>(rows + static_cast<size_t>(r) * stride, stride, cols, a + r * segments,
-                            segment, y);
+    Groups::template axpy<D, 1>(rows + static_cast<size_t>(r) * stride, stride, cols,
+                                a + r * segments, segment, y);
   }
 }
 
-KVRAG_AVX512 void avx512_segment_dots(KvDtype dtype, const uint8_t* rows, size_t stride,
-                                      int64_t count, int64_t cols, const float* x, int64_t segment,
-                                      float* out) {
+template <typename Groups>
+void segment_dots_by_group(KvDtype dtype, const uint8_t* rows, size_t stride, int64_t count,
+                           int64_t cols, const float* x, int64_t segment, float* out) {
   switch (dtype) {
     case KvDtype::kF32:
-      return avx512_dots<KvDtype::kF32>(rows, stride, count, cols, x, segment, out);
+      return dots_by_group<Groups, KvDtype::kF32>(rows, stride, count, cols, x, segment, out);
     case KvDtype::kF16:
-      return avx512_dots<KvDtype::kF16>(rows, stride, count, cols, x, segment, out);
+      return dots_by_group<Groups, KvDtype::kF16>(rows, stride, count, cols, x, segment, out);
     case KvDtype::kInt8:
-      return avx512_dots<KvDtype::kInt8>(rows, stride, count, cols, x, segment, out);
+      return dots_by_group<Groups, KvDtype::kInt8>(rows, stride, count, cols, x, segment, out);
   }
 }
 
-KVRAG_AVX512 void avx512_segment_axpy(KvDtype dtype, const uint8_t* rows, size_t stride,
-                                      int64_t count, int64_t cols, const float* a, int64_t segment,
-                                      float* y) {
+template <typename Groups>
+void segment_axpy_by_group(KvDtype dtype, const uint8_t* rows, size_t stride, int64_t count,
+                           int64_t cols, const float* a, int64_t segment, float* y) {
   switch (dtype) {
     case KvDtype::kF32:
-      return avx512_axpy<KvDtype::kF32>(rows, stride, count, cols, a, segment, y);
+      return axpy_by_group<Groups, KvDtype::kF32>(rows, stride, count, cols, a, segment, y);
     case KvDtype::kF16:
-      return avx512_axpy<KvDtype::kF16>(rows, stride, count, cols, a, segment, y);
+      return axpy_by_group<Groups, KvDtype::kF16>(rows, stride, count, cols, a, segment, y);
     case KvDtype::kInt8:
-      return avx512_axpy<KvDtype::kInt8>(rows, stride, count, cols, a, segment, y);
+      return axpy_by_group<Groups, KvDtype::kInt8>(rows, stride, count, cols, a, segment, y);
   }
 }
 
-constexpr PackedKernels kAvx512{"avx512", avx512_segment_dots, avx512_segment_axpy};
+struct Avx2Groups {
+  template <KvDtype D>
+  static void dots(const uint8_t* rows, size_t stride, int64_t count, int64_t cols, const float* x,
+                   int64_t segment, float* out) {
+    avx2_dots_group<D>(rows, stride, count, cols, x, segment, out);
+  }
+  template <KvDtype D, int N>
+  static void axpy(const uint8_t* rows, size_t stride, int64_t cols, const float* a,
+                   int64_t segment, float* y) {
+    avx2_axpy_group<D, N>(rows, stride, cols, a, segment, y);
+  }
+};
+
+struct Avx512Groups {
+  template <KvDtype D>
+  static void dots(const uint8_t* rows, size_t stride, int64_t count, int64_t cols, const float* x,
+                   int64_t segment, float* out) {
+    avx512_dots_group<D>(rows, stride, count, cols, x, segment, out);
+  }
+  template <KvDtype D, int N>
+  static void axpy(const uint8_t* rows, size_t stride, int64_t cols, const float* a,
+                   int64_t segment, float* y) {
+    avx512_axpy_group<D, N>(rows, stride, cols, a, segment, y);
+  }
+};
+
+constexpr PackedKernels kAvx2{"avx2", segment_dots_by_group<Avx2Groups>,
+                              segment_axpy_by_group<Avx2Groups>};
+constexpr PackedKernels kAvx512{"avx512", segment_dots_by_group<Avx512Groups>,
+                                segment_axpy_by_group<Avx512Groups>};
 
 // Whether none of `n` values of `lane` bytes (2: binary16, 4: float32) has
 // its exponent all ones (NaN or ±Inf): 32 bytes per compare, where the

@@ -57,16 +57,16 @@ void panel_tile_portable(const T* panel, const T*, int64_t, int64_t cols, const 
 }
 
 #if defined(__x86_64__)
-// AVX2 has 16 registers: R rows × a panel's four vectors of 8 outputs
-// would spill, so the tile takes the panel's two halves of 16 outputs one
-// after the other, 6 rows × 2 vectors each (12 accumulators, two weight
-// vectors, a broadcast): the second half's reads come from L2.
 // Eight weights from `w` as float32 (binary16: widened, exactly).
 KVRAG_AVX2 inline __m256 load8_weights(const float* w) { return _mm256_load_ps(w); }
 KVRAG_AVX2 inline __m256 load8_weights(const uint16_t* w) {
   return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(w)));
 }
 
+// AVX2 has 16 registers: R rows × a panel's four vectors of 8 outputs
+// would spill, so the tile takes the panel's two halves of 16 outputs one
+// after the other, 6 rows × 2 vectors each (12 accumulators, two weight
+// vectors, a broadcast): the second half's reads come from L2.
 template <typename T, int R>
 KVRAG_AVX2 void panel_tile_256(const T* panel, const T* next, int64_t next_stride, int64_t cols,
                                const float* x, int64_t ldx, float* tile) {

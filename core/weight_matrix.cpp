@@ -33,39 +33,21 @@ WeightMatrix::WeightMatrix(const Tensor& w, WeightDtype dtype) : dtype_(dtype) {
 }
 
 int64_t WeightMatrix::rows() const {
-  switch (dtype_) {
-    case WeightDtype::kF32:
-      return f32_.rows();
-    case WeightDtype::kF16:
-      return f16_.rows();
-    case WeightDtype::kInt8:
-      return int8_.rows;
-  }
-  return 0;
+  return dtype_ == WeightDtype::kInt8  ? int8_.rows
+         : dtype_ == WeightDtype::kF16 ? f16_.rows()
+                                       : f32_.rows();
 }
 
 int64_t WeightMatrix::cols() const {
-  switch (dtype_) {
-    case WeightDtype::kF32:
-      return f32_.cols();
-    case WeightDtype::kF16:
-      return f16_.cols();
-    case WeightDtype::kInt8:
-      return int8_.cols;
-  }
-  return 0;
+  return dtype_ == WeightDtype::kInt8  ? int8_.cols
+         : dtype_ == WeightDtype::kF16 ? f16_.cols()
+                                       : f32_.cols();
 }
 
 int64_t WeightMatrix::bytes() const {
-  switch (dtype_) {
-    case WeightDtype::kF32:
-      return f32_.bytes();
-    case WeightDtype::kF16:
-      return f16_.bytes();
-    case WeightDtype::kInt8:
-      return int8_.bytes();
-  }
-  return 0;
+  return dtype_ == WeightDtype::kInt8  ? int8_.bytes()
+         : dtype_ == WeightDtype::kF16 ? f16_.bytes()
+                                       : f32_.bytes();
 }
 
 const PanelMatrix& WeightMatrix::f32() const {

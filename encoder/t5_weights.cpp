@@ -22,7 +22,12 @@ Tensor T5WeightLoader::vector(const std::string& name, int64_t size) const {
 }
 
 WeightMatrix T5WeightLoader::weight(const std::string& name, int64_t rows, int64_t cols) const {
-  return WeightMatrix(matrix(name, rows, cols), weights_);
+  const Tensor values = matrix(name, rows, cols);
+  try {
+    return WeightMatrix(values, weights_);
+  } catch (const Error& e) {  // a value the dtype cannot hold: name the tensor
+    throw Error(e.kind(), str_cat("tensor '", name, "': ", e.what()));
+  }
 }
 
 WeightMatrix T5WeightLoader::stacked(const std::vector<Tensor>& parts) const {

@@ -101,6 +101,18 @@ TEST_P(F16Weights, AFloat32CheckpointStaysWithinTheStatedTolerance) {
   EXPECT_LE(err, kLogitTolerance);
 }
 
+TEST_P(F16Weights, AWeightBeyondBinary16IsRefusedNamingItsTensor) {
+  const testing::TempDir dir("kvrag-f16-range");
+  testing::copy_model(GetParam(), dir.path(), [](std::vector<NamedTensor>& tensors) {
+    testing::find_tensor(tensors, "shared.weight").values[5] = 1e5f;
+  });
+  EXPECT_TRUE(testing::throws_error([&] { load_t5_model(dir.path().string(), WeightDtype::kF16); },
+                                    ErrorKind::kInvalidArgument,
+                                    {"tensor 'shared.weight'", "weight value 100000 at (0, 5)",
+                                     "beyond binary16's range", "--weights f32 or int8"}));
+  EXPECT_NO_THROW(load_t5_model(dir.path().string()));
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, F16Weights, ::testing::ValuesIn(testing::t5_fixture_cases()),
                          [](const auto& info) {
                            return std::filesystem::path(info.param).filename().string();
