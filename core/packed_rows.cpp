@@ -265,6 +265,8 @@ KVRAG_AVX2 void avx2_dots_group(const uint8_t* rows, size_t stride, int64_t coun
   }
 }
 
+// y += the N rows at `rows`, each times its segment's weight (N known at
+// compile time: the FMAs unroll).
 template <KvDtype D, int N>
 KVRAG_AVX2 void avx2_axpy_group(const uint8_t* rows, size_t stride, int64_t cols, const float* a,
                                 int64_t segment, float* y) {

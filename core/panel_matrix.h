@@ -1,11 +1,13 @@
 // A linear layer's weight (out, in) in the layout its products read
-// (float32, or binary16 widened as it is read): panels of kPanelRows output rows, each panel stored
-// input column by input column (w[32p + c][k] at panel p, offset k · 32 + c), rows past `out` zero.
-// A product reads the whole matrix front to back as one stream, which the hardware prefetcher
-// follows, and its kernel multiplies one x value into 32 outputs at a time, so it needs no
-// horizontal sums: where row-major tiles (six weight rows × four x rows) read each weight row in
-// six parallel streams and summed every dot product across its lanes, and
-// OpenBLAS's sgemm packed its operands on every call. Through T5-base's
+// (float32, or binary16 widened as it is read): panels of kPanelRows output
+// rows, each panel stored input column by input column (w[32p + c][k] at
+// panel p, offset k · 32 + c), rows past `out` zero. A product reads the
+// whole matrix front to back as one stream, which the hardware prefetcher
+// follows, and its kernel multiplies one x value into 32 outputs at a time,
+// so it needs no horizontal sums: where row-major tiles (six weight rows ×
+// four x rows) read each weight row in six parallel streams and summed
+// every dot product across its lanes, and OpenBLAS's sgemm packed its
+// operands on every call. Through T5-base's
 // gated wi (6144, 768) on two threads (bench/micro_t5.cpp, medians of 5):
 // 16 rows 0.46 ms (row-major tiles 0.85, sgemm 1.53), 1,024 rows 28.5 ms
 // (sgemm 53.4); one row through (65536, 1024) at 50 GB/s, as fast as two
