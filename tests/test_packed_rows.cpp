@@ -208,6 +208,31 @@ TEST(PackedRows, KernelsGiveTheSameBitsHoweverTheRowsAreGrouped) {
   }
 }
 
+// The vector kernels add each value row into an output in the same order
+// whatever their width (AVX-512 and AVX2 alike): the same bits.
+TEST(PackedRows, VectorAxpyKernelsGiveTheSameBitsAtEveryWidth) {
+  const std::vector<const PackedKernels*>& sets = packed_kernel_sets();
+  if (sets.size() < 3) GTEST_SKIP() << "this CPU runs fewer than two vector kernel sets";
+  const int64_t cols = 87;
+  const int64_t segment = 29;
+  const Tensor a = testing::random_normal_tensor(kRuns, cols / segment, 31);
+  const Tensor y0 = testing::random_normal_tensor(1, cols, 32);
+  for (const KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8}) {
+    const PackedCase c = make_case(dtype, kRuns, cols, 33);
+    const PackedRows& m = c.packed.matrices[0];
+    std::vector<std::vector<float>> sums;
+    for (size_t k = 1; k < sets.size(); ++k) {
+      sums.emplace_back(y0.data(), y0.data() + cols);
+      sets[k]->segment_axpy(dtype, m.row(0), m.stride, kRuns, cols, a.data(), segment,
+                            sums.back().data());
+    }
+    for (size_t k = 1; k < sums.size(); ++k) {
+      EXPECT_EQ(sums[k], sums[0]) << sets[k + 1]->name << " against " << sets[1]->name << " "
+                                  << kv_dtype_name(dtype);
+    }
+  }
+}
+
 TEST(PackedRows, TheBestKernelsAreChosenForThisCpu) {
   const std::vector<const PackedKernels*>& sets = packed_kernel_sets();
   ASSERT_FALSE(sets.empty());
