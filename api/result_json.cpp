@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/json_input.h"
+#include "core/weight_matrix.h"
 
 namespace kvrag::api {
 
@@ -97,7 +98,10 @@ json stats_json(const IndexStats& stats) {
           {"vectors", stats.faiss_vectors},
           {"cache", cache_granularity_name(stats.settings.cache)},
           {"kv_dtype", kv_dtype_name(stats.settings.kv_dtype)},
-          {"model", {{"dir", stats.model_dir}, {"fingerprint", stats.model_fingerprint}}},
+          {"model",
+           {{"dir", stats.model_dir},
+            {"fingerprint", stats.model_fingerprint},
+            {"weights", weight_dtype_name(stats.model_weights)}}},
           // null when the model's encoder embeds (no separate embedder).
           {"embedder",
            stats.embedder_dir.empty()

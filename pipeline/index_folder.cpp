@@ -524,6 +524,7 @@ IndexStats IndexFolder::stats() const {
   s.faiss_file_bytes = ec ? 0 : static_cast<int64_t>(faiss_bytes);
   s.model_dir = model_->dir;
   s.model_fingerprint = model_->fingerprint;
+  s.model_weights = model_->encoder_weights.shared.dtype();
   s.embedder_dir = embedder_ ? embedder_->dir() : "";
   s.embedder_fingerprint = embedder_ ? embedder_->fingerprint() : kNoEmbedder;
   s.embedding_dim = embedding_dim();

@@ -73,6 +73,7 @@ struct IndexStats {
   int64_t faiss_file_bytes = 0;  // size of vectors.faiss on disk
   std::string model_dir;
   std::string model_fingerprint;
+  WeightDtype model_weights = WeightDtype::kF32;  // the dtype its matrices are held in (--weights)
   // The separate embedder (empty dir and kNoEmbedder: the reader's encoder
   // embeds) and the embedding dimension.
   std::string embedder_dir;

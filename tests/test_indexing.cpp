@@ -532,6 +532,28 @@ TEST(Indexing, OpeningWithALoadedModelSharesIt) {
                                     {other.string(), "kvrag-demo", "fingerprint"}));
 }
 
+// An index opens over any weight dtype of its model (the fingerprint is the
+// checkpoint's) and says which one it holds. The demo model answers this
+// question alike with f32 and f16 weights (one rounding per weight; its dev
+// EM is the same too, README "f16 weights").
+TEST(Indexing, OpensWithEveryWeightDtypeAndSaysWhichItHolds) {
+  const TempDir tmp("kvrag_indexing");
+  RagPipeline::create(tmp.file("a"), kDemoModel, small_settings())->add_documents(small_corpus());
+  AskOptions ask;
+  ask.mode = Mode::kCached;
+  const std::string question = "Where does the Altan rise?";
+  std::map<WeightDtype, std::vector<int32_t>> ids;
+  for (const WeightDtype weights : {WeightDtype::kF32, WeightDtype::kF16, WeightDtype::kInt8}) {
+    OpenOptions options;
+    options.weights = weights;
+    const auto pipeline = RagPipeline::open(tmp.file("a"), options);
+    EXPECT_EQ(pipeline->stats().model_weights, weights) << weight_dtype_name(weights);
+    ids[weights] = pipeline->ask(question, ask).ids;
+  }
+  EXPECT_EQ(ids[WeightDtype::kF16], ids[WeightDtype::kF32]);
+  EXPECT_FALSE(ids[WeightDtype::kInt8].empty());
+}
+
 // The same config and weights with another spiece.model: another index
 // identity (the model fingerprint alone covered config.json and weights).
 TEST(Indexing, OpeningWithAnotherTokenizerIsRefused) {

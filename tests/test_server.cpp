@@ -166,6 +166,7 @@ TEST_F(ServerTest, HealthStatsAndPage) {
   EXPECT_EQ(stats["index_type"], "Flat");
   EXPECT_EQ(stats["vectors"], stats["chunks"]);
   EXPECT_FALSE(stats["model"]["fingerprint"].get<std::string>().empty());
+  EXPECT_EQ(stats["model"]["weights"], "f32");
 
   const auto page = client()->Get("/");
   ASSERT_TRUE(page);
@@ -215,8 +216,8 @@ TEST_F(ServerTest, AskAnswersAsThePipelineDoesInEveryMode) {
     EXPECT_GT(body["timings_ms"]["total"].get<double>(), 0.0);
     EXPECT_EQ(body["generated_tokens"], expected.timings.generated_tokens);
   }
-  const json unweighed = ok_json(
-      post("/v1/ask", {{"question", question}, {"k", 3}, {"passage_prior", false}}));
+  const json unweighed =
+      ok_json(post("/v1/ask", {{"question", question}, {"k", 3}, {"passage_prior", false}}));
   for (const json& source : unweighed["sources"]) EXPECT_TRUE(source["prior"].is_null());
 }
 
