@@ -31,6 +31,17 @@ bool cpu_has_avx512() {
   return available;
 }
 
+bool cpu_has_avx512_clmul() {
+  static const bool available = [] {
+    __builtin_cpu_init();
+    // clang 14's __builtin_cpu_supports knows no "vpclmulqdq": CPUID leaf 7, ECX bit 10.
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("sse4.2") &&
+           __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_VPCLMULQDQ) != 0;
+  }();
+  return available;
+}
+
 }  // namespace kvrag
 
 #endif

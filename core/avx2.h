@@ -16,6 +16,9 @@
 // Functions that also use AVX-512 (foundation and DQ); call them only when
 // cpu_has_avx512() says so.
 #define KVRAG_AVX512 __attribute__((target("avx512f,avx512dq,avx2,f16c,fma")))
+// Functions that use AVX-512 F with 512-bit carry-less multiplication and
+// SSE 4.2's crc32; call them only when cpu_has_avx512_clmul() says so.
+#define KVRAG_AVX512_CLMUL __attribute__((target("avx512f,vpclmulqdq,sse4.2")))
 
 namespace kvrag {
 
@@ -23,6 +26,8 @@ namespace kvrag {
 bool cpu_has_avx2();
 // Whether this CPU and OS run AVX-512 F and DQ besides cpu_has_avx2().
 bool cpu_has_avx512();
+// Whether this CPU and OS run AVX-512 F with VPCLMULQDQ, and SSE 4.2.
+bool cpu_has_avx512_clmul();
 
 KVRAG_AVX2 inline int32_t horizontal_sum(__m256i v) {
   const __m128i quad = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <vector>
@@ -28,6 +29,9 @@ struct BlobStats {
   int64_t tokens = 0;  // Σ tokens of the blobs
 };
 
+// Takes the blob of the index'th chunk asked for (nullopt: none stored).
+using BlobSink = std::function<void(size_t index, std::optional<Bytes> blob)>;
+
 class BlobStore {
  public:
   virtual ~BlobStore() = default;
@@ -42,6 +46,13 @@ class BlobStore {
   // bytes are read straight into the buffers returned (no staging copy):
   // this is the read on every ask's path.
   virtual std::vector<std::optional<Bytes>> get_many(std::span<const int64_t> chunk_ids) const = 0;
+  // get_many, each blob handed to `take` (with its index in chunk_ids) as
+  // it comes, in order. A store that reads blobs one at a time (SQLite)
+  // hands each over right after reading it, while its bytes are still in
+  // the CPU's caches: the reader's checks then cost no second pass over
+  // memory. The default hands them over after get_many. An exception from
+  // `take` ends the read and propagates.
+  virtual void get_each(std::span<const int64_t> chunk_ids, const BlobSink& take) const;
   // Removes the blobs of `chunk_ids` that are stored; others are ignored.
   virtual void remove(std::span<const int64_t> chunk_ids) = 0;
   virtual BlobStats stats() const = 0;

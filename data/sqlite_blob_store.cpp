@@ -19,12 +19,15 @@ void SqliteBlobStore::put(int64_t chunk_id, const MemoryBlob& blob) {
 
 std::vector<std::optional<Bytes>> SqliteBlobStore::get_many(
     std::span<const int64_t> chunk_ids) const {
-  const auto held = store_->lock();
-  std::vector<std::optional<Bytes>> blobs;
-  blobs.reserve(chunk_ids.size());
-  sql::BlobReader reader(store_->db(), "chunk_kv", "data");  // chunk_id is chunk_kv's rowid
-  for (const int64_t id : chunk_ids) blobs.push_back(reader.read(id));
+  std::vector<std::optional<Bytes>> blobs(chunk_ids.size());
+  get_each(chunk_ids, [&](size_t i, std::optional<Bytes> blob) { blobs[i] = std::move(blob); });
   return blobs;
+}
+
+void SqliteBlobStore::get_each(std::span<const int64_t> chunk_ids, const BlobSink& take) const {
+  const auto held = store_->lock();
+  sql::BlobReader reader(store_->db(), "chunk_kv", "data");  // chunk_id is chunk_kv's rowid
+  for (size_t i = 0; i < chunk_ids.size(); ++i) take(i, reader.read(chunk_ids[i]));
 }
 
 void SqliteBlobStore::remove(std::span<const int64_t> chunk_ids) {

@@ -20,6 +20,8 @@ class SqliteBlobStore final : public BlobStore {
   // Read through one incremental blob handle (sqlite3_blob_reopen from row
   // to row), each value straight from the pages into its buffer.
   std::vector<std::optional<Bytes>> get_many(std::span<const int64_t> chunk_ids) const override;
+  // As get_many, `take` called after each read (holding the store's lock).
+  void get_each(std::span<const int64_t> chunk_ids, const BlobSink& take) const override;
   void remove(std::span<const int64_t> chunk_ids) override;
   BlobStats stats() const override;
 

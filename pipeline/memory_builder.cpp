@@ -106,7 +106,7 @@ std::shared_ptr<const ChunkMemory> reencoded_memory(const IndexFolder& c,
 }
 
 // The chunks' memories, from the RAM cache or else the blob store (then cached),
-// the misses read in one batch. This is also the check that each chunk is
+// the misses read in one pass. This is also the check that each chunk is
 // still in the index: a removed chunk's cache entry is erased under the
 // writer's lock and ids are never reused, so a hit is a current chunk, and
 // a miss reads the store (then the metadata, for a blob it lacks).
@@ -124,19 +124,22 @@ std::vector<std::shared_ptr<const ChunkMemory>> load_chunk_memories(
   }
   timings.kv_cache_hits += static_cast<int64_t>(chunks.size() - missing.size());
   timings.kv_cache_misses += static_cast<int64_t>(missing.size());
-  std::vector<std::optional<Bytes>> blobs = c.blobs().get_many(missing_ids);
-  for (size_t m = 0; m < missing.size(); ++m) {
-    const RetrievedChunk& chunk = chunks[missing[m]];
-    if (!blobs[m]) {
-      loaded[missing[m]] = reencoded_memory(c, chunk);
-      continue;
+  // Each blob is checked as it comes (get_each), while its bytes are still
+  // in the CPU's caches. A chunk without one is encoded again after the
+  // read, outside the store's lock.
+  std::vector<size_t> without_blob;
+  c.blobs().get_each(missing_ids, [&](size_t m, std::optional<Bytes> blob) {
+    if (!blob) {
+      without_blob.push_back(missing[m]);
+      return;
     }
-    timings.store_bytes_read += static_cast<int64_t>(blobs[m]->size());
-    auto found =
-        decode_chunk_memory(*c.model(), c.settings().cache, std::move(*blobs[m]), chunk.chunk_id);
-    c.ram_cache().put(chunk.chunk_id, found);
+    const int64_t chunk_id = chunks[missing[m]].chunk_id;
+    timings.store_bytes_read += static_cast<int64_t>(blob->size());
+    auto found = decode_chunk_memory(*c.model(), c.settings().cache, std::move(*blob), chunk_id);
+    c.ram_cache().put(chunk_id, found);
     loaded[missing[m]] = std::move(found);
-  }
+  });
+  for (const size_t i : without_blob) loaded[i] = reencoded_memory(c, chunks[i]);
   timings.load_kv_ms += ms_since(start);
   return loaded;
 }

@@ -327,8 +327,11 @@ TEST_P(StoreConformance, ChunkEmbeddingsAreEachChunksInOrder) {
   EXPECT_EQ(metadata().chunk_embeddings({chunks[1].id, chunks[0].id, chunks[1].id}),
             (std::vector<std::vector<float>>{second, first, second}));
   EXPECT_TRUE(metadata().chunk_embeddings({}).empty());
-  EXPECT_TRUE(throws_error([&] { metadata().chunk_embeddings({chunks[0].id, 999}); },
-                           ErrorKind::kNotFound, {"no chunk 999"}));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        metadata().chunk_embeddings({chunks[0].id, 999});
+      },
+      ErrorKind::kNotFound, {"no chunk 999"}));
 }
 
 TEST_P(StoreConformance, GetManyReturnsBlobsInOrderAndNulloptForNone) {
@@ -345,6 +348,40 @@ TEST_P(StoreConformance, GetManyReturnsBlobsInOrderAndNulloptForNone) {
   EXPECT_EQ(got[2], make_blob(1).bytes);
   EXPECT_EQ(got[3], make_blob(3).bytes);
   EXPECT_TRUE(blobs().get_many({}).empty());
+}
+
+// get_each hands over what get_many returns, one blob at a time in the
+// order asked; an exception from the taker ends the read, and the store
+// reads on after it.
+TEST_P(StoreConformance, GetEachHandsOverEachBlobInOrder) {
+  add("doc-1", {"a", "b", "c"}, 1);
+  std::vector<int64_t> ids;
+  for (const ChunkRecord& c : metadata().document_chunks(metadata().find_document("doc-1")->id)) {
+    ids.push_back(c.id);
+  }
+  const std::vector<int64_t> asked = {ids[1], 999, ids[0], ids[1]};
+  std::vector<size_t> order;
+  std::vector<std::optional<Bytes>> taken;
+  blobs().get_each(asked, [&](size_t i, std::optional<Bytes> blob) {
+    order.push_back(i);
+    taken.push_back(std::move(blob));
+  });
+  EXPECT_EQ(order, (std::vector<size_t>{0, 1, 2, 3}));
+  EXPECT_EQ(taken, blobs().get_many(asked));
+  EXPECT_EQ(taken[0], make_blob(2).bytes);
+  EXPECT_FALSE(taken[1].has_value());
+
+  size_t calls = 0;
+  EXPECT_TRUE(throws_error(
+      [&] {
+        blobs().get_each(asked, [&](size_t, std::optional<Bytes>) {
+          ++calls;
+          KVRAG_THROW(kFormat, "damaged blob");
+        });
+      },
+      ErrorKind::kFormat, {"damaged blob"}));
+  EXPECT_EQ(calls, 1u);
+  EXPECT_EQ(blobs().get(ids[2]), make_blob(3).bytes);
 }
 
 // A chunk's K/V are megabytes (T5-base f16: 2.4 MB for 64 tokens); every

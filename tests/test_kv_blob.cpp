@@ -231,33 +231,47 @@ TEST(Crc32c, KnownValues) {
             crc32c(text.data(), text.size()));
 }
 
-// The hardware path (where the CPU has one) and the table path agree on
-// every length and alignment, chained or not.
-TEST(Crc32c, HardwareAndPortablePathsAgree) {
+// Every path this CPU runs and the table path agree on every length and
+// alignment, chained or not.
+TEST(Crc32c, EveryPathAgreesWithTheTables) {
   EXPECT_EQ(crc32c_portable("123456789", 9), 0xE3069283u);
   std::vector<uint8_t> bytes(1000);
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 131 + 7);
-  for (const size_t offset : {0, 1, 3}) {
-    for (const size_t size : {0, 1, 7, 8, 9, 63, 500, 997}) {
-      EXPECT_EQ(crc32c(bytes.data() + offset, size), crc32c_portable(bytes.data() + offset, size))
-          << offset << " " << size;
-      EXPECT_EQ(crc32c(bytes.data() + offset, size, 0x12345678u),
-                crc32c_portable(bytes.data() + offset, size, 0x12345678u));
+  for (const Crc32cPath& path : crc32c_paths()) {
+    for (const size_t offset : {0, 1, 3}) {
+      for (const size_t size : {0, 1, 7, 8, 9, 63, 500, 997}) {
+        EXPECT_EQ(path.crc(bytes.data() + offset, size, 0),
+                  crc32c_portable(bytes.data() + offset, size))
+            << path.name << " " << offset << " " << size;
+        EXPECT_EQ(path.crc(bytes.data() + offset, size, 0x12345678u),
+                  crc32c_portable(bytes.data() + offset, size, 0x12345678u))
+            << path.name;
+      }
     }
   }
 }
 
-// Past 4 KiB the hardware path runs three streams and combines their CRCs:
-// every length around the split, and a blob-sized buffer, as the tables do.
-TEST(Crc32c, ThreeStreamPathAgreesWithTheTables) {
+// Past 1 KiB the carry-less path folds 256 and then 64 bytes at a time and
+// finishes the rest with crc32; past 4 KiB the SSE 4.2 path runs three
+// streams and combines their CRCs: every length around those splits, and
+// blob-sized buffers, as the tables do.
+TEST(Crc32c, LongBufferPathsAgreeWithTheTables) {
   std::vector<uint8_t> bytes(3 << 20);
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 2654435761u >> 13);
-  for (size_t size = 4090; size <= 4130; ++size) {
-    EXPECT_EQ(crc32c(bytes.data() + 1, size, 0x9u), crc32c_portable(bytes.data() + 1, size, 0x9u))
-        << size;
+  for (const Crc32cPath& path : crc32c_paths()) {
+    for (const size_t from : {size_t{1000}, size_t{1270}, size_t{4090}}) {
+      for (size_t size = from; size <= from + 70; ++size) {
+        EXPECT_EQ(path.crc(bytes.data() + 1, size, 0x9u),
+                  crc32c_portable(bytes.data() + 1, size, 0x9u))
+            << path.name << " " << size;
+      }
+    }
+    EXPECT_EQ(path.crc(bytes.data(), bytes.size(), 0), crc32c_portable(bytes.data(), bytes.size()))
+        << path.name;
+    EXPECT_EQ(path.crc(bytes.data() + 5, 2'359'327, 0xFFFFFFFFu),
+              crc32c_portable(bytes.data() + 5, 2'359'327, 0xFFFFFFFFu))
+        << path.name;
   }
-  EXPECT_EQ(crc32c(bytes.data(), bytes.size()), crc32c_portable(bytes.data(), bytes.size()));
-  EXPECT_EQ(crc32c(bytes.data() + 5, 2'359'327), crc32c_portable(bytes.data() + 5, 2'359'327));
 }
 
 TEST(KvBlob, DtypeNames) {
