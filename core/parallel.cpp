@@ -150,6 +150,9 @@ std::atomic<int64_t>& global_threads() {
   return threads;
 }
 
+// Live CoreReservations.
+std::atomic<int64_t> g_reserved{0};
+
 // This thread's own count, 0 where it follows the process's.
 thread_local int64_t t_thread_threads = 0;
 
@@ -166,8 +169,13 @@ void set_thread_compute_threads(int64_t n) {
 }
 
 int64_t compute_threads() {
-  return t_thread_threads > 0 ? t_thread_threads : global_threads().load();
+  if (t_thread_threads > 0) return t_thread_threads;
+  return std::max<int64_t>(1, global_threads().load() - g_reserved.load());
 }
+
+CoreReservation::CoreReservation() { ++g_reserved; }
+
+CoreReservation::~CoreReservation() { --g_reserved; }
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body) {
   const int64_t parts = std::clamp<int64_t>(n / std::max<int64_t>(grain, 1), 1, compute_threads());

@@ -53,6 +53,11 @@ class BlobStore {
   // memory. The default hands them over after get_many. An exception from
   // `take` ends the read and propagates.
   virtual void get_each(std::span<const int64_t> chunk_ids, const BlobSink& take) const;
+  // Whether get_many's work runs on the calling thread's core (SQLite: a
+  // copy out of the file's pages) rather than waiting mostly on another
+  // process (PostgreSQL, Redis): a reader overlapping it with computation
+  // leaves it a core (CoreReservation) only where it does.
+  virtual bool reads_on_own_core() const { return false; }
   // Removes the blobs of `chunk_ids` that are stored; others are ignored.
   virtual void remove(std::span<const int64_t> chunk_ids) = 0;
   virtual BlobStats stats() const = 0;

@@ -22,6 +22,7 @@ class SqliteBlobStore final : public BlobStore {
   std::vector<std::optional<Bytes>> get_many(std::span<const int64_t> chunk_ids) const override;
   // As get_many, `take` called after each read (holding the store's lock).
   void get_each(std::span<const int64_t> chunk_ids, const BlobSink& take) const override;
+  bool reads_on_own_core() const override { return true; }
   void remove(std::span<const int64_t> chunk_ids) override;
   BlobStats stats() const override;
 

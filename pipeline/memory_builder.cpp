@@ -3,8 +3,10 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <optional>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "data/kv_blob.h"
 #include "pipeline/document_encoder.h"
 #include "pipeline/prompts.h"
@@ -110,8 +112,11 @@ std::shared_ptr<const ChunkMemory> reencoded_memory(const IndexFolder& c,
 // still in the index: a removed chunk's cache entry is erased under the
 // writer's lock and ids are never reused, so a hit is a current chunk, and
 // a miss reads the store (then the metadata, for a blob it lacks).
+// `beside_encoding`: the question is being encoded meanwhile on the compute
+// threads, and a read that keeps a core busy is left one.
 std::vector<std::shared_ptr<const ChunkMemory>> load_chunk_memories(
-    const IndexFolder& c, const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
+    const IndexFolder& c, const std::vector<RetrievedChunk>& chunks, AskTimings& timings,
+    bool beside_encoding) {
   const auto start = Clock::now();
   std::vector<std::shared_ptr<const ChunkMemory>> loaded;
   std::vector<size_t> missing;
@@ -128,6 +133,8 @@ std::vector<std::shared_ptr<const ChunkMemory>> load_chunk_memories(
   // in the CPU's caches. A chunk without one is encoded again after the
   // read, outside the store's lock.
   std::vector<size_t> without_blob;
+  std::optional<CoreReservation> reserved;
+  if (beside_encoding && !missing.empty() && c.blobs().reads_on_own_core()) reserved.emplace();
   c.blobs().get_each(missing_ids, [&](size_t m, std::optional<Bytes> blob) {
     if (!blob) {
       without_blob.push_back(missing[m]);
@@ -139,6 +146,7 @@ std::vector<std::shared_ptr<const ChunkMemory>> load_chunk_memories(
     c.ram_cache().put(chunk_id, found);
     loaded[missing[m]] = std::move(found);
   });
+  reserved.reset();  // encoding a chunk again takes every compute thread
   for (const size_t i : without_blob) loaded[i] = reencoded_memory(c, chunks[i]);
   timings.load_kv_ms += ms_since(start);
   return loaded;
@@ -273,13 +281,15 @@ AnswerMemory MemoryBuilder::build(Query& query, const std::vector<RetrievedChunk
     case Mode::kCached: {
       std::vector<std::shared_ptr<const ChunkMemory>> loaded;
       if (query.encoded()) {
-        loaded = load_chunk_memories(folder_, chunks, timings);
+        loaded = load_chunk_memories(folder_, chunks, timings, /*beside_encoding=*/false);
       } else {
         // The store reads need no encoder: on another thread they overlap
         // the question's encoding. The two write different fields of
         // `timings`; an encoder error waits for the reads (~future) first.
-        std::future<std::vector<std::shared_ptr<const ChunkMemory>>> loading = std::async(
-            std::launch::async, [&] { return load_chunk_memories(folder_, chunks, timings); });
+        std::future<std::vector<std::shared_ptr<const ChunkMemory>>> loading =
+            std::async(std::launch::async, [&] {
+              return load_chunk_memories(folder_, chunks, timings, /*beside_encoding=*/true);
+            });
         const auto start = Clock::now();
         encode_query(folder_.encoder(), query, deadline);
         timings.encode_ms += ms_since(start);
