@@ -335,11 +335,7 @@ TEST_P(StoreConformance, ChunkEmbeddingsAreEachChunksInOrder) {
 }
 
 TEST_P(StoreConformance, GetManyReturnsBlobsInOrderAndNulloptForNone) {
-  add("doc-1", {"a", "b", "c"}, 1);
-  std::vector<int64_t> ids;
-  for (const ChunkRecord& c : metadata().document_chunks(metadata().find_document("doc-1")->id)) {
-    ids.push_back(c.id);
-  }
+  const std::vector<int64_t> ids = chunk_ids(add("doc-1", {"a", "b", "c"}, 1));
   const std::vector<int64_t> asked = {ids[2], 999, ids[0], ids[2]};
   const auto got = blobs().get_many(asked);
   ASSERT_EQ(got.size(), asked.size());
@@ -354,11 +350,7 @@ TEST_P(StoreConformance, GetManyReturnsBlobsInOrderAndNulloptForNone) {
 // order asked; an exception from the taker ends the read, and the store
 // reads on after it.
 TEST_P(StoreConformance, GetEachHandsOverEachBlobInOrder) {
-  add("doc-1", {"a", "b", "c"}, 1);
-  std::vector<int64_t> ids;
-  for (const ChunkRecord& c : metadata().document_chunks(metadata().find_document("doc-1")->id)) {
-    ids.push_back(c.id);
-  }
+  const std::vector<int64_t> ids = chunk_ids(add("doc-1", {"a", "b", "c"}, 1));
   const std::vector<int64_t> asked = {ids[1], 999, ids[0], ids[1]};
   std::vector<size_t> order;
   std::vector<std::optional<Bytes>> taken;

@@ -78,6 +78,13 @@ class StoreConformance : public ::testing::TestWithParam<StoreBackend> {
     return add_document_with_chunks(metadata(), blobs(), id, chunk_texts, seed);
   }
 
+  // The ids of a document's chunks, in order.
+  std::vector<int64_t> chunk_ids(int64_t document_id) {
+    std::vector<int64_t> ids;
+    for (const ChunkRecord& c : metadata().document_chunks(document_id)) ids.push_back(c.id);
+    return ids;
+  }
+
   void reopen() {
     stores_ = {};
     stores_ = GetParam().open(dir_.path());
