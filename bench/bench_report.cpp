@@ -488,7 +488,7 @@ std::string report_markdown(const BenchReport& report,
       if (s.model == g.model && s.chunk_tokens == g.chunk_tokens) storage_table(s, md);
     }
   }
-  for (const WeightDtype weights : {WeightDtype::kF16, WeightDtype::kInt8}) {
+  for (const WeightDtype weights : {WeightDtype::kF16, WeightDtype::kBf16, WeightDtype::kInt8}) {
     weights_table(groups, weights, md);
   }
   scaling_table(fit_scaling(report.cells), md);

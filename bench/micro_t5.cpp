@@ -300,6 +300,21 @@ void BM_LinearF32(benchmark::State& state) {
               });
 }
 
+// The same product with the weights in binary16 and in bfloat16 panels.
+void BM_LinearF16(benchmark::State& state) {
+  time_linear(state, WeightDtype::kF16,
+              [](const Tensor& x, const kvrag::WeightMatrix& w, const Tensor&, Tensor& y) {
+                kvrag::linear(x.view(), w, y.view());
+              });
+}
+
+void BM_LinearBf16(benchmark::State& state) {
+  time_linear(state, WeightDtype::kBf16,
+              [](const Tensor& x, const kvrag::WeightMatrix& w, const Tensor&, Tensor& y) {
+                kvrag::linear(x.view(), w, y.view());
+              });
+}
+
 // The same product through OpenBLAS's sgemm (sgemv for one row) over the
 // row-major matrix: what BM_LinearF32's panels are measured against.
 void BM_LinearF32Sgemm(benchmark::State& state) {
@@ -357,6 +372,8 @@ void linear_rows(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 BENCHMARK(BM_LinearF32)->Apply(linear_rows);
+BENCHMARK(BM_LinearF16)->Apply(linear_rows);
+BENCHMARK(BM_LinearBf16)->Apply(linear_rows);
 BENCHMARK(BM_LinearF32Sgemm)->Apply(linear_rows);
 BENCHMARK(BM_LinearF32Avx2)->Apply(linear_rows);
 BENCHMARK(BM_LinearInt8Direct)->Apply(linear_rows);
@@ -562,7 +579,7 @@ void register_model_benchmarks() {
                                  int64_t{16}, int64_t{64}, WeightDtype::kF32, false)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
-    for (const WeightDtype weights : {WeightDtype::kF16, WeightDtype::kInt8}) {
+    for (const WeightDtype weights : {WeightDtype::kF16, WeightDtype::kBf16, WeightDtype::kInt8}) {
       for (int64_t seq_len : {16, 256}) {
         benchmark::RegisterBenchmark(("BM_Encoder/" + name + "/" + std::to_string(seq_len) + "/" +
                                       kvrag::weight_dtype_name(weights))
@@ -599,7 +616,8 @@ void register_model_benchmarks() {
   for (Shape shape : {Shape::kSmall, Shape::kBase}) {
     const int64_t memory_tokens = 2000;
     for (const KvDtype memory_dtype : {KvDtype::kF32, KvDtype::kF16}) {
-      for (const WeightDtype weights : {WeightDtype::kF32, WeightDtype::kF16, WeightDtype::kInt8}) {
+      for (const WeightDtype weights :
+           {WeightDtype::kF32, WeightDtype::kF16, WeightDtype::kBf16, WeightDtype::kInt8}) {
         const std::string suffix =
             std::string(memory_dtype == KvDtype::kF16 ? "/kv-f16" : "") +
             (weights == WeightDtype::kF32 ? ""

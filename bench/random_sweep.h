@@ -21,7 +21,8 @@ struct RandomSweepSettings {
   KvDtype kv_dtype = KvDtype::kF16;
   // Each index is timed once per weight dtype, the model loaded in it (the
   // index is built with the first), labelled by weights_label.
-  std::vector<WeightDtype> weights{WeightDtype::kF32, WeightDtype::kF16, WeightDtype::kInt8};
+  std::vector<WeightDtype> weights{WeightDtype::kF32, WeightDtype::kF16, WeightDtype::kBf16,
+                                   WeightDtype::kInt8};
   int64_t kv_cache_bytes = 2ll << 30;  // the RAM cache of cached-ram
   uint64_t seed = 20240607;
 };

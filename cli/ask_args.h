@@ -23,7 +23,7 @@ GenerationOptions read_generation(const Args& args);
 bool read_passage_prior(const Args& args);
 // --k, --mode, --retriever, --passage-prior and the generation options.
 AskOptions read_ask_options(const Args& args);
-// --weights f32|f16|int8, default OpenOptions{}.weights.
+// --weights f32|f16|bf16|int8, default OpenOptions{}.weights.
 WeightDtype read_weights(const Args& args);
 // The usage lines of --passage-prior, the same for every command that answers.
 constexpr const char* kPassagePriorUsage =

@@ -23,7 +23,7 @@ const char* ask_usage() {
             "                 [--k "
          << kDefaultK
          << "] [--passage-prior on|off] [--beams N] [--max-new-tokens N]\n"
-            "                 [--model DIR] [--embedder DIR] [--weights f32|f16|int8] [--json]\n"
+            "                 [--model DIR] [--embedder DIR] [--weights f32|f16|bf16|int8] [--json]\n"
             "                 \"question\"\n"
             "  Retrieves the top k chunks and answers from them. cached (default): the decoder\n"
             "  reads the question's K/V followed by the chunks' cached K/V; concat: one joint\n"

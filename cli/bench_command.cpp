@@ -60,10 +60,10 @@ const char* bench_usage() {
             "  --spiece) for the largest --random-k, one index per --random-chunk-tokens, and\n"
             "  answers the first --random-questions questions. --index or --random-models is\n"
             "  needed. --weights: the weight dtypes to time, each a run of its own with the\n"
-            "  model loaded so (default f32; f32,f16,int8 for --random-models, whose\n"
+            "  model loaded so (default f32; f32,f16,bf16,int8 for --random-models, whose\n"
             "  checkpoints are stored in F16: f16 computes their f32 results), compared in\n"
-            "  the report's \"f16 weights vs f32\" and \"int8 weights vs f32\" tables. Writes\n"
-            "  report.md, results.csv and *.svg into --out.\n";
+            "  the report's \"<dtype> weights vs f32\" tables. Writes report.md, results.csv\n"
+            "  and *.svg into --out.\n";
     return text.str();
   }();
   return usage.c_str();
@@ -219,7 +219,7 @@ int run_bench(const std::vector<std::string>& argv) {
   auto on_progress = [&](const bench::BenchProgress& p) { progress.update(p); };
 
   const std::vector<WeightDtype> weights = args.get_list(
-      "weights", args.has("random-models") ? "f32,f16,int8" : "f32", parse_weight_dtype);
+      "weights", args.has("random-models") ? "f32,f16,bf16,int8" : "f32", parse_weight_dtype);
   KVRAG_CHECK(!weights.empty(), kInvalidArgument, "--weights names no weight dtype");
 
   if (args.has("index")) {

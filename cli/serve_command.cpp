@@ -31,7 +31,7 @@ const char* serve_usage() {
            "                   [--threads N] [--queue-size N] [--ingest-queue-size N]\n"
            "                   [--request-timeout-s S] [--header-timeout-s S]\n"
            "                   [--max-body-bytes N] [--kv-cache-mb N] [--decode-batch N]\n"
-           "                   [--weights f32|f16|int8]\n"
+           "                   [--weights f32|f16|bf16|int8]\n"
            "  Serves the HTTP API (POST /v1/ask, /v1/search, /v1/documents; GET and\n"
            "  DELETE /v1/documents/ID; GET /healthz, /v1/stats, /metrics) and a page\n"
            "  to ask from at /. --model: the model folder, by default the one the\n"

@@ -31,6 +31,17 @@ bool cpu_has_avx512() {
   return available;
 }
 
+bool cpu_has_avx512_bf16() {
+  static const bool available = [] {
+    // CPUID leaf 7, sub-leaf 1, EAX bit 5 (clang 14's __builtin_cpu_supports knows no
+    // "avx512bf16").
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return cpu_has_avx512() && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) != 0 &&
+           (eax & (1u << 5)) != 0;
+  }();
+  return available;
+}
+
 bool cpu_has_avx512_clmul() {
   static const bool available = [] {
     __builtin_cpu_init();

@@ -1,5 +1,5 @@
 // Conversions between float32 and the 16-bit float formats that checkpoints
-// (F16, BF16) and cached K/V (f16) are stored in.
+// (F16, BF16), cached K/V (f16) and `--weights bf16` are stored in.
 #pragma once
 
 #include <bit>
@@ -37,7 +37,8 @@ inline uint16_t float_to_half(float f) {
   if (abs < 0x38800000u) {
     // Subnormal half (or zero): the value in units of 2^-24, rounded to even.
     const float magnitude = std::bit_cast<float>(abs);
-    return static_cast<uint16_t>(sign | static_cast<uint16_t>(std::nearbyint(magnitude * 16777216.0f)));
+    return static_cast<uint16_t>(sign |
+                                 static_cast<uint16_t>(std::nearbyint(magnitude * 16777216.0f)));
   }
   const uint32_t rebiased = abs - (112u << 23);
   const uint32_t round = 0xfffu + ((rebiased >> 13) & 1u);
@@ -46,6 +47,16 @@ inline uint16_t float_to_half(float f) {
 
 inline float bf16_to_float(uint16_t b) {
   return std::bit_cast<float>(static_cast<uint32_t>(b) << 16);
+}
+
+// binary32 -> bfloat16 with round-to-nearest-even, the way PyTorch casts: a
+// NaN stays a quiet NaN, a value past bfloat16's largest rounds to ±inf.
+// AVX512-BF16's instructions differ in one way: they read and write a
+// subnormal as zero (below 2^-126, nothing a product of weights notices).
+inline uint16_t float_to_bf16(float f) {
+  const uint32_t x = std::bit_cast<uint32_t>(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
+  return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
 }
 
 }  // namespace kvrag

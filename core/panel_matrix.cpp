@@ -35,22 +35,47 @@ constexpr int64_t kRowBlockBytes = int64_t{512} << 10;
 // a scratch harness; and with the whole panel asked for by the first of
 // two tiles, memory sat idle during the second: BM_Encoder/t5-base/16/cold
 // 12.8-14.2 → 10.8-12.5 ms, four alternated runs).
+//
+// x is float32, or for bfloat16 panels its rows rounded to bfloat16 in
+// pairs of columns (Input<Bfloat16>: column 2j in the low half of element
+// j), and a kernel takes `steps` of a panel's kColumnStep columns.
 template <typename T>
-using TileKernel = void (*)(const T* panel, const T* next, int64_t next_stride, int64_t cols,
-                            const float* x, int64_t ldx, float* tile);
+struct InputOf {
+  using type = float;
+};
+template <>
+struct InputOf<Bfloat16> {
+  using type = uint32_t;
+};
+template <typename T>
+using Input = typename InputOf<T>::type;
+
+template <typename T>
+using TileKernel = void (*)(const T* panel, const T* next, int64_t next_stride, int64_t steps,
+                            const Input<T>* x, int64_t ldx, float* tile);
 
 inline float widened(float v) { return v; }
 inline float widened(uint16_t h) { return half_to_float(h); }
+inline float widened(Bfloat16 b) { return bf16_to_float(static_cast<uint16_t>(b)); }
+
+// Column b of an input step as float32.
+inline float input_value(float x, int) { return x; }
+inline float input_value(uint32_t pair, int b) {
+  return bf16_to_float(static_cast<uint16_t>(pair >> (16 * b)));
+}
 
 template <typename T, int R>
-void panel_tile_portable(const T* panel, const T*, int64_t, int64_t cols, const float* x,
+void panel_tile_portable(const T* panel, const T*, int64_t, int64_t steps, const Input<T>* x,
                          int64_t ldx, float* tile) {
+  constexpr int64_t kStep = BasicPanelMatrix<T>::kColumnStep;
   float acc[R][kP] = {};
-  for (int64_t k = 0; k < cols; ++k) {
-    const T* wk = panel + k * kP;
+  for (int64_t j = 0; j < steps; ++j) {
+    const T* wj = panel + j * kStep * kP;
     for (int r = 0; r < R; ++r) {
-      const float xv = x[r * ldx + k];
-      for (int c = 0; c < kP; ++c) acc[r][c] += xv * widened(wk[c]);
+      for (int b = 0; b < kStep; ++b) {
+        const float xv = input_value(x[r * ldx + j], b);
+        for (int c = 0; c < kP; ++c) acc[r][c] += xv * widened(wj[c * kStep + b]);
+      }
     }
   }
   for (int r = 0; r < R; ++r) std::copy(acc[r], acc[r] + kP, tile + r * kP);
@@ -128,6 +153,74 @@ KVRAG_AVX512 void panel_tile_512(const T* panel, const T* next, int64_t next_str
     _mm512_store_ps(tile + r * kP + 16, acc[r][1]);
   }
 }
+
+// bfloat16 panels without AVX512-BF16: each step's pairs widened to two
+// float32 vectors (a bfloat16 is float32's top half: the low one shifted
+// up, the high one masked), then two FMAs, the panel's halves one after
+// the other as panel_tile_256 takes them. Four rows: 8 accumulators, 4
+// weight vectors, 2 x values and the mask fill AVX2's 16 registers.
+template <int R>
+KVRAG_AVX2 void bf16_tile_256(const Bfloat16* panel, const Bfloat16* next, int64_t next_stride,
+                              int64_t steps, const uint32_t* x, int64_t ldx, float* tile) {
+  const __m256i high = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+  for (int h = 0; h < 2; ++h) {
+    __m256 acc[R][2];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int64_t j = 0; j < steps; ++j) {
+      const Bfloat16* wj = panel + j * 2 * kP + 32 * h;
+      _mm_prefetch(reinterpret_cast<const char*>(next + (2 * j + h) * next_stride), _MM_HINT_T1);
+      const __m256i v0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wj));
+      const __m256i v1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wj + 16));
+      const __m256 even0 = _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16));
+      const __m256 odd0 = _mm256_castsi256_ps(_mm256_and_si256(v0, high));
+      const __m256 even1 = _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16));
+      const __m256 odd1 = _mm256_castsi256_ps(_mm256_and_si256(v1, high));
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const uint32_t pair = x[r * ldx + j];
+        const __m256 xe = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(pair << 16)));
+        const __m256 xo =
+            _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(pair & 0xffff0000u)));
+        acc[r][0] = _mm256_fmadd_ps(odd0, xo, _mm256_fmadd_ps(even0, xe, acc[r][0]));
+        acc[r][1] = _mm256_fmadd_ps(odd1, xo, _mm256_fmadd_ps(even1, xe, acc[r][1]));
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      _mm256_store_ps(tile + r * kP + 16 * h, acc[r][0]);
+      _mm256_store_ps(tile + r * kP + 16 * h + 8, acc[r][1]);
+    }
+  }
+}
+
+// bfloat16 panels with AVX512-BF16: a step's 32 pairs are two vectors, and
+// each VDPBF16PS adds the products of a pair to 16 float32 sums.
+template <int R>
+KVRAG_AVX512_BF16 void bf16_tile_512(const Bfloat16* panel, const Bfloat16* next,
+                                     int64_t next_stride, int64_t steps, const uint32_t* x,
+                                     int64_t ldx, float* tile) {
+  __m512 acc[R][2];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < steps; ++j) {
+    const Bfloat16* wj = panel + j * 2 * kP;
+    // A step's 64 values: two cache lines.
+    _mm_prefetch(reinterpret_cast<const char*>(next + 2 * j * next_stride), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(next + 2 * j * next_stride + 32), _MM_HINT_T1);
+    const __m512bh w0 = (__m512bh)_mm512_load_si512(wj);
+    const __m512bh w1 = (__m512bh)_mm512_load_si512(wj + 32);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512bh xb = (__m512bh)_mm512_set1_epi32(static_cast<int>(x[r * ldx + j]));
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], w0, xb);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], w1, xb);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    _mm512_store_ps(tile + r * kP, acc[r][0]);
+    _mm512_store_ps(tile + r * kP + 16, acc[r][1]);
+  }
+}
 #endif
 
 // One instruction set's tile kernels, for 1 to max_rows rows of x.
@@ -160,10 +253,31 @@ constexpr TileKernels<T> kTiles512{
 template <typename T>
 const TileKernels<T>& tiles_for(VectorIsa isa) {
 #if defined(__x86_64__)
-  if (isa == VectorIsa::kAvx512) return kTiles512<T>;
+  if (isa >= VectorIsa::kAvx512) return kTiles512<T>;
   if (isa == VectorIsa::kAvx2) return kTiles256<T>;
 #endif
   return kPortableTiles<T>;
+}
+
+#if defined(__x86_64__)
+constexpr TileKernels<Bfloat16> kBf16Tiles256{
+    4, {bf16_tile_256<1>, bf16_tile_256<2>, bf16_tile_256<3>, bf16_tile_256<4>}};
+constexpr TileKernels<Bfloat16> kBf16Tiles512{
+    kMaxTileRows,
+    {bf16_tile_512<1>, bf16_tile_512<2>, bf16_tile_512<3>, bf16_tile_512<4>, bf16_tile_512<5>,
+     bf16_tile_512<6>, bf16_tile_512<7>, bf16_tile_512<8>, bf16_tile_512<9>, bf16_tile_512<10>,
+     bf16_tile_512<11>, bf16_tile_512<12>}};
+#endif
+
+// AVX-512 without its BF16 extension (Skylake to Ice Lake) widens
+// bfloat16 through the AVX2 kernels.
+template <>
+const TileKernels<Bfloat16>& tiles_for(VectorIsa isa) {
+#if defined(__x86_64__)
+  if (isa == VectorIsa::kAvx512Bf16) return kBf16Tiles512;
+  if (isa >= VectorIsa::kAvx2) return kBf16Tiles256;
+#endif
+  return kPortableTiles<Bfloat16>;
 }
 
 // out (+)= the first out.cols columns of a tile of out.rows rows.
@@ -175,12 +289,21 @@ void write_tile(const float* tile, View out, bool accumulate) {
   }
 }
 
+// x as a tile kernel reads it: rows of `steps` Input<T> values, ld apart.
+template <typename T>
+struct InputRows {
+  const Input<T>* data;
+  int64_t ld;
+  int64_t steps;
+  const Input<T>* row(int64_t r) const { return data + r * ld; }
+};
+
 // Rows [begin, begin + count) of x through panels [first, last) of w.
 // The rows are split evenly into as few tiles as the kernels allow (16
 // rows: 8 + 8, not 12 + 4), and each panel goes through all of them while
 // it sits in L2.
 template <typename T>
-void panels_times_rows(const TileKernels<T>& tiles, ConstView x, int64_t begin, int64_t count,
+void panels_times_rows(const TileKernels<T>& tiles, InputRows<T> x, int64_t begin, int64_t count,
                        const BasicPanelMatrix<T>& w, int64_t first, int64_t last, View out,
                        bool accumulate) {
   alignas(64) float tile[kMaxTileRows * kP];
@@ -188,18 +311,72 @@ void panels_times_rows(const TileKernels<T>& tiles, ConstView x, int64_t begin, 
   // Each tile asks for its share of the next panel, so that the reads go
   // on through all of them rather than during the first alone.
   const int64_t next_stride = (kP + groups - 1) / groups;
+  const int64_t panel_values = x.steps * BasicPanelMatrix<T>::kColumnStep * kP;
   for (int64_t p = first; p < last; ++p) {
     const T* next = w.panel(p + 1 < w.panels() ? p + 1 : p);
     const int64_t width = std::min(kP, w.rows() - p * kP);
     int64_t r0 = begin;
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t rows = (begin + count - r0) / (groups - g);
-      const T* next_part = next + g * x.cols * kP / groups / 16 * 16;
-      tiles.kernels[rows - 1](w.panel(p), next_part, next_stride, x.cols, x.row(r0), x.ld, tile);
+      const T* next_part = next + g * panel_values / groups / 16 * 16;
+      tiles.kernels[rows - 1](w.panel(p), next_part, next_stride, x.steps, x.row(r0), x.ld, tile);
       write_tile(tile, out.rows_slice(r0, rows).cols_slice(p * kP, width), accumulate);
       r0 += rows;
     }
   }
+}
+
+#if defined(__x86_64__)
+// Rounds 32 values at a time where float_to_bf16 rounds one.
+KVRAG_AVX512_BF16 void row_to_bf16_pairs_512(const float* x, int64_t cols, uint32_t* out) {
+  for (int64_t k = 0; k < cols; k += 32) {
+    const int64_t left = std::min<int64_t>(32, cols - k);
+    const __mmask16 low = left >= 16 ? 0xffff : static_cast<__mmask16>((1u << left) - 1);
+    const __mmask16 high = left <= 16 ? 0 : static_cast<__mmask16>((1ull << (left - 16)) - 1);
+    const __m512 lo = _mm512_maskz_loadu_ps(low, x + k);
+    const __m512 hi = _mm512_maskz_loadu_ps(high, x + k + 16);
+    const __m512i pairs = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+    _mm512_mask_storeu_epi32(out + k / 2, static_cast<__mmask16>((1u << ((left + 1) / 2)) - 1),
+                             pairs);
+  }
+}
+#endif
+
+// x's rows rounded to bfloat16 pairs (an odd last column paired with a
+// zero) into `pairs`: the input of a bfloat16 product.
+InputRows<Bfloat16> rows_to_bf16_pairs(VectorIsa isa, ConstView x, std::vector<uint32_t>& pairs) {
+  const int64_t steps = (x.cols + 1) / 2;
+  pairs.resize(static_cast<size_t>(x.rows * steps));
+  for (int64_t r = 0; r < x.rows; ++r) {
+    uint32_t* out = pairs.data() + r * steps;
+#if defined(__x86_64__)
+    if (isa == VectorIsa::kAvx512Bf16) {
+      row_to_bf16_pairs_512(x.row(r), x.cols, out);
+      continue;
+    }
+#endif
+    for (int64_t j = 0; j < steps; ++j) {
+      const int64_t k = 2 * j;
+      const uint32_t second = k + 1 < x.cols ? float_to_bf16(x.row(r)[k + 1]) : 0u;
+      out[j] = float_to_bf16(x.row(r)[k]) | (second << 16);
+    }
+  }
+  return {pairs.data(), steps, steps};
+}
+
+// out (+)= `rows` rows of x through w, the panels shared among the threads.
+template <typename T>
+void panels_times_input(const TileKernels<T>& tiles, InputRows<T> x, int64_t rows,
+                        const BasicPanelMatrix<T>& w, View out, bool accumulate) {
+  const int64_t row_bytes = std::max<int64_t>(1, x.steps) * int64_t{sizeof(Input<T>)};
+  const int64_t block = std::max(tiles.max_rows, kRowBlockBytes / row_bytes);
+  const int64_t panel_work = rows * std::max<int64_t>(1, w.cols()) * kP;
+  const int64_t grain = std::max<int64_t>(1, kParallelMinMultiplyAdds / panel_work);
+  parallel_for(w.panels(), grain, [&](int64_t first, int64_t last) {
+    for (int64_t r0 = 0; r0 < rows; r0 += block) {
+      panels_times_rows(tiles, x, r0, std::min(block, rows - r0), w, first, last, out, accumulate);
+    }
+  });
 }
 
 template <typename T>
@@ -210,16 +387,13 @@ void linear_using(VectorIsa isa, ConstView x, const BasicPanelMatrix<T>& w, View
               out.rows, ", ", out.cols, "]");
   if (x.rows == 0 || w.rows() == 0) return;
   const TileKernels<T>& tiles = tiles_for<T>(isa);
-  const int64_t row_bytes = std::max<int64_t>(1, x.cols) * int64_t{sizeof(float)};
-  const int64_t block = std::max(tiles.max_rows, kRowBlockBytes / row_bytes);
-  const int64_t panel_work = x.rows * std::max<int64_t>(1, x.cols) * kP;
-  const int64_t grain = std::max<int64_t>(1, kParallelMinMultiplyAdds / panel_work);
-  parallel_for(w.panels(), grain, [&](int64_t first, int64_t last) {
-    for (int64_t r0 = 0; r0 < x.rows; r0 += block) {
-      panels_times_rows(tiles, x, r0, std::min(block, x.rows - r0), w, first, last, out,
-                        accumulate);
-    }
-  });
+  if constexpr (std::is_same_v<T, Bfloat16>) {
+    // The calling thread's own: linear runs on several request threads at once.
+    thread_local std::vector<uint32_t> pairs;
+    panels_times_input(tiles, rows_to_bf16_pairs(isa, x, pairs), x.rows, w, out, accumulate);
+  } else {
+    panels_times_input(tiles, InputRows<T>{x.data, x.ld, x.cols}, x.rows, w, out, accumulate);
+  }
 }
 
 constexpr size_t kHugePageBytes = size_t{2} << 20;
@@ -272,6 +446,7 @@ void BasicPanelMatrix<T>::PanelAllocator::deallocate(T* p, size_t n) {
 
 VectorIsa widest_vector_isa() {
 #if defined(__x86_64__)
+  if (cpu_has_avx512_bf16()) return VectorIsa::kAvx512Bf16;
   if (cpu_has_avx512()) return VectorIsa::kAvx512;
   if (cpu_has_avx2()) return VectorIsa::kAvx2;
 #endif
@@ -287,11 +462,12 @@ T stored(float v, const ConstView& w, int64_t i, int64_t k) {
   if constexpr (std::is_same_v<T, float>) {
     return v;
   } else {
-    const uint16_t h = float_to_half(v);
-    KVRAG_CHECK(std::isfinite(half_to_float(h)) || !std::isfinite(v), kInvalidArgument,
-                "weight value ", v, " at (", i, ", ", k, ") of a (", w.rows, ", ", w.cols,
-                ") matrix is beyond binary16's range (±65504): load this model with "
-                "--weights f32 or int8");
+    constexpr bool kBf16 = std::is_same_v<T, Bfloat16>;
+    const T h = kBf16 ? T(float_to_bf16(v)) : T(float_to_half(v));
+    KVRAG_CHECK(std::isfinite(widened(h)) || !std::isfinite(v), kInvalidArgument, "weight value ",
+                v, " at (", i, ", ", k, ") of a (", w.rows, ", ", w.cols, ") matrix is beyond ",
+                kBf16 ? "bfloat16's range (±3.39e38)" : "binary16's range (±65504)",
+                ": load this model with --weights f32 or int8");
     return h;
   }
 }
@@ -300,20 +476,20 @@ T stored(float v, const ConstView& w, int64_t i, int64_t k) {
 
 template <typename T>
 BasicPanelMatrix<T>::BasicPanelMatrix(ConstView w)
-    : rows_(w.rows), cols_(w.cols), values_(static_cast<size_t>(panels() * kP * w.cols), T{}) {
+    : rows_(w.rows), cols_(w.cols), values_(static_cast<size_t>(panels() * panel_values()), T{}) {
   if (values_.empty()) return;  // no columns: nothing to place, and no storage to point into
   for (int64_t i = 0; i < rows_; ++i) {
-    T* dst = values_.data() + (i / kP) * kP * cols_ + i % kP;
+    T* dst = values_.data() + (i / kP) * panel_values();
     const float* src = w.row(i);
-    for (int64_t k = 0; k < cols_; ++k) dst[k * kP] = stored<T>(src[k], w, i, k);
+    for (int64_t k = 0; k < cols_; ++k) dst[offset(i % kP, k)] = stored<T>(src[k], w, i, k);
   }
 }
 
 template <typename T>
 void BasicPanelMatrix<T>::row(int64_t i, float* out) const {
   if (values_.empty()) return;
-  const T* src = panel(i / kP) + i % kP;
-  for (int64_t k = 0; k < cols_; ++k) out[k] = widened(src[k * kP]);
+  const T* src = panel(i / kP);
+  for (int64_t k = 0; k < cols_; ++k) out[k] = widened(src[offset(i % kP, k)]);
 }
 
 template <typename T>
@@ -325,6 +501,7 @@ Tensor BasicPanelMatrix<T>::unpacked() const {
 
 template class BasicPanelMatrix<float>;
 template class BasicPanelMatrix<uint16_t>;
+template class BasicPanelMatrix<Bfloat16>;
 
 namespace {
 
@@ -332,7 +509,10 @@ template <typename T>
 void checked_linear_with(VectorIsa isa, ConstView x, const BasicPanelMatrix<T>& w, View out,
                          bool accumulate) {
   KVRAG_CHECK(isa <= widest_vector_isa(), kInternal, "linear_with: this CPU lacks the ",
-              isa == VectorIsa::kAvx512 ? "AVX-512" : "AVX2", " it was asked to use");
+              isa == VectorIsa::kAvx512Bf16 ? "AVX512-BF16"
+              : isa == VectorIsa::kAvx512   ? "AVX-512"
+                                            : "AVX2",
+              " it was asked to use");
   linear_using(isa, x, w, out, accumulate);
 }
 
@@ -346,12 +526,21 @@ void linear_with(VectorIsa isa, ConstView x, const HalfPanelMatrix& w, View out,
   checked_linear_with(isa, x, w, out, accumulate);
 }
 
+void linear_with(VectorIsa isa, ConstView x, const Bf16PanelMatrix& w, View out, bool accumulate) {
+  checked_linear_with(isa, x, w, out, accumulate);
+}
+
 void linear(ConstView x, const PanelMatrix& w, View out, bool accumulate) {
   static const VectorIsa widest = widest_vector_isa();
   linear_using(widest, x, w, out, accumulate);
 }
 
 void linear(ConstView x, const HalfPanelMatrix& w, View out, bool accumulate) {
+  static const VectorIsa widest = widest_vector_isa();
+  linear_using(widest, x, w, out, accumulate);
+}
+
+void linear(ConstView x, const Bf16PanelMatrix& w, View out, bool accumulate) {
   static const VectorIsa widest = widest_vector_isa();
   linear_using(widest, x, w, out, accumulate);
 }

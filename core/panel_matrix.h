@@ -16,40 +16,67 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "core/tensor.h"
 
 namespace kvrag {
 
-// The instruction sets linear's kernels are built for.
-enum class VectorIsa { kPortable, kAvx2, kAvx512 };
+// The instruction sets linear's kernels are built for, each a superset of
+// the one before: kAvx512Bf16 adds AVX512-BF16's bfloat16 dot products,
+// which bfloat16 panels use (float32 and binary16 ones take kAvx512's
+// kernels there).
+enum class VectorIsa { kPortable, kAvx2, kAvx512, kAvx512Bf16 };
 // The widest of them this CPU runs: what linear uses.
 VectorIsa widest_vector_isa();
+
+// A bfloat16 value's bits: float32's top half.
+enum class Bfloat16 : uint16_t {};
 
 // Values of type T: float, or binary16 bits (uint16_t) for `--weights f16`,
 // the same layout in half the bytes, widened to float32 as the kernels load
 // them: the products of a checkpoint stored in F16 are then the float32
 // ones, bit for bit, at half the bytes streamed.
+//
+// Or Bfloat16 for `--weights bf16`: as many bytes as binary16, but a
+// product rounds x to bfloat16 too and multiplies pairs of input columns
+// in one instruction (AVX512-BF16's VDPBF16PS, float32 sums), twice the
+// multiply-adds a cycle of float32 FMA on the same CPU: what a question's
+// encoding, a few rows through every weight, is bound by. So a panel
+// holds its input columns in pairs: w[32p + c][2j + b] at offset
+// j · 64 + 2c + b, and an odd last column pairs with a zero. CPUs without
+// the instruction widen both to float32 and sum the same products.
 template <typename T>
 class BasicPanelMatrix {
  public:
   static constexpr int64_t kPanelRows = 32;
 
   BasicPanelMatrix() = default;
-  // w (out, in) rearranged into panels. binary16: Error(kInvalidArgument)
-  // naming the first value beyond its range (±65504), which would be ±inf.
+  // w (out, in) rearranged into panels. binary16 and bfloat16:
+  // Error(kInvalidArgument) naming the first value beyond its range
+  // (±65504; ±3.39e38), which would be ±inf. bfloat16 keeps a float32
+  // subnormal as a zero, as its products' instructions read one.
   explicit BasicPanelMatrix(ConstView w);
+
+  // Input columns a product takes in one step: a bfloat16 pair, else one.
+  static constexpr int64_t kColumnStep = std::is_same_v<T, Bfloat16> ? 2 : 1;
 
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
+  // Steps a product takes through a panel: cols() / kColumnStep, rounded up.
+  int64_t steps() const { return (cols_ + kColumnStep - 1) / kColumnStep; }
   int64_t panels() const { return (rows_ + kPanelRows - 1) / kPanelRows; }
   // Bytes of its values. A product also reads the zero rows that pad the
   // last panel (fewer than kPanelRows; none in T5's shapes), which a
   // memory bound counted from these leaves out.
   int64_t bytes() const { return rows_ * cols_ * int64_t{sizeof(T)}; }
-  // Panel p's cols() × kPanelRows values, 64-byte aligned.
-  const T* panel(int64_t p) const { return values_.data() + p * kPanelRows * cols_; }
+  // Panel p's steps() × kColumnStep × kPanelRows values, 64-byte aligned.
+  const T* panel(int64_t p) const { return values_.data() + p * panel_values(); }
+  // Where w[32p + c][k] lies in panel p.
+  static int64_t offset(int64_t c, int64_t k) {
+    return (k / kColumnStep) * kColumnStep * kPanelRows + c * kColumnStep + k % kColumnStep;
+  }
 
   // Row i as float32 (out[0 .. cols())): a token's embedding.
   void row(int64_t i, float* out) const;
@@ -74,6 +101,8 @@ class BasicPanelMatrix {
     bool operator==(const PanelAllocator&) const { return true; }
   };
 
+  int64_t panel_values() const { return steps() * kColumnStep * kPanelRows; }
+
   int64_t rows_ = 0;
   int64_t cols_ = 0;
   std::vector<T, PanelAllocator> values_;
@@ -81,19 +110,24 @@ class BasicPanelMatrix {
 
 using PanelMatrix = BasicPanelMatrix<float>;
 using HalfPanelMatrix = BasicPanelMatrix<uint16_t>;
+using Bf16PanelMatrix = BasicPanelMatrix<Bfloat16>;
 
 // out = x · wᵀ: a PyTorch nn.Linear without bias. x: [n, in], out: [n, out];
 // views may be strided. With accumulate, adds to out instead of overwriting
 // it. Each thread of compute_threads() takes a run of panels and streams
 // them once for up to a few hundred rows of x (more: once per block of
 // them), kernel tiles of up to 12 rows (AVX-512; 6 with AVX2) at a time.
+// Through bfloat16 panels x is rounded to bfloat16 first (float_to_bf16).
 void linear(ConstView x, const PanelMatrix& w, View out, bool accumulate = false);
 void linear(ConstView x, const HalfPanelMatrix& w, View out, bool accumulate = false);
+void linear(ConstView x, const Bf16PanelMatrix& w, View out, bool accumulate = false);
 // linear through a given instruction set (tests and benchmarks compare
 // them); it must not be wider than widest_vector_isa().
 void linear_with(VectorIsa isa, ConstView x, const PanelMatrix& w, View out,
                  bool accumulate = false);
 void linear_with(VectorIsa isa, ConstView x, const HalfPanelMatrix& w, View out,
+                 bool accumulate = false);
+void linear_with(VectorIsa isa, ConstView x, const Bf16PanelMatrix& w, View out,
                  bool accumulate = false);
 
 }  // namespace kvrag

@@ -1,6 +1,5 @@
 #include "core/safetensors_writer.h"
 
-#include <bit>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -67,12 +66,6 @@ void write_values(std::ofstream& out, std::span<const float> values, DType dtype
 }
 
 }  // namespace
-
-uint16_t float_to_bf16(float value) {
-  const uint32_t bits = std::bit_cast<uint32_t>(value);
-  const uint32_t round = 0x7fffu + ((bits >> 16) & 1u);  // to nearest even
-  return static_cast<uint16_t>((bits + round) >> 16);
-}
 
 void write_safetensors(const std::string& path, const std::vector<NamedTensorView>& tensors,
                        DType dtype) {

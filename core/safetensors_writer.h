@@ -13,9 +13,6 @@
 
 namespace kvrag {
 
-// binary32 -> bfloat16 with round-to-nearest-even (the way PyTorch casts).
-uint16_t float_to_bf16(float value);
-
 // A tensor that owns its float32 values, whatever dtype it is written in.
 struct NamedTensor {
   std::string name;

@@ -264,9 +264,9 @@ TEST(WeightMatrix, HoldsEachDtypeAndSaysWhichItHas) {
     EXPECT_NEAR(row[j], values.at(2, j), int8.int8().scales[2] / 2 * 1.0001f);
   }
   EXPECT_TRUE(throws_error([&] { int8.f32(); }, ErrorKind::kInternal,
-                           {"float32 values of an int8 weight"}));
-  EXPECT_TRUE(
-      throws_error([&] { f32.int8(); }, ErrorKind::kInternal, {"int8 values of an f32 weight"}));
+                           {"float32 values asked of a weight held in int8"}));
+  EXPECT_TRUE(throws_error([&] { f32.int8(); }, ErrorKind::kInternal,
+                           {"int8 values asked of a weight held in f32"}));
 
   const WeightMatrix f16(values, WeightDtype::kF16);
   EXPECT_EQ(f16.dtype(), WeightDtype::kF16);
@@ -277,10 +277,24 @@ TEST(WeightMatrix, HoldsEachDtypeAndSaysWhichItHas) {
   for (int64_t j = 0; j < 10; ++j) {
     EXPECT_EQ(row[j], half_to_float(float_to_half(values.at(1, j)))) << j;
   }
-  EXPECT_TRUE(
-      throws_error([&] { f16.f32(); }, ErrorKind::kInternal, {"float32 values of an f16 weight"}));
-  EXPECT_TRUE(
-      throws_error([&] { f32.f16(); }, ErrorKind::kInternal, {"binary16 values of an f32 weight"}));
+  EXPECT_TRUE(throws_error([&] { f16.f32(); }, ErrorKind::kInternal,
+                           {"float32 values asked of a weight held in f16"}));
+  EXPECT_TRUE(throws_error([&] { f32.f16(); }, ErrorKind::kInternal,
+                           {"binary16 values asked of a weight held in f32"}));
+
+  const WeightMatrix bf16(values, WeightDtype::kBf16);
+  EXPECT_EQ(bf16.dtype(), WeightDtype::kBf16);
+  EXPECT_EQ(bf16.bytes(), 3 * 10 * 2);
+  EXPECT_EQ(bf16.rows(), 3);
+  EXPECT_EQ(bf16.cols(), 10);
+  bf16.row_f32(1, row.data());
+  for (int64_t j = 0; j < 10; ++j) {
+    EXPECT_EQ(row[j], bf16_to_float(float_to_bf16(values.at(1, j)))) << j;
+  }
+  EXPECT_TRUE(throws_error([&] { bf16.f16(); }, ErrorKind::kInternal,
+                           {"binary16 values asked of a weight held in bf16"}));
+  EXPECT_TRUE(throws_error([&] { f16.bf16(); }, ErrorKind::kInternal,
+                           {"bfloat16 values asked of a weight held in f16"}));
 }
 
 TEST(WeightMatrix, DtypeNamesParseBothWays) {
@@ -288,9 +302,11 @@ TEST(WeightMatrix, DtypeNamesParseBothWays) {
   EXPECT_EQ(parse_weight_dtype("f32"), WeightDtype::kF32);
   EXPECT_EQ(parse_weight_dtype("f16"), WeightDtype::kF16);
   EXPECT_STREQ(weight_dtype_name(WeightDtype::kInt8), "int8");
+  EXPECT_EQ(parse_weight_dtype("bf16"), WeightDtype::kBf16);
   EXPECT_STREQ(weight_dtype_name(WeightDtype::kF16), "f16");
-  EXPECT_TRUE(throws_error([&] { parse_weight_dtype("bf16"); }, ErrorKind::kInvalidArgument,
-                           {"unknown weight dtype 'bf16' (expected f32, int8, f16)"}));
+  EXPECT_STREQ(weight_dtype_name(WeightDtype::kBf16), "bf16");
+  EXPECT_TRUE(throws_error([&] { parse_weight_dtype("fp8"); }, ErrorKind::kInvalidArgument,
+                           {"unknown weight dtype 'fp8' (expected f32, int8, f16, bf16)"}));
 }
 
 TEST(ParallelFor, CoversTheRangeOnceAndRethrows) {

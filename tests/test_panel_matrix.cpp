@@ -1,7 +1,8 @@
-// Panel-packed float32 and binary16 weights and their products against
-// naive references.
+// Panel-packed float32, binary16 and bfloat16 weights and their products
+// against naive references.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <vector>
 
@@ -178,6 +179,107 @@ TEST(HalfPanelMatrix, AValueBeyondItsRangeIsRefused) {
   std::vector<float> row(6);
   largest.row(2, row.data());
   EXPECT_EQ(row[5], 65504.0f);
+}
+
+// Every instruction set this CPU runs, narrowest first.
+std::vector<VectorIsa> runnable_isas() {
+  std::vector<VectorIsa> isas;
+  for (const VectorIsa isa :
+       {VectorIsa::kPortable, VectorIsa::kAvx2, VectorIsa::kAvx512, VectorIsa::kAvx512Bf16}) {
+    if (isa <= widest_vector_isa()) isas.push_back(isa);
+  }
+  return isas;
+}
+
+double bf16_rounded(float v) { return bf16_to_float(float_to_bf16(v)); }
+
+TEST(Bfloat16, RoundsToNearestEvenAndKeepsNaNQuiet) {
+  EXPECT_EQ(float_to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(float_to_bf16(std::bit_cast<float>(0x3f808000u)), 0x3f80);  // a tie, down to even
+  EXPECT_EQ(float_to_bf16(std::bit_cast<float>(0x3f818000u)), 0x3f82);  // a tie, up to even
+  EXPECT_EQ(float_to_bf16(std::bit_cast<float>(0x3f808001u)), 0x3f81);
+  EXPECT_EQ(float_to_bf16(-2.0f), 0xc000);
+  EXPECT_EQ(float_to_bf16(3.4e38f), 0x7f80);  // past 3.3895e38: inf
+  EXPECT_EQ(float_to_bf16(std::bit_cast<float>(0x7f800001u)), 0x7fc0);
+  EXPECT_EQ(float_to_bf16(std::bit_cast<float>(0xffc00001u)), 0xffc0);
+}
+
+// bfloat16 panels hold each value rounded once, an odd last column paired
+// with a zero; their products are those of x rounded to bfloat16 with
+// the rounded weights, summed in float32, through every instruction set,
+// tile height and thread count.
+TEST(Bf16PanelMatrix, ProductsAreThoseOfTheRoundedInputsAndWeights) {
+  const Tensor w = random_normal_tensor(130, 203, 9);
+  const Bf16PanelMatrix packed(w.view());
+  EXPECT_EQ(packed.bytes(), 130 * 203 * 2);
+  EXPECT_EQ(packed.steps(), 102);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(packed.panel(0)) % 64, 0u);
+  const Tensor back = packed.unpacked();
+  for (int64_t i = 0; i < 130; ++i) {
+    for (int64_t k = 0; k < 203; ++k) {
+      ASSERT_EQ(back.at(i, k), bf16_rounded(w.at(i, k))) << i << ", " << k;
+    }
+  }
+  EXPECT_EQ(static_cast<uint16_t>(packed.panel(0)[Bf16PanelMatrix::offset(3, 203)]), 0)
+      << "the odd column's partner is zero";
+
+  const Tensor wide = random_normal_tensor(25, 210, 10);
+  const int64_t threads = compute_threads();
+  for (const VectorIsa isa : runnable_isas()) {
+    for (const int64_t t : {int64_t{1}, int64_t{3}}) {
+      set_compute_threads(t);
+      for (const int64_t n : {1, 2, 4, 5, 8, 12, 13, 25}) {
+        const ConstView x = wide.view().rows_slice(0, n).cols_slice(4, 203);
+        Tensor got(n, 130);
+        got.at(0, 0) = 1.0f;
+        linear_with(isa, x, packed, got.view(), /*accumulate=*/true);
+        for (int64_t i = 0; i < n; ++i) {
+          for (int64_t o = 0; o < 130; ++o) {
+            double ref = i == 0 && o == 0 ? 1.0 : 0.0;
+            double magnitude = std::abs(ref);
+            for (int64_t k = 0; k < 203; ++k) {
+              const double term = bf16_rounded(x.row(i)[k]) * back.at(o, k);
+              ref += term;
+              magnitude += std::abs(term);
+            }
+            ASSERT_NEAR(got.at(i, o), ref, 1e-6 * magnitude)
+                << n << " rows, " << t << " threads, instruction set " << static_cast<int>(isa)
+                << ", (" << i << ", " << o << ")";
+          }
+        }
+      }
+    }
+  }
+  set_compute_threads(threads);
+}
+
+// Through an identity matrix each output is its input as the product saw
+// it: every instruction set rounds x alike, ties to even included.
+TEST(Bf16PanelMatrix, EveryInstructionSetRoundsTheInputAlike) {
+  Tensor eye(37, 37);
+  for (int64_t i = 0; i < 37; ++i) eye.at(i, i) = 1.0f;
+  const Bf16PanelMatrix packed(eye.view());
+  Tensor x = random_normal_tensor(3, 37, 11);
+  for (int64_t k = 0; k < 37; k += 3) {
+    // Halfway between two bfloat16 values, odd and even in turn.
+    x.at(1, k) = std::bit_cast<float>((0x3f800000u + (uint32_t(k) << 16)) | 0x8000u);
+  }
+  for (const VectorIsa isa : runnable_isas()) {
+    Tensor out(3, 37);
+    linear_with(isa, x.view(), packed, out.view());
+    for (int64_t i = 0; i < x.size(); ++i) {
+      ASSERT_EQ(out.data()[i], bf16_rounded(x.data()[i]))
+          << i << ", instruction set " << static_cast<int>(isa);
+    }
+  }
+}
+
+TEST(Bf16PanelMatrix, AValueBeyondItsRangeIsRefused) {
+  Tensor w = random_normal_tensor(4, 6, 12);
+  w.at(1, 3) = 3.4e38f;
+  EXPECT_TRUE(throws_error(
+      [&] { Bf16PanelMatrix bad(w.view()); }, ErrorKind::kInvalidArgument,
+      {"at (1, 3) of a (4, 6) matrix", "beyond bfloat16's range", "--weights f32 or int8"}));
 }
 
 TEST(PanelMatrix, NoColumnsGiveZeros) {
