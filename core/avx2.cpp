@@ -31,6 +31,15 @@ bool cpu_has_avx512() {
   return available;
 }
 
+bool cpu_has_avx512_vnni() {
+  static const bool available = [] {
+    __builtin_cpu_init();
+    return cpu_has_avx512() && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vnni");
+  }();
+  return available;
+}
+
 bool cpu_has_avx512_bf16() {
   static const bool available = [] {
     // CPUID leaf 7, sub-leaf 1, EAX bit 5 (clang 14's __builtin_cpu_supports knows no

@@ -19,6 +19,10 @@
 // Functions that also use AVX512-BF16's bfloat16 conversions and dot
 // products; call them only when cpu_has_avx512_bf16() says so.
 #define KVRAG_AVX512_BF16 __attribute__((target("avx512f,avx512dq,avx512bf16,avx2,f16c,fma")))
+// Functions that also use AVX-512 BW and VNNI's byte dot products; call
+// them only when cpu_has_avx512_vnni() says so.
+#define KVRAG_AVX512_VNNI \
+  __attribute__((target("avx512f,avx512dq,avx512bw,avx512vnni,avx2,f16c,fma")))
 // Functions that use AVX-512 F with 512-bit carry-less multiplication and
 // SSE 4.2's crc32; call them only when cpu_has_avx512_clmul() says so.
 #define KVRAG_AVX512_CLMUL __attribute__((target("avx512f,vpclmulqdq,sse4.2")))
@@ -29,6 +33,8 @@ namespace kvrag {
 bool cpu_has_avx2();
 // Whether this CPU and OS run AVX-512 F and DQ besides cpu_has_avx2().
 bool cpu_has_avx512();
+// Whether this CPU and OS run AVX-512 BW and VNNI besides cpu_has_avx512().
+bool cpu_has_avx512_vnni();
 // Whether this CPU and OS run AVX512-BF16 besides cpu_has_avx512().
 bool cpu_has_avx512_bf16();
 // Whether this CPU and OS run AVX-512 F with VPCLMULQDQ, and SSE 4.2.

@@ -146,6 +146,164 @@ KVRAG_AVX2 void avx2_dots(const int8_t* w, int64_t w_stride, int64_t w_rows, con
 
 constexpr Int8Kernels kAvx2{"avx2", avx2_dots};
 
+// W weight rows against R activation rows, 64 values a step, with VNNI's
+// VPDPBUSD (unsigned bytes times signed bytes, four products summed into
+// each int32 lane): x + 128 (its sign bit flipped) as the unsigned operand
+// and w as the signed one, so Σ (x + 128) · w − 128 · Σ w, the second sum
+// taken by the same instruction against ones. Both wrap in int32 alike,
+// so the difference is the exact Σ x · w whenever that fits (cols ≤
+// kMaxInt8Cols), the sums the other kernels compute. The W · R sums share
+// each load: a question's 16-18 rows through T5-base's weights, which
+// oneDNN's matmul read from memory at about 13 GB/s (the weights it packs
+// per call come without prefetching), are bound by reading them here. A
+// tail of fewer than 64 values is read masked (zeros add nothing).
+// 128 · Σ w of W weight rows from their sums against ones, wrapped in
+// uint32 as the products' sums wrap.
+template <int W>
+KVRAG_AVX512_VNNI void store_offsets(const __m512i (&w_sums)[W], uint32_t* offsets) {
+#pragma GCC unroll 16
+  for (int o = 0; o < W; ++o) {
+    offsets[o] = 128u * static_cast<uint32_t>(_mm512_reduce_add_epi32(w_sums[o]));
+  }
+}
+
+// With kOwnOffsets the block sums its weight rows itself (the only block
+// of a product of at most four rows, a decoder step's); else `offsets`
+// come from vnni_offsets.
+template <int W, int R, bool kOwnOffsets>
+KVRAG_AVX512_VNNI void vnni_dots_block(const int8_t* w, int64_t w_stride, const uint32_t* offsets,
+                                       const int8_t* x, int64_t x_stride, int64_t x_rows,
+                                       int64_t cols, int32_t* out) {
+  __m512i acc[W][R];
+  __m512i w_sums[W];
+#pragma GCC unroll 16
+  for (int o = 0; o < W; ++o) {
+    w_sums[o] = _mm512_setzero_si512();
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) acc[o][r] = _mm512_setzero_si512();
+  }
+  const __m512i sign_bits = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int64_t j = 0; j < cols; j += 64) {
+    const __mmask64 valid = cols - j >= 64 ? ~__mmask64{0} : (__mmask64{1} << (cols - j)) - 1;
+    // Masked-off bytes stay 0 in x + 128 too: 0 · w adds nothing.
+    const __m512i flip = _mm512_maskz_mov_epi8(valid, sign_bits);
+    __m512i wv[W];
+#pragma GCC unroll 16
+    for (int o = 0; o < W; ++o) {
+      if constexpr (kOwnOffsets) {
+        _mm_prefetch(reinterpret_cast<const char*>(w + (kPrefetchRows + o) * w_stride + j),
+                     _MM_HINT_T0);
+      }
+      wv[o] = _mm512_maskz_loadu_epi8(valid, w + o * w_stride + j);
+      if constexpr (kOwnOffsets) w_sums[o] = _mm512_dpbusd_epi32(w_sums[o], ones, wv[o]);
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512i x_offset =
+          _mm512_xor_si512(_mm512_maskz_loadu_epi8(valid, x + r * x_stride + j), flip);
+#pragma GCC unroll 16
+      for (int o = 0; o < W; ++o) acc[o][r] = _mm512_dpbusd_epi32(acc[o][r], x_offset, wv[o]);
+    }
+  }
+  uint32_t own[W];
+  if constexpr (kOwnOffsets) {
+    store_offsets<W>(w_sums, own);
+    offsets = own;
+  }
+#pragma GCC unroll 16
+  for (int o = 0; o < W; ++o) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const uint32_t sum = static_cast<uint32_t>(_mm512_reduce_add_epi32(acc[o][r]));
+      out[o * x_rows + r] = static_cast<int32_t>(sum - offsets[o]);
+    }
+  }
+}
+
+// The offsets of W weight rows for products of more than four rows: the
+// pass that brings the rows in from memory (asking for rows kPrefetchRows
+// ahead); each block of x rows then reads them from L1.
+template <int W>
+KVRAG_AVX512_VNNI void vnni_offsets(const int8_t* w, int64_t w_stride, int64_t cols,
+                                    uint32_t* offsets) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i w_sums[W];
+#pragma GCC unroll 16
+  for (int o = 0; o < W; ++o) w_sums[o] = _mm512_setzero_si512();
+  for (int64_t j = 0; j < cols; j += 64) {
+    const __mmask64 valid = cols - j >= 64 ? ~__mmask64{0} : (__mmask64{1} << (cols - j)) - 1;
+#pragma GCC unroll 16
+    for (int o = 0; o < W; ++o) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + (kPrefetchRows + o) * w_stride + j),
+                   _MM_HINT_T0);
+      w_sums[o] = _mm512_dpbusd_epi32(w_sums[o], ones,
+                                      _mm512_maskz_loadu_epi8(valid, w + o * w_stride + j));
+    }
+  }
+  store_offsets<W>(w_sums, offsets);
+}
+
+// The last block of fewer than four x rows.
+template <int W, bool kOwnOffsets>
+KVRAG_AVX512_VNNI void vnni_tail_block(int64_t rows, const int8_t* w, int64_t w_stride,
+                                       const uint32_t* offsets, const int8_t* x, int64_t x_stride,
+                                       int64_t x_rows, int64_t cols, int32_t* out) {
+  switch (rows) {
+    case 3:
+      return vnni_dots_block<W, 3, kOwnOffsets>(w, w_stride, offsets, x, x_stride, x_rows, cols,
+                                                out);
+    case 2:
+      return vnni_dots_block<W, 2, kOwnOffsets>(w, w_stride, offsets, x, x_stride, x_rows, cols,
+                                                out);
+    case 1:
+      return vnni_dots_block<W, 1, kOwnOffsets>(w, w_stride, offsets, x, x_stride, x_rows, cols,
+                                                out);
+  }
+}
+
+// W weight rows (at most four) against every activation row, four at a
+// time: 16 sums, 4 weight vectors and an x vector of the 32 registers.
+template <int W>
+KVRAG_AVX512_VNNI void vnni_rows_dots(const int8_t* w, int64_t w_stride, const int8_t* x,
+                                      int64_t x_stride, int64_t x_rows, int64_t cols,
+                                      int32_t* out) {
+  if (x_rows < 4)
+    return vnni_tail_block<W, true>(x_rows, w, w_stride, nullptr, x, x_stride, x_rows, cols, out);
+  if (x_rows == 4) {
+    return vnni_dots_block<W, 4, true>(w, w_stride, nullptr, x, x_stride, x_rows, cols, out);
+  }
+  uint32_t offsets[W];
+  vnni_offsets<W>(w, w_stride, cols, offsets);
+  int64_t r = 0;
+  for (; r + 4 <= x_rows; r += 4) {
+    vnni_dots_block<W, 4, false>(w, w_stride, offsets, x + r * x_stride, x_stride, x_rows, cols,
+                                 out + r);
+  }
+  vnni_tail_block<W, false>(x_rows - r, w, w_stride, offsets, x + r * x_stride, x_stride, x_rows,
+                            cols, out + r);
+}
+
+KVRAG_AVX512_VNNI void vnni_dots(const int8_t* w, int64_t w_stride, int64_t w_rows, const int8_t* x,
+                                 int64_t x_stride, int64_t x_rows, int64_t cols, int32_t* out) {
+  int64_t o = 0;
+  for (; o + 4 <= w_rows; o += 4) {
+    vnni_rows_dots<4>(w + o * w_stride, w_stride, x, x_stride, x_rows, cols, out + o * x_rows);
+  }
+  const int8_t* rest = w + o * w_stride;
+  int32_t* rest_out = out + o * x_rows;
+  switch (w_rows - o) {
+    case 3:
+      return vnni_rows_dots<3>(rest, w_stride, x, x_stride, x_rows, cols, rest_out);
+    case 2:
+      return vnni_rows_dots<2>(rest, w_stride, x, x_stride, x_rows, cols, rest_out);
+    case 1:
+      return vnni_rows_dots<1>(rest, w_stride, x, x_stride, x_rows, cols, rest_out);
+  }
+}
+
+constexpr Int8Kernels kAvx512Vnni{"avx512-vnni", vnni_dots};
+
 #endif
 
 // Weight rows one thread takes at the least: below this, waking threads
@@ -298,8 +456,18 @@ const Int8Kernels* avx2_int8_kernels() {
 #endif
 }
 
+const Int8Kernels* avx512_vnni_int8_kernels() {
+#if defined(__x86_64__)
+  return cpu_has_avx512_vnni() ? &kAvx512Vnni : nullptr;
+#else
+  return nullptr;
+#endif
+}
+
 const Int8Kernels& int8_kernels() {
-  static const Int8Kernels& best = avx2_int8_kernels() ? *avx2_int8_kernels() : kPortable;
+  static const Int8Kernels& best = avx512_vnni_int8_kernels() ? *avx512_vnni_int8_kernels()
+                                   : avx2_int8_kernels()      ? *avx2_int8_kernels()
+                                                              : kPortable;
   return best;
 }
 
@@ -314,8 +482,10 @@ void linear_int8_direct(ConstView x, const Int8Matrix& w, View out, bool accumul
     for (int64_t first = begin; first < end; first += kWeightGrainRows) {
       const int64_t count = std::min(kWeightGrainRows, end - first);
       kernels.dots(w.row(first), cols, count, xq.q.data(), cols, n, cols, sums.data());
-      for (int64_t o = 0; o < count; ++o) {
-        for (int64_t r = 0; r < n; ++r) {
+      // Row by row of out: a column at a time wrote n rows' cache lines for
+      // every weight row (a third of 16 rows' product through T5-base's wi).
+      for (int64_t r = 0; r < n; ++r) {
+        for (int64_t o = 0; o < count; ++o) {
           store_scaled(sums[static_cast<size_t>(o * n + r)], w, first + o, xq, r, accumulate, out);
         }
       }
@@ -332,6 +502,11 @@ void linear_int8_dequantized(ConstView x, const Int8Matrix& w, View out, bool ac
     dequantize_rows(w, begin, tile_rows);
     gemm(x, false, tile_rows, true, out.cols_slice(begin, count), 1.0f, accumulate ? 1.0f : 0.0f);
   }
+}
+
+int64_t direct_max_rows_beside_onednn() {
+  return avx512_vnni_int8_kernels() ? kInt8VnniDirectMaxRowsBesideOnednn
+                                    : kInt8DirectMaxRowsBesideOnednn;
 }
 
 bool onednn_int8_supported() {
@@ -366,7 +541,7 @@ void prepare_int8_products(std::span<const int64_t> widths) {
   if (!onednn_int8_supported()) return;
   for (const int64_t cols : widths) {
     const Int8Matrix w = quantize_int8(Tensor(256, cols).view());
-    for (const int64_t rows : {kInt8DirectMaxRowsBesideOnednn + 1, int64_t{64}}) {
+    for (const int64_t rows : {direct_max_rows_beside_onednn() + 1, int64_t{64}}) {
       const Tensor x(rows, cols);
       Tensor out(rows, w.rows);
       linear_int8_onednn(x.view(), w, out.view(), false);
@@ -375,7 +550,7 @@ void prepare_int8_products(std::span<const int64_t> widths) {
 }
 
 void linear(ConstView x, const Int8Matrix& w, View out, bool accumulate) {
-  if (onednn_int8_supported() && x.rows > kInt8DirectMaxRowsBesideOnednn) {
+  if (onednn_int8_supported() && x.rows > direct_max_rows_beside_onednn()) {
     linear_int8_onednn(x, w, out, accumulate);
   } else if (x.rows <= kInt8DirectMaxRows) {
     linear_int8_direct(x, w, out, accumulate);

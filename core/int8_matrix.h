@@ -5,11 +5,12 @@
 // (q/k/v, gated wi_0/wi_1) quantised after stacking keeps each output's scale.
 //
 // Products with a few activation rows (a decoder step, the beams of one
-// question) quantise each activation row to int8 with its own scale and sum
-// q_w · q_x exactly in int32 (AVX2: the sign/maddubs/madd trick of
-// llama.cpp's q8 kernels), reading every weight row once for all activation
-// rows: the step is bound by reading weights, and these are a quarter of the
-// float32 bytes. Products with more rows (the encoder, long prompts) go
+// question, a question's encoding) quantise each activation row to int8
+// with its own scale and sum q_w · q_x exactly in int32 (AVX-512 VNNI's byte
+// dot products; AVX2: the sign/maddubs/madd trick of llama.cpp's q8
+// kernels), reading every weight row once for all activation rows: the step
+// is bound by reading weights, and these are a quarter of the float32
+// bytes. Products with more rows (the encoder over chunks, long prompts) go
 // through oneDNN's int8 matmul where the CPU has VNNI — the same int32 sums,
 // 6-8× sgemm's speed on this machine (bench/README.md) — and elsewhere
 // dequantise tiles of weight rows to float32 and run OpenBLAS sgemm on them.
@@ -51,7 +52,7 @@ constexpr int64_t kMaxInt8Cols = 133'000;
 
 // Dot products of a run of int8 weight rows with a few int8 activation rows.
 struct Int8Kernels {
-  const char* name;  // "avx2" or "portable"
+  const char* name;  // "avx512-vnni", "avx2" or "portable"
   // out[o · x_rows + r] = Σ_j w[o · w_stride + j] · x[r · x_stride + j] for
   // o < w_rows and r < x_rows, exact in int32. Every value in [-127, 127];
   // cols ≤ kMaxInt8Cols.
@@ -65,10 +66,11 @@ struct Int8Kernels {
 const Int8Kernels& int8_kernels();
 const Int8Kernels& portable_int8_kernels();
 const Int8Kernels* avx2_int8_kernels();
+const Int8Kernels* avx512_vnni_int8_kernels();
 
-// Where oneDNN runs (VNNI), products of more than
-// kInt8DirectMaxRowsBesideOnednn rows go through it, fewer read the int8
-// weights directly: BM_LinearInt8* medians of 3-5 on the quiet 2-core
+// Where oneDNN runs (VNNI) and the direct kernels are AVX2's, products of
+// more than kInt8DirectMaxRowsBesideOnednn rows go through it, fewer read
+// the int8 weights directly: BM_LinearInt8* medians of 3-5 on the quiet 2-core
 // machine, direct / oneDNN, through 64 MiB of int8 (beyond the caches: a
 // decoder step) 0.97 / 1.47 ms for 1 row, 1.36 / 3.70 for 2, 3.90 / 4.22
 // for 8; through T5-base's gated wi (6144, 768; cached) 0.302 / 0.230 ms
@@ -81,6 +83,17 @@ const Int8Kernels* avx2_int8_kernels();
 // 9.0 ms for 32 and 55-65 / 51 / 49 ms for 256.
 constexpr int64_t kInt8DirectMaxRowsBesideOnednn = 8;
 constexpr int64_t kInt8DirectMaxRows = 32;
+// Where the AVX-512 VNNI kernels run, up to this many rows read the int8
+// weights directly beside oneDNN: oneDNN read weights that come from
+// memory slowly (it packs them per call, without prefetching), so a
+// question's encoding through T5-base, 16 rows, took 7.8-8.1 ms through it
+// and 5.1-5.8 ms direct (BM_Encoder/t5-base/16/int8, three alternated
+// pairs), where from cache the two were even at 16 rows (0.190 / 0.195 ms
+// through T5-base's gated wi) and oneDNN ahead at 32 (0.409 / 0.315) and
+// 256 (2.69 / 2.00).
+constexpr int64_t kInt8VnniDirectMaxRowsBesideOnednn = 32;
+// The most rows linear reads directly where oneDNN runs: one of the two above.
+int64_t direct_max_rows_beside_onednn();
 
 // out = x · wᵀ with w dequantised (out += … with accumulate): a PyTorch
 // nn.Linear without bias over int8 weights. x: (n, w.cols), out: (n, w.rows).
@@ -97,7 +110,7 @@ void linear_int8_direct(ConstView x, const Int8Matrix& w, View out, bool accumul
                         const Int8Kernels& kernels = int8_kernels());
 void linear_int8_dequantized(ConstView x, const Int8Matrix& w, View out, bool accumulate);
 
-// Runs two small products (of kInt8DirectMaxRowsBesideOnednn + 1 and 64
+// Runs two small products (of direct_max_rows_beside_onednn() + 1 and 64
 // rows) through oneDNN for each input width in `widths` (a model's d_model,
 // inner_dim and d_ff): its first products in a process, per width, build
 // the primitive and generate its kernels, so that loading an int8 model pays

@@ -23,6 +23,7 @@ using testing::throws_error;
 std::vector<const Int8Kernels*> kernel_sets() {
   std::vector<const Int8Kernels*> sets{&portable_int8_kernels()};
   if (avx2_int8_kernels() != nullptr) sets.push_back(avx2_int8_kernels());
+  if (avx512_vnni_int8_kernels() != nullptr) sets.push_back(avx512_vnni_int8_kernels());
   return sets;
 }
 
@@ -115,7 +116,7 @@ TEST(Int8Matrix, QuantizedRowsRoundTripWithinHalfAStep) {
 
 TEST(Int8Matrix, KernelsSumExactlyForEveryTailAndRowCount) {
   for (const Int8Kernels* kernels : kernel_sets()) {
-    for (const int64_t cols : {1, 31, 32, 33, 95, 768, 3077}) {
+    for (const int64_t cols : {1, 31, 32, 33, 63, 64, 65, 95, 768, 3077}) {
       for (const int64_t w_rows : {1, 4, 7}) {
         for (const int64_t rows : {1, 2, 3, 4, 5, 8, 9}) {
           const int64_t stride = cols + 7;  // rows apart, as a caller may hold them
@@ -206,7 +207,7 @@ TEST(Int8Matrix, OnednnProductEqualsTheDirectOneToTheBit) {
   const int64_t threads = compute_threads();
   for (const int64_t t : {int64_t{1}, int64_t{3}}) {
     set_compute_threads(t);
-    for (const int64_t n : {1, 33, 100}) {
+    for (const int64_t n : {1, 16, 33, 100}) {
       const Tensor x = testing::random_normal_tensor(n, 700, 72);
       const Tensor start = testing::random_normal_tensor(n, 130, 73);
       for (const bool accumulate : {false, true}) {
@@ -224,14 +225,16 @@ TEST(Int8Matrix, OnednnProductEqualsTheDirectOneToTheBit) {
 
 TEST(Int8Matrix, LinearReadsInt8DirectlyForFewRowsOnly) {
   const WeightMatrix w(testing::random_normal_tensor(50, 40, 51), WeightDtype::kInt8);
+  const int64_t beside_onednn = direct_max_rows_beside_onednn();
+  EXPECT_EQ(beside_onednn, avx512_vnni_int8_kernels() ? kInt8VnniDirectMaxRowsBesideOnednn
+                                                      : kInt8DirectMaxRowsBesideOnednn);
   for (const int64_t n :
-       {int64_t{1}, kInt8DirectMaxRowsBesideOnednn, kInt8DirectMaxRowsBesideOnednn + 1,
-        kInt8DirectMaxRows, kInt8DirectMaxRows + 1}) {
+       {int64_t{1}, beside_onednn, beside_onednn + 1, kInt8DirectMaxRows, kInt8DirectMaxRows + 1}) {
     const Tensor x = testing::random_normal_tensor(n, 40, 52);
     Tensor got(n, 50);
     Tensor want(n, 50);
     linear(x.view(), w, got.view());
-    if (onednn_int8_supported() && n > kInt8DirectMaxRowsBesideOnednn) {
+    if (onednn_int8_supported() && n > beside_onednn) {
       linear_int8_onednn(x.view(), w.int8(), want.view(), false);
     } else if (n <= kInt8DirectMaxRows) {
       linear_int8_direct(x.view(), w.int8(), want.view(), false);
