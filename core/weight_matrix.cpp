@@ -8,6 +8,28 @@ namespace {
 
 constexpr const char* kWeightDtypeNames[] = {"f32", "int8", "f16", "bf16"};
 
+// What the panel matrices answer by member functions an Int8Matrix holds
+// as fields, or by a product's helper.
+template <typename Panels>
+int64_t rows_of(const Panels& m) {
+  return m.rows();
+}
+int64_t rows_of(const Int8Matrix& m) { return m.rows; }
+
+template <typename Panels>
+int64_t cols_of(const Panels& m) {
+  return m.cols();
+}
+int64_t cols_of(const Int8Matrix& m) { return m.cols; }
+
+template <typename Panels>
+void row_of(const Panels& m, int64_t i, float* out) {
+  m.row(i, out);
+}
+void row_of(const Int8Matrix& m, int64_t i, float* out) {
+  dequantize_rows(m, i, View{out, 1, m.cols, m.cols});
+}
+
 }  // namespace
 
 const char* weight_dtype_name(WeightDtype dtype) {
@@ -36,45 +58,15 @@ WeightMatrix::WeightMatrix(const Tensor& w, WeightDtype dtype) : dtype_(dtype) {
 }
 
 int64_t WeightMatrix::rows() const {
-  switch (dtype_) {
-    case WeightDtype::kF32:
-      return f32_.rows();
-    case WeightDtype::kF16:
-      return f16_.rows();
-    case WeightDtype::kBf16:
-      return bf16_.rows();
-    case WeightDtype::kInt8:
-      return int8_.rows;
-  }
-  return 0;
+  return visit([](const auto& m) { return rows_of(m); });
 }
 
 int64_t WeightMatrix::cols() const {
-  switch (dtype_) {
-    case WeightDtype::kF32:
-      return f32_.cols();
-    case WeightDtype::kF16:
-      return f16_.cols();
-    case WeightDtype::kBf16:
-      return bf16_.cols();
-    case WeightDtype::kInt8:
-      return int8_.cols;
-  }
-  return 0;
+  return visit([](const auto& m) { return cols_of(m); });
 }
 
 int64_t WeightMatrix::bytes() const {
-  switch (dtype_) {
-    case WeightDtype::kF32:
-      return f32_.bytes();
-    case WeightDtype::kF16:
-      return f16_.bytes();
-    case WeightDtype::kBf16:
-      return bf16_.bytes();
-    case WeightDtype::kInt8:
-      return int8_.bytes();
-  }
-  return 0;
+  return visit([](const auto& m) { return m.bytes(); });
 }
 
 const PanelMatrix& WeightMatrix::f32() const {
@@ -102,29 +94,11 @@ const Int8Matrix& WeightMatrix::int8() const {
 }
 
 void WeightMatrix::row_f32(int64_t i, float* out) const {
-  switch (dtype_) {
-    case WeightDtype::kF32:
-      return f32_.row(i, out);
-    case WeightDtype::kF16:
-      return f16_.row(i, out);
-    case WeightDtype::kBf16:
-      return bf16_.row(i, out);
-    case WeightDtype::kInt8:
-      return dequantize_rows(int8_, i, View{out, 1, int8_.cols, int8_.cols});
-  }
+  visit([&](const auto& m) { row_of(m, i, out); });
 }
 
 void linear(ConstView x, const WeightMatrix& w, View out, bool accumulate) {
-  switch (w.dtype()) {
-    case WeightDtype::kF32:
-      return linear(x, w.f32(), out, accumulate);
-    case WeightDtype::kF16:
-      return linear(x, w.f16(), out, accumulate);
-    case WeightDtype::kBf16:
-      return linear(x, w.bf16(), out, accumulate);
-    case WeightDtype::kInt8:
-      return linear(x, w.int8(), out, accumulate);
-  }
+  w.visit([&](const auto& m) { linear(x, m, out, accumulate); });
 }
 
 }  // namespace kvrag

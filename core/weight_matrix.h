@@ -48,12 +48,29 @@ class WeightMatrix {
   // Row i as float32 into out[0 .. cols()): a token's embedding.
   void row_f32(int64_t i, float* out) const;
 
+  // f(the values in their own dtype's matrix): what each product and
+  // query above dispatches through.
+  template <typename F>
+  decltype(auto) visit(F&& f) const {
+    switch (dtype_) {
+      case WeightDtype::kF16:
+        return f(f16_);
+      case WeightDtype::kBf16:
+        return f(bf16_);
+      case WeightDtype::kInt8:
+        return f(int8_);
+      case WeightDtype::kF32:
+        break;
+    }
+    return f(f32_);
+  }
+
  private:
   WeightDtype dtype_ = WeightDtype::kF32;
-  PanelMatrix f32_;      // (rows, cols) when kF32
-  HalfPanelMatrix f16_;  // when kF16
+  PanelMatrix f32_;       // (rows, cols) when kF32
+  HalfPanelMatrix f16_;   // when kF16
   Bf16PanelMatrix bf16_;  // when kBf16
-  Int8Matrix int8_;      // when kInt8
+  Int8Matrix int8_;       // when kInt8
 };
 
 // out = x · wᵀ (out += … with accumulate) in w's dtype: x: (n, w.cols()),

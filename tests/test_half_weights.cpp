@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <string>
 
 #include "core/safetensors.h"
 #include "decoder/generation.h"
@@ -71,13 +72,18 @@ std::vector<int32_t> greedy_ids(const std::shared_ptr<const T5Model>& model,
   return generate(T5Decoder(model), memory, options).ids;
 }
 
+// The fixture in `fixture` written into `dir` with its tensors stored in `dtype`.
+void write_fixture_as(const std::string& fixture, const testing::TempDir& dir, DType dtype) {
+  std::filesystem::copy_file(fixture + "/config.json", dir.file("config.json"));
+  testing::write_sharded(dir.path(), testing::read_tensors(fixture + "/model.safetensors"), 1,
+                         dtype);
+}
+
 class F16Weights : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(F16Weights, AnF16CheckpointGivesItsFloat32ResultsBitForBit) {
   const testing::TempDir dir("kvrag-f16-weights");
-  std::filesystem::copy_file(GetParam() + "/config.json", dir.file("config.json"));
-  testing::write_sharded(dir.path(), testing::read_tensors(GetParam() + "/model.safetensors"), 1,
-                         DType::kF16);
+  write_fixture_as(GetParam(), dir, DType::kF16);
   const auto f32 = load_t5_model(dir.path().string());
   const auto f16 = load_t5_model(dir.path().string(), WeightDtype::kF16);
   EXPECT_EQ(f16->encoder_weights.shared.dtype(), WeightDtype::kF16);
@@ -98,13 +104,21 @@ TEST_P(F16Weights, AnF16CheckpointGivesItsFloat32ResultsBitForBit) {
   EXPECT_EQ(greedy_ids(f16, in), greedy_ids(f32, in));
 }
 
+// max |logits through `weights` − through f32| / max |f32 logits| of the
+// float32 checkpoint in `dir`, printed as well.
+double float32_checkpoint_error(const std::string& dir, WeightDtype weights) {
+  const auto f32 = load_t5_model(dir);
+  const auto other = load_t5_model(dir, weights);
+  const FixtureInputs in = fixture_inputs(dir);
+  const double err = testing::relative_error(logits_of(other, in), logits_of(f32, in));
+  const std::string name = weight_dtype_name(weights);
+  std::cout << "[" << name << "] " << dir << " logits max|" << name << " - f32|/max|f32| = " << err
+            << "\n";
+  return err;
+}
+
 TEST_P(F16Weights, AFloat32CheckpointStaysWithinTheStatedTolerance) {
-  const auto f32 = load_t5_model(GetParam());
-  const auto f16 = load_t5_model(GetParam(), WeightDtype::kF16);
-  const FixtureInputs in = fixture_inputs(GetParam());
-  const double err = testing::relative_error(logits_of(f16, in), logits_of(f32, in));
-  std::cout << "[f16] " << GetParam() << " logits max|f16 - f32|/max|f32| = " << err << "\n";
-  EXPECT_LE(err, kLogitTolerance);
+  EXPECT_LE(float32_checkpoint_error(GetParam(), WeightDtype::kF16), kLogitTolerance);
 }
 
 TEST_P(F16Weights, AWeightBeyondBinary16IsRefusedNamingItsTensor) {
@@ -123,9 +137,7 @@ class Bf16Weights : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Bf16Weights, ABf16CheckpointKeepsEveryWeightAndStaysWithinTheStatedTolerance) {
   const testing::TempDir dir("kvrag-bf16-weights");
-  std::filesystem::copy_file(GetParam() + "/config.json", dir.file("config.json"));
-  testing::write_sharded(dir.path(), testing::read_tensors(GetParam() + "/model.safetensors"), 1,
-                         DType::kBF16);
+  write_fixture_as(GetParam(), dir, DType::kBF16);
   const auto f32 = load_t5_model(dir.path().string());
   const auto bf16 = load_t5_model(dir.path().string(), WeightDtype::kBf16);
   EXPECT_EQ(bf16->encoder_weights.cross_kv.dtype(), WeightDtype::kBf16);
@@ -149,12 +161,7 @@ TEST_P(Bf16Weights, ABf16CheckpointKeepsEveryWeightAndStaysWithinTheStatedTolera
 }
 
 TEST_P(Bf16Weights, AFloat32CheckpointStaysWithinTheStatedTolerance) {
-  const auto f32 = load_t5_model(GetParam());
-  const auto bf16 = load_t5_model(GetParam(), WeightDtype::kBf16);
-  const FixtureInputs in = fixture_inputs(GetParam());
-  const double err = testing::relative_error(logits_of(bf16, in), logits_of(f32, in));
-  std::cout << "[bf16] " << GetParam() << " logits max|bf16 - f32|/max|f32| = " << err << "\n";
-  EXPECT_LE(err, kBf16LogitTolerance);
+  EXPECT_LE(float32_checkpoint_error(GetParam(), WeightDtype::kBf16), kBf16LogitTolerance);
 }
 
 TEST_P(Bf16Weights, AWeightBeyondBfloat16IsRefusedNamingItsTensor) {

@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/half.h"
@@ -271,31 +273,25 @@ TEST(WeightMatrix, HoldsEachDtypeAndSaysWhichItHas) {
   EXPECT_TRUE(throws_error([&] { f32.int8(); }, ErrorKind::kInternal,
                            {"int8 values asked of a weight held in f32"}));
 
-  const WeightMatrix f16(values, WeightDtype::kF16);
-  EXPECT_EQ(f16.dtype(), WeightDtype::kF16);
-  EXPECT_EQ(f16.bytes(), 3 * 10 * 2);
-  EXPECT_EQ(f16.rows(), 3);
-  EXPECT_EQ(f16.cols(), 10);
-  f16.row_f32(1, row.data());
-  for (int64_t j = 0; j < 10; ++j) {
-    EXPECT_EQ(row[j], half_to_float(float_to_half(values.at(1, j)))) << j;
+  // The 16-bit dtypes: each weight rounded once, two bytes a value.
+  const auto half_rounded = [](float v) { return half_to_float(float_to_half(v)); };
+  const auto bf16_rounded = [](float v) { return bf16_to_float(float_to_bf16(v)); };
+  for (const auto& [dtype, rounded] : {std::pair{WeightDtype::kF16, +half_rounded},
+                                       std::pair{WeightDtype::kBf16, +bf16_rounded}}) {
+    const WeightMatrix half(values, dtype);
+    EXPECT_EQ(half.dtype(), dtype);
+    EXPECT_EQ(half.bytes(), 3 * 10 * 2);
+    EXPECT_EQ(half.rows(), 3);
+    EXPECT_EQ(half.cols(), 10);
+    half.row_f32(1, row.data());
+    for (int64_t j = 0; j < 10; ++j) EXPECT_EQ(row[j], rounded(values.at(1, j))) << j;
+    EXPECT_TRUE(throws_error(
+        [&] { half.f32(); }, ErrorKind::kInternal,
+        {"float32 values asked of a weight held in " + std::string(weight_dtype_name(dtype))}));
   }
-  EXPECT_TRUE(throws_error([&] { f16.f32(); }, ErrorKind::kInternal,
-                           {"float32 values asked of a weight held in f16"}));
+  const WeightMatrix f16(values, WeightDtype::kF16);
   EXPECT_TRUE(throws_error([&] { f32.f16(); }, ErrorKind::kInternal,
                            {"binary16 values asked of a weight held in f32"}));
-
-  const WeightMatrix bf16(values, WeightDtype::kBf16);
-  EXPECT_EQ(bf16.dtype(), WeightDtype::kBf16);
-  EXPECT_EQ(bf16.bytes(), 3 * 10 * 2);
-  EXPECT_EQ(bf16.rows(), 3);
-  EXPECT_EQ(bf16.cols(), 10);
-  bf16.row_f32(1, row.data());
-  for (int64_t j = 0; j < 10; ++j) {
-    EXPECT_EQ(row[j], bf16_to_float(float_to_bf16(values.at(1, j)))) << j;
-  }
-  EXPECT_TRUE(throws_error([&] { bf16.f16(); }, ErrorKind::kInternal,
-                           {"binary16 values asked of a weight held in bf16"}));
   EXPECT_TRUE(throws_error([&] { f16.bf16(); }, ErrorKind::kInternal,
                            {"bfloat16 values asked of a weight held in f16"}));
 }
