@@ -146,17 +146,6 @@ KVRAG_AVX2 void avx2_dots(const int8_t* w, int64_t w_stride, int64_t w_rows, con
 
 constexpr Int8Kernels kAvx2{"avx2", avx2_dots};
 
-// W weight rows against R activation rows, 64 values a step, with VNNI's
-// VPDPBUSD (unsigned bytes times signed bytes, four products summed into
-// each int32 lane): x + 128 (its sign bit flipped) as the unsigned operand
-// and w as the signed one, so Σ (x + 128) · w − 128 · Σ w, the second sum
-// taken by the same instruction against ones. Both wrap in int32 alike,
-// so the difference is the exact Σ x · w whenever that fits (cols ≤
-// kMaxInt8Cols), the sums the other kernels compute. The W · R sums share
-// each load: a question's 16-18 rows through T5-base's weights, which
-// oneDNN's matmul read from memory at about 13 GB/s (the weights it packs
-// per call come without prefetching), are bound by reading them here. A
-// tail of fewer than 64 values is read masked (zeros add nothing).
 // 128 · Σ w of W weight rows from their sums against ones, wrapped in
 // uint32 as the products' sums wrap.
 template <int W>
@@ -167,6 +156,19 @@ KVRAG_AVX512_VNNI void store_offsets(const __m512i (&w_sums)[W], uint32_t* offse
   }
 }
 
+// W weight rows against R activation rows, 64 values a step, with VNNI's
+// VPDPBUSD (unsigned bytes times signed bytes, four products summed into
+// each int32 lane): x + 128 (its sign bit flipped) as the unsigned operand
+// and w as the signed one, so Σ (x + 128) · w − 128 · Σ w, the second sum
+// taken by the same instruction against ones. Both wrap in int32 alike,
+// so the difference is the exact Σ x · w whenever that fits (cols ≤
+// kMaxInt8Cols), the sums the other kernels compute. The W · R sums share
+// each load, and the weight rows are asked for kPrefetchRows ahead: a
+// question's 16 rows through T5-base's weights, which oneDNN's matmul read
+// from memory at about 13 GB/s (the weights it packs per call come without
+// prefetching), come in about 1.5 times as fast here. A tail of fewer than
+// 64 values is read masked (zeros add nothing).
+//
 // With kOwnOffsets the block sums its weight rows itself (the only block
 // of a product of at most four rows, a decoder step's); else `offsets`
 // come from vnni_offsets.

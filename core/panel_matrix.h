@@ -42,8 +42,9 @@ enum class Bfloat16 : uint16_t {};
 // Or Bfloat16 for `--weights bf16`: as many bytes as binary16, but a
 // product rounds x to bfloat16 too and multiplies pairs of input columns
 // in one instruction (AVX512-BF16's VDPBF16PS, float32 sums), twice the
-// multiply-adds a cycle of float32 FMA on the same CPU: what a question's
-// encoding, a few rows through every weight, is bound by. So a panel
+// multiply-adds a cycle of float32 FMA on the same CPU, for products of
+// many rows (indexing, long prompts; a question's few rows then wait on
+// reading the weights instead). So a panel
 // holds its input columns in pairs: w[32p + c][2j + b] at offset
 // j · 64 + 2c + b, and an odd last column pairs with a zero. CPUs without
 // the instruction widen both to float32 and sum the same products.
@@ -55,8 +56,8 @@ class BasicPanelMatrix {
   BasicPanelMatrix() = default;
   // w (out, in) rearranged into panels. binary16 and bfloat16:
   // Error(kInvalidArgument) naming the first value beyond its range
-  // (±65504; ±3.39e38), which would be ±inf. bfloat16 keeps a float32
-  // subnormal as a zero, as its products' instructions read one.
+  // (±65504; ±3.39e38), which would be ±inf. A float32 subnormal stays a
+  // bfloat16 subnormal, which AVX512-BF16's products read as zero.
   explicit BasicPanelMatrix(ConstView w);
 
   // Input columns a product takes in one step: a bfloat16 pair, else one.

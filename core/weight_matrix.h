@@ -7,8 +7,8 @@
 // product streams and computes in float32: exact for a checkpoint stored
 // in F16, one rounding of each weight otherwise. bf16 streams as few bytes
 // and also rounds each product's input to bfloat16, for dot products at
-// twice float32's rate where the CPU has AVX512-BF16: a question's
-// encoding, compute-bound, in about half the time.
+// twice float32's rate where the CPU has AVX512-BF16: products of many rows
+// (indexing, long prompts) in little more than half the time.
 #pragma once
 
 #include <cstdint>
