@@ -311,14 +311,13 @@ void panels_times_rows(const TileKernels<T>& tiles, InputRows<T> x, int64_t begi
   // Each tile asks for its share of the next panel, so that the reads go
   // on through all of them rather than during the first alone.
   const int64_t next_stride = (kP + groups - 1) / groups;
-  const int64_t panel_values = x.steps * BasicPanelMatrix<T>::kColumnStep * kP;
   for (int64_t p = first; p < last; ++p) {
     const T* next = w.panel(p + 1 < w.panels() ? p + 1 : p);
     const int64_t width = std::min(kP, w.rows() - p * kP);
     int64_t r0 = begin;
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t rows = (begin + count - r0) / (groups - g);
-      const T* next_part = next + g * panel_values / groups / 16 * 16;
+      const T* next_part = next + g * w.panel_values() / groups / 16 * 16;
       tiles.kernels[rows - 1](w.panel(p), next_part, next_stride, x.steps, x.row(r0), x.ld, tile);
       write_tile(tile, out.rows_slice(r0, rows).cols_slice(p * kP, width), accumulate);
       r0 += rows;

@@ -72,7 +72,9 @@ class BasicPanelMatrix {
   // last panel (fewer than kPanelRows; none in T5's shapes), which a
   // memory bound counted from these leaves out.
   int64_t bytes() const { return rows_ * cols_ * int64_t{sizeof(T)}; }
-  // Panel p's steps() × kColumnStep × kPanelRows values, 64-byte aligned.
+  // Values in a panel: steps() × kColumnStep × kPanelRows.
+  int64_t panel_values() const { return steps() * kColumnStep * kPanelRows; }
+  // Panel p's panel_values() values, 64-byte aligned.
   const T* panel(int64_t p) const { return values_.data() + p * panel_values(); }
   // Where w[32p + c][k] lies in panel p.
   static int64_t offset(int64_t c, int64_t k) {
@@ -101,8 +103,6 @@ class BasicPanelMatrix {
     void deallocate(T* p, size_t n);
     bool operator==(const PanelAllocator&) const { return true; }
   };
-
-  int64_t panel_values() const { return steps() * kColumnStep * kPanelRows; }
 
   int64_t rows_ = 0;
   int64_t cols_ = 0;
