@@ -9,8 +9,9 @@
 //   BM_Linear{F32,F32Sgemm,F32Avx2,Int8Direct,Int8Dequantized,Int8Onednn}/<out>/<in>/<n>
 //                                 n rows through one projection: where the
 //                                 int8 product should switch paths
-//   BM_Encoder/<shape>/<tokens>[/cold]  encoder throughput, achieved GFLOP/s;
-//                                 cold: caches emptied before each (a cached answer's case)
+//   BM_Encoder/<shape>/<tokens>[/cold][/<weights>]  encoder throughput, achieved
+//                                 GFLOP/s; cold: caches emptied before each (a
+//                                 cached answer's case); weights f16, bf16 or int8
 //   BM_CrossAttention/<mem>/<dtype>[/chunks-64]  one query's cross-attention
 //                                 over every layer of a T5-base-width memory,
 //                                 one block or 64-token chunks: GB/s of K/V
@@ -588,6 +589,11 @@ void register_model_benchmarks() {
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
       }
+      benchmark::RegisterBenchmark(
+          ("BM_Encoder/" + name + "/16/cold/" + kvrag::weight_dtype_name(weights)).c_str(),
+          BM_Encoder, shape, int64_t{1}, int64_t{16}, weights, true)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
     }
   }
   // The fastest kernels under the plain name; each slower set this CPU runs

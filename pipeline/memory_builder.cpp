@@ -1,5 +1,6 @@
 #include "pipeline/memory_builder.h"
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <memory>
@@ -107,28 +108,42 @@ std::shared_ptr<const ChunkMemory> reencoded_memory(const IndexFolder& c,
   return memory;
 }
 
-// The chunks' memories, from the RAM cache or else the blob store (then cached),
-// the misses read in one pass. This is also the check that each chunk is
-// still in the index: a removed chunk's cache entry is erased under the
-// writer's lock and ids are never reused, so a hit is a current chunk, and
-// a miss reads the store (then the metadata, for a blob it lacks).
-// `beside_encoding`: the question is being encoded meanwhile on the compute
-// threads, and a read that keeps a core busy is left one.
-std::vector<std::shared_ptr<const ChunkMemory>> load_chunk_memories(
-    const IndexFolder& c, const std::vector<RetrievedChunk>& chunks, AskTimings& timings,
-    bool beside_encoding) {
-  const auto start = Clock::now();
+// The chunks' memories the RAM cache holds, in `chunks`' order, null where
+// it misses. This is also the check that each chunk is still in the index:
+// a removed chunk's cache entry is erased under the writer's lock and ids
+// are never reused, so a hit is a current chunk.
+std::vector<std::shared_ptr<const ChunkMemory>> ram_cached_memories(
+    const IndexFolder& c, const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
   std::vector<std::shared_ptr<const ChunkMemory>> loaded;
+  for (const RetrievedChunk& chunk : chunks) loaded.push_back(c.ram_cache().get(chunk.chunk_id));
+  const auto hits = static_cast<int64_t>(std::count_if(
+      loaded.begin(), loaded.end(), [](const auto& memory) { return memory != nullptr; }));
+  timings.kv_cache_hits += hits;
+  timings.kv_cache_misses += static_cast<int64_t>(chunks.size()) - hits;
+  return loaded;
+}
+
+bool all_found(const std::vector<std::shared_ptr<const ChunkMemory>>& loaded) {
+  return std::all_of(loaded.begin(), loaded.end(),
+                     [](const auto& memory) { return memory != nullptr; });
+}
+
+// Fills the null entries of `loaded` (RAM cache misses) from the blob store,
+// read in one pass (then cached); a miss there reads the metadata, for a
+// chunk gone from the index or a blob lost. `beside_encoding`: the question
+// is being encoded meanwhile on the compute threads, and a read that keeps a
+// core busy is left one.
+void read_missing_memories(const IndexFolder& c, const std::vector<RetrievedChunk>& chunks,
+                           std::vector<std::shared_ptr<const ChunkMemory>>& loaded,
+                           AskTimings& timings, bool beside_encoding) {
+  const auto start = Clock::now();
   std::vector<size_t> missing;
   std::vector<int64_t> missing_ids;
-  for (const RetrievedChunk& chunk : chunks) {
-    loaded.push_back(c.ram_cache().get(chunk.chunk_id));
-    if (loaded.back()) continue;
-    missing.push_back(loaded.size() - 1);
-    missing_ids.push_back(chunk.chunk_id);
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    if (loaded[i]) continue;
+    missing.push_back(i);
+    missing_ids.push_back(chunks[i].chunk_id);
   }
-  timings.kv_cache_hits += static_cast<int64_t>(chunks.size() - missing.size());
-  timings.kv_cache_misses += static_cast<int64_t>(missing.size());
   // Each blob is checked as it comes (get_each), while its bytes are still
   // in the CPU's caches. A chunk without one is encoded again after the
   // read, outside the store's lock.
@@ -149,7 +164,14 @@ std::vector<std::shared_ptr<const ChunkMemory>> load_chunk_memories(
   reserved.reset();  // encoding a chunk again takes every compute thread
   for (const size_t i : without_blob) loaded[i] = reencoded_memory(c, chunks[i]);
   timings.load_kv_ms += ms_since(start);
-  return loaded;
+}
+
+// Encodes the question unless retrieval already did, timed as encoding.
+void encode_question(const IndexFolder& c, Query& query, AskTimings& timings,
+                     const Deadline& deadline) {
+  const auto start = Clock::now();
+  encode_query(c.encoder(), query, deadline);
+  timings.encode_ms += ms_since(start);
 }
 
 // cached: the encoded question prompt, then each chunk's stored memory.
@@ -261,7 +283,7 @@ MemoryBuilder::MemoryBuilder(const IndexFolder& folder) : folder_(folder) {}
 
 void MemoryBuilder::require_current(const std::vector<RetrievedChunk>& chunks, Mode mode) const {
   // Cached mode loads every chunk's memory, which checks it (see
-  // load_chunk_memories); reading the rows here too would put k extra store
+  // ram_cached_memories and read_missing_memories); reading the rows here too would put k extra store
   // reads on the path the RAM cache exists to keep free of them.
   if (mode == Mode::kCached) return;
   for (const RetrievedChunk& chunk : chunks) {
@@ -279,21 +301,23 @@ AnswerMemory MemoryBuilder::build(Query& query, const std::vector<RetrievedChunk
   AnswerMemory memory;
   switch (mode) {
     case Mode::kCached: {
-      std::vector<std::shared_ptr<const ChunkMemory>> loaded;
-      if (query.encoded()) {
-        loaded = load_chunk_memories(folder_, chunks, timings, /*beside_encoding=*/false);
+      std::vector<std::shared_ptr<const ChunkMemory>> loaded =
+          ram_cached_memories(folder_, chunks, timings);
+      if (all_found(loaded)) {
+        // No thread for the store when the RAM cache has every chunk: starting
+        // one took a core from the question's encoding for nothing.
+        encode_question(folder_, query, timings, deadline);
+      } else if (query.encoded()) {
+        read_missing_memories(folder_, chunks, loaded, timings, /*beside_encoding=*/false);
       } else {
         // The store reads need no encoder: on another thread they overlap
         // the question's encoding. The two write different fields of
         // `timings`; an encoder error waits for the reads (~future) first.
-        std::future<std::vector<std::shared_ptr<const ChunkMemory>>> loading =
-            std::async(std::launch::async, [&] {
-              return load_chunk_memories(folder_, chunks, timings, /*beside_encoding=*/true);
-            });
-        const auto start = Clock::now();
-        encode_query(folder_.encoder(), query, deadline);
-        timings.encode_ms += ms_since(start);
-        loaded = loading.get();
+        std::future<void> loading = std::async(std::launch::async, [&] {
+          read_missing_memories(folder_, chunks, loaded, timings, /*beside_encoding=*/true);
+        });
+        encode_question(folder_, query, timings, deadline);
+        loading.get();
       }
       memory = cached_memory(folder_, query.hidden, loaded, timings);
       break;
