@@ -114,18 +114,18 @@ std::shared_ptr<const ChunkMemory> reencoded_memory(const IndexFolder& c,
 // are never reused, so a hit is a current chunk.
 std::vector<std::shared_ptr<const ChunkMemory>> ram_cached_memories(
     const IndexFolder& c, const std::vector<RetrievedChunk>& chunks, AskTimings& timings) {
+  const auto start = Clock::now();
   std::vector<std::shared_ptr<const ChunkMemory>> loaded;
   for (const RetrievedChunk& chunk : chunks) loaded.push_back(c.ram_cache().get(chunk.chunk_id));
-  const auto hits = static_cast<int64_t>(std::count_if(
-      loaded.begin(), loaded.end(), [](const auto& memory) { return memory != nullptr; }));
-  timings.kv_cache_hits += hits;
-  timings.kv_cache_misses += static_cast<int64_t>(chunks.size()) - hits;
+  const auto misses = static_cast<int64_t>(std::count(loaded.begin(), loaded.end(), nullptr));
+  timings.kv_cache_hits += static_cast<int64_t>(chunks.size()) - misses;
+  timings.kv_cache_misses += misses;
+  timings.load_kv_ms += ms_since(start);
   return loaded;
 }
 
 bool all_found(const std::vector<std::shared_ptr<const ChunkMemory>>& loaded) {
-  return std::all_of(loaded.begin(), loaded.end(),
-                     [](const auto& memory) { return memory != nullptr; });
+  return std::find(loaded.begin(), loaded.end(), nullptr) == loaded.end();
 }
 
 // Fills the null entries of `loaded` (RAM cache misses) from the blob store,
