@@ -283,8 +283,8 @@ MemoryBuilder::MemoryBuilder(const IndexFolder& folder) : folder_(folder) {}
 
 void MemoryBuilder::require_current(const std::vector<RetrievedChunk>& chunks, Mode mode) const {
   // Cached mode loads every chunk's memory, which checks it (see
-  // ram_cached_memories and read_missing_memories); reading the rows here too would put k extra store
-  // reads on the path the RAM cache exists to keep free of them.
+  // ram_cached_memories and read_missing_memories); reading the rows here too would put k extra
+  // store reads on the path the RAM cache exists to keep free of them.
   if (mode == Mode::kCached) return;
   for (const RetrievedChunk& chunk : chunks) {
     try {
