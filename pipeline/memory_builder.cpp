@@ -304,8 +304,7 @@ AnswerMemory MemoryBuilder::build(Query& query, const std::vector<RetrievedChunk
       std::vector<std::shared_ptr<const ChunkMemory>> loaded =
           ram_cached_memories(folder_, chunks, timings);
       if (all_found(loaded)) {
-        // No thread for the store when the RAM cache has every chunk: starting
-        // one took a core from the question's encoding for nothing.
+        // The RAM cache has every chunk: no store read to overlap, no thread.
         encode_question(folder_, query, timings, deadline);
       } else if (query.encoded()) {
         read_missing_memories(folder_, chunks, loaded, timings, /*beside_encoding=*/false);
