@@ -380,6 +380,33 @@ TEST(AnsweringCache, SecondAskIsServedFromRam) {
   EXPECT_EQ(again.ids, first.ids);
 }
 
+// Some chunks in the RAM cache, the others read from the store beside the
+// question's encoding: the answer is the one read wholly from the store.
+TEST(AnsweringCache, AskWithSomeChunksCachedAnswersAsFromTheStore) {
+  TempDir dir("kvrag-answering-cache-some");
+  {
+    IndexSettings settings;
+    RagPipeline::create(dir.file("index"), kDemoModel, settings)->add_documents(test_documents());
+  }
+  OpenOptions no_cache;
+  no_cache.kv_cache_bytes = 0;
+  const Answer from_store =
+      RagPipeline::open(dir.file("index"), no_cache)->ask(kQuestion, ask_options(Mode::kCached));
+
+  const auto p = RagPipeline::open(dir.file("index"));
+  p->ask(kQuestion, ask_options(Mode::kCached, 1));
+  const Answer mixed = p->ask(kQuestion, ask_options(Mode::kCached));
+  EXPECT_EQ(mixed.timings.kv_cache_hits, 1);
+  EXPECT_EQ(mixed.timings.kv_cache_misses, 2);
+  EXPECT_GT(mixed.timings.store_bytes_read, 0);
+  EXPECT_EQ(mixed.ids, from_store.ids);
+  ASSERT_EQ(mixed.sources.size(), from_store.sources.size());
+  for (size_t i = 0; i < mixed.sources.size(); ++i) {
+    EXPECT_EQ(mixed.sources[i].chunk.chunk_id, from_store.sources[i].chunk.chunk_id);
+    EXPECT_DOUBLE_EQ(mixed.sources[i].attention, from_store.sources[i].attention);
+  }
+}
+
 // ---------------------------------------------------------------- retrieval
 
 TEST(AnsweringRetrieval, EachRetrieverFindsAChunkByItsOwnWords) {
