@@ -17,10 +17,12 @@
 //                                 one block or 64-token chunks: GB/s of K/V
 //   BM_DecoderBatchStep/t5-base/<batch>  one step of <batch> sequences decoded
 //                                 together, each over its own memory
-//   BM_DecoderStep/<shape>/<mem>[/kv-f16][/int8]  one decoded token over a
-//                                 <mem>-token memory, f32 or int8 weights; the
-//                                 memory f32, or f16 as the RAM cache holds
-//                                 an f16 index's K/V
+//   BM_DecoderStep/<shape>/<mem>[/kv-f16][/<weights>]  one decoded token over
+//                                 a <mem>-token memory; the memory f32, or f16
+//                                 as the RAM cache holds an f16 index's K/V
+//   shapes: t5-small and t5-base in T5 v1.0's layout; t5-base-gated (cold
+//   encoder, 3,000-token step) is the model `kvrag bench --random-models
+//   t5-base` times, the two parts of its cached answer at k = 50
 // How to run and read them: bench/README.md. Rate counters named "GFLOP/s" and
 // "GB/s" hold values in those units (1e9 per second), so the console shows
 // e.g. "GFLOP/s=41.2/s" and JSON/CSV hold 41.2.
@@ -102,9 +104,27 @@ std::vector<int32_t> token_ids(int64_t count, int64_t vocab, int64_t salt) {
 // ---------------------------------------------------------------------------
 // Models
 
-enum class Shape { kSmall, kBase };
+// T5 v1.0 layouts of two sizes, and kBaseGated: the `kvrag bench
+// --random-models t5-base` model (gated GELU, untied head), whose cached
+// answers the benchmark's memory bound is about.
+enum class Shape { kSmall, kBase, kBaseGated };
 
-const char* shape_name(Shape shape) { return shape == Shape::kSmall ? "t5-small" : "t5-base"; }
+const char* shape_name(Shape shape) {
+  switch (shape) {
+    case Shape::kSmall:
+      return "t5-small";
+    case Shape::kBase:
+      return "t5-base";
+    case Shape::kBaseGated:
+      return "t5-base-gated";
+  }
+  return "";
+}
+
+T5Config shape_config(Shape shape) {
+  return shape == Shape::kBaseGated ? kvrag::bench::random_shape_config("t5-base")
+                                    : t5_shape_config(shape_name(shape));
+}
 
 // Each shape's model is built on first use and kept for the process:
 // make_random_t5_model takes seconds for T5-base, and Google Benchmark calls a
@@ -114,7 +134,7 @@ std::shared_ptr<const T5Model> random_model(Shape shape, WeightDtype weights) {
   static std::map<std::pair<Shape, WeightDtype>, std::shared_ptr<const T5Model>> models;
   std::shared_ptr<const T5Model>& model = models[{shape, weights}];
   if (!model) {
-    model = kvrag::make_random_t5_model(t5_shape_config(shape_name(shape)), kModelSeed, weights);
+    model = kvrag::make_random_t5_model(shape_config(shape), kModelSeed, weights);
   }
   return model;
 }
@@ -616,6 +636,23 @@ void register_model_benchmarks() {
   for (const int64_t batch : {1, 2, 4, 8}) {
     benchmark::RegisterBenchmark(("BM_DecoderBatchStep/t5-base/" + std::to_string(batch)).c_str(),
                                  BM_DecoderBatchStep, batch)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
+  // The two parts of a cached answer's time to first token with the bench's
+  // model at k = 50 (about 3,000 memory tokens): the question's encoding
+  // after the step before it emptied the caches, and one step.
+  for (const WeightDtype weights :
+       {WeightDtype::kF32, WeightDtype::kF16, WeightDtype::kBf16, WeightDtype::kInt8}) {
+    const std::string dtype =
+        weights == WeightDtype::kF32 ? "" : "/" + std::string(kvrag::weight_dtype_name(weights));
+    benchmark::RegisterBenchmark(("BM_Encoder/t5-base-gated/16/cold" + dtype).c_str(), BM_Encoder,
+                                 Shape::kBaseGated, int64_t{1}, int64_t{16}, weights, true)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("BM_DecoderStep/t5-base-gated/3000/kv-f16" + dtype).c_str(),
+                                 BM_DecoderStep, Shape::kBaseGated, int64_t{3000}, weights,
+                                 KvDtype::kF16)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
