@@ -19,6 +19,16 @@ namespace {
 using testing::random_normal_tensor;
 using testing::throws_error;
 
+// Every instruction set this CPU runs, narrowest first.
+std::vector<VectorIsa> runnable_isas() {
+  std::vector<VectorIsa> isas;
+  for (const VectorIsa isa :
+       {VectorIsa::kPortable, VectorIsa::kAvx2, VectorIsa::kAvx512, VectorIsa::kAvx512Bf16}) {
+    if (isa <= widest_vector_isa()) isas.push_back(isa);
+  }
+  return isas;
+}
+
 TEST(PanelMatrix, KeepsEveryValueAndPadsTheLastPanelWithZeroRows) {
   const Tensor w = random_normal_tensor(70, 13, 1);
   const PanelMatrix p(w.view());
@@ -53,11 +63,7 @@ TEST(PanelMatrix, LinearMatchesTheReferenceForEveryRowCountIsaThreadsAndStride) 
   const Tensor w = random_normal_tensor(130, 203, 4);
   const PanelMatrix packed(w.view());
   const int64_t threads = compute_threads();
-  std::vector<VectorIsa> isas;
-  for (const VectorIsa isa : {VectorIsa::kPortable, VectorIsa::kAvx2, VectorIsa::kAvx512}) {
-    if (isa <= widest_vector_isa()) isas.push_back(isa);
-  }
-  for (const VectorIsa isa : isas) {
+  for (const VectorIsa isa : runnable_isas()) {
     for (const int64_t t : {int64_t{1}, int64_t{3}}) {
       set_compute_threads(t);
       for (const int64_t n : {1, 2, 3, 4, 5, 7, 8, 11, 12, 13, 16, 23, 25, 64, 65, 700}) {
@@ -143,8 +149,7 @@ TEST(HalfPanelMatrix, ProductsEqualTheFloat32PanelsOfTheRoundedValues) {
 
   const Tensor x = random_normal_tensor(25, 203, 7);
   const int64_t threads = compute_threads();
-  for (const VectorIsa isa : {VectorIsa::kPortable, VectorIsa::kAvx2, VectorIsa::kAvx512}) {
-    if (isa > widest_vector_isa()) continue;
+  for (const VectorIsa isa : runnable_isas()) {
     for (const int64_t t : {int64_t{1}, int64_t{3}}) {
       set_compute_threads(t);
       for (const int64_t n : {1, 2, 5, 8, 12, 13, 25}) {
@@ -179,16 +184,6 @@ TEST(HalfPanelMatrix, AValueBeyondItsRangeIsRefused) {
   std::vector<float> row(6);
   largest.row(2, row.data());
   EXPECT_EQ(row[5], 65504.0f);
-}
-
-// Every instruction set this CPU runs, narrowest first.
-std::vector<VectorIsa> runnable_isas() {
-  std::vector<VectorIsa> isas;
-  for (const VectorIsa isa :
-       {VectorIsa::kPortable, VectorIsa::kAvx2, VectorIsa::kAvx512, VectorIsa::kAvx512Bf16}) {
-    if (isa <= widest_vector_isa()) isas.push_back(isa);
-  }
-  return isas;
 }
 
 double bf16_rounded(float v) { return bf16_to_float(float_to_bf16(v)); }
