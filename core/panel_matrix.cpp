@@ -515,6 +515,13 @@ void checked_linear_with(VectorIsa isa, ConstView x, const BasicPanelMatrix<T>& 
   linear_using(isa, x, w, out, accumulate);
 }
 
+// linear through the widest instruction set this CPU runs, found once.
+template <typename T>
+void linear_widest(ConstView x, const BasicPanelMatrix<T>& w, View out, bool accumulate) {
+  static const VectorIsa widest = widest_vector_isa();
+  linear_using(widest, x, w, out, accumulate);
+}
+
 }  // namespace
 
 void linear_with(VectorIsa isa, ConstView x, const PanelMatrix& w, View out, bool accumulate) {
@@ -530,18 +537,15 @@ void linear_with(VectorIsa isa, ConstView x, const Bf16PanelMatrix& w, View out,
 }
 
 void linear(ConstView x, const PanelMatrix& w, View out, bool accumulate) {
-  static const VectorIsa widest = widest_vector_isa();
-  linear_using(widest, x, w, out, accumulate);
+  linear_widest(x, w, out, accumulate);
 }
 
 void linear(ConstView x, const HalfPanelMatrix& w, View out, bool accumulate) {
-  static const VectorIsa widest = widest_vector_isa();
-  linear_using(widest, x, w, out, accumulate);
+  linear_widest(x, w, out, accumulate);
 }
 
 void linear(ConstView x, const Bf16PanelMatrix& w, View out, bool accumulate) {
-  static const VectorIsa widest = widest_vector_isa();
-  linear_using(widest, x, w, out, accumulate);
+  linear_widest(x, w, out, accumulate);
 }
 
 }  // namespace kvrag

@@ -43,8 +43,8 @@ enum class Bfloat16 : uint16_t {};
 // product rounds x to bfloat16 too and multiplies pairs of input columns
 // in one instruction (AVX512-BF16's VDPBF16PS, float32 sums), twice the
 // multiply-adds a cycle of float32 FMA on the same CPU, for products of
-// many rows (indexing, long prompts; a question's few rows then wait on
-// reading the weights instead). So a panel
+// many rows (indexing, long prompts; a question's few rows gain less, as
+// reading their weights takes about as long as the arithmetic). So a panel
 // holds its input columns in pairs: w[32p + c][2j + b] at offset
 // j · 64 + 2c + b, and an odd last column pairs with a zero. CPUs without
 // the instruction widen both to float32 and sum the same products.
