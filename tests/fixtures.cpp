@@ -27,6 +27,10 @@ std::vector<std::string> t5_fixture_cases() {
   return cases;
 }
 
+std::string fixture_case_name(const ::testing::TestParamInfo<std::string>& info) {
+  return fs::path(info.param).filename().string();
+}
+
 bool running_in_ci() {
   const char* ci = std::getenv("CI");
   return ci && std::string(ci) == "true";

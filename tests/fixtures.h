@@ -1,6 +1,8 @@
 // Where the tests find the shared T5 reference fixtures.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <string>
 #include <vector>
 
@@ -12,6 +14,9 @@ std::string t5_fixtures_dir();
 // Every case folder under the fixtures dir (one holding config.json,
 // model.safetensors and expected.safetensors), sorted by name.
 std::vector<std::string> t5_fixture_cases();
+
+// A parameterised test's name for a case folder: its folder name.
+std::string fixture_case_name(const ::testing::TestParamInfo<std::string>& info);
 
 // True when the tests run in CI (CI=true), where missing fixtures must fail
 // instead of skipping.

@@ -175,14 +175,10 @@ TEST_P(Bf16Weights, AWeightBeyondBfloat16IsRefusedNamingItsTensor) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, F16Weights, ::testing::ValuesIn(testing::t5_fixture_cases()),
-                         [](const auto& info) {
-                           return std::filesystem::path(info.param).filename().string();
-                         });
+                         testing::fixture_case_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(F16Weights);
 INSTANTIATE_TEST_SUITE_P(Fixtures, Bf16Weights, ::testing::ValuesIn(testing::t5_fixture_cases()),
-                         [](const auto& info) {
-                           return std::filesystem::path(info.param).filename().string();
-                         });
+                         testing::fixture_case_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Bf16Weights);
 
 }  // namespace

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -152,9 +151,7 @@ TEST_P(Int8Parity, GreedyIdsEqualWhereTheMarginExceedsTheBound) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Int8Parity, ::testing::ValuesIn(testing::t5_fixture_cases()),
-                         [](const auto& info) {
-                           return std::filesystem::path(info.param).filename().string();
-                         });
+                         testing::fixture_case_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Int8Parity);
 
 }  // namespace

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <limits>
 #include <iostream>
+#include <limits>
 
 #include "core/error.h"
 #include "core/safetensors.h"
@@ -330,12 +330,8 @@ TEST_P(T5Parity, RelativePositionBucketsMatch) {
   }
 }
 
-std::string case_name(const ::testing::TestParamInfo<std::string>& info) {
-  return std::filesystem::path(info.param).filename().string();
-}
-
 INSTANTIATE_TEST_SUITE_P(Fixtures, T5Parity, ::testing::ValuesIn(testing::t5_fixture_cases()),
-                         case_name);
+                         testing::fixture_case_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(T5Parity);
 
 TEST(T5Fixtures, AreFound) {
