@@ -150,18 +150,26 @@ void bound_table(const Group& group, const std::vector<BoundRow>& rows, std::ost
     body << "| " << r.k << " | " << mib(r.step_bytes) << " | " << fixed(r.bound_ms, 2) << " |";
     for (const auto& [variant, multiple] : r.multiples) body << " " << fixed(multiple, 2) << "× |";
     body << " " << mib(r.question_bytes) << " | " << fixed(r.with_question_ms, 2) << " | "
-         << fixed(r.cached_multiple, 2) << "× |\n";
+         << fixed(r.cached_multiple, 2) << "× | " << fixed(r.paired_bytes_per_s / 1e9, 1) << " | "
+         << fixed(r.paired_multiple, 2) << "× | " << fixed(r.paired_with_question_multiple, 2)
+         << "× |\n";
     cached = r.cached_variant;
   }
   if (body.str().empty()) return;
   md << "**Memory bound** (the bytes a cached answer's first decoder step reads, K/V and "
         "decoder weights, at the bandwidth measured in this run; each variant's time to first "
         "token as a multiple of it; then with the question's encoding added, the encoder's "
-        "weights and those projecting the question's K/V, read once):\n\n"
+        "weights and those projecting the question's K/V, read once. Last, each "
+     << cached
+     << " answer against the bandwidth one stream read measured just before it (median GB/s "
+        "of those reads), medians over its answers of the same two multiples: the bandwidth "
+        "of a shared machine moves within a run, and the run's best sets answers timed in a "
+        "slow spell against its fastest moment):\n\n"
         "| k | MiB read | bound ms |";
   for (const std::string& v : variants) md << " " << v << " |";
-  md << " question MiB | bound with the question ms | " << cached << " |\n|--:|--:|--:|";
-  for (size_t i = 0; i < variants.size() + 3; ++i) md << "--:|";
+  md << " question MiB | bound with the question ms | " << cached << " | GB/s beside it | "
+     << cached << " vs its own bound | with the question |\n|--:|--:|--:|";
+  for (size_t i = 0; i < variants.size() + 6; ++i) md << "--:|";
   md << "\n" << body.str() << "\n";
 }
 
@@ -338,6 +346,10 @@ std::vector<SpeedupRow> speedups(const std::vector<BenchCell>& cells) {
   return rows;
 }
 
+double bound_multiple(double first_token_ms, double bytes, double bytes_per_s) {
+  return bytes_per_s > 0.0 ? first_token_ms / (1000.0 * bytes / bytes_per_s) : 0.0;
+}
+
 std::vector<BoundRow> memory_bounds(const std::vector<BenchCell>& cells, double bytes_per_s) {
   std::vector<BoundRow> rows;
   if (bytes_per_s <= 0.0) return rows;
@@ -360,6 +372,9 @@ std::vector<BoundRow> memory_bounds(const std::vector<BenchCell>& cells, double 
       row.with_question_ms = 1000.0 * (cached->step_bytes + cached->question_bytes) / bytes_per_s;
       row.cached_variant = cached->variant;
       row.cached_multiple = cached->first_token_ms.median / row.with_question_ms;
+      row.paired_multiple = cached->paired_bound_multiple;
+      row.paired_with_question_multiple = cached->paired_with_question_multiple;
+      row.paired_bytes_per_s = cached->stream_bytes_per_s;
       rows.push_back(std::move(row));
     }
   }
@@ -373,7 +388,7 @@ std::string cells_csv(const std::vector<BenchCell>& cells) {
          "encode_ms_median,encode_ms_p95,load_kv_ms_median,load_kv_ms_p95,"
          "decode_ms_per_token_median,decode_ms_per_token_p95,tokens_per_s,generated_tokens,"
          "store_bytes_read,step_bytes,question_bytes,ram_hit_rate,peak_rss_bytes,rss_growth_bytes,"
-         "exact_match,f1\n";
+         "stream_bytes_per_s,paired_bound_multiple,paired_with_question_multiple,exact_match,f1\n";
   for (const BenchCell& c : cells) {
     csv << csv_field(c.model) << "," << (c.random_weights ? "true" : "false") << ","
         << csv_field(c.variant) << "," << csv_field(c.mode) << "," << c.chunk_tokens << "," << c.k
@@ -387,7 +402,9 @@ std::string cells_csv(const std::vector<BenchCell>& cells) {
         << static_cast<int64_t>(std::llround(c.step_bytes)) << ","
         << static_cast<int64_t>(std::llround(c.question_bytes)) << "," << csv_number(c.ram_hit_rate)
         << "," << c.peak_rss_bytes << "," << c.rss_growth_bytes << ","
-        << (c.exact_match ? csv_number(*c.exact_match) : "") << ","
+        << static_cast<int64_t>(std::llround(c.stream_bytes_per_s)) << ","
+        << csv_number(c.paired_bound_multiple) << "," << csv_number(c.paired_with_question_multiple)
+        << "," << (c.exact_match ? csv_number(*c.exact_match) : "") << ","
         << (c.f1 ? csv_number(*c.f1) : "") << "\n";
   }
   return csv.str();

@@ -58,6 +58,15 @@ struct BenchCell {
   // (T5Encoder::question_weight_bytes): with step_bytes, what a cached
   // answer's first token must read.
   double question_bytes = 0.0;
+  // Median of the StreamProbe passes just before its answers, and median
+  // over its answers of each one's bound_multiple at its own pass: of
+  // step_bytes, and of step_bytes + question_bytes. A shared machine's
+  // bandwidth moved between 18 and 59 GB/s within a run, so a bound from
+  // the run's best rate sets answers timed in slow spells against the
+  // fastest moment; these set each answer against its own.
+  double stream_bytes_per_s = 0.0;
+  double paired_bound_multiple = 0.0;
+  double paired_with_question_multiple = 0.0;
   double ram_hit_rate = 0.0;     // RAM cache hits / chunks looked up (cached mode), else 0
   int64_t peak_rss_bytes = 0;    // process peak resident memory during the answers
   int64_t rss_growth_bytes = 0;  // the most an answer raised it above its start
@@ -123,6 +132,10 @@ struct SpeedupRow {
 // bandwidth measured in the same run, and every variant's time to first
 // token as a multiple of it. Then the same with the question's encoding
 // added (BenchCell.question_bytes), against the cached cell alone.
+// A time to first token as a multiple of the time `bytes` take to stream
+// at bytes_per_s; 0 when bytes_per_s <= 0 (not measured).
+double bound_multiple(double first_token_ms, double bytes, double bytes_per_s);
+
 struct BoundRow {
   std::string model;
   int64_t chunk_tokens = 0;
@@ -134,6 +147,11 @@ struct BoundRow {
   double with_question_ms = 0.0;
   std::string cached_variant;    // cached-ram, or cached-sqlite without it
   double cached_multiple = 0.0;  // its TTFT / with_question_ms
+  // Its BenchCell.paired_bound_multiple, paired_with_question_multiple
+  // and stream_bytes_per_s.
+  double paired_multiple = 0.0;
+  double paired_with_question_multiple = 0.0;
+  double paired_bytes_per_s = 0.0;
 };
 
 struct MachineInfo {

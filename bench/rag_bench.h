@@ -67,7 +67,7 @@ using BenchProgressFn = std::function<void(const BenchProgress&)>;
 struct BenchResult {
   std::vector<BenchCell> cells;  // per k (ascending), per variant in settings order
   std::vector<AgreementRow> agreement;
-  // The best stream_bandwidth() measured after each question's answers.
+  // The best StreamProbe::best_of measured after each question's answers.
   double stream_bytes_per_s = 0.0;
 };
 
@@ -76,7 +76,8 @@ struct BenchResult {
 // every variant with settings.generation. Per k and variant, settings.warmup
 // untimed answers to the first question come first. Timed answers are
 // interleaved (per question and repeat, every variant in turn) so that a
-// slow spell of a shared machine does not fall on one variant. Peak resident
+// slow spell of a shared machine does not fall on one variant, and each is
+// preceded by a StreamProbe pass (BenchCell.paired_bound_multiple). Peak resident
 // memory is reset before each timed answer (Linux /proc/self/clear_refs)
 // and read after it. Quality (EM, F1, agreement) is scored from the first
 // repeat's answers unless target.random_weights.
@@ -104,9 +105,24 @@ MachineInfo machine_info();
 // their sum, so that the reads cannot be optimised away.
 uint64_t stream_read(std::span<const uint64_t> words, int64_t threads);
 
-// Bytes per second `threads` threads read from RAM together (stream_read of
-// a buffer far larger than any cache, the best of a few passes): the rate
-// a memory-bound decoder step could reach. threads >= 1.
+// A buffer far larger than any cache (256 MiB, small beside the models
+// measured), kept to time stream_read over it again and again: run_bench
+// reads it just before each timed answer, so that the answer can be set
+// against the rate memory gave at that moment.
+class StreamProbe {
+ public:
+  StreamProbe();
+  // Bytes per second of one stream_read by `threads` threads (>= 1).
+  double pass(int64_t threads) const;
+  // The best of `passes` of them: the rate a memory-bound decoder step
+  // could reach.
+  double best_of(int64_t threads, int passes) const;
+
+ private:
+  std::vector<uint64_t> words_;
+};
+
+// StreamProbe().best_of(threads, 5).
 double stream_bandwidth(int64_t threads);
 
 }  // namespace kvrag::bench

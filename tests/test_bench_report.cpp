@@ -188,6 +188,9 @@ std::vector<BenchCell> sample_cells() {
     ram.ram_hit_rate = 1.0;
     ram.step_bytes = 1e8 * static_cast<double>(k);
     ram.question_bytes = 2e8;
+    ram.stream_bytes_per_s = 9e9;
+    ram.paired_bound_multiple = 0.25;
+    ram.paired_with_question_multiple = 0.125;
     ram.exact_match = 50.0;
     ram.f1 = 62.5;
     cells.push_back(sqlite);
@@ -227,6 +230,17 @@ TEST(BenchReport, MemoryBoundsDivideTimeToFirstTokenByTheCachedStepsBytes) {
   EXPECT_DOUBLE_EQ(rows[1].with_question_ms, 70.0);
   EXPECT_EQ(rows[1].cached_variant, "cached-ram");
   EXPECT_DOUBLE_EQ(rows[1].cached_multiple, 10.0 / 70.0);
+  // The paired multiples are the cached cell's own, carried over.
+  EXPECT_DOUBLE_EQ(rows[1].paired_multiple, 0.25);
+  EXPECT_DOUBLE_EQ(rows[1].paired_with_question_multiple, 0.125);
+  EXPECT_DOUBLE_EQ(rows[1].paired_bytes_per_s, 9e9);
+}
+
+TEST(BenchReport, BoundMultipleIsTimeOverBytesAtTheRate) {
+  // 5e8 bytes at 1e10 B/s take 50 ms.
+  EXPECT_DOUBLE_EQ(bound_multiple(100.0, 5e8, 1e10), 2.0);
+  EXPECT_DOUBLE_EQ(bound_multiple(25.0, 5e8, 1e10), 0.5);
+  EXPECT_EQ(bound_multiple(100.0, 5e8, 0.0), 0.0) << "no rate measured";
 }
 
 TEST(BenchReport, ScalingFitsStateQuadraticConcatAndFlatCached) {
@@ -477,6 +491,10 @@ TEST(BenchRun, EveryVariantAnswersFromTheSameChunks) {
     EXPECT_GT(c.first_token_ms.median, 0.0) << c.variant;
     EXPECT_LE(c.first_token_ms.median, c.first_token_ms.p95) << c.variant;
     ASSERT_TRUE(c.exact_match && c.f1) << c.variant;
+    // Every answer had its own stream read, so every cell its paired bounds.
+    EXPECT_GT(c.stream_bytes_per_s, 0.0) << c.variant;
+    EXPECT_GT(c.paired_bound_multiple, c.paired_with_question_multiple) << c.variant;
+    EXPECT_GT(c.paired_with_question_multiple, 0.0) << c.variant;
   }
   // Same chunks: both cached variants read the same number of positions.
   EXPECT_EQ(result.cells[3].context_tokens, result.cells[4].context_tokens);
