@@ -30,11 +30,16 @@ constexpr const char* kPassagePriorUsage =
     "  --passage-prior off: the reader weighs every retrieved chunk alike (default on:\n"
     "  each weighed by the retriever's probability that it holds the answer, for a\n"
     "  reader that declares its retrieval temperature, as the demo model does).\n";
-// The usage line of --weights, the same for every command.
+// --weights in a command's synopsis, and its usage lines, the same for
+// every command that loads a model.
+constexpr const char* kWeightsSynopsis = "[--weights f32|f16|bf16|int8]";
 constexpr const char* kWeightsUsage =
     "  --weights f16: the model's weight matrices kept in binary16, computed in\n"
     "  float32 (half the memory, faster decoding; the f32 results for a checkpoint\n"
-    "  stored in F16, each weight rounded once otherwise). --weights int8: quantised\n"
-    "  to int8 at load time (per output row; a quarter of the memory). Default f32.\n";
+    "  stored in F16, each weight rounded once otherwise). --weights bf16: kept in\n"
+    "  bfloat16, each product's input rounded to bfloat16 too (as many bytes as f16;\n"
+    "  twice the multiply-adds a cycle where the CPU has AVX512-BF16). --weights int8:\n"
+    "  quantised to int8 at load time (per output row; a quarter of the memory).\n"
+    "  Default f32.\n";
 
 }  // namespace kvrag::cli

@@ -23,7 +23,9 @@ const char* ask_usage() {
             "                 [--k "
          << kDefaultK
          << "] [--passage-prior on|off] [--beams N] [--max-new-tokens N]\n"
-            "                 [--model DIR] [--embedder DIR] [--weights f32|f16|bf16|int8] [--json]\n"
+            "                 [--model DIR] [--embedder DIR] "
+         << kWeightsSynopsis
+         << " [--json]\n"
             "                 \"question\"\n"
             "  Retrieves the top k chunks and answers from them. cached (default): the decoder\n"
             "  reads the question's K/V followed by the chunks' cached K/V; concat: one joint\n"
@@ -68,11 +70,10 @@ void print_timings(const AskTimings& t) {
 }
 
 int run_ask(const std::vector<std::string>& argv) {
-  const Args args(
-      argv,
-      {"index", "mode", "retriever", "k", "passage-prior", "beams", "max-new-tokens", "model",
-       "embedder", "weights"},
-      {"json"});
+  const Args args(argv,
+                  {"index", "mode", "retriever", "k", "passage-prior", "beams", "max-new-tokens",
+                   "model", "embedder", "weights"},
+                  {"json"});
   const AskOptions options = read_ask_options(args);
   const std::string question = joined_words(args.positional());
   KVRAG_USAGE_CHECK(!question.empty(), "give the question to answer");

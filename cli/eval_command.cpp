@@ -31,7 +31,9 @@ const char* eval_usage() {
         << "]\n"
            "                  [--passage-prior on|off] [--limit N] [--beams N]\n"
            "                  [--max-new-tokens N] [--model DIR] [--embedder DIR]\n"
-           "                  [--weights f32|f16|bf16|int8] [--json]\n"
+           "                  "
+        << kWeightsSynopsis
+        << " [--json]\n"
            "  FILE.jsonl: one {\"question\", \"answers\": [...], \"document_id\"?} per line.\n"
            "  Every mode answers from the same top k chunks of --retriever; exact match and F1\n"
            "  use SQuAD normalisation. For questions with a document_id, recall@k of each of\n"

@@ -44,7 +44,9 @@ std::vector<int32_t> parse_ids(const std::string& text) {
 const std::string kGenerateUsage =
     "usage: kvrag generate --model DIR [--max-new-tokens N] [--min-new-tokens N]\n"
     "                      [--beams N] [--length-penalty X] [--threads N] [--repeat N]\n"
-    "                      [--weights f32|f16|bf16|int8]\n"
+    "                      " +
+    std::string(kWeightsSynopsis) +
+    "\n"
     "                      (\"text\" | --ids \"3,4,1\")\n"
     "  Encodes the text (or token ids, for models without spiece.model) and\n"
     "  prints the generated text; on stderr the load time, then per run the time\n"

@@ -20,7 +20,9 @@ namespace {
 const std::string kIndexUsage =
     "usage: kvrag index [--model DIR] --index PATH|URI [--chunk-tokens 64] [--overlap 0]\n"
     "                   [--cache kv|hidden] [--kv-dtype f16|f32|int8] [--faiss Flat]\n"
-    "                   [--embedder DIR] [--batch 16] [--weights f32|f16|bf16|int8] FILES_OR_DIRS...\n"
+    "                   [--embedder DIR] [--batch 16] " +
+    std::string(kWeightsSynopsis) +
+    " FILES_OR_DIRS...\n"
     "  Reads .txt, .md and .jsonl files (folders recursively), splits them into\n"
     "  chunks, encodes every chunk once and stores its cross-attention K/V (or,\n"
     "  with --cache hidden, its encoder output) in PATH/store.sqlite and its\n"

@@ -35,8 +35,7 @@ int run_rm(const std::vector<std::string>& argv) {
   return missing > 0 ? 3 : 0;
 }
 
-const RegisterCommand kRegisterRm("rm",
-                                  {run_rm, kRmUsage, "remove documents from an index"});
+const RegisterCommand kRegisterRm("rm", {run_rm, kRmUsage, "remove documents from an index"});
 
 }  // namespace
 }  // namespace kvrag::cli

@@ -31,7 +31,9 @@ const char* serve_usage() {
            "                   [--threads N] [--queue-size N] [--ingest-queue-size N]\n"
            "                   [--request-timeout-s S] [--header-timeout-s S]\n"
            "                   [--max-body-bytes N] [--kv-cache-mb N] [--decode-batch N]\n"
-           "                   [--weights f32|f16|bf16|int8]\n"
+           "                   "
+        << kWeightsSynopsis
+        << "\n"
            "  Serves the HTTP API (POST /v1/ask, /v1/search, /v1/documents; GET and\n"
            "  DELETE /v1/documents/ID; GET /healthz, /v1/stats, /metrics) and a page\n"
            "  to ask from at /. --model: the model folder, by default the one the\n"
@@ -100,12 +102,11 @@ std::unique_ptr<RagPipeline> open_index(const Args& args) {
 }
 
 int run_serve(const std::vector<std::string>& argv) {
-  const Args args(
-      argv,
-      {"index", "model", "embedder", "weights", "host", "port", "threads", "queue-size",
-       "ingest-queue-size", "request-timeout-s", "header-timeout-s", "max-body-bytes",
-       "kv-cache-mb", "decode-batch"},
-      {});
+  const Args args(argv,
+                  {"index", "model", "embedder", "weights", "host", "port", "threads", "queue-size",
+                   "ingest-queue-size", "request-timeout-s", "header-timeout-s", "max-body-bytes",
+                   "kv-cache-mb", "decode-batch"},
+                  {});
   server::ServerOptions options;
   options.host = args.get("host", options.host);
   options.port = static_cast<int>(args.get_int("port", options.port, 0, 65535));
