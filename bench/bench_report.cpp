@@ -161,8 +161,9 @@ void bound_table(const Group& group, const std::vector<BoundRow>& rows, std::ost
         "token as a multiple of it; then with the question's encoding added, the encoder's "
         "weights and those projecting the question's K/V, read once. Last, each "
      << cached
-     << " answer against the bandwidth one stream read measured just before it (median GB/s "
-        "of those reads), medians over its answers of the same two multiples: the bandwidth "
+     << " answer against the bandwidth the best of three stream reads measured just before "
+        "it (median GB/s of those), medians over its answers of the same two multiples: the "
+        "bandwidth "
         "of a shared machine moves within a run, and the run's best sets answers timed in a "
         "slow spell against its fastest moment):\n\n"
         "| k | MiB read | bound ms |";

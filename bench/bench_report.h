@@ -58,8 +58,8 @@ struct BenchCell {
   // (T5Encoder::question_weight_bytes): with step_bytes, what a cached
   // answer's first token must read.
   double question_bytes = 0.0;
-  // Median of the StreamProbe passes just before its answers, and median
-  // over its answers of each one's bound_multiple at its own pass: of
+  // Median of the rates StreamProbe measured just before its answers, and median
+  // over its answers of each one's bound_multiple at its own rate: of
   // step_bytes, and of step_bytes + question_bytes. A shared machine's
   // bandwidth moved between 18 and 59 GB/s within a run, so a bound from
   // the run's best rate sets answers timed in slow spells against the

@@ -77,7 +77,7 @@ struct BenchResult {
 // untimed answers to the first question come first. Timed answers are
 // interleaved (per question and repeat, every variant in turn) so that a
 // slow spell of a shared machine does not fall on one variant, and each is
-// preceded by a StreamProbe pass (BenchCell.paired_bound_multiple). Peak resident
+// preceded by StreamProbe passes (BenchCell.paired_bound_multiple). Peak resident
 // memory is reset before each timed answer (Linux /proc/self/clear_refs)
 // and read after it. Quality (EM, F1, agreement) is scored from the first
 // repeat's answers unless target.random_weights.
@@ -107,8 +107,8 @@ uint64_t stream_read(std::span<const uint64_t> words, int64_t threads);
 
 // A buffer far larger than any cache (256 MiB, small beside the models
 // measured), kept to time stream_read over it again and again: run_bench
-// reads it just before each timed answer, so that the answer can be set
-// against the rate memory gave at that moment.
+// reads it just before each timed answer (the best of three passes), so
+// that the answer can be set against the rate memory gave at that moment.
 class StreamProbe {
  public:
   StreamProbe();
