@@ -161,8 +161,10 @@ void bound_table(const Group& group, const std::vector<BoundRow>& rows, std::ost
         "token as a multiple of it; then with the question's encoding added, the encoder's "
         "weights and those projecting the question's K/V, read once. Last, each "
      << cached
-     << " answer against the bandwidth the best of three stream reads measured just before "
-        "it (median GB/s of those), medians over its answers of the same two multiples: the "
+     << " answer against the bandwidth measured around its round of answers (the better of "
+        "the best of three stream reads before the question's untimed answers at that k and "
+        "after its timed ones; median GB/s of those), medians over its answers of the same two "
+        "multiples: the "
         "bandwidth "
         "of a shared machine moves within a run, and the run's best sets answers timed in a "
         "slow spell against its fastest moment):\n\n"
@@ -474,8 +476,8 @@ std::string report_markdown(const BenchReport& report,
      << fixed(static_cast<double>(m.memory_bytes) / (1024.0 * 1024.0 * 1024.0), 1)
      << " GiB; every variant ran with " << m.threads << " compute thread"
      << (m.threads == 1 ? "" : "s") << "; it streamed " << fixed(m.stream_bytes_per_s / 1e9, 1)
-     << " GB/s from RAM in this run (the best of measurements at the start and after each "
-        "question). Decoding: "
+     << " GB/s from RAM in this run (the best of measurements at the start and before and "
+        "after each question's answers at each k). Decoding: "
      << (report.num_beams == 1 ? std::string("greedy")
                                : "beam search, " + std::to_string(report.num_beams) + " beams")
      << ", at most " << report.max_new_tokens << " new tokens. Each question is retrieved once at "

@@ -58,8 +58,9 @@ struct BenchCell {
   // (T5Encoder::question_weight_bytes): with step_bytes, what a cached
   // answer's first token must read.
   double question_bytes = 0.0;
-  // Median of the rates StreamProbe measured just before its answers, and median
-  // over its answers of each one's bound_multiple at its own rate: of
+  // Median of the rates StreamProbe measured around its answers' rounds
+  // (run_bench), and median over its answers of each one's bound_multiple
+  // at its round's rate: of
   // step_bytes, and of step_bytes + question_bytes. A shared machine's
   // bandwidth moved between 18 and 59 GB/s within a run, so a bound from
   // the run's best rate sets answers timed in slow spells against the
@@ -160,7 +161,8 @@ struct MachineInfo {
   int64_t memory_bytes = 0;
   int64_t threads = 0;  // compute threads every variant ran with
   // Bytes per second streamed from RAM in this run: the best
-  // stream_bandwidth() at the start and after each question; 0 when not
+  // stream_bandwidth() at the start and the StreamProbe passes around each
+  // (question, k) round of answers; 0 when not
   // measured.
   double stream_bytes_per_s = 0.0;
 };

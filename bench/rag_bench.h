@@ -67,7 +67,7 @@ using BenchProgressFn = std::function<void(const BenchProgress&)>;
 struct BenchResult {
   std::vector<BenchCell> cells;  // per k (ascending), per variant in settings order
   std::vector<AgreementRow> agreement;
-  // The best StreamProbe::best_of measured after each question's answers.
+  // The best StreamProbe::best_of measured around each (question, k) round.
   double stream_bytes_per_s = 0.0;
 };
 
@@ -77,7 +77,8 @@ struct BenchResult {
 // untimed answers to the first question come first. Timed answers are
 // interleaved (per question and repeat, every variant in turn) so that a
 // slow spell of a shared machine does not fall on one variant, and each is
-// preceded by StreamProbe passes (BenchCell.paired_bound_multiple). Peak resident
+// each (question, k) round is timed by StreamProbe passes before and after it
+// (BenchCell.paired_bound_multiple). Peak resident
 // memory is reset before each timed answer (Linux /proc/self/clear_refs)
 // and read after it. Quality (EM, F1, agreement) is scored from the first
 // repeat's answers unless target.random_weights.
@@ -97,7 +98,7 @@ int64_t resident_bytes();
 
 // CPU model (from /proc/cpuinfo), online cores, physical memory, the
 // current compute_threads() and stream_bandwidth() with that many threads
-// (run_bench measures it again after each question; the report keeps the
+// (run_bench measures it again around each round of answers; the report keeps the
 // best).
 MachineInfo machine_info();
 
@@ -107,8 +108,8 @@ uint64_t stream_read(std::span<const uint64_t> words, int64_t threads);
 
 // A buffer far larger than any cache (256 MiB, small beside the models
 // measured), kept to time stream_read over it again and again: run_bench
-// reads it just before each timed answer (the best of three passes), so
-// that the answer can be set against the rate memory gave at that moment.
+// reads it before and after each (question, k) round of answers, so that
+// the round's answers can be set against the rate memory gave then.
 class StreamProbe {
  public:
   StreamProbe();
