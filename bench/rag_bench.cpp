@@ -82,8 +82,8 @@ Sample timed_answer(const RagPipeline& pipeline, const std::string& question,
 // better of StreamProbe's best of three passes before the round's untimed
 // answers and after its timed ones. Not a pass before each timed answer:
 // that evicted the caches every time, and the demo model's cached answers,
-// whose 8 MB of weights otherwise stay in L3 between answers, took 2-4x as
-// long. Three passes, as a first pass after other reads measured 3-5 %
+// whose 8 MB of weights otherwise stay in L3 between answers, took 1.2-4.9x
+// as long (k = 50 to 1). Three passes, as a first pass after other reads measured 3-5 %
 // below the passes after it (a scratch harness, twelve rounds).
 constexpr int kRoundPasses = 3;
 
