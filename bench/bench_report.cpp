@@ -164,10 +164,8 @@ void bound_table(const Group& group, const std::vector<BoundRow>& rows, std::ost
      << " answer against the bandwidth measured around its round of answers (the better of "
         "the best of three stream reads before the question's untimed answers at that k and "
         "after its timed ones; median GB/s of those), medians over its answers of the same two "
-        "multiples: the "
-        "bandwidth "
-        "of a shared machine moves within a run, and the run's best sets answers timed in a "
-        "slow spell against its fastest moment):\n\n"
+        "multiples: the bandwidth of a shared machine moves within a run, and the run's best "
+        "sets answers timed in a slow spell against its fastest moment):\n\n"
         "| k | MiB read | bound ms |";
   for (const std::string& v : variants) md << " " << v << " |";
   md << " question MiB | bound with the question ms | " << cached << " | GB/s beside it | "

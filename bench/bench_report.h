@@ -60,11 +60,11 @@ struct BenchCell {
   double question_bytes = 0.0;
   // Median of the rates StreamProbe measured around its answers' rounds
   // (run_bench), and median over its answers of each one's bound_multiple
-  // at its round's rate: of
-  // step_bytes, and of step_bytes + question_bytes. A shared machine's
-  // bandwidth moved between 18 and 59 GB/s within a run, so a bound from
-  // the run's best rate sets answers timed in slow spells against the
-  // fastest moment; these set each answer against its own.
+  // at its round's rate: of step_bytes, and of step_bytes + question_bytes.
+  // A shared machine's bandwidth moved between 18 and 59 GB/s within a
+  // run, so a bound from the run's best rate sets answers timed in slow
+  // spells against the fastest moment; these set each answer against the
+  // rate around it.
   double stream_bytes_per_s = 0.0;
   double paired_bound_multiple = 0.0;
   double paired_with_question_multiple = 0.0;
@@ -118,6 +118,10 @@ struct ScalingFit {
   PowerLawFit fit;
 };
 
+// A time to first token as a multiple of the time `bytes` take to stream
+// at bytes_per_s; 0 when bytes_per_s <= 0 (not measured).
+double bound_multiple(double first_token_ms, double bytes, double bytes_per_s);
+
 // Speed-up of cached mode over concatenation in time to first token.
 struct SpeedupRow {
   std::string model;
@@ -133,10 +137,6 @@ struct SpeedupRow {
 // bandwidth measured in the same run, and every variant's time to first
 // token as a multiple of it. Then the same with the question's encoding
 // added (BenchCell.question_bytes), against the cached cell alone.
-// A time to first token as a multiple of the time `bytes` take to stream
-// at bytes_per_s; 0 when bytes_per_s <= 0 (not measured).
-double bound_multiple(double first_token_ms, double bytes, double bytes_per_s);
-
 struct BoundRow {
   std::string model;
   int64_t chunk_tokens = 0;
@@ -160,10 +160,9 @@ struct MachineInfo {
   int64_t cores = 0;
   int64_t memory_bytes = 0;
   int64_t threads = 0;  // compute threads every variant ran with
-  // Bytes per second streamed from RAM in this run: the best
+  // Bytes per second streamed from RAM in this run: the best of
   // stream_bandwidth() at the start and the StreamProbe passes around each
-  // (question, k) round of answers; 0 when not
-  // measured.
+  // (question, k) round of answers; 0 when not measured.
   double stream_bytes_per_s = 0.0;
 };
 

@@ -55,7 +55,7 @@ struct Sample {
   AskTimings timings;
   int64_t peak_rss = 0;
   int64_t rss_growth = 0;
-  double stream_bytes_per_s = 0.0;  // its round's (round_rate)
+  double stream_bytes_per_s = 0.0;  // its round's rate (set_round_rate)
 };
 
 // Everything measured for one (k, variant).
@@ -83,8 +83,9 @@ Sample timed_answer(const RagPipeline& pipeline, const std::string& question,
 // answers and after its timed ones. Not a pass before each timed answer:
 // that evicted the caches every time, and the demo model's cached answers,
 // whose 8 MB of weights otherwise stay in L3 between answers, took 1.2-4.9x
-// as long (k = 50 to 1). Three passes, as a first pass after other reads measured 3-5 %
-// below the passes after it (a scratch harness, twelve rounds).
+// as long (k = 50 to 1). Three passes, as a first pass after other reads
+// measured 3-5 % below the passes after it (a scratch harness, twelve
+// rounds).
 constexpr int kRoundPasses = 3;
 
 // Gives the samples a round added to each cell (those from first[v] on)

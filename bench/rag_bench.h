@@ -76,9 +76,9 @@ struct BenchResult {
 // every variant with settings.generation. Per k and variant, settings.warmup
 // untimed answers to the first question come first. Timed answers are
 // interleaved (per question and repeat, every variant in turn) so that a
-// slow spell of a shared machine does not fall on one variant, and each is
-// each (question, k) round is timed by StreamProbe passes before and after it
-// (BenchCell.paired_bound_multiple). Peak resident
+// slow spell of a shared machine does not fall on one variant; StreamProbe
+// passes before and after each (question, k) round give its answers the
+// rate they are set against (BenchCell.paired_bound_multiple). Peak resident
 // memory is reset before each timed answer (Linux /proc/self/clear_refs)
 // and read after it. Quality (EM, F1, agreement) is scored from the first
 // repeat's answers unless target.random_weights.
@@ -98,8 +98,8 @@ int64_t resident_bytes();
 
 // CPU model (from /proc/cpuinfo), online cores, physical memory, the
 // current compute_threads() and stream_bandwidth() with that many threads
-// (run_bench measures it again around each round of answers; the report keeps the
-// best).
+// (run_bench measures it again around each round of answers; the report
+// keeps the best).
 MachineInfo machine_info();
 
 // Reads `words` once, split over `threads` threads (>= 1), and returns
@@ -113,13 +113,13 @@ uint64_t stream_read(std::span<const uint64_t> words, int64_t threads);
 class StreamProbe {
  public:
   StreamProbe();
-  // Bytes per second of one stream_read by `threads` threads (>= 1).
-  double pass(int64_t threads) const;
-  // The best of `passes` of them: the rate a memory-bound decoder step
-  // could reach.
+  // Bytes per second of the fastest of `passes` stream_reads by `threads`
+  // threads (>= 1): the rate a memory-bound decoder step could reach.
   double best_of(int64_t threads, int passes) const;
 
  private:
+  double pass(int64_t threads) const;  // one of them
+
   std::vector<uint64_t> words_;
 };
 
