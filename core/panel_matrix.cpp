@@ -246,57 +246,50 @@ KVRAG_AVX512_BF16 void bf16_tile_512(const Bfloat16* panel, const Bfloat16* next
 constexpr int64_t kFewTiles = 2;
 
 template <typename T>
+using KernelSet = std::array<TileKernel<T>, kMaxTileRows>;
+
+template <typename T>
 struct TileKernels {
   int64_t max_rows;
-  TileKernel<T> few_tiles[kMaxTileRows];
-  TileKernel<T> many_tiles[kMaxTileRows];
+  KernelSet<T> few_tiles;
+  KernelSet<T> many_tiles;
   TileKernel<T> kernel(int64_t rows, int64_t groups) const {
     return groups <= kFewTiles ? few_tiles[rows - 1] : many_tiles[rows - 1];
   }
 };
 
+// Kernels that ask for the next panel alike however many tiles share it.
+template <typename T>
+constexpr TileKernels<T> one_set(int64_t max_rows, const KernelSet<T>& kernels) {
+  return {max_rows, kernels, kernels};
+}
+
 // The portable kernels take four rows: more accumulators than that spill
 // where the compiler has only SSE2's 16 registers.
 template <typename T>
-constexpr TileKernels<T> kPortableTiles{4,
-                                        {panel_tile_portable<T, 1>, panel_tile_portable<T, 2>,
-                                         panel_tile_portable<T, 3>, panel_tile_portable<T, 4>},
-                                        {panel_tile_portable<T, 1>, panel_tile_portable<T, 2>,
-                                         panel_tile_portable<T, 3>, panel_tile_portable<T, 4>}};
+constexpr TileKernels<T> kPortableTiles = one_set<T>(4, {panel_tile_portable<T, 1>,
+                                                         panel_tile_portable<T, 2>,
+                                                         panel_tile_portable<T, 3>,
+                                                         panel_tile_portable<T, 4>});
 #if defined(__x86_64__)
 template <typename T>
-constexpr TileKernels<T> kTiles256{
-    6,
-    {panel_tile_256<T, 1>, panel_tile_256<T, 2>, panel_tile_256<T, 3>, panel_tile_256<T, 4>,
-     panel_tile_256<T, 5>, panel_tile_256<T, 6>},
-    {panel_tile_256<T, 1>, panel_tile_256<T, 2>, panel_tile_256<T, 3>, panel_tile_256<T, 4>,
-     panel_tile_256<T, 5>, panel_tile_256<T, 6>}};
+constexpr TileKernels<T> kTiles256 = one_set<T>(6, {panel_tile_256<T, 1>, panel_tile_256<T, 2>,
+                                                    panel_tile_256<T, 3>, panel_tile_256<T, 4>,
+                                                    panel_tile_256<T, 5>, panel_tile_256<T, 6>});
 
 // panel_tile_512 for 1 to kMaxTileRows rows, asking for the next panel with `kHint`.
 template <typename T, PrefetchHint kHint, size_t... kRows>
-constexpr std::array<TileKernel<T>, kMaxTileRows> tiles_512(std::index_sequence<kRows...>) {
+constexpr KernelSet<T> tiles_512(std::index_sequence<kRows...>) {
   return {panel_tile_512<T, kRows + 1, kHint>...};
 }
 template <PrefetchHint kHint, size_t... kRows>
-constexpr std::array<TileKernel<Bfloat16>, kMaxTileRows> bf16_tiles_512(
-    std::index_sequence<kRows...>) {
+constexpr KernelSet<Bfloat16> bf16_tiles_512(std::index_sequence<kRows...>) {
   return {bf16_tile_512<kRows + 1, kHint>...};
 }
 template <typename T>
-constexpr TileKernels<T> from_arrays(int64_t max_rows,
-                                     const std::array<TileKernel<T>, kMaxTileRows>& few,
-                                     const std::array<TileKernel<T>, kMaxTileRows>& many) {
-  TileKernels<T> tiles{max_rows, {}, {}};
-  for (int r = 0; r < kMaxTileRows; ++r) {
-    tiles.few_tiles[r] = few[r];
-    tiles.many_tiles[r] = many[r];
-  }
-  return tiles;
-}
-template <typename T>
-constexpr TileKernels<T> kTiles512 = from_arrays<T>(
+constexpr TileKernels<T> kTiles512{
     kMaxTileRows, tiles_512<T, _MM_HINT_T0>(std::make_index_sequence<kMaxTileRows>()),
-    tiles_512<T, _MM_HINT_T1>(std::make_index_sequence<kMaxTileRows>()));
+    tiles_512<T, _MM_HINT_T1>(std::make_index_sequence<kMaxTileRows>())};
 #endif
 
 template <typename T>
@@ -309,13 +302,11 @@ const TileKernels<T>& tiles_for(VectorIsa isa) {
 }
 
 #if defined(__x86_64__)
-constexpr TileKernels<Bfloat16> kBf16Tiles256{
-    4,
-    {bf16_tile_256<1>, bf16_tile_256<2>, bf16_tile_256<3>, bf16_tile_256<4>},
-    {bf16_tile_256<1>, bf16_tile_256<2>, bf16_tile_256<3>, bf16_tile_256<4>}};
-constexpr TileKernels<Bfloat16> kBf16Tiles512 = from_arrays<Bfloat16>(
+constexpr TileKernels<Bfloat16> kBf16Tiles256 =
+    one_set<Bfloat16>(4, {bf16_tile_256<1>, bf16_tile_256<2>, bf16_tile_256<3>, bf16_tile_256<4>});
+constexpr TileKernels<Bfloat16> kBf16Tiles512{
     kMaxTileRows, bf16_tiles_512<_MM_HINT_T0>(std::make_index_sequence<kMaxTileRows>()),
-    bf16_tiles_512<_MM_HINT_T1>(std::make_index_sequence<kMaxTileRows>()));
+    bf16_tiles_512<_MM_HINT_T1>(std::make_index_sequence<kMaxTileRows>())};
 #endif
 
 // AVX-512 without its BF16 extension (Skylake to Ice Lake) widens
