@@ -582,6 +582,11 @@ void BM_DecoderBatchStep(benchmark::State& state, int64_t batch) {
                                                   benchmark::Counter::kIsRate);
 }
 
+// A benchmark name's weights part: "" for f32, else "/f16" and so on.
+std::string weights_part(WeightDtype weights) {
+  return weights == WeightDtype::kF32 ? "" : "/" + std::string(kvrag::weight_dtype_name(weights));
+}
+
 void register_model_benchmarks() {
   for (Shape shape : {Shape::kSmall, Shape::kBase}) {
     const std::string name = shape_name(shape);
@@ -610,8 +615,8 @@ void register_model_benchmarks() {
             ->UseRealTime();
       }
       benchmark::RegisterBenchmark(
-          ("BM_Encoder/" + name + "/16/cold/" + kvrag::weight_dtype_name(weights)).c_str(),
-          BM_Encoder, shape, int64_t{1}, int64_t{16}, weights, true)
+          ("BM_Encoder/" + name + "/16/cold" + weights_part(weights)).c_str(), BM_Encoder, shape,
+          int64_t{1}, int64_t{16}, weights, true)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
     }
@@ -644,8 +649,7 @@ void register_model_benchmarks() {
   // after the step before it emptied the caches, and one step.
   for (const WeightDtype weights :
        {WeightDtype::kF32, WeightDtype::kF16, WeightDtype::kBf16, WeightDtype::kInt8}) {
-    const std::string dtype =
-        weights == WeightDtype::kF32 ? "" : "/" + std::string(kvrag::weight_dtype_name(weights));
+    const std::string dtype = weights_part(weights);
     benchmark::RegisterBenchmark(("BM_Encoder/t5-base-gated/16/cold" + dtype).c_str(), BM_Encoder,
                                  Shape::kBaseGated, int64_t{1}, int64_t{16}, weights, true)
         ->Unit(benchmark::kMillisecond)
@@ -662,9 +666,7 @@ void register_model_benchmarks() {
       for (const WeightDtype weights :
            {WeightDtype::kF32, WeightDtype::kF16, WeightDtype::kBf16, WeightDtype::kInt8}) {
         const std::string suffix =
-            std::string(memory_dtype == KvDtype::kF16 ? "/kv-f16" : "") +
-            (weights == WeightDtype::kF32 ? ""
-                                          : "/" + std::string(kvrag::weight_dtype_name(weights)));
+            std::string(memory_dtype == KvDtype::kF16 ? "/kv-f16" : "") + weights_part(weights);
         benchmark::RegisterBenchmark(("BM_DecoderStep/" + std::string(shape_name(shape)) + "/" +
                                       std::to_string(memory_tokens) + suffix)
                                          .c_str(),
