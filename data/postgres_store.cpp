@@ -276,14 +276,25 @@ pg::Connection& PostgresStore::writer() {
 }
 
 // BEGIN and the schema's writer lock in one round trip. Nothing is written
-// yet, so a connection found broken here is replaced and BEGIN retried.
+// yet, so a connection found broken here is replaced and BEGIN retried. A
+// lock that fails on a live connection (a statement_timeout, a cancel)
+// leaves its transaction aborted: rolled back here, or every later BEGIN
+// on this connection would fail with it.
 void PostgresStore::begin() {
   const std::string sql = "BEGIN; " + writer_lock_;
+  const auto attempt = [&] {
+    try {
+      writer().run(sql);
+    } catch (const Error&) {
+      if (writer_ && !writer_->broken()) rollback_quietly();
+      throw;
+    }
+  };
   try {
-    writer().run(sql);
+    attempt();
   } catch (const Error&) {
     if (!writer_ || !writer_->broken()) throw;
-    writer().run(sql);
+    attempt();
   }
   readers_->primary_seen();
 }

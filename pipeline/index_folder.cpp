@@ -112,12 +112,15 @@ void save_faiss(const VectorIndex& index, MetadataStore& metadata, const std::st
 std::unique_ptr<VectorIndex> load_or_rebuild_faiss(MetadataStore& metadata, const std::string& path,
                                                    int64_t generation, int64_t dim,
                                                    const std::string& factory) {
-  // Ids first: when the file is current, no embedding is held in memory.
-  std::vector<int64_t> ids;
-  metadata.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
+  const auto check_dim = [&](int64_t id, std::span<const float> embedding) {
     KVRAG_CHECK(static_cast<int64_t>(embedding.size()) == dim, kFormat, metadata.location(),
                 ": chunk ", id, " has an embedding of ", embedding.size(), " values, expected ",
                 dim);
+  };
+  // Ids first: when the file is current, no embedding is held in memory.
+  std::vector<int64_t> ids;
+  metadata.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
+    check_dim(id, embedding);
     ids.push_back(id);
   });
   if (!path.empty() && read_faiss_generation(metadata) == generation && fs::exists(path)) {
@@ -128,9 +131,15 @@ std::unique_ptr<VectorIndex> load_or_rebuild_faiss(MetadataStore& metadata, cons
       // Unreadable or truncated: rebuilt below from the source of truth.
     }
   }
+  // The ids again, beside their vectors: another process may have committed
+  // since the first pass, and ids paired with other chunks' vectors would
+  // retrieve the wrong chunks without an error.
+  ids.clear();
   std::vector<float> vectors;
-  vectors.reserve(ids.size() * static_cast<size_t>(dim));
-  metadata.for_each_embedding([&](int64_t, std::span<const float> embedding) {
+  vectors.reserve(ids.capacity() * static_cast<size_t>(dim));
+  metadata.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
+    check_dim(id, embedding);
+    ids.push_back(id);
     vectors.insert(vectors.end(), embedding.begin(), embedding.end());
   });
   auto index = make_vector_index(dim, factory);

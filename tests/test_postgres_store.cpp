@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -300,6 +301,46 @@ TEST_F(ClusterPostgres, DroppedConnectionsAreReplaced) {
   EXPECT_EQ(stores.metadata->document(doc).external_id, "d1");
   add_document_with_chunks(*stores.metadata, *stores.blobs, "d2", {"Salt flats."}, 5);
   EXPECT_EQ(stores.metadata->stats().documents, 2);
+}
+
+// A writer whose lock wait is cancelled on a live connection (a
+// statement_timeout does the same) writes again afterwards: the aborted
+// BEGIN was rolled back, or every later BEGIN on that connection failed.
+TEST_F(ClusterPostgres, ACancelledLockWaitLeavesTheWriterUsable) {
+  const std::string schema = fresh_schema();
+  const std::string application = "kvrag_cancel_" + std::to_string(::getpid());
+  IndexStores waiting =
+      open_index_stores(with_schema(uri_, schema) + "&application_name=" + application);
+  IndexStores holding = open(schema);
+  add_document_with_chunks(*waiting.metadata, *waiting.blobs, "d1", {"Copper mines."}, 1);
+
+  std::atomic<bool> release{false};
+  std::atomic<bool> held{false};
+  std::thread holder([&] {
+    holding.metadata->write_transaction([&] {
+      held = true;
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    });
+  });
+  while (!held) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::thread cancel([&] {
+    pg::Connection admin = connect(uri_, pg::Role::kPrimary);
+    for (int i = 0; i < 1000; ++i) {
+      const pg::Result cancelled = admin.exec(
+          "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity WHERE application_name = $1 "
+          "AND wait_event_type = 'Lock'",
+          {application});
+      if (cancelled.integer(0, 0) > 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  EXPECT_THROW(waiting.metadata->write_transaction([] {}), Error);
+  cancel.join();
+  release = true;
+  holder.join();
+
+  add_document_with_chunks(*waiting.metadata, *waiting.blobs, "d2", {"Salt flats."}, 5);
+  EXPECT_EQ(waiting.metadata->stats().documents, 2);
 }
 
 // The primary of the test cluster, found through the URI: stopped by a
