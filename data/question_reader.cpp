@@ -53,7 +53,9 @@ std::vector<EvalQuestion> read_eval_questions(const std::string& path, int64_t l
   std::string line;
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (line.find_first_not_of(" \t\r\n") == std::string::npos) continue;
-    questions.push_back(parse_question(line, str_cat(path, ":", number)));
+    const std::string where = str_cat(path, ":", number);
+    questions.push_back(parse_question(line, where));
+    questions.back().where = where;
     if (limit > 0 && static_cast<int64_t>(questions.size()) == limit) break;
   }
   return questions;

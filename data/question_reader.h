@@ -13,6 +13,7 @@ struct EvalQuestion {
   std::string question;
   std::vector<std::string> answers;  // gold answers, at least one
   std::string document_id;           // external id of the gold document; empty: not given
+  std::string where;                 // "path:line" it was read from; empty: made in code
 };
 
 // Reads a question file, one JSON object per line:

@@ -48,6 +48,15 @@ EvalReport evaluate(const RagPipeline& pipeline, const std::vector<EvalQuestion>
   check_k(options.k);
   // Answers from no sources would be scored as if they were answers.
   if (!options.modes.empty()) pipeline.require_documents();
+  // Every question checked before the first is answered: one over the
+  // token cap found at the end would throw a long run's scores away.
+  for (const EvalQuestion& q : questions) {
+    try {
+      pipeline.check_question(q.question);
+    } catch (const Error& e) {
+      throw Error(e.kind(), q.where.empty() ? e.what() : str_cat(q.where, ": ", e.what()));
+    }
+  }
   const auto start = Clock::now();
   EvalReport report;
   report.questions = static_cast<int64_t>(questions.size());

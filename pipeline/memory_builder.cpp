@@ -201,21 +201,24 @@ AnswerMemory cached_memory(const IndexFolder& c, const Tensor& question_hidden,
 }
 
 // fid: each chunk encoded with the question, the encodings concatenated.
+// With no chunk (BM25 matching no word of the question) the question alone,
+// in the fid prompt with an empty passage: the answer then says it had no
+// sources, as the other modes' do.
 AnswerMemory fid_memory(const IndexFolder& c, const std::string& question,
                         const std::vector<RetrievedChunk>& chunks, AskTimings& timings,
                         const Deadline& deadline) {
-  KVRAG_CHECK(!chunks.empty(), kInvalidArgument, "fid mode needs at least one chunk");
   const auto start = Clock::now();
   std::vector<std::vector<int32_t>> batch;
   int64_t total = 0;
-  for (const RetrievedChunk& chunk : chunks) {
+  const auto add_prompt = [&](const std::string& title, const std::string& text) {
     batch.push_back(prompt_ids(
-        *c.model(),
-        fill_prompt(
-            c.settings().prompts.fid,
-            PromptFields{question, prompt_title(*c.model(), chunk.title), chunk.text, {}})));
+        *c.model(), fill_prompt(c.settings().prompts.fid, PromptFields{question, title, text, {}})));
     total += static_cast<int64_t>(batch.back().size());
+  };
+  for (const RetrievedChunk& chunk : chunks) {
+    add_prompt(prompt_title(*c.model(), chunk.title), chunk.text);
   }
+  if (chunks.empty()) add_prompt("", "");
   KVRAG_CHECK(total <= kMaxFidTokens, kInvalidArgument, "the ", chunks.size(),
               " fid prompts total ", total,
               " tokens, more than the limit kMaxFidTokens = ", kMaxFidTokens, "; use a smaller k");
@@ -226,7 +229,7 @@ AnswerMemory fid_memory(const IndexFolder& c, const std::string& question,
   int64_t at = 0;
   for (const Tensor& h : hidden) {
     parts.push_back(&h);
-    memory.spans.emplace_back(at, at + h.rows());
+    if (!chunks.empty()) memory.spans.emplace_back(at, at + h.rows());
     at += h.rows();
   }
   memory.kv = CrossMemory(project_stacked(*c.model(), parts));

@@ -229,6 +229,10 @@ Query RagPipeline::query_for(const std::string& text, const char* field) const {
   return make_query(folder_->encoder(), folder_->settings().prompts, text, field);
 }
 
+void RagPipeline::check_question(const std::string& question) const {
+  query_for(question, "question");
+}
+
 std::vector<RetrievedChunk> RagPipeline::retrieve(const std::string& query_text, int64_t k,
                                                   RetrieverKind retriever) const {
   Query query = query_for(query_text, "query");

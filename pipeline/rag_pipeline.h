@@ -148,6 +148,10 @@ class RagPipeline {
   // holds no chunk: ask()'s first check, for a caller that must refuse
   // before it starts answering (a streamed ask, before its headers are sent).
   void require_documents() const;
+  // Error(kInvalidArgument) as ask() gives it for `question` (blank, over
+  // kMaxQuestionTokens): for a caller that must refuse a question before
+  // answering starts (a streamed ask's headers, an evaluation's file).
+  void check_question(const std::string& question) const;
 
   IndexStats stats() const;
   const IndexSettings& settings() const { return folder_->settings(); }

@@ -154,6 +154,26 @@ TEST_F(CliAsk, EvalReportsScoresAndRecall) {
   EXPECT_THAT(table.out, HasSubstr("bm25"));
 }
 
+// A question ask() would refuse stops the run, naming its line: checked
+// only when its turn came, it threw the answered questions' scores away
+// and named no line.
+TEST_F(CliAsk, EvalChecksEveryQuestionBeforeAnswering) {
+  TempDir dir("kvrag-cli-eval-bad");
+  std::string long_question;
+  for (int i = 0; i < 300; ++i) long_question += " the";
+  const std::string good = str_cat("{\"question\": \"", kQuestion, "\", \"answers\": [\"x\"]}\n");
+  for (const auto& [question, message] :
+       {std::pair<std::string, std::string>{"   ", "question is empty"},
+        {long_question, "field 'question' has "}}) {
+    testing::write_text(dir.file("questions.jsonl"),
+                        str_cat(good, good, "{\"question\": \"", question, "\", \"answers\": [\"x\"]}\n"));
+    const CliRun run =
+        run_kvrag({"eval", "--index", index(), "--questions", dir.file("questions.jsonl")});
+    EXPECT_EQ(run.exit_code, 2) << describe(run);
+    EXPECT_THAT(run.err, HasSubstr(str_cat(dir.file("questions.jsonl"), ":3: ", message)));
+  }
+}
+
 TEST_F(CliAsk, BadInputExitsNonZeroNamingIt) {
   const CliRun mode = run_kvrag({"ask", "--index", index(), "--mode", "fusion", kQuestion});
   EXPECT_EQ(mode.exit_code, 2) << describe(mode);
