@@ -49,11 +49,14 @@ auto parse_option(const Args& args, const std::string& name, const std::string& 
 
 IndexSettings settings_from_args(const Args& args) {
   IndexSettings s;
-  s.chunking.max_tokens = static_cast<int>(args.get_int("chunk-tokens", 64, 1, 1 << 20));
-  s.chunking.overlap = static_cast<int>(args.get_int("overlap", 0, 0, 1 << 20));
-  KVRAG_CHECK(s.chunking.overlap < s.chunking.max_tokens, kInvalidArgument,
-              "--overlap must be less than --chunk-tokens (", s.chunking.max_tokens, "), got ",
-              s.chunking.overlap);
+  const ChunkOptions defaults;
+  s.chunking.max_tokens =
+      static_cast<int>(args.get_int("chunk-tokens", defaults.max_tokens, 1, kMaxChunkTokens));
+  // Checked against --chunk-tokens when an index is created (check_settings),
+  // against the index's own when it exists (check_settings_match): not here,
+  // where a --chunk-tokens left out reads as the default.
+  s.chunking.overlap =
+      static_cast<int>(args.get_int("overlap", defaults.overlap, 0, kMaxChunkTokens - 1));
   s.cache = parse_option(args, "cache", "kv", parse_cache_granularity);
   s.kv_dtype = parse_option(args, "kv-dtype", "f16", parse_kv_dtype);
   s.faiss_factory = args.get("faiss", "Flat");

@@ -18,7 +18,8 @@ constexpr const char* kSearchUsage =
     "usage: kvrag search --index PATH|URI [--k 5] [--retriever dense|bm25|hybrid] [--model DIR]\n"
     "                    [--embedder DIR] [--json] \"query\"\n"
     "  Prints the top k chunks with their document, title and retriever score\n"
-    "  (inner product for dense, -bm25 for bm25, reciprocal rank fusion for hybrid);\n"
+    "  (inner product for dense, -bm25 for bm25, for hybrid the fused score of both\n"
+    "  lists' robust z-scores, retriever/fusion.h);\n"
     "  --json prints the HTTP API's /v1/search body.\n";
 
 int run_search(const std::vector<std::string>& argv) {

@@ -16,6 +16,12 @@
 namespace kvrag {
 namespace {
 
+// chunk_text's tokenizer: the model's SentencePiece, word by word.
+TokenizeFn word_tokenizer(const T5EncoderModel& model) {
+  const Tokenizer& tokenizer = model.require_tokenizer();
+  return [&tokenizer](const std::string& word) { return tokenizer.encode(word); };
+}
+
 // A 128-bit hash as two 64-bit chains with different seeds, over pieces
 // each prefixed by its length so that ("ab", "c") and ("a", "bc") differ.
 class ContentHasher {
@@ -110,13 +116,15 @@ std::string chunk_embedder_text(const std::string& prompt_title, const std::stri
   return prompt_title.empty() ? chunk_text : prompt_title + " " + chunk_text;
 }
 
+bool gives_chunks(const T5EncoderModel& model, const IndexSettings& settings,
+                  const std::string& text) {
+  return !chunk_text(text, word_tokenizer(model), settings.chunking).empty();
+}
+
 std::vector<NewChunk> chunk_document(const T5EncoderModel& model, const SentenceEmbedder* embedder,
                                      const IndexSettings& settings, const Document& doc,
                                      std::vector<ChunkInputs>& inputs) {
-  const Tokenizer& tokenizer = model.require_tokenizer();
-  const TokenizeFn tokenize = [&tokenizer](const std::string& word) {
-    return tokenizer.encode(word);
-  };
+  const TokenizeFn tokenize = word_tokenizer(model);
   const std::string title = embedder != nullptr ? prompt_title(model, doc.title) : "";
   std::vector<NewChunk> chunks;
   inputs.clear();

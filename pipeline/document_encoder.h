@@ -61,6 +61,11 @@ std::vector<int32_t> chunk_prompt_ids(const T5EncoderModel& model, const IndexSe
 // title; no prompt prefix, as sentence-transformers retrievers embed passages.
 std::string chunk_embedder_text(const std::string& prompt_title, const std::string& chunk_text);
 
+// Whether chunking `text` gives at least one chunk: not when none of its
+// characters is a token the model's tokenizer keeps.
+bool gives_chunks(const T5EncoderModel& model, const IndexSettings& settings,
+                  const std::string& text);
+
 // The chunks of `doc` with position, text, token ids (of the chunk text,
 // no eos) and content hash filled; the embedding is left empty for
 // encode_chunks. `inputs` receives each chunk's encoder inputs, parallel to

@@ -138,6 +138,10 @@ class IndexFolder {
                          const std::function<void(const CopyReport&)>& progress = {});
   ~IndexFolder();
 
+  // Error(kInvalidArgument) naming a document whose text gives no chunk
+  // (none of its characters is a token the model's tokenizer keeps):
+  // written, it would replace its id's stored chunks with none.
+  void check_chunkable(const Document& doc) const;
   // Chunks, hashes and encodes (or reuses) `docs`, writing nothing, so that
   // readers need not wait for the encoding. A document whose stored content
   // hash is equal is marked unchanged and not chunked. Adds the chunks whose

@@ -18,7 +18,8 @@ CacheGranularity parse_cache_granularity(const std::string& name) {
 }
 
 void check_settings(const IndexSettings& s) {
-  KVRAG_CHECK(s.chunking.max_tokens > 0, kInvalidArgument, "chunk tokens must be > 0, got ",
+  KVRAG_CHECK(s.chunking.max_tokens > 0 && s.chunking.max_tokens <= kMaxChunkTokens,
+              kInvalidArgument, "chunk tokens must be in 1..", kMaxChunkTokens, ", got ",
               s.chunking.max_tokens);
   KVRAG_CHECK(s.chunking.overlap >= 0 && s.chunking.overlap < s.chunking.max_tokens,
               kInvalidArgument, "overlap must be in [0, chunk tokens ", s.chunking.max_tokens,

@@ -49,8 +49,14 @@ struct IndexSettings {
   std::string embedder_dir;
 };
 
-// Error(kInvalidArgument) for chunk tokens < 1, an overlap outside
-// [0, chunk tokens), an empty FAISS factory or a chunk template without {text}.
+// The longest chunk: each is one encoder input, whose attention scores and
+// position bias grow with its square; as long as the longest concat prompt
+// (kMaxConcatTokens). A chunk of 200,000 tokens failed with bad_alloc.
+constexpr int kMaxChunkTokens = 8192;
+
+// Error(kInvalidArgument) for chunk tokens outside [1, kMaxChunkTokens], an
+// overlap outside [0, chunk tokens), an empty FAISS factory or a chunk
+// template without {text}.
 void check_settings(const IndexSettings& settings);
 
 struct OpenOptions {

@@ -118,6 +118,9 @@ IndexReport RagPipeline::add_documents(const std::vector<Document>& raw_docs, in
     check_document(docs.back());
   }
   const std::vector<const Document*> kept = last_of_each_id(docs);
+  // Before any batch is written: a call refused part-way leaves earlier
+  // batches committed.
+  for (const Document* doc : kept) folder_->check_chunkable(*doc);
   std::lock_guard<std::mutex> lock(write_mutex_);
   std::optional<WriteLock> folder_lock;
   lock_folder(folder_lock);

@@ -62,6 +62,12 @@ TEST(CliIndex, UsageErrorsExit2NamingTheOption) {
   expect_usage_error({"index", "--model", kDemoModel, "--index", tmp.file("i"), "--cache", "layers",
                       tmp.file("a.txt")},
                      "--cache");
+  expect_usage_error({"index", "--model", kDemoModel, "--index", tmp.file("i"), "--chunk-tokens",
+                      "200000", tmp.file("a.txt")},
+                     "--chunk-tokens");
+  expect_usage_error({"index", "--model", kDemoModel, "--index", tmp.file("i"), "--chunk-tokens",
+                      "16", "--overlap", "16", tmp.file("a.txt")},
+                     "overlap must be in [0, chunk tokens 16), got 16");
   expect_usage_error({"index", "--index", tmp.file("i"), tmp.file("a.txt")}, "--model");
   expect_usage_error({"rm", "x"}, "--index");
   expect_usage_error({"info"}, "--index");
@@ -131,6 +137,24 @@ TEST(CliIndex, IndexInfoReindexAndRemove) {
   EXPECT_EQ(p->stats().store.documents, 3);
   EXPECT_EQ(SqliteStore(index + "/store.sqlite").orphan_rows(), 0);
   expect_faiss_matches_store(index);
+}
+
+// The index's own --overlap, given without --chunk-tokens, is accepted: it
+// was checked against the default --chunk-tokens (64) and refused.
+TEST(CliIndex, AnExistingIndexsOverlapIsCheckedAgainstItsChunkTokens) {
+  const TempDir tmp("kvrag_test_cli_index");
+  testing::write_text(tmp.file("a.txt"), "Brenna is a harbour town on the eastern coast.");
+  const std::string index = tmp.file("index");
+  const CliRun create = run_kvrag({"index", "--model", kDemoModel, "--index", index,
+                                   "--chunk-tokens", "128", "--overlap", "100", tmp.file("a.txt")});
+  ASSERT_EQ(create.exit_code, 0) << describe(create);
+  testing::write_text(tmp.file("b.txt"), "The Altan rises on Mount Sorrel.");
+  const CliRun more = run_kvrag({"index", "--index", index, "--overlap", "100", tmp.file("b.txt")});
+  ASSERT_EQ(more.exit_code, 0) << describe(more);
+  EXPECT_THAT(more.out, HasSubstr("documents: 1 added"));
+  const CliRun other = run_kvrag({"index", "--index", index, "--overlap", "90", tmp.file("b.txt")});
+  EXPECT_EQ(other.exit_code, 2) << describe(other);
+  EXPECT_THAT(other.err, HasSubstr("--overlap 90 differs from the index's 100"));
 }
 
 // Every document of the store has exactly the chunks chunking its text

@@ -458,6 +458,26 @@ TEST(Indexing, DocumentsAreNormalisedWhoeverSendsThem) {
                                     {"document 'brenna' has no text"}));
 }
 
+// A replacement whose text gives no chunk is refused, before anything of
+// the call is written: it replaced the stored document's chunks with none.
+TEST(Indexing, ADocumentThatGivesNoChunkIsRefusedAndTheStoredOneKept) {
+  const TempDir tmp("kvrag_indexing");
+  const auto p = RagPipeline::create(tmp.file("index"), kDemoModel, small_settings());
+  const std::vector<Document> docs = small_corpus();
+  p->add_documents({docs[0]});
+  const auto stored = p->find_document(docs[0].external_id);
+  ASSERT_TRUE(stored.has_value());
+  const size_t chunks = p->document_chunks(stored->id).size();
+  Document empty = docs[0];
+  empty.text = "\u200b";
+  const Document other = docs[1];
+  EXPECT_TRUE(testing::throws_error([&] { p->add_documents({other, empty}, 1); },
+                                    ErrorKind::kInvalidArgument,
+                                    {"document '" + docs[0].external_id + "' gives no chunk"}));
+  EXPECT_EQ(p->document_chunks(stored->id).size(), chunks);
+  EXPECT_FALSE(p->find_document(other.external_id).has_value());
+}
+
 // A second process writing the folder is refused while one writes; flock
 // locks of two open() calls conflict even within one process.
 TEST(Indexing, SecondWriterIsRefused) {
