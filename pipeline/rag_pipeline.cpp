@@ -195,6 +195,15 @@ std::vector<ChunkRecord> RagPipeline::document_chunks(int64_t document_id) const
   return folder_->metadata().document_chunks(document_id);
 }
 
+std::optional<std::pair<DocumentRecord, std::vector<ChunkRecord>>>
+RagPipeline::document_with_chunks(const std::string& external_id) const {
+  const auto lock = lock_for_reading();
+  std::optional<DocumentRecord> doc = folder_->metadata().find_document(external_id);
+  if (!doc) return std::nullopt;
+  std::vector<ChunkRecord> chunks = folder_->metadata().document_chunks(doc->id);
+  return std::pair(std::move(*doc), std::move(chunks));
+}
+
 void RagPipeline::require_documents() const {
   follow_other_writers();
   const auto lock = lock_for_reading();

@@ -110,6 +110,10 @@ class RagPipeline {
   // ---- reading (concurrent)
   std::optional<DocumentRecord> find_document(const std::string& external_id) const;
   std::vector<ChunkRecord> document_chunks(int64_t document_id) const;
+  // The document and its chunks, read under one lock: read in two, a
+  // replacement committed between them gave the old text with no chunks.
+  std::optional<std::pair<DocumentRecord, std::vector<ChunkRecord>>> document_with_chunks(
+      const std::string& external_id) const;
   // Top-k chunks for `query`. Error(kInvalidArgument) for an empty query or
   // k outside 1..kMaxK. k above the corpus size returns the corpus.
   std::vector<RetrievedChunk> retrieve(const std::string& query, int64_t k,

@@ -236,19 +236,21 @@ void HttpServer::add_routes() {
     if (method == "POST") http_->Post(route.pattern, with_body(handler));
     if (method == "DELETE") http_->Delete(route.pattern, without_body);
   }
-  // Registered last, so they only see what no route above matched.
+  // Registered last, so they only see what no route above matched. "." of
+  // std::regex matches no '\n' or '\r', which a percent-encoded path may hold.
+  constexpr const char* kAnyPath = R"([\s\S]*)";
   const Handler fallback = [](Context&, const Request& req, const std::string&, Response& res) {
     unmatched(req, res);
   };
   const auto fallback_without_body = [run, fallback](const Request& req, Response& res) {
     run(fallback, req, req.body, res);
   };
-  http_->Get(".*", fallback_without_body);
-  http_->Post(".*", with_body(fallback));
-  http_->Put(".*", with_body(fallback));
-  http_->Patch(".*", with_body(fallback));
-  http_->Delete(".*", fallback_without_body);
-  http_->Options(".*", fallback_without_body);
+  http_->Get(kAnyPath, fallback_without_body);
+  http_->Post(kAnyPath, with_body(fallback));
+  http_->Put(kAnyPath, with_body(fallback));
+  http_->Patch(kAnyPath, with_body(fallback));
+  http_->Delete(kAnyPath, fallback_without_body);
+  http_->Options(kAnyPath, fallback_without_body);
 
   http_->set_pre_routing_handler([](const Request& req, Response& res) {
     return refused_before_routing(req, res) ? httplib::Server::HandlerResponse::Handled

@@ -165,8 +165,9 @@ void post_ask(Context& context, const Request&, const std::string& body, Respons
   request.options.deadline = request_deadline(context, request.timeout_ms, arrival);
   if (request.stream) {
     // Once the headers are sent an error can only be an "error" event of a
-    // 200 stream: an empty index is refused with its 409 before, as a
-    // non-streamed ask is.
+    // 200 stream: a question over the token cap is refused with its 400
+    // before, and an empty index with its 409, as a non-streamed ask is.
+    context.pipeline.check_question(request.question);
     context.pipeline.require_documents();
     // Admitted (or refused with 503) before any header is sent; the worker
     // then generates while this connection's thread writes the events.
@@ -234,9 +235,9 @@ void post_documents(Context& context, const Request&, const std::string& body, R
 void get_document(Context& context, const Request& req, const std::string&, Response& res) {
   const std::string id = req.matches[1];
   check_text_field("id", id);
-  const std::optional<DocumentRecord> doc = context.pipeline.find_document(id);
+  const auto doc = context.pipeline.document_with_chunks(id);
   KVRAG_CHECK(doc.has_value(), kNotFound, "no document with id '", id, "'");
-  set_json(res, api::document_json(*doc, context.pipeline.document_chunks(doc->id)));
+  set_json(res, api::document_json(doc->first, doc->second));
 }
 
 void delete_document(Context& context, const Request& req, const std::string&, Response& res) {
@@ -270,8 +271,8 @@ const std::vector<Route>& routes() {
       {"/v1/search", "/v1/search", "POST", post_search},
       {"/v1/documents", "/v1/documents", "POST", post_documents},
       // Ids may hold '/' (a file's relative path), hence ".+".
-      {"/v1/documents/{id}", "/v1/documents/(.+)", "GET", get_document},
-      {"/v1/documents/{id}", "/v1/documents/(.+)", "DELETE", delete_document},
+      {"/v1/documents/{id}", R"(/v1/documents/([\s\S]+))", "GET", get_document},
+      {"/v1/documents/{id}", R"(/v1/documents/([\s\S]+))", "DELETE", delete_document},
   };
   return table;
 }

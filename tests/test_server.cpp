@@ -270,6 +270,11 @@ TEST_F(ServerTest, DocumentsAreAddedReadAndDeleted) {
   EXPECT_EQ(second["ids"][0], id);
   EXPECT_EQ(second["unchanged"], 1);
 
+  // A line break in an id: "." of the route's regex matched none.
+  ok_json(post("/v1/documents", {{"documents", {{{"id", "two\nlines"}, {"text", "Orrin Vale."}}}}}));
+  EXPECT_EQ(ok_json(client()->Get("/v1/documents/two%0Alines"))["id"], "two\nlines");
+  EXPECT_EQ(ok_json(client()->Delete("/v1/documents/two%0Alines"))["deleted"], "two\nlines");
+
   const json deleted = ok_json(client()->Delete("/v1/documents/extra/1"));
   EXPECT_EQ(deleted["deleted"], "extra/1");
   for (const auto& res :
@@ -397,6 +402,9 @@ TEST_F(ServerTest, BadInputsGetTheRightStatusAndMessage) {
        "field 'id' is not valid UTF-8: invalid UTF-8 at byte 0"},
       {"POST", "/v1/ask", json({{"question", many_words}}).dump(), 400, "invalid_argument",
        "field 'question' has 300 tokens, more than the limit of 256 tokens"},
+      // Streamed: refused before the headers, not as a 200 with an error event.
+      {"POST", "/v1/ask", json({{"question", many_words}, {"stream", true}}).dump(), 400,
+       "invalid_argument", "field 'question' has 300 tokens, more than the limit of 256 tokens"},
       {"GET", "/v1/documents/nope", "", 404, "not_found", "no document with id 'nope'"},
       {"DELETE", "/v1/documents/nope", "", 404, "not_found", "no document with id 'nope'"},
       {"GET", "/v2/ask", "", 404, "not_found", "no route for GET /v2/ask"},
