@@ -281,12 +281,11 @@ Answer RagPipeline::answer(const std::string& question, const std::vector<Retrie
     // The chunks were retrieved before this call: check they are still in
     // the index under the same lock as their memories are loaded.
     follow_other_writers();
-    const auto lock = lock_for_reading();
+    auto lock = lock_for_reading();
     options.deadline.check("waiting for the index");
     memories_.require_current(chunks, options.mode);
     Query query = query_for(question, "question");
-    memory = memories_.build(query, chunks, options.mode, answer.timings, options.deadline);
-    weigh_passages(query, chunks, options, memory);
+    memory = build_weighed_memory(query, chunks, options, answer.timings, lock);
   }
   decode_answer(memory, chunks, options, on_piece, start, answer);
   return answer;
@@ -310,7 +309,7 @@ Answer RagPipeline::ask(const std::string& question, const AskOptions& options,
     // Retrieval and memory load see one committed state: a writer cannot
     // remove a retrieved chunk before its memory is loaded.
     follow_other_writers();
-    const auto lock = lock_for_reading();
+    auto lock = lock_for_reading();
     // Without a separate embedder, dense retrieval embeds the encoded
     // question prompt, and cached mode's memory starts with that same
     // encoding: the query carries it to both. Its time then counts in
@@ -327,8 +326,7 @@ Answer RagPipeline::ask(const std::string& question, const AskOptions& options,
     retrieve_ms = ms_since(start);
     deadline.check("retrieval");
     answer_start = Clock::now();
-    memory = memories_.build(query, chunks, options.mode, answer.timings, deadline);
-    weigh_passages(query, chunks, options, memory);
+    memory = build_weighed_memory(query, chunks, options, answer.timings, lock);
     deadline.check("building the memory");
   }
   decode_answer(memory, chunks, options, on_piece, answer_start, answer);
@@ -337,12 +335,37 @@ Answer RagPipeline::ask(const std::string& question, const AskOptions& options,
   return answer;
 }
 
-void RagPipeline::weigh_passages(Query& query, const std::vector<RetrievedChunk>& chunks,
-                                 const AskOptions& options, AnswerMemory& memory) const {
+AnswerMemory RagPipeline::build_weighed_memory(Query& query,
+                                               const std::vector<RetrievedChunk>& chunks,
+                                               const AskOptions& options, AskTimings& timings,
+                                               std::shared_lock<std::shared_mutex>& lock) const {
+  AnswerMemory memory;
+  std::vector<float> log_weights;
+  if (options.mode == Mode::kCached) {
+    // Loading the memories first: a chunk removed since retrieval is then
+    // named as such, before its embedding is looked for.
+    memory = memories_.build(query, chunks, options.mode, timings, options.deadline);
+    log_weights = passage_weights(query, chunks, options);
+  } else {
+    log_weights = passage_weights(query, chunks, options);
+    lock.unlock();
+    memory = memories_.build(query, chunks, options.mode, timings, options.deadline);
+  }
+  if (!log_weights.empty()) {
+    memory.kv.set_bias(passage_bias(memory.kv.tokens(), memory.spans, log_weights));
+    const double k = static_cast<double>(chunks.size());
+    for (const float w : log_weights) memory.prior.push_back(std::exp(w) / k);
+  }
+  return memory;
+}
+
+std::vector<float> RagPipeline::passage_weights(Query& query,
+                                                const std::vector<RetrievedChunk>& chunks,
+                                                const AskOptions& options) const {
   const float temperature = folder_->model()->config.retrieval_temperature;
   if (!options.passage_prior || temperature <= 0 || folder_->embedder() != nullptr ||
       chunks.empty()) {
-    return;
+    return {};
   }
   embed_query(folder_->encoder(), nullptr, query, options.deadline);
   std::vector<int64_t> ids;
@@ -356,10 +379,7 @@ void RagPipeline::weigh_passages(Query& query, const std::vector<RetrievedChunk>
     similarities.push_back(std::inner_product(query.embedding.begin(), query.embedding.end(),
                                               embeddings[i].begin(), 0.0));
   }
-  const std::vector<float> log_weights = passage_log_weights(similarities, temperature);
-  memory.kv.set_bias(passage_bias(memory.kv.tokens(), memory.spans, log_weights));
-  const double k = static_cast<double>(chunks.size());
-  for (const float w : log_weights) memory.prior.push_back(std::exp(w) / k);
+  return passage_log_weights(similarities, temperature);
 }
 
 void RagPipeline::decode_answer(const AnswerMemory& memory,

@@ -178,12 +178,21 @@ class RagPipeline {
   void follow_other_writers() const;
   // The typed query of a request's question, checked once (pipeline/questions.h).
   Query query_for(const std::string& text, const char* field) const;
-  // Weighs `memory`'s chunks by the passage prior (pipeline/passage_prior.h)
+  // The log-weights of `chunks` by the passage prior (pipeline/passage_prior.h)
   // when options ask for it and the reader declares its retrieval
   // temperature, without a separate embedder (whose similarities are on
-  // another scale); embeds `query` if it is not yet. Call with the read lock.
-  void weigh_passages(Query& query, const std::vector<RetrievedChunk>& chunks,
-                      const AskOptions& options, AnswerMemory& memory) const;
+  // another scale); empty otherwise. Embeds `query` if it is not yet. Reads
+  // the chunks' stored embeddings: call with the read lock.
+  std::vector<float> passage_weights(Query& query, const std::vector<RetrievedChunk>& chunks,
+                                     const AskOptions& options) const;
+  // Builds the memory of `chunks` and weighs it by passage_weights. Cached
+  // mode reads the chunks' K/V from the store under `lock`; concat and fid
+  // encode the texts `chunks` carry after releasing it, so that a writer,
+  // and every reader queued behind the writer, does not wait seconds for
+  // a long prompt's encoding.
+  AnswerMemory build_weighed_memory(Query& query, const std::vector<RetrievedChunk>& chunks,
+                                    const AskOptions& options, AskTimings& timings,
+                                    std::shared_lock<std::shared_mutex>& lock) const;
   // Generates over a built memory (no lock needed): the rest of answer().
   // `answer` holds the mode and the memory timings; `start` is answer()'s.
   void decode_answer(const AnswerMemory& memory, const std::vector<RetrievedChunk>& chunks,

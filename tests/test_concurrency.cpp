@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -160,6 +161,47 @@ TEST(Concurrency, AnswerOverARemovedChunkNamesIt) {
   EXPECT_TRUE(
       throws_error([&] { pipeline->build_memory(kQuestion, chunks, Mode::kCached, timings); },
                    ErrorKind::kNotFound, {str_cat("chunk ", gone.chunk_id)}));
+}
+
+// A concat answer encodes the texts its chunks carry after the read lock is
+// released: a writer waits only for the check that those chunks are still
+// in the index. When the encoding ran under the lock, the writer, and every
+// reader queued behind it, waited for all of it. A ratio of one run, not a
+// time: the write takes milliseconds, the 8,000-token prompt far longer.
+TEST(Concurrency, AWriterDoesNotWaitForAConcatPromptsEncoding) {
+  const std::map<std::string, Document> docs = pinned_documents();
+  TempDir dir("kvrag-concurrency-long-prompt");
+  auto pipeline = RagPipeline::create(dir.file("index"), kDemoModel, IndexSettings{});
+  pipeline->add_documents(values(docs));
+  std::vector<RetrievedChunk> chunks = pipeline->retrieve(kQuestion, 3, RetrieverKind::kDense);
+  ASSERT_EQ(chunks.size(), 3u);
+  std::string long_text = "the";
+  for (int i = 1; i < 2600; ++i) long_text += " the";
+  for (RetrievedChunk& chunk : chunks) chunk.text = long_text;
+  AskOptions options;
+  options.mode = Mode::kConcat;
+  options.generation.max_new_tokens = 1;
+
+  std::atomic<bool> started{false};
+  double answer_ms = 0.0;
+  std::thread reader([&] {
+    const auto start = std::chrono::steady_clock::now();
+    started = true;
+    pipeline->answer(kQuestion, chunks, options);
+    answer_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                    .count();
+  });
+  while (!started) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto start = std::chrono::steady_clock::now();
+  Document extra = docs.begin()->second;
+  extra.external_id = "written-beside-a-long-prompt";
+  pipeline->add_documents({extra});
+  const double write_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  reader.join();
+  EXPECT_LT(write_ms, answer_ms / 3) << "the write took " << write_ms << " ms, the answer "
+                                     << answer_ms << " ms";
 }
 
 }  // namespace
