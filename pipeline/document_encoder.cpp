@@ -54,12 +54,20 @@ class ContentHasher {
 };
 
 // Fills `p` from a stored chunk of equal content hash; false when there is
-// none, or its blob is gone (a remote blob store may have evicted it).
+// none, its blob is gone (a remote blob store may have evicted it) or it
+// fails read_kv_blob's checks: a damaged blob copied unchecked into new
+// chunks spread its damage to them, found only when they were asked for.
 bool reuse_stored(const MetadataStore& metadata, const BlobStore& blobs, const PendingChunk& p) {
   auto stored = metadata.find_encoding(p.chunk->content_hash);
   if (!stored) return false;
   auto blob = blobs.get(stored->chunk_id);
   if (!blob) return false;
+  try {
+    read_kv_blob(*blob, str_cat("memory of chunk ", stored->chunk_id));  // checks a copy
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kFormat) throw;
+    return false;
+  }
   p.chunk->embedding = std::move(stored->embedding);
   p.memory->bytes = std::move(*blob);
   return true;

@@ -264,6 +264,31 @@ void count_batch(const std::vector<BatchDocument>& items, const BatchWrite& w,
   report.memory_bytes_added += w.memory_bytes;
 }
 
+// Writes a new index's meta in one write transaction, after checking
+// again inside it that no other process made `dir` an index meanwhile: two
+// creators of one new index (two `serve --model` nodes on a fresh schema)
+// both passed the caller's check while loading the model, and the second
+// overwrote the first's settings while the first wrote chunks under its
+// own. And a new index starts from an empty blob namespace: chunk ids start
+// at 1 in every schema, so two indexes writing one Redis Cluster under one
+// key prefix (schemas of one name in two databases) would read each other's
+// K/V, each blob valid, as their own chunks'.
+void write_new_index_meta(IndexStores& stores, const std::string& dir, const IndexMeta& meta) {
+  MetadataStore& metadata = *stores.metadata;
+  metadata.write_transaction([&] {
+    KVRAG_CHECK(!holds_index_meta(metadata), kInvalidArgument, displayed_location(dir),
+                " was made an index by another process meanwhile; open it, or choose another ",
+                is_uri(dir) ? "schema" : "folder");
+    const BlobStats held = stores.blobs->stats();
+    KVRAG_CHECK(held.bytes == 0, kInvalidArgument, "the blob store of ", displayed_location(dir),
+                " already holds ", held.bytes,
+                " bytes of K/V under this index's key prefix, another index's or a dropped one's: "
+                "give the blob store its own prefix (blobs=redis://…?prefix=NAME) or delete its "
+                "keys");
+    write_index_meta(metadata, meta);
+  });
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- opening
@@ -298,8 +323,7 @@ std::unique_ptr<IndexFolder> IndexFolder::create(const std::string& dir,
   meta.embedding_dim = dim;
   meta.embedder_fingerprint = embedder ? embedder->fingerprint() : kNoEmbedder;
   meta.settings = recorded;
-  MetadataStore& metadata = *stores.metadata;
-  metadata.write_transaction([&] { write_index_meta(metadata, meta); });
+  write_new_index_meta(stores, dir, meta);
   return std::unique_ptr<IndexFolder>(new IndexFolder(dir, std::move(model), std::move(embedder),
                                                       std::move(stores), recorded, options));
 }
@@ -357,7 +381,8 @@ void copy_document(const MetadataStore& from_metadata, const BlobStore& from_blo
   for (size_t c = 0; c < chunks.size(); ++c) {
     KVRAG_CHECK(blobs[c].has_value(), kNotFound, "chunk ", chunks[c].id, " of document '",
                 doc.external_id, "' has no memory in ", from_metadata.location(),
-                "'s blob store: nothing to copy (index the document again)");
+                "'s blob store (a Redis Cluster may lose or evict one): nothing to copy; remove the "
+                "document (kvrag rm) and index it again, since indexing it unchanged skips it");
     // Read to check it (checksum, finite values) and to count its tokens.
     const int64_t tokens =
         read_kv_blob(*blobs[c], str_cat("memory of chunk ", chunks[c].id)).matrices.at(0).rows;
@@ -405,7 +430,7 @@ CopyReport IndexFolder::copy(const std::string& from, const std::string& to, int
   CopyReport report;
   source.metadata->write_transaction([&] {
     const IndexMeta meta = read_index_meta(*source.metadata);
-    target.metadata->write_transaction([&] { write_index_meta(*target.metadata, meta); });
+    write_new_index_meta(target, to, meta);
     const std::vector<int64_t> ids = document_ids(*source.metadata);
     for (size_t begin = 0; begin < ids.size(); begin += static_cast<size_t>(batch)) {
       const size_t end = std::min(ids.size(), begin + static_cast<size_t>(batch));

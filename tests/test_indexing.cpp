@@ -641,6 +641,18 @@ TEST(Indexing, ADamagedKvBlobIsRefusedWithItsChunkId) {
       [&] { p->ask("Where does the Altan rise?", options); }, ErrorKind::kFormat,
       {str_cat("memory of chunk ", chunk, ": K/V blob checksum mismatch (stored 0x"),
        "the store is damaged; remove and re-index the document"}));
+
+  // A copy under another id reuses the intact chunks' memories and encodes
+  // the damaged one's afresh: copied, the damage spread to the new chunk.
+  Document copy = small_corpus()[0];
+  copy.external_id = "altan-copy";
+  const IndexReport report = p->add_documents({copy});
+  const std::vector<ChunkRecord> copied = p->document_chunks(p->find_document("altan-copy")->id);
+  EXPECT_EQ(report.chunks_reused, static_cast<int64_t>(copied.size()) - 1);
+  const IndexStores stores = open_index_stores(tmp.file("index/store.sqlite"));
+  for (const ChunkRecord& c : copied) {
+    EXPECT_NO_THROW(read_kv_blob(*stores.blobs->get(c.id), "copied memory")) << c.id;
+  }
 }
 
 // A long-lived reader (kvrag serve) holds the folder's write lock, so that

@@ -131,6 +131,26 @@ TEST_F(ClusterSharedIndex, WhatOneNodeCommitsTheOtherAnswersFrom) {
   EXPECT_EQ(second->stats().faiss_vectors, first->stats().faiss_vectors);
 }
 
+// Two schemas writing one Redis Cluster under one key prefix: chunk ids
+// start at 1 in each, so each would answer from the other's K/V as its own.
+// The second index is refused when it is created, its schema left without
+// an index; under a prefix of its own it is created.
+TEST_F(ClusterSharedIndex, ASecondIndexUnderTheSameBlobPrefixIsRefused) {
+  const auto first = create_index();
+  const std::string redis = std::getenv("KVRAG_TEST_REDIS");
+  const std::string other_schema = schema_.substr(0, 60) + "_b";
+  const std::string other = testing::with_schema(postgres_, other_schema) + "&blobs=" + redis;
+  const auto uri_with_prefix = [&](const std::string& prefix) {
+    return other + (redis.find('?') == std::string::npos ? "%3F" : "%26") + "prefix=" + prefix;
+  };
+  EXPECT_TRUE(testing::throws_error(
+      [&] { RagPipeline::create(uri_with_prefix(schema_), kDemoModel, IndexSettings{}); },
+      ErrorKind::kInvalidArgument, {"already holds", "bytes of K/V under this index's key prefix"}));
+  EXPECT_FALSE(RagPipeline::exists(uri_with_prefix(schema_)));
+  EXPECT_NO_THROW(RagPipeline::create(uri_with_prefix(other_schema), kDemoModel, IndexSettings{}));
+  testing::drop_postgres_schema(postgres_, other_schema);
+}
+
 // The second node writes without having looked since the first node's
 // commit: its own write follows the store whole, the other's chunks included.
 TEST_F(ClusterSharedIndex, ANodeThatWritesAfterAnothersCommitHasBoth) {
