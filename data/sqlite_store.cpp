@@ -77,8 +77,19 @@ std::unique_lock<std::recursive_mutex> SqliteStore::lock() const {
   return std::unique_lock<std::recursive_mutex>(mutex_);
 }
 
+bool SqliteStore::holds_current_schema() const {
+  sql::Statement meta_table(*db_, "SELECT count(*) FROM sqlite_master WHERE name = 'meta'");
+  meta_table.step();
+  return meta_table.column_int(0) == 1 && meta("schema_version") == std::to_string(kSchemaVersion);
+}
+
 void SqliteStore::create_schema() {
   const auto held = lock();
+  // A store of this version is only read: opening it takes no write lock,
+  // so a reader (kvrag ask, the source of kvrag copy) opens while a long
+  // write transaction runs, where it waited for the busy timeout and failed
+  // with "database is locked". A new table therefore needs a new version.
+  if (holds_current_schema()) return;
   sql::Transaction txn(*db_);
   // The version is checked before anything else is created, so a store of
   // another version fails with this message rather than an SQL error.

@@ -54,6 +54,8 @@ class SqliteStore {
   int64_t orphan_rows() const;
 
  private:
+  // Whether the store holds the meta table and this build's schema version.
+  bool holds_current_schema() const;
   void create_schema();
   void migrate_from_version_1();
 

@@ -136,6 +136,18 @@ TEST_F(SqliteStoreTest, Version1StoreIsMigratedAtOpen) {
   EXPECT_EQ(database_->orphan_rows(), 0);
 }
 
+// Opening a current store reads only: it opens while another connection
+// holds a write transaction, where it waited 10 s for the lock and failed.
+TEST_F(SqliteStoreTest, OpensWhileAnotherConnectionWrites) {
+  add("doc-1", {"Violin strings were made of gut."}, 1);
+  close();
+  sql::Database writer(path());
+  writer.exec("BEGIN IMMEDIATE; UPDATE meta SET value = value WHERE key = 'schema_version';");
+  EXPECT_NO_THROW(open());
+  EXPECT_EQ(metadata_->stats().documents, 1);
+  writer.exec("ROLLBACK");
+}
+
 TEST(SqliteStoreOpen, NotAStoreIsAFormatError) {
   testing::TempDir dir("kvrag_store");
   const std::string garbage = dir.file("garbage.sqlite");
