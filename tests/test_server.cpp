@@ -509,6 +509,10 @@ TEST_F(ServerTest, ProtocolErrorsAreAnsweredAtOnceWithTheirStatus) {
       {"POST /v1/ask HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\n", "HTTP/1.1 400 ",
        "invalid Content-Length header"},
       {"TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405 ", "TRACE is not allowed on /"},
+      // No length (curl -X POST without -d): the body was read until the
+      // read timeout, then refused with a vague 400.
+      {"POST /v1/ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n",
+       "HTTP/1.1 411 ", "POST /v1/ask needs a body with a Content-Length header"},
       {"POST /v1/ask HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
        "\r\nhi",
        "HTTP/1.1 415 ",
