@@ -187,13 +187,22 @@ HttpServer::HttpServer(RagPipeline& pipeline, const ServerOptions& options)
   add_routes();
 }
 
-HttpServer::~HttpServer() = default;
+// The library's server first (its connection threads wait on the queues'
+// jobs), then the queues, whose destructors run the jobs still queued: a
+// streamed ask's job uses the routes' context, which context_ keeps alive
+// until after them (the handlers that shared it went with http_).
+HttpServer::~HttpServer() {
+  http_.reset();
+  ingest_.reset();
+  answers_.reset();
+}
 
 void HttpServer::add_routes() {
   // Handlers run with the context by reference; it lives as long as the
-  // server's routes do.
-  auto context =
+  // server's routes and queued jobs do (context_, ~HttpServer).
+  context_ =
       std::make_shared<Context>(Context{pipeline_, metrics_, *answers_, *ingest_, options_});
+  const std::shared_ptr<Context> context = context_;
   const int64_t max_body_bytes = options_.max_body_bytes;
   const auto run = [context](Handler handler, const Request& req, const std::string& body,
                              Response& res) {

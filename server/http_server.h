@@ -31,6 +31,8 @@
 
 namespace kvrag::server {
 
+struct Context;  // server/routes.h
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0: any free port (see bind())
@@ -85,6 +87,9 @@ class HttpServer {
   std::unique_ptr<WorkQueue> answers_;
   std::unique_ptr<WorkQueue> ingest_;
   std::unique_ptr<GuardedServer> http_;
+  // The routes' context, shared with their handlers: held here too, so that
+  // it outlives the jobs the queues still run as they are destroyed.
+  std::shared_ptr<Context> context_;
   std::mutex lifecycle_mutex_;
   bool stop_requested_ = false;
   std::atomic<bool> serving_{false};
