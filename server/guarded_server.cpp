@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 
 namespace kvrag::server {
 namespace {
@@ -34,12 +36,13 @@ class DeadlineStream : public httplib::Stream {
   }
 
   // Waits until a byte can be read, within the read deadline, returning
-  // early (false) once the server stops listening.
-  bool wait_readable() const {
+  // early (false) once the server stops listening, or once `give_up` says
+  // so (checked every slice).
+  bool wait_readable(const std::function<bool()>& give_up = {}) const {
     if (begin_ < end_) return true;
     const Clock::time_point until = std::min(read_deadline_, Clock::now() + limits_.io_timeout);
     while (true) {
-      if (listener_ == INVALID_SOCKET) return false;
+      if (listener_ == INVALID_SOCKET || (give_up && give_up())) return false;
       const auto left = std::chrono::duration_cast<milliseconds>(until - Clock::now()).count();
       if (left <= 0) {
         timed_out_ = true;
@@ -146,7 +149,8 @@ class DeadlineStream : public httplib::Stream {
 
 }  // namespace
 
-GuardedServer::GuardedServer(const ConnectionLimits& limits) : limits_(limits) {
+GuardedServer::GuardedServer(const ConnectionLimits& limits, size_t threads)
+    : limits_(limits), threads_(threads) {
   // The library's own timeouts still bound what it does outside our stream.
   const auto seconds = [](milliseconds ms) {
     return std::max<time_t>(1, static_cast<time_t>((ms.count() + 999) / 1000));
@@ -158,11 +162,23 @@ GuardedServer::GuardedServer(const ConnectionLimits& limits) : limits_(limits) {
 }
 
 bool GuardedServer::process_and_close_socket(socket_t sock) {
+  ++open_connections_;
+  struct Closed {
+    std::atomic<size_t>& open;
+    ~Closed() { --open; }
+  } closed{open_connections_};
+  // A kept-alive connection waiting for its next request holds a thread
+  // for up to header_timeout: while every thread holds a connection, new
+  // ones (a /healthz probe) queue behind idle ones, so those are closed, as
+  // HTTP lets a server close an idle connection at any time.
+  const auto crowded = [this] { return open_connections_.load() >= threads_; };
   DeadlineStream stream(sock, limits_, svr_sock_);
   bool ok = false;
   for (size_t left = limits_.keep_alive_max_count; left > 0; --left) {
     stream.start_request();
-    if (!stream.wait_readable()) break;  // silent or idle for header_timeout
+    const bool kept_alive = left < limits_.keep_alive_max_count;
+    // Silent or idle for header_timeout, or idle while the threads are crowded.
+    if (!stream.wait_readable(kept_alive ? std::function<bool()>(crowded) : nullptr)) break;
     bool connection_closed = false;
     ok = process_request(stream, /*close_connection=*/left == 1, connection_closed, nullptr);
     if (!ok || connection_closed || stream.timed_out()) break;

@@ -8,12 +8,16 @@
 //     within header_timeout of the connection opening (or of the previous
 //     response on a kept-alive connection), or the connection is closed;
 //   - the body must arrive within body_timeout of the headers;
-//   - every single read and write also gives up after io_timeout.
+//   - every single read and write also gives up after io_timeout;
+//   - while every connection thread holds a connection, a kept-alive one
+//     idle between requests is closed, so that new connections need not
+//     wait out idle ones' header_timeout.
 // Routing, parsing and responses are the library's own (process_request).
 #pragma once
 
 #include <httplib.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 
@@ -28,12 +32,16 @@ struct ConnectionLimits {
 
 class GuardedServer : public httplib::Server {
  public:
-  explicit GuardedServer(const ConnectionLimits& limits);
+  // `threads`: the connection threads of its task queue. While that many
+  // connections are open, a kept-alive one idle between requests is closed.
+  GuardedServer(const ConnectionLimits& limits, size_t threads);
 
  private:
   bool process_and_close_socket(socket_t sock) override;
 
   ConnectionLimits limits_;
+  size_t threads_;
+  std::atomic<size_t> open_connections_{0};
 };
 
 }  // namespace kvrag::server

@@ -173,8 +173,8 @@ HttpServer::HttpServer(RagPipeline& pipeline, const ServerOptions& options)
   // Ingestion encodes for as long as a request has documents: at nice 10 its
   // worker leaves the cores to the answer workers whenever they have work.
   ingest_ = std::make_unique<WorkQueue>("ingest", 1, options_.ingest_queue_size, /*nice=*/10);
-  http_ = std::make_unique<GuardedServer>(options_.connection);
   const size_t threads = static_cast<size_t>(options_.connection_threads);
+  http_ = std::make_unique<GuardedServer>(options_.connection, threads);
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http_->set_payload_max_length(static_cast<size_t>(options_.max_body_bytes));
   // cpp-httplib's default sets SO_REUSEPORT, which lets a second server bind

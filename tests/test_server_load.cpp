@@ -187,6 +187,35 @@ TEST_F(ServerLoadTest, SlowHeaderClientsDoNotBlockHealthzAndAreDropped) {
   EXPECT_TRUE(silent.closed_within(20.0));
 }
 
+// Kept-alive clients idle between requests (a pooled HTTP client, a load
+// balancer) on every connection thread: a new connection is served at once,
+// the idle ones closed, where it waited for their timeouts (10 s here).
+TEST_F(ServerLoadTest, IdleKeptAliveConnectionsMakeRoomForNewOnes) {
+  server::ServerOptions options;
+  options.threads = 1;
+  options.connection_threads = 3;
+  options.connection.header_timeout = std::chrono::seconds(10);
+  options.connection.io_timeout = std::chrono::seconds(10);
+  start(options);
+  std::vector<std::unique_ptr<httplib::Client>> idle;
+  for (int i = 0; i < 3; ++i) {
+    idle.push_back(client());
+    idle.back()->set_keep_alive(true);
+    const auto res = idle.back()->Get("/healthz");
+    ASSERT_TRUE(res) << httplib::to_string(res.error());
+    EXPECT_EQ(res->status, 200);
+  }
+  const auto start_probe = Clock::now();
+  const auto res = client(20)->Get("/healthz");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+  EXPECT_LT(seconds_since(start_probe), 3.0);
+  // A pooled client whose connection was closed connects again.
+  const auto again = idle.front()->Get("/healthz");
+  ASSERT_TRUE(again) << httplib::to_string(again.error());
+  EXPECT_EQ(again->status, 200);
+}
+
 TEST_F(ServerLoadTest, PassedDeadlineIs504WithAJsonErrorAndAStreamErrorEvent) {
   server::ServerOptions options;
   options.threads = 1;
