@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -406,9 +407,18 @@ void onednn_sums(const QuantizedRows& x, int64_t rows, const Int8Matrix& w, int6
 }  // namespace
 
 float quantize_row(const float* x, int64_t cols, int8_t* q) {
+  // A NaN wins the max (std::max would skip it, and the cast below erase
+  // it): a non-finite value must stop the product, not turn into zeros.
   float max_abs = 0.0f;
-  for (int64_t j = 0; j < cols; ++j) max_abs = std::max(max_abs, std::fabs(x[j]));
-  if (max_abs == 0.0f) {
+  for (int64_t j = 0; j < cols; ++j) {
+    const float a = std::fabs(x[j]);
+    max_abs = (a > max_abs || a != a) ? a : max_abs;
+  }
+  KVRAG_CHECK(std::isfinite(max_abs), kInternal, "int8 quantisation of a row of ", cols,
+              " values met ", max_abs, ": a weight or an activation overflowed or is damaged");
+  // Below this, 1 / scale overflows: such a row is zeros to int8 anyway.
+  constexpr float kSmallestMax = 127.0f / std::numeric_limits<float>::max();
+  if (max_abs < kSmallestMax) {
     std::fill(q, q + cols, int8_t{0});
     return 0.0f;
   }

@@ -21,6 +21,18 @@ std::vector<float> log_softmax(const float* logits, int64_t n) {
   return out;
 }
 
+// Error(kInternal) for a non-finite logit: a non-finite value got into the
+// step (a weight finite when loaded but large enough to overflow, a damaged
+// value in memory), where argmax over NaN picked token 0, pad, and the
+// answer came out empty with no error. One vocabulary row per step.
+void check_finite_logits(const float* logits, int64_t vocab, int64_t step) {
+  const float* bad =
+      std::find_if(logits, logits + vocab, [](float x) { return !std::isfinite(x); });
+  KVRAG_CHECK(bad == logits + vocab, kInternal, "decoder step ", step, " gave a non-finite logit (",
+              *bad, " for token ", bad - logits,
+              "): a weight or memory value overflowed or is damaged");
+}
+
 // transformers' MinNewTokensLengthLogitsProcessor: no eos while fewer than
 // min_new_tokens tokens have been generated.
 void forbid_early_eos(float* scores, int64_t generated, const GenerationOptions& options,
@@ -135,6 +147,7 @@ std::vector<Candidate> top_candidates(const std::vector<Beam>& beams, const Tens
   std::vector<Candidate> all;
   all.reserve(static_cast<size_t>(beams.size() * vocab));
   for (size_t b = 0; b < beams.size(); ++b) {
+    check_finite_logits(logits.row(static_cast<int64_t>(b)), vocab, generated);
     std::vector<float> logprobs = log_softmax(logits.row(static_cast<int64_t>(b)), vocab);
     forbid_early_eos(logprobs.data(), generated, options, eos);
     for (int64_t t = 0; t < vocab; ++t) {
@@ -239,6 +252,7 @@ void GreedyDecoding::accept(float* logits, const float* attention) {
   const int64_t generated = g_.steps;
   ++g_.steps;
   add_row(mass_, attention, static_cast<size_t>(memory_.tokens()));
+  check_finite_logits(logits, vocab_, generated);
   forbid_early_eos(logits, generated, options_, eos_);
   // torch.argmax keeps the first of equal maxima, as max_element does.
   const auto next = static_cast<int32_t>(std::max_element(logits, logits + vocab_) - logits);

@@ -128,6 +128,13 @@ T5Config parse_t5_config(const std::string& json_text, const std::string& source
               " × ", c.d_kv, " is more than ", kMaxWidth);
   KVRAG_CHECK(c.relative_attention_num_buckets >= 4, kFormat, source,
               ": 'relative_attention_num_buckets' must be at least 4");
+  // The log-spaced buckets start at half the buckets (the decoder's, one
+  // direction): a distance not beyond that divides by log(1) = 0 or goes
+  // negative, and the bucket indexes outside the bias table.
+  KVRAG_CHECK(c.relative_attention_max_distance > c.relative_attention_num_buckets / 2, kFormat,
+              source, ": 'relative_attention_max_distance' (", c.relative_attention_max_distance,
+              ") must be more than half of 'relative_attention_num_buckets' (",
+              c.relative_attention_num_buckets, ")");
   for (int32_t id : {c.pad_token_id, c.eos_token_id, c.decoder_start_token_id}) {
     KVRAG_CHECK(id < c.vocab_size, kFormat, source, ": special token id ", id,
                 " is outside the vocabulary of ", c.vocab_size);

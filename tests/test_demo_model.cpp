@@ -13,6 +13,7 @@
 #include "decoder/t5_decoder.h"
 #include "encoder/cross_kv.h"
 #include "encoder/t5_encoder.h"
+#include "tests/model_files.h"
 #include "tests/sample_corpus.h"
 
 namespace kvrag {
@@ -64,6 +65,29 @@ TEST(DemoModel, MatchesTheTrainingCodesForwardPass) {
   GenerationOptions greedy;
   greedy.max_new_tokens = 24;
   EXPECT_EQ(generate(decoder, memory, greedy).ids, read_ids(reference, "greedy_ids"));
+}
+
+// A memory value large enough to overflow the attention scores (as a
+// weight finite when loaded can make one): the step's logits come out NaN,
+// and greedy and beam search stop with an error rather than answer. Greedy
+// used to take NaN's argmax, token 0, and answer nothing without an error.
+TEST(DemoModel, NonFiniteLogitsAreAnErrorNotAnAnswer) {
+  const auto model = load_t5_model(kDemoModel);
+  const T5Encoder encoder(model);
+  const T5Decoder decoder(model);
+  const std::vector<int32_t> ids = {100, 200, 300, 1};
+  CrossKV kv = project_cross_kv(*model, encoder.encode(ids).view());
+  for (Tensor& k : kv.k) {
+    for (int64_t j = 0; j < k.cols(); ++j) k.at(1, j) = 3e38f;
+  }
+  const CrossMemory memory(std::move(kv));
+  for (const int64_t beams : {1, 2}) {
+    GenerationOptions options{.max_new_tokens = 4, .num_beams = beams};
+    EXPECT_TRUE(testing::throws_error([&] { generate(decoder, memory, options); },
+                                      ErrorKind::kInternal,
+                                      {"decoder step 0 gave a non-finite logit"}))
+        << beams << " beams";
+  }
 }
 
 TEST(DemoModel, FingerprintIgnoresTheReferenceFile) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <utility>
@@ -85,6 +86,23 @@ TEST(Int8Matrix, QuantizeRowScalesByTheLargestMagnitude) {
   std::vector<int8_t> qz(7, 5);
   EXPECT_EQ(quantize_row(zeros.data(), 7, qz.data()), 0.0f);
   for (int8_t v : qz) EXPECT_EQ(v, 0);
+}
+
+// A NaN or an infinity anywhere in the row is an error: std::max skipped a
+// NaN and the cast made it 0, so a NaN activation became a finite product.
+// A row too small for 1 / scale is zeros, not infinities and NaN.
+TEST(Int8Matrix, QuantizeRowRefusesNonFiniteValuesAndZeroesTinyRows) {
+  std::vector<int8_t> q(4);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const std::vector<float>& x : std::vector<std::vector<float>>{
+           {nan, 0.0f, 0.0f, 0.0f}, {1.0f, nan, 2.0f, 0.5f}, {0.5f, -inf, 1.0f, 0.0f}}) {
+    EXPECT_TRUE(testing::throws_error([&] { quantize_row(x.data(), 4, q.data()); },
+                                      ErrorKind::kInternal, {"int8 quantisation of a row of 4"}));
+  }
+  const std::vector<float> tiny = {1e-38f, 0.0f, -2e-38f, 0.0f};
+  EXPECT_EQ(quantize_row(tiny.data(), 4, q.data()), 0.0f);
+  for (int8_t v : q) EXPECT_EQ(v, 0);
 }
 
 TEST(Int8Matrix, QuantizeRowRoundsAsNearbyintTiesToEven) {
