@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "data/index_stores.h"
+#include "tests/fixtures.h"
 #include "tests/model_files.h"
 #include "tests/store_fixtures.h"
 
@@ -59,7 +60,7 @@ class StoreConformance : public ::testing::TestWithParam<StoreBackend> {
   StoreConformance() : dir_("kvrag_conformance") {}
 
   void SetUp() override {
-    if (!GetParam().unavailable.empty()) GTEST_SKIP() << GetParam().unavailable;
+    if (!GetParam().unavailable.empty()) KVRAG_SKIP_OR_FAIL(GetParam().unavailable);
     // A namespace left by a crashed run of an earlier process of the same
     // pid would otherwise show through.
     if (GetParam().drop) GetParam().drop(dir_.path());

@@ -22,6 +22,7 @@
 #include "data/index_stores.h"
 #include "data/postgres_connection.h"
 #include "data/postgres_store.h"
+#include "tests/fixtures.h"
 #include "tests/model_files.h"
 #include "tests/store_conformance.h"
 #include "tests/store_fixtures.h"
@@ -154,8 +155,9 @@ class ClusterPostgres : public ::testing::Test {
   void SetUp() override {
     uri_ = test_postgres_uri();
     if (uri_.empty())
-      GTEST_SKIP() << "KVRAG_TEST_POSTGRES is not set (a postgresql:// URI of "
-                      "the cluster scripts/cluster.sh starts)";
+      KVRAG_SKIP_OR_FAIL(
+          "KVRAG_TEST_POSTGRES is not set (a postgresql:// URI of the cluster scripts/cluster.sh "
+          "starts)");
   }
 
   void TearDown() override {

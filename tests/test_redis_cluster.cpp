@@ -36,6 +36,7 @@
 #include "tests/model_files.h"
 #include "tests/redis_admin.h"
 #include "tests/store_conformance.h"
+#include "tests/fixtures.h"
 #include "tests/store_fixtures.h"
 
 namespace kvrag {
@@ -185,7 +186,7 @@ class RedisClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const std::optional<std::string> uri = cluster_uri();
-    if (!uri) GTEST_SKIP() << kNoCluster;
+    if (!uri) KVRAG_SKIP_OR_FAIL(kNoCluster);
     options_ = parse_redis_cluster_uri(*uri);
     options_.prefix = "kvrag_cluster_test_" + std::to_string(::getpid());
     seed_ = options_.cluster.seeds.front();

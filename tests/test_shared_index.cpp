@@ -27,6 +27,7 @@
 #include "pipeline/qa_metrics.h"
 #include "pipeline/rag_pipeline.h"
 #include "tests/cli_run.h"
+#include "tests/fixtures.h"
 #include "tests/model_files.h"
 #include "tests/redis_admin.h"
 #include "tests/sample_corpus.h"
@@ -72,8 +73,9 @@ class ClusterSharedIndex : public ::testing::Test {
     const std::string postgres = testing::test_postgres_uri();
     const char* redis = std::getenv("KVRAG_TEST_REDIS");
     if (postgres.empty() || redis == nullptr) {
-      GTEST_SKIP() << "KVRAG_TEST_POSTGRES and KVRAG_TEST_REDIS name the cluster of "
-                      "scripts/cluster.sh; without them these tests skip";
+      KVRAG_SKIP_OR_FAIL(
+          "KVRAG_TEST_POSTGRES and KVRAG_TEST_REDIS name the cluster of scripts/cluster.sh; "
+          "without them these tests skip");
     }
     postgres_ = postgres;
     schema_ = "shared_" + std::to_string(getpid()) + "_" +
