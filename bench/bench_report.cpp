@@ -104,7 +104,8 @@ std::string ratio_text(const std::optional<double>& r) {
 
 void cells_table(const Group& group, std::ostringstream& md) {
   md << "Medians over "
-     << "questions × repeats, p95 in brackets; times in ms.\n\n"
+     << "questions × repeats, p95 in brackets; times in ms; peak RSS the largest over the "
+        "answers, the benchmark's 256 MiB bandwidth-probe buffer left out.\n\n"
      << "| variant | k | context tokens | first token | total | encoder | K/V load | "
         "decode ms/token | tokens/s | store MiB read | RAM hits | peak RSS MiB | EM | F1 |\n"
      << "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
@@ -479,7 +480,8 @@ std::string report_markdown(const BenchReport& report,
      << (report.num_beams == 1 ? std::string("greedy")
                                : "beam search, " + std::to_string(report.num_beams) + " beams")
      << ", at most " << report.max_new_tokens << " new tokens. Each question is retrieved once at "
-     << "the largest k; every k uses the top-k prefix and every variant answers from the same "
+     << "the largest k (with the first weight dtype's model when several are run); every k "
+     << "uses the top-k prefix and every variant and weight dtype answers from the same "
      << "chunks. " << report.warmup << " untimed warm-up answer(s) per variant and k, then "
      << "per question one untimed answer of each cached variant (cached-ram's fills the RAM "
      << "cache) and " << report.repeat << " timed repeat(s).\n\n"

@@ -64,15 +64,17 @@ struct CellData {
   std::vector<std::string> answers;  // first repeat, per question
 };
 
+// `not_counted`: resident bytes of the benchmark's own (the StreamProbe's
+// buffer) left out of the peak, which is otherwise the whole process's.
 Sample timed_answer(const RagPipeline& pipeline, const std::string& question,
                     const std::vector<RetrievedChunk>& chunks, const AskOptions& options,
-                    std::string* text) {
+                    std::string* text, int64_t not_counted) {
   reset_peak_rss();
   const int64_t rss_before = resident_bytes();
   const Answer answer = pipeline.answer(question, chunks, options);
   Sample s;
   s.timings = answer.timings;
-  s.peak_rss = status_bytes("VmHWM");
+  s.peak_rss = std::max<int64_t>(0, status_bytes("VmHWM") - not_counted);
   s.rss_growth = std::max<int64_t>(0, s.peak_rss - rss_before);
   if (text) *text = answer.text;
   return s;
@@ -262,6 +264,15 @@ BenchPipelines open_bench_pipelines(const std::string& dir, const OpenOptions& o
   return pipelines;
 }
 
+std::vector<std::vector<RetrievedChunk>> retrieve_questions(
+    const RagPipeline& pipeline, const std::vector<EvalQuestion>& questions, int64_t k,
+    RetrieverKind retriever) {
+  std::vector<std::vector<RetrievedChunk>> out;
+  out.reserve(questions.size());
+  for (const EvalQuestion& q : questions) out.push_back(pipeline.retrieve(q.question, k, retriever));
+  return out;
+}
+
 BenchResult run_bench(const BenchTarget& target, const std::vector<EvalQuestion>& questions,
                       const BenchSettings& settings, const BenchProgressFn& progress) {
   check_settings(target, questions, settings);
@@ -297,7 +308,8 @@ BenchResult run_bench(const BenchTarget& target, const std::vector<EvalQuestion>
   for (int64_t q = 0; q < n_questions; ++q) {
     const std::string& question = questions[q].question;
     const std::vector<RetrievedChunk> retrieved =
-        target.ram->retrieve(question, ks.back(), settings.retriever);
+        target.retrieved ? target.retrieved->at(static_cast<size_t>(q))
+                         : target.ram->retrieve(question, ks.back(), settings.retriever);
     for (int64_t ki = 0; ki < n_ks; ++ki) {
       const std::vector<RetrievedChunk> chunks(
           retrieved.begin(), retrieved.begin() + std::min<int64_t>(ks[ki], retrieved.size()));
@@ -334,7 +346,8 @@ BenchResult run_bench(const BenchTarget& target, const std::vector<EvalQuestion>
           CellData& cell = data[ki][v];
           std::string text;
           cell.samples.push_back(
-              timed_answer(pipeline, question, chunks, options, r == 0 ? &text : nullptr));
+              timed_answer(pipeline, question, chunks, options, r == 0 ? &text : nullptr,
+                           probe.bytes()));
           if (r == 0) cell.answers.push_back(text);
           report(q + 1, ks[ki], variants[v].name);
         }
@@ -431,6 +444,10 @@ uint64_t stream_read(std::span<const uint64_t> words, int64_t threads) {
 }
 
 StreamProbe::StreamProbe() : words_((size_t{256} << 20) / sizeof(uint64_t), 1) {}
+
+int64_t StreamProbe::bytes() const {
+  return static_cast<int64_t>(words_.size() * sizeof(uint64_t));
+}
 
 double StreamProbe::pass(int64_t threads) const {
   const auto start = std::chrono::steady_clock::now();

@@ -40,7 +40,18 @@ struct BenchTarget {
   bool random_weights = false;
   const RagPipeline* ram = nullptr;
   const RagPipeline* sqlite = nullptr;
+  // Per question, its chunks at the largest k (retrieve_questions), shared
+  // by the targets of one index's weight dtypes so that every dtype answers
+  // from the same chunks; null: run_bench retrieves them with `ram`.
+  const std::vector<std::vector<RetrievedChunk>>* retrieved = nullptr;
 };
+
+// Each question's top-k chunks with `pipeline`'s retriever `retriever`:
+// retrieved once for all of an index's weight dtypes, since a question's
+// embedding, and so its chunks, differ with the weights' rounding.
+std::vector<std::vector<RetrievedChunk>> retrieve_questions(
+    const RagPipeline& pipeline, const std::vector<EvalQuestion>& questions, int64_t k,
+    RetrieverKind retriever);
 
 // A BenchTarget's two pipelines over the index in `dir`: `ram` opened with
 // `options` (its RAM cache on), `sqlite` with the RAM cache off and ram's
@@ -116,6 +127,8 @@ class StreamProbe {
   // Bytes per second of the fastest of `passes` stream_reads by `threads`
   // threads (>= 1): the rate a memory-bound decoder step could reach.
   double best_of(int64_t threads, int passes) const;
+  // The kept buffer's bytes, resident while the probe lives.
+  int64_t bytes() const;
 
  private:
   double pass(int64_t threads) const;  // one of them

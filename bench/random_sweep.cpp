@@ -94,12 +94,17 @@ RandomSweepResult run_random_sweep(const RandomSweepSettings& sweep,
         index_until(*ram, docs, max_k, sweep.corpus_path);
         result.storage.push_back(storage_summary(*ram, label));
       }
-      // One dtype's pair of pipelines, and so one model, at a time.
+      // One dtype's pair of pipelines, and so one model, at a time; the
+      // chunks retrieved with the first dtype's.
+      std::vector<std::vector<RetrievedChunk>> retrieved;
       for (const WeightDtype weights : sweep.weights) {
         ram_options.weights = weights;
         const BenchPipelines pipelines = open_bench_pipelines(index_dir, ram_options);
+        if (weights == sweep.weights.front()) {
+          retrieved = retrieve_questions(*pipelines.ram, questions, max_k, settings.retriever);
+        }
         const BenchTarget target{weights_label(label, weights), true, pipelines.ram.get(),
-                                 pipelines.sqlite.get()};
+                                 pipelines.sqlite.get(), &retrieved};
         BenchResult run = run_bench(target, questions, settings, progress);
         result.cells.insert(result.cells.end(), run.cells.begin(), run.cells.end());
         result.stream_bytes_per_s = std::max(result.stream_bytes_per_s, run.stream_bytes_per_s);

@@ -225,15 +225,22 @@ int run_bench(const std::vector<std::string>& argv) {
   if (args.has("index")) {
     const std::vector<EvalQuestion> questions =
         read_eval_questions(questions_path, args.get_int("limit", 20, 0, 1 << 30));
-    for (const WeightDtype w : weights) {  // one model in memory at a time
+    // One model in memory at a time; the chunks retrieved with the first's.
+    std::vector<std::vector<RetrievedChunk>> retrieved;
+    for (const WeightDtype w : weights) {
       OpenOptions ram_options;
       ram_options.kv_cache_bytes = kv_cache_bytes;
       ram_options.weights = w;
       const bench::BenchPipelines pipelines =
           bench::open_bench_pipelines(args.get("index", ""), ram_options);
       const RagPipeline& ram = *pipelines.ram;
+      if (w == weights.front()) {
+        retrieved = bench::retrieve_questions(
+            ram, questions, *std::max_element(settings.ks.begin(), settings.ks.end()),
+            settings.retriever);
+      }
       const bench::BenchTarget target{bench::weights_label(model_label(ram), w), false, &ram,
-                                      pipelines.sqlite.get()};
+                                      pipelines.sqlite.get(), &retrieved};
       const bench::BenchResult result = bench::run_bench(target, questions, settings, on_progress);
       report.cells.insert(report.cells.end(), result.cells.begin(), result.cells.end());
       report.agreement.insert(report.agreement.end(), result.agreement.begin(),
