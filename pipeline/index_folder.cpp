@@ -134,9 +134,10 @@ std::unique_ptr<VectorIndex> load_or_rebuild_faiss(MetadataStore& metadata, cons
   // The ids again, beside their vectors: another process may have committed
   // since the first pass, and ids paired with other chunks' vectors would
   // retrieve the wrong chunks without an error.
+  const size_t expected = ids.size();
   ids.clear();
   std::vector<float> vectors;
-  vectors.reserve(ids.capacity() * static_cast<size_t>(dim));
+  vectors.reserve(expected * static_cast<size_t>(dim));
   metadata.for_each_embedding([&](int64_t id, std::span<const float> embedding) {
     check_dim(id, embedding);
     ids.push_back(id);
