@@ -100,11 +100,10 @@ bool refused_before_routing(const Request& req, Response& res) {
     return refuse(405, "method_not_allowed", req.method + " is not allowed on " + req.path);
   }
   const bool has_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
-  // Neither says where the body ends: cpp-httplib read to the end of the
+  // Without either nothing says where the body ends: cpp-httplib read to the end of the
   // connection, which a client waiting for its answer never closes, and
   // answered a vague 400 after the read timeout (curl -X POST without -d).
-  if (has_body && !req.has_header("Content-Length") &&
-      req.get_header_value("Transfer-Encoding") != "chunked") {
+  if (has_body && !req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
     return refuse(411, "length_required",
                   req.method + " " + req.path +
                       " needs a body with a Content-Length header (or chunked transfer encoding)");
