@@ -269,7 +269,8 @@ std::vector<std::vector<RetrievedChunk>> retrieve_questions(
     RetrieverKind retriever) {
   std::vector<std::vector<RetrievedChunk>> out;
   out.reserve(questions.size());
-  for (const EvalQuestion& q : questions) out.push_back(pipeline.retrieve(q.question, k, retriever));
+  for (const EvalQuestion& q : questions)
+    out.push_back(pipeline.retrieve(q.question, k, retriever));
   return out;
 }
 
@@ -345,9 +346,8 @@ BenchResult run_bench(const BenchTarget& target, const std::vector<EvalQuestion>
           const AskOptions options = ask_options(variants[v], settings);
           CellData& cell = data[ki][v];
           std::string text;
-          cell.samples.push_back(
-              timed_answer(pipeline, question, chunks, options, r == 0 ? &text : nullptr,
-                           probe.bytes()));
+          cell.samples.push_back(timed_answer(pipeline, question, chunks, options,
+                                              r == 0 ? &text : nullptr, probe.bytes()));
           if (r == 0) cell.answers.push_back(text);
           report(q + 1, ks[ki], variants[v].name);
         }

@@ -380,10 +380,11 @@ void copy_document(const MetadataStore& from_metadata, const BlobStore& from_blo
   const std::vector<std::vector<float>> embeddings = from_metadata.chunk_embeddings(chunk_ids);
   auto blobs = from_blobs.get_many(chunk_ids);
   for (size_t c = 0; c < chunks.size(); ++c) {
-    KVRAG_CHECK(blobs[c].has_value(), kNotFound, "chunk ", chunks[c].id, " of document '",
-                doc.external_id, "' has no memory in ", from_metadata.location(),
-                "'s blob store (a Redis Cluster may lose or evict one): nothing to copy; remove the "
-                "document (kvrag rm) and index it again, since indexing it unchanged skips it");
+    KVRAG_CHECK(
+        blobs[c].has_value(), kNotFound, "chunk ", chunks[c].id, " of document '", doc.external_id,
+        "' has no memory in ", from_metadata.location(),
+        "'s blob store (a Redis Cluster may lose or evict one): nothing to copy; remove the "
+        "document (kvrag rm) and index it again, since indexing it unchanged skips it");
     // Read to check it (checksum, finite values) and to count its tokens.
     const int64_t tokens =
         read_kv_blob(*blobs[c], str_cat("memory of chunk ", chunks[c].id)).matrices.at(0).rows;
@@ -479,8 +480,8 @@ IndexFolder::~IndexFolder() = default;
 // ---------------------------------------------------------------- writing
 
 void IndexFolder::check_chunkable(const Document& doc) const {
-  KVRAG_CHECK(gives_chunks(*model_, settings_, doc.text), kInvalidArgument,
-              "document '", doc.external_id, "' gives no chunk: its text has no token the model's ",
+  KVRAG_CHECK(gives_chunks(*model_, settings_, doc.text), kInvalidArgument, "document '",
+              doc.external_id, "' gives no chunk: its text has no token the model's ",
               "tokenizer keeps");
 }
 

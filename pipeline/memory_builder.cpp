@@ -211,8 +211,8 @@ AnswerMemory fid_memory(const IndexFolder& c, const std::string& question,
   std::vector<std::vector<int32_t>> batch;
   int64_t total = 0;
   const auto add_prompt = [&](const std::string& title, const std::string& text) {
-    batch.push_back(prompt_ids(
-        *c.model(), fill_prompt(c.settings().prompts.fid, PromptFields{question, title, text, {}})));
+    batch.push_back(prompt_ids(*c.model(), fill_prompt(c.settings().prompts.fid,
+                                                       PromptFields{question, title, text, {}})));
     total += static_cast<int64_t>(batch.back().size());
   };
   for (const RetrievedChunk& chunk : chunks) {

@@ -199,8 +199,7 @@ HttpServer::~HttpServer() {
 void HttpServer::add_routes() {
   // Handlers run with the context by reference; it lives as long as the
   // server's routes and queued jobs do (context_, ~HttpServer).
-  context_ =
-      std::make_shared<Context>(Context{pipeline_, metrics_, *answers_, *ingest_, options_});
+  context_ = std::make_shared<Context>(Context{pipeline_, metrics_, *answers_, *ingest_, options_});
   const std::shared_ptr<Context> context = context_;
   const int64_t max_body_bytes = options_.max_body_bytes;
   const auto run = [context](Handler handler, const Request& req, const std::string& body,

@@ -165,8 +165,9 @@ TEST_F(CliAsk, EvalChecksEveryQuestionBeforeAnswering) {
   for (const auto& [question, message] :
        {std::pair<std::string, std::string>{"   ", "question is empty"},
         {long_question, "field 'question' has "}}) {
-    testing::write_text(dir.file("questions.jsonl"),
-                        str_cat(good, good, "{\"question\": \"", question, "\", \"answers\": [\"x\"]}\n"));
+    testing::write_text(
+        dir.file("questions.jsonl"),
+        str_cat(good, good, "{\"question\": \"", question, "\", \"answers\": [\"x\"]}\n"));
     const CliRun run =
         run_kvrag({"eval", "--index", index(), "--questions", dir.file("questions.jsonl")});
     EXPECT_EQ(run.exit_code, 2) << describe(run);

@@ -188,8 +188,8 @@ TEST(Concurrency, AWriterDoesNotWaitForAConcatPromptsEncoding) {
     const auto start = std::chrono::steady_clock::now();
     started = true;
     pipeline->answer(kQuestion, chunks, options);
-    answer_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                    .count();
+    answer_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   });
   while (!started) std::this_thread::yield();
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -200,8 +200,8 @@ TEST(Concurrency, AWriterDoesNotWaitForAConcatPromptsEncoding) {
   const double write_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   reader.join();
-  EXPECT_LT(write_ms, answer_ms / 3) << "the write took " << write_ms << " ms, the answer "
-                                     << answer_ms << " ms";
+  EXPECT_LT(write_ms, answer_ms / 3)
+      << "the write took " << write_ms << " ms, the answer " << answer_ms << " ms";
 }
 
 }  // namespace

@@ -471,9 +471,11 @@ TEST(Indexing, ADocumentThatGivesNoChunkIsRefusedAndTheStoredOneKept) {
   Document empty = docs[0];
   empty.text = "\u200b";
   const Document other = docs[1];
-  EXPECT_TRUE(testing::throws_error([&] { p->add_documents({other, empty}, 1); },
-                                    ErrorKind::kInvalidArgument,
-                                    {"document '" + docs[0].external_id + "' gives no chunk"}));
+  EXPECT_TRUE(testing::throws_error(
+      [&] {
+        p->add_documents({other, empty}, 1);
+      },
+      ErrorKind::kInvalidArgument, {"document '" + docs[0].external_id + "' gives no chunk"}));
   EXPECT_EQ(p->document_chunks(stored->id).size(), chunks);
   EXPECT_FALSE(p->find_document(other.external_id).has_value());
 }

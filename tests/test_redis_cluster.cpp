@@ -33,10 +33,10 @@
 #include "data/index_stores.h"
 #include "data/redis_cluster.h"
 #include "data/redis_cluster_blob_store.h"
+#include "tests/fixtures.h"
 #include "tests/model_files.h"
 #include "tests/redis_admin.h"
 #include "tests/store_conformance.h"
-#include "tests/fixtures.h"
 #include "tests/store_fixtures.h"
 
 namespace kvrag {

@@ -271,7 +271,8 @@ TEST_F(ServerTest, DocumentsAreAddedReadAndDeleted) {
   EXPECT_EQ(second["unchanged"], 1);
 
   // A line break in an id: "." of the route's regex matched none.
-  ok_json(post("/v1/documents", {{"documents", {{{"id", "two\nlines"}, {"text", "Orrin Vale."}}}}}));
+  ok_json(
+      post("/v1/documents", {{"documents", {{{"id", "two\nlines"}, {"text", "Orrin Vale."}}}}}));
   EXPECT_EQ(ok_json(client()->Get("/v1/documents/two%0Alines"))["id"], "two\nlines");
   EXPECT_EQ(ok_json(client()->Delete("/v1/documents/two%0Alines"))["deleted"], "two\nlines");
 

@@ -147,7 +147,8 @@ TEST_F(ClusterSharedIndex, ASecondIndexUnderTheSameBlobPrefixIsRefused) {
   };
   EXPECT_TRUE(testing::throws_error(
       [&] { RagPipeline::create(uri_with_prefix(schema_), kDemoModel, IndexSettings{}); },
-      ErrorKind::kInvalidArgument, {"already holds", "bytes of K/V under this index's key prefix"}));
+      ErrorKind::kInvalidArgument,
+      {"already holds", "bytes of K/V under this index's key prefix"}));
   EXPECT_FALSE(RagPipeline::exists(uri_with_prefix(schema_)));
   EXPECT_NO_THROW(RagPipeline::create(uri_with_prefix(other_schema), kDemoModel, IndexSettings{}));
   testing::drop_postgres_schema(postgres_, other_schema);

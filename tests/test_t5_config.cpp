@@ -69,10 +69,10 @@ TEST(T5Config, RejectsWhatItCannotRun) {
   // With 32 buckets the decoder's log-spaced ones start at 16: a distance of
   // 16 divided by log(1) and read the bias table out of bounds.
   for (const char* distance : {"16", "4"}) {
-    expect_format_error(str_cat(R"({"model_type": "t5", "relative_attention_max_distance": )",
-                                distance, "}"),
-                        str_cat("'relative_attention_max_distance' (", distance,
-                                ") must be more than half of 'relative_attention_num_buckets' (32)"));
+    expect_format_error(
+        str_cat(R"({"model_type": "t5", "relative_attention_max_distance": )", distance, "}"),
+        str_cat("'relative_attention_max_distance' (", distance,
+                ") must be more than half of 'relative_attention_num_buckets' (32)"));
   }
   EXPECT_EQ(parse_t5_config(R"({"model_type": "t5", "relative_attention_max_distance": 17})", "cfg")
                 .relative_attention_max_distance,
