@@ -14,6 +14,22 @@ bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
+// Calls take(word, newlines after it) for each run of non-whitespace of
+// `text`, in order, while take returns true.
+template <typename Take>
+void for_each_word(std::string_view text, Take take) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    const size_t start = pos;
+    while (pos < text.size() && !is_space(text[pos])) ++pos;
+    const std::string_view word = text.substr(start, pos - start);
+    int newlines = 0;
+    while (pos < text.size() && is_space(text[pos])) newlines += text[pos++] == '\n';
+    if (word.empty()) continue;  // leading whitespace
+    if (!take(word, newlines)) return;
+  }
+}
+
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
@@ -64,18 +80,11 @@ std::vector<Chunk> chunk_text(const std::string& text, const TokenizeFn& tokeniz
   // Words, and whether a sentence or paragraph ends after each.
   std::vector<std::string_view> words;
   std::vector<bool> boundary_after;
-  const std::string_view all(text);
-  size_t pos = 0;
-  while (pos < all.size()) {
-    const size_t start = pos;
-    while (pos < all.size() && !is_space(all[pos])) ++pos;
-    const std::string_view word = all.substr(start, pos - start);
-    int newlines = 0;
-    while (pos < all.size() && is_space(all[pos])) newlines += all[pos++] == '\n';
-    if (word.empty()) continue;  // leading whitespace
+  for_each_word(text, [&](std::string_view word, int newlines) {
     words.push_back(word);
     boundary_after.push_back(newlines >= 2 || ends_sentence(word));
-  }
+    return true;
+  });
   const size_t n = words.size();
 
   // Each distinct word is tokenized once; prefix[i] = tokens of words[0, i).
@@ -161,6 +170,15 @@ std::vector<Chunk> chunk_text(const std::string& text, const TokenizeFn& tokeniz
     while (start < end && count(start) == 0) ++start;
   }
   return chunks;
+}
+
+bool has_tokens(const std::string& text, const TokenizeFn& tokenize) {
+  bool found = false;
+  for_each_word(text, [&](std::string_view word, int) {
+    found = !tokenize(std::string(word)).empty();
+    return !found;
+  });
+  return found;
 }
 
 }  // namespace kvrag

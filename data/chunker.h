@@ -49,4 +49,8 @@ using TokenizeFn = std::function<std::vector<int32_t>(const std::string&)>;
 std::vector<Chunk> chunk_text(const std::string& text, const TokenizeFn& tokenize,
                               const ChunkOptions& options);
 
+// Whether chunk_text gives `text` any chunk: whether a word of it has a
+// token. Tokenizes words only until the first that has one.
+bool has_tokens(const std::string& text, const TokenizeFn& tokenize);
+
 }  // namespace kvrag

@@ -124,9 +124,8 @@ std::string chunk_embedder_text(const std::string& prompt_title, const std::stri
   return prompt_title.empty() ? chunk_text : prompt_title + " " + chunk_text;
 }
 
-bool gives_chunks(const T5EncoderModel& model, const IndexSettings& settings,
-                  const std::string& text) {
-  return !chunk_text(text, word_tokenizer(model), settings.chunking).empty();
+bool gives_chunks(const T5EncoderModel& model, const std::string& text) {
+  return has_tokens(text, word_tokenizer(model));
 }
 
 std::vector<NewChunk> chunk_document(const T5EncoderModel& model, const SentenceEmbedder* embedder,

@@ -62,9 +62,9 @@ std::vector<int32_t> chunk_prompt_ids(const T5EncoderModel& model, const IndexSe
 std::string chunk_embedder_text(const std::string& prompt_title, const std::string& chunk_text);
 
 // Whether chunking `text` gives at least one chunk: not when none of its
-// characters is a token the model's tokenizer keeps.
-bool gives_chunks(const T5EncoderModel& model, const IndexSettings& settings,
-                  const std::string& text);
+// characters is a token the model's tokenizer keeps (data/chunker.h
+// has_tokens: cheap, it stops at the first word with a token).
+bool gives_chunks(const T5EncoderModel& model, const std::string& text);
 
 // The chunks of `doc` with position, text, token ids (of the chunk text,
 // no eos) and content hash filled; the embedding is left empty for

@@ -480,9 +480,8 @@ IndexFolder::~IndexFolder() = default;
 // ---------------------------------------------------------------- writing
 
 void IndexFolder::check_chunkable(const Document& doc) const {
-  KVRAG_CHECK(gives_chunks(*model_, settings_, doc.text), kInvalidArgument, "document '",
-              doc.external_id, "' gives no chunk: its text has no token the model's ",
-              "tokenizer keeps");
+  KVRAG_CHECK(gives_chunks(*model_, doc.text), kInvalidArgument, "document '", doc.external_id,
+              "' gives no chunk: its text has no token the model's tokenizer keeps");
 }
 
 std::vector<BatchDocument> IndexFolder::prepare(std::span<const Document* const> docs,

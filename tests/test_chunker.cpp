@@ -104,6 +104,27 @@ TEST(Chunker, EmptyTextGivesNoChunks) {
   EXPECT_TRUE(chunk_text(" \n\n\t ", fake_tokenize, {}).empty());
 }
 
+// has_tokens answers whether chunk_text gives any chunk, and tokenizes
+// words only until the first that has a token.
+TEST(Chunker, HasTokensIsWhetherAnyChunkComesAndStopsAtTheFirstToken) {
+  // Words of "~" have no tokens here, as characters SentencePiece drops.
+  const TokenizeFn drops_tildes = [](const std::string& word) {
+    return word.find_first_not_of('~') == std::string::npos ? std::vector<int32_t>{}
+                                                            : fake_tokenize(word);
+  };
+  for (const std::string text : {"", " \n\t ", "~ ~~\n~", "~ ~~ word ~", "Hello, world."}) {
+    EXPECT_EQ(has_tokens(text, drops_tildes), !chunk_text(text, drops_tildes, {}).empty())
+        << "'" << text << "'";
+  }
+  std::vector<std::string> asked;
+  const TokenizeFn counting = [&asked](const std::string& word) {
+    asked.push_back(word);
+    return fake_tokenize(word);
+  };
+  EXPECT_TRUE(has_tokens("first second third", counting));
+  EXPECT_EQ(asked, std::vector<std::string>{"first"});
+}
+
 TEST(Chunker, ShortTextIsOneChunk) {
   const std::vector<Chunk> chunks = chunk_text("  Hello,\n\nworld.  ", fake_tokenize, {});
   ASSERT_EQ(chunks.size(), 1u);
